@@ -1,0 +1,46 @@
+# biovfm: two commands for a fresh machine -- `make demo` and `make test`.
+# Each creates .venv on first use (idempotent). On a GPU server use the conda env instead:
+#   conda env create -f environment.yml && conda activate biovfm && make test VENV=$CONDA_PREFIX
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.biovfm-installed
+export HF_HUB_OFFLINE ?= 1
+export MPLBACKEND ?= Agg
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test figures install export clean-nbs check-sync bench help
+
+help:
+	@echo "make demo     run the pipeline headless on embedded real data (runs/demo/)"
+	@echo "make test     execute every notebook and the plain tests (pytest)"
+	@echo "make figures  regenerate the paper figures from stored published numbers"
+
+$(STAMP): settings.ini setup.py constraints.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -q tests
+
+# Until the end-to-end pipeline exists, the demo executes every stage notebook headless into runs/demo/.
+demo: $(STAMP)
+	@mkdir -p runs/demo
+	@for nb in nbs/[0-9]*.ipynb; do echo "== $$nb"; \
+	  $(BIN)/papermill -k python3 --cwd nbs --progress-bar "$$nb" "runs/demo/$$(basename $$nb)" || exit 1; done
+
+figures: $(STAMP)
+	$(BIN)/papermill -k python3 --cwd nbs nbs/06_figures.ipynb runs/figures/06_figures.ipynb -p results paper -p out_dir ../figures
+
+export: $(STAMP)
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# Fails when the package or the notebooks are out of sync with what is committed.
+check-sync: $(STAMP)
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+	@git diff --exit-code --stat -- biovfm nbs || (echo "nbdev_export/nbdev_clean changed tracked files: run 'make export' and commit" && exit 1)
