@@ -10,12 +10,14 @@ export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test figures install export clean-nbs check-sync bench help
+.PHONY: demo test figures install export check-sync bench configs paper-runs help
 
 help:
 	@echo "make demo     run the pipeline headless on embedded real data (runs/demo/)"
 	@echo "make test     execute every notebook and the plain tests (pytest)"
 	@echo "make figures  regenerate the paper figures from stored published numbers"
+	@echo "make bench    run the stage benchmarks, collect their ratios in benchmarks/README.md"
+	@echo "make paper-runs  print the paper's experiment matrix: state, GPU-hours, commands"
 
 $(STAMP): settings.ini setup.py constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -39,6 +41,16 @@ figures: $(STAMP)
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# Stage benchmarks: ratios measured in one run, collected into benchmarks/README.md.
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+# The paper's experiment matrix: regenerate its configs, or print its plan with the exact commands.
+configs: $(STAMP)
+	$(BIN)/biovfm-experiments configs
+paper-runs: $(STAMP)
+	$(BIN)/biovfm-experiments plan paper --dry-run
 
 # Fails when the package or the notebooks are out of sync with what is committed.
 check-sync: $(STAMP)

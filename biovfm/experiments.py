@@ -15,7 +15,8 @@ from .core import (repo_root, runs_root, results_root, timm_name, backbone_param
 # %% auto #0
 __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'dinov2_recipe', 'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix',
            'vit_forward_flops', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir',
-           'run_state', 'run_commands', 'plan', 'launch', 'collect', 'configs_match', 'main']
+           'expand', 'run_state', 'run_commands', 'curate_steps', 'curate_command', 'plan', 'launch', 'collect',
+           'configs_match', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -144,11 +145,18 @@ def matrix_dir(matrix:str) -> Path:
     return p if p.is_dir() else repo_root()/'configs'/matrix
 
 # %% ../nbs/07_experiments.ipynb #8ffa51d2
+def _abs(p) -> Path:
+    p = Path(p); return p if p.is_absolute() else repo_root()/p
+
 def _last_step(log:Path) -> int|None:
     if not log.exists(): return None
     try: s = pd.read_csv(log, usecols=['step'])['step']
     except (ValueError, pd.errors.EmptyDataError): return None
     return int(s.max()) if len(s) else None
+
+def expand(value, runs_dir):
+    "Replace the `$RUNS` placeholder of a config value by the runs folder (data lists built by a matrix)."
+    return str(value).replace('$RUNS', str(Path(runs_dir).resolve())) if isinstance(value, str) else value
 
 def run_state(run:Run, runs_dir) -> str:
     "One of: needs data list, not started, pretraining at step N/M, exported, probed."
@@ -161,14 +169,10 @@ def run_state(run:Run, runs_dir) -> str:
         if steps is None or int(steps) >= int(run.pretrain['max_steps']): return 'exported'
     step = _last_step(pre/'log.csv')
     if step is not None: return f"pretraining at step {step}/{run.pretrain['max_steps']}"
-    dl = Path(run.pretrain['data_list'])
-    if not (dl if dl.is_absolute() else repo_root()/dl).exists(): return 'needs data list'
+    if not _abs(expand(run.pretrain['data_list'], runs_dir)).exists(): return 'needs data list'
     return 'not started'
 
 # %% ../nbs/07_experiments.ipynb #b5bff34b
-def _abs(p) -> Path:
-    p = Path(p); return p if p.is_absolute() else repo_root()/p
-
 def run_commands(run:Run, runs_dir, matrix_path) -> list[list[str]]:
     "The papermill command lines (argv lists) that complete `run`."
     out, mp, nbs = _abs(runs_dir)/run.name, _abs(matrix_path), repo_root()/'nbs'
@@ -176,11 +180,22 @@ def run_commands(run:Run, runs_dir, matrix_path) -> list[list[str]]:
     if run.pretrain is not None:
         cmds.append(['papermill', '-k', 'python3', '--cwd', str(nbs), str(nbs/'03_pretrain.ipynb'), str(out/'03_pretrain.ipynb'),
                      '-f', str(mp/f'{run.name}.pretrain.yaml'), '-p', 'out_dir', str(out/'pretrain'),
-                     '-p', 'data_list', str(_abs(run.pretrain['data_list']))])
+                     '-p', 'data_list', str(_abs(expand(run.pretrain['data_list'], runs_dir)))])
     backbone = run.probe.get('backbone') or str(out/'pretrain')
     cmds.append(['papermill', '-k', 'python3', '--cwd', str(nbs), str(nbs/'04_probe.ipynb'), str(out/'04_probe.ipynb'),
                  '-f', str(mp/f'{run.name}.probe.yaml'), '-p', 'backbone', backbone, '-p', 'out_dir', str(out/'probe')])
     return cmds
+
+# %% ../nbs/07_experiments.ipynb #cd54f8bb
+def curate_steps(matrix_path) -> dict[str, Path]:
+    "The matrix's corpus-building steps: name -> its `*.curate.yaml` file."
+    return {f.name[:-len('.curate.yaml')]: f for f in sorted(Path(matrix_path).glob('data/*.curate.yaml'))}
+
+def curate_command(name:str, cfg:Path, runs_dir) -> list[str]:
+    "The papermill command line that builds data list `name` of a matrix."
+    out, nbs = _abs(runs_dir)/'data'/name, repo_root()/'nbs'
+    return ['papermill', '-k', 'python3', '--cwd', str(nbs), str(nbs/'01_curate.ipynb'), str(out/'01_curate.ipynb'),
+            '-f', str(_abs(cfg)), '-p', 'out_dir', str(out)]
 
 # %% ../nbs/07_experiments.ipynb #4d397f7a
 def plan(matrix:str='paper', runs_dir=None, only=None) -> pd.DataFrame:
@@ -199,26 +214,38 @@ def _select(runs, only):
     return sel
 
 # %% ../nbs/07_experiments.ipynb #a9da3796
+def _run_logged(argv:list[str], logf:Path) -> int:
+    "Run `argv` with its output in `logf`; the exit code."
+    logf.parent.mkdir(parents=True, exist_ok=True)
+    with open(logf, 'w') as fh: return subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode
+
 def launch(matrix:str='cpu_twin', runs_dir=None, only=None, dry_run:bool=False, papermill:str|None=None, log=print) -> pd.DataFrame:
     "Run what is missing in each selected run of the matrix; returns the final plan."
     mp = matrix_dir(matrix); runs = _select(load_matrix(mp), only)
     rd = Path(runs_dir) if runs_dir else runs_root()/mp.name
     pm_bin = papermill or str(Path(sys.executable).with_name('papermill'))
     failed = {}
+    for name, cfg in curate_steps(mp).items():
+        if (rd/'data'/name/'data_list.parquet').exists(): continue
+        c = curate_command(name, cfg, rd)
+        log(f"[data/{name}] {'would run' if dry_run else 'running'}: {shlex.join([pm_bin] + c[1:])}")
+        if not dry_run and (rc := _run_logged([pm_bin] + c[1:], rd/'data'/name/'01_curate.log')):
+            raise RuntimeError(f"building data list {name} failed (exit {rc}), see {rd/'data'/name/'01_curate.log'}")
     for r in runs:
         state = run_state(r, rd)
         if state == 'probed': log(f"[{r.name}] probed: nothing to do"); continue
-        if state == 'needs data list': failed[r.name] = f"data list {r.pretrain['data_list']} is missing"; log(f"[{r.name}] {failed[r.name]}"); continue
+        if state == 'needs data list':
+            failed[r.name] = f"data list {expand(r.pretrain['data_list'], rd)} is missing (build it with nbs/01_curate.ipynb)"
+            log(f"[{r.name}] {failed[r.name]}")
+            if not dry_run: continue
         cmds = run_commands(r, rd, mp)
         if state == 'exported': cmds = cmds[-1:]
         for c in cmds:
             line = shlex.join([pm_bin] + c[1:])
             log(f"[{r.name}] {'would run' if dry_run else 'running'}: {line}")
             if dry_run: continue
-            (rd/r.name).mkdir(parents=True, exist_ok=True)
             logf = rd/r.name/(Path(c[5]).stem + '.log')
-            with open(logf, 'w') as fh: rc = subprocess.run([pm_bin] + c[1:], stdout=fh, stderr=subprocess.STDOUT).returncode
-            if rc != 0: failed[r.name] = f"exit {rc}, see {logf}"; log(f"[{r.name}] FAILED ({failed[r.name]})"); break
+            if (rc := _run_logged([pm_bin] + c[1:], logf)) != 0: failed[r.name] = f"exit {rc}, see {logf}"; log(f"[{r.name}] FAILED ({failed[r.name]})"); break
     if failed and not dry_run:
         raise RuntimeError("runs failed: " + '; '.join(f"{k}: {v}" for k, v in failed.items()))
     return plan(str(mp), rd, only)
