@@ -37,6 +37,7 @@ demo: $(STAMP)
 	  $(BIN)/papermill -k python3 --cwd nbs --progress-bar "$$nb" "runs/demo/$$(basename $$nb)" || exit 1; done
 
 figures: $(STAMP)
+	@mkdir -p runs/figures
 	$(BIN)/papermill -k python3 --cwd nbs nbs/06_figures.ipynb runs/figures/06_figures.ipynb -p results paper -p out_dir ../figures
 
 export: $(STAMP)
