@@ -1,0 +1,208 @@
+"Probing stage: metrics against medmnist.Evaluator and scikit-learn on real predictions, every task type, backbone loaders, cache, folders."
+import json, os
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from biovfm.core import MEDMNIST_2D, SCHEMAS, benchmark_info, data_dir, read_table, save_backbone
+from biovfm import probe as P
+
+SPEC = 'random:vit_tiny_patch16_224:patch_size=7'  # 16 tokens at 28 px: fast on CPU
+
+
+@pytest.fixture(scope='module')
+def breast_predictions(tmp_path_factory):
+    "A real fast probe on BreastMNIST (28 px) and its saved predictions."
+    out = tmp_path_factory.mktemp('bm')
+    bb = P.load_probe_backbone(SPEC, 28)
+    data = P.load_benchmark('breastmnist', 28)
+    rows, rec = P.probe_one(bb, data, 'fast', epochs=10, n_boot=200, cache_dir=out/'cache', out_dir=out)
+    with np.load(out/rec['predictions'], allow_pickle=False) as z: pred = {k: z[k] for k in z}
+    return rows, rec, pred
+
+
+def test_task_kinds_of_all_12():
+    kinds = {f: P.task_kind(benchmark_info(f).task) for f in MEDMNIST_2D}
+    assert kinds['chestmnist'] == 'multi-label' and kinds['retinamnist'] == 'multi-class'  # ordinal as multi-class, as the authors
+    assert {kinds[f] for f in ('breastmnist', 'pneumoniamnist')} == {'binary'}
+    assert sum(k == 'multi-class' for k in kinds.values()) == 9  # incl. retinamnist
+
+
+def test_agrees_with_medmnist_evaluator(breast_predictions):
+    from medmnist import Evaluator
+    rows, rec, pred = breast_predictions
+    ev = Evaluator('breastmnist', 'test', root=str(data_dir('medmnist')))
+    auc, acc = ev.evaluate(pred['y_score'])
+    pm = P.point_metrics(pred['y_true'], pred['y_score'], 'binary')  # threshold 0.5, as getACC
+    assert pm['auc'] == pytest.approx(auc, abs=1e-12) and pm['acc'] == pytest.approx(acc, abs=1e-12)
+    assert auc > 0.65  # a random ViT on breast ultrasound: a real, better than chance probe
+    # the reported plain value uses the validation-tuned threshold; AUC does not depend on it
+    assert rec['auc_point'] == pytest.approx(auc, abs=1e-12)
+
+
+def test_vectorised_bootstrap_equals_sklearn_on_real_predictions(breast_predictions):
+    rows, rec, pred = breast_predictions
+    thr = pred['thresholds']
+    a = P.bootstrap_metrics(pred['y_true'], pred['y_score'], 'binary', thr, n_boot=60, seed=42)
+    b = P.sklearn_bootstrap(pred['y_true'], pred['y_score'], 'binary', thr, n_boot=60, seed=42)
+    for m in P.METRICS: np.testing.assert_allclose(a[m], b[m], atol=1e-10)
+    np.testing.assert_allclose(pred['boot_auc'][:60], a['auc'])  # stored replicates are these very resamples
+    s = rows.set_index('metric')
+    assert s.loc['auc', 'value'] == pytest.approx(np.nanmean(pred['boot_auc']))  # point = bootstrap mean
+    assert (s.ci_lo <= s.value).all() and (s.value <= s.ci_hi).all()
+
+
+def test_thresholds_tuned_on_validation_by_mcc(breast_predictions):
+    from sklearn.metrics import matthews_corrcoef
+    _, _, pred = breast_predictions
+    yv, sv = pred['y_true_val'].ravel(), pred['y_score_val'][:, 1]
+    t = pred['thresholds'][0]
+    best = matthews_corrcoef(yv, sv > t)
+    for c in np.unique(sv): assert matthews_corrcoef(yv, sv > c) <= best + 1e-12
+
+
+@pytest.mark.parametrize('task', ['multi-class', 'ordinal-regression', 'multi-label, binary-class', 'binary-class'])
+def test_every_task_type_against_medmnist_and_sklearn(task):
+    from medmnist.evaluator import getAUC, getACC
+    rng = np.random.default_rng(0); n = 400
+    kind = P.task_kind(task)
+    if kind == 'multi-label':
+        y = (rng.random((n, 5)) < [.4, .2, .1, .05, .03]).astype(int); s = np.clip(y*.25 + rng.random((n, 5))*.75, 0, 1)
+    elif kind == 'binary':
+        y = rng.integers(0, 2, (n, 1)); p1 = np.clip(y[:, 0]*.3 + rng.random(n)*.7, 0, 1); s = np.stack([1-p1, p1], 1)
+    else:
+        y = rng.integers(0, 5, (n, 1)); s = rng.dirichlet(np.ones(5), n); s[np.arange(n), y[:, 0]] += .4; s /= s.sum(1, keepdims=True)
+    pm = P.point_metrics(y, s, kind)
+    assert pm['auc'] == pytest.approx(getAUC(y, s, task), abs=1e-12)
+    assert pm['acc'] == pytest.approx(getACC(y, s, task), abs=1e-12)
+    thr = P.tune_thresholds(y[:200], s[:200], kind)
+    a = P.bootstrap_metrics(y, s, kind, thr, n_boot=30, seed=5); b = P.sklearn_bootstrap(y, s, kind, thr, n_boot=30, seed=5)
+    for m in P.METRICS: np.testing.assert_allclose(np.nan_to_num(a[m], nan=-9), np.nan_to_num(b[m], nan=-9), atol=1e-10)
+
+
+def test_degenerate_resamples_are_dropped_and_counted():
+    y = np.zeros((40, 1), int); y[0] = 1  # one positive: many resamples miss it
+    s = np.random.default_rng(0).random(40)
+    boot = P.bootstrap_metrics(y, np.stack([1-s, s], 1), 'binary', [0.5], n_boot=300, seed=0)
+    summ = P.summarise_bootstrap(boot)
+    n_valid = summ.n_boot_valid.iloc[0]
+    assert 100 < n_valid < 300  # P(miss) = (39/40)^40 ~ 36%
+    assert summ.value.notna().all()
+
+
+def test_chunking_does_not_change_resamples():
+    a = np.concatenate(list(P.bootstrap_indices(50, 37, seed=3, chunk=37)))
+    b = np.concatenate(list(P.bootstrap_indices(50, 37, seed=3, chunk=37)))
+    assert (a == b).all() and a.shape == (37, 50)
+
+
+def test_timm_weights_from_local_files(tmp_path):
+    import timm
+    torch.manual_seed(0)
+    src = timm.create_model('vit_tiny_patch16_224', pretrained=False, num_classes=10, img_size=32, patch_size=8, reg_tokens=1).eval()
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path/'w.safetensors'))
+    torch.save(src.state_dict(), tmp_path/'w.pth')
+    x = torch.randn(2, 3, 32, 32)
+    ref = P.pool_features(src, x)
+    for f in ('w.safetensors', 'w.pth'):
+        bb = P.load_probe_backbone(f'timm:vit_tiny_patch16_224:{tmp_path/f}:patch_size=8,reg_tokens=1', img_size=32)
+        assert bb.method == 'timm' and bb.arch == 'vit_tiny'
+        torch.testing.assert_close(P.pool_features(bb.model, x), ref)
+    # an untrusted pickle is refused (weights_only loading)
+    torch.save({'state_dict': src.state_dict(), 'evil': Path('/')}, tmp_path/'bad.pth')
+    with pytest.raises(Exception): P.load_probe_backbone(f'timm:vit_tiny_patch16_224:{tmp_path/"bad.pth"}:patch_size=8,reg_tokens=1', img_size=32)
+
+
+def test_biomedclip_vision_trunk_without_open_clip(tmp_path):
+    import timm
+    src = timm.create_model('vit_tiny_patch16_224', pretrained=False, num_classes=0).eval()
+    sd = {f'visual.trunk.{k}': v for k, v in src.state_dict().items()}
+    sd['visual.head.proj.weight'] = torch.randn(16, 192); sd['text.transformer.w'] = torch.randn(3)
+    torch.save(sd, tmp_path/'open_clip_pytorch_model.bin')
+    (tmp_path/'open_clip_config.json').write_text(json.dumps({'model_cfg': {'vision_cfg': {'timm_model_name': 'vit_tiny_patch16_224'}}}))
+    bb = P.load_probe_backbone(f'biomedclip:{tmp_path}', img_size=224)
+    x = torch.randn(1, 3, 224, 224)
+    torch.testing.assert_close(P.pool_features(bb.model, x), P.pool_features(src, x))
+    assert bb.method == 'biomedclip'
+
+
+def test_rad_dino_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='config.json'): P.load_probe_backbone(f'rad-dino:{tmp_path}')
+    (tmp_path/'config.json').write_text('{}')
+    try: import transformers  # noqa
+    except ImportError:
+        with pytest.raises(ImportError, match='transformers'): P.load_probe_backbone(f'rad-dino:{tmp_path}')
+
+
+def test_cache_key_follows_weights_and_preprocessing(tmp_path):
+    data = P.load_benchmark('breastmnist', 28)
+    m = P.load_probe_backbone(SPEC, 28, seed=0).model
+    save_backbone(m, tmp_path/'exp', 'vit_tiny_patch16_224', 28, 'dinov2', model_kwargs=dict(patch_size=7))
+    bb = P.load_probe_backbone(tmp_path/'exp', 28)
+    f1, h1 = P.cached_features(bb, data, 'val', tmp_path/'c')
+    f2, h2 = P.cached_features(P.load_probe_backbone(tmp_path/'exp', 28), data, 'val', tmp_path/'c')
+    assert (h1, h2) == (False, True) and (f1 == f2).all()
+    with torch.no_grad(): m.blocks[0].mlp.fc1.weight.add_(0.01)  # retrained: same folder, new weights
+    save_backbone(m, tmp_path/'exp', 'vit_tiny_patch16_224', 28, 'dinov2', model_kwargs=dict(patch_size=7))
+    _, h3 = P.cached_features(P.load_probe_backbone(tmp_path/'exp', 28), data, 'val', tmp_path/'c')
+    _, h4 = P.cached_features(bb, data, 'val', tmp_path/'c', view='aug-42-0')
+    assert (h3, h4) == (False, False)
+
+
+def _folder(dest, n, size, multilabel, n_classes, seed=0):
+    "A generated labelled folder whose labels are visible in the images (so a probe can learn them)."
+    rng = np.random.default_rng(seed); (dest/'img').mkdir(parents=True); rows = []
+    for i in range(n):
+        if multilabel: lab = [k for k in range(n_classes) if rng.random() < .4] or [0]
+        else: lab = [int(rng.integers(0, n_classes))]
+        im = rng.integers(0, 60, (size, size)).astype(np.int32); ii, jj = np.mgrid[:size, :size]
+        for k in lab: im += 60*(((ii//(k+1)) + (jj//(k+1))) % 2)  # label k: a checkerboard of period k+1 (a texture)
+        im = np.clip(im, 0, 255).astype(np.uint8)
+        Image.fromarray(im).save(dest/'img'/f'{i}.png')
+        rows.append(dict(path=f'img/{i}.png', label='|'.join(map(str, lab))))
+    pd.DataFrame(rows).to_csv(dest/'labels.csv', index=False)
+    return dest
+
+
+@pytest.mark.parametrize('multilabel,n_classes', [(True, 4), (False, 3)])
+def test_labelled_folder_end_to_end(tmp_path, multilabel, n_classes):
+    fold = _folder(tmp_path/'ds', 160, 28, multilabel, n_classes)
+    out = tmp_path/'out'
+    met = P.probe_many([SPEC], [], out, 28, 'fast', dataset_dir=fold, epochs=15, n_boot=100, cache_dir=tmp_path/'c', verbose=False)
+    assert list(met.columns) == SCHEMAS['metrics'] and set(met.metric) == set(P.METRICS)
+    auc = met.set_index('metric').loc['auc', 'value']
+    assert auc > 0.8  # the label textures are easy (chance: 0.5)
+    assert (out/'splits'/'ds.csv').exists()
+    runs = read_table(out/'probe_runs.csv')
+    assert runs.kind.iloc[0] == ('multi-label' if multilabel else 'multi-class')
+    t = P.table1(out/'metrics.csv', out)
+    assert t.ci_method.iloc[0] == 'replicates' and (out/'table1.md').exists()
+    assert t.auc.iloc[0] == pytest.approx(100*auc)
+
+
+def test_both_protocols_exported_and_random_like(tmp_path):
+    m = P.load_probe_backbone(SPEC, 28, seed=3).model
+    exp = save_backbone(m, tmp_path/'mae_tiny', 'vit_tiny_patch16_224', 28, 'mae', model_kwargs=dict(patch_size=7),
+                        total_params=6_000_000, steps=5)
+    out = tmp_path/'out'
+    for proto, ep in (('fast', 10), ('faithful', 1)):
+        P.probe_many([str(exp), f'random-like:{exp}'], ['breastmnist'], out, 28, proto, epochs=ep, n_boot=100,
+                     cache_dir=tmp_path/'c', verbose=False)
+    met = read_table(out/'metrics.csv', 'metrics')
+    assert len(met) == 2*2*5
+    assert set(met.method) == {'mae', 'random'} and set(met.protocol) == {'fast', 'faithful'}
+    assert met[met.method == 'mae'].total_params_m.iloc[0] == pytest.approx(6.0)
+    assert len(list((out/'predictions').rglob('*.npz'))) == 4
+    t = P.table1(out/'metrics.csv', out)
+    assert len(t) == 4 and (t.n_benchmarks == 1).all()
+
+
+def test_missing_size_fails_clearly_or_upsamples():
+    with pytest.raises(FileNotFoundError, match='resize_from'): P.load_benchmark('pneumoniamnist', 128)
+    d = P.load_benchmark('breastmnist', 64, resize_from=28)
+    assert d.upsampled and d.source_img_size == 28 and d.x['val'].shape == (78, 64, 64)
+    with pytest.raises(ValueError, match='unknown benchmark'): P.probe_many([SPEC], ['brainmnist'], None)
