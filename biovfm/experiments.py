@@ -16,7 +16,7 @@ from .core import (repo_root, runs_root, results_root, timm_name, backbone_param
 __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'dinov2_recipe', 'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix',
            'vit_forward_flops', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir',
            'expand', 'run_state', 'run_commands', 'curate_steps', 'curate_command', 'plan', 'launch', 'collect',
-           'configs_match', 'main']
+           'configs_match', 'cpu_twin_matrix', 'analyse', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -43,8 +43,8 @@ def mae_recipe(arch:str, data:str, gpus:int=8, epochs:int=800) -> dict:
                 nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto')
 
 def probe_recipe(img_size:int=224, benchmarks=MEDMNIST_2D, protocol='fast') -> dict:
-    "Probing parameters of the paper: all 12 benchmarks at 224 px (`protocol='faithful'` for the authors' loop)."
-    return dict(benchmarks=','.join(benchmarks), img_size=img_size, protocol=protocol, seed=42)
+    "Probing parameters of the paper: all 12 benchmarks at 224 px, never upsampled (`protocol='faithful'` for the authors' loop)."
+    return dict(benchmarks=','.join(benchmarks), img_size=img_size, resize_from=0, protocol=protocol, seed=42)
 
 # %% ../nbs/07_experiments.ipynb #e0e7656e
 @dataclass
@@ -109,9 +109,13 @@ def gpu_hours(pretrain:dict, peak_tflops:float=312., utilisation:float=0.35) -> 
 # %% ../nbs/07_experiments.ipynb #55e16561
 def _yaml(d:dict) -> str: return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
 
-def write_configs(runs:list[Run], dest) -> list[Path]:
-    "Write `<name>.pretrain.yaml` / `<name>.probe.yaml` for each run under `dest`."
+def write_configs(runs:list[Run], dest, curate:dict|None=None) -> list[Path]:
+    "Write `<name>.pretrain.yaml` / `<name>.probe.yaml` for each run (and `data/<name>.curate.yaml` steps) under `dest`."
     dest = Path(dest); out = []
+    for name, params in (curate or {}).items():
+        p = dest/'data'/f'{name}.curate.yaml'; p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"# corpus {name}: papermill nbs/01_curate.ipynb runs/<name>.ipynb -f {p.name} -p out_dir $RUNS/data/{name}\n"
+                     + _yaml(params)); out.append(p)
     for r in runs:
         base = dest/r.name
         base.parent.mkdir(parents=True, exist_ok=True)
@@ -267,20 +271,54 @@ def collect(matrix:str='cpu_twin', runs_dir=None, dest=None) -> pd.DataFrame:
         frames.append(df.assign(run=r.name))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=['run'])
 
-# %% ../nbs/07_experiments.ipynb #847a05f5
-def configs_match(runs:list[Run], dest) -> list[str]:
+# %% ../nbs/07_experiments.ipynb #495ec067
+def configs_match(runs:list[Run], dest, curate:dict|None=None) -> list[str]:
     "Names of config files under `dest` that differ from what `runs` generate (empty when in sync)."
     with tempfile.TemporaryDirectory() as d:
-        files = write_configs(runs, d)
+        files = write_configs(runs, d, curate)
         return [str(f.relative_to(d)) for f in files if not (Path(dest)/f.relative_to(d)).exists()
                 or (Path(dest)/f.relative_to(d)).read_text() != f.read_text()]
 
+# %% ../nbs/07_experiments.ipynb #d640f33d
+def cpu_twin_matrix(steps:int=4, img_size:int=32, patch_size:int=8, benchmarks='breastmnist') -> tuple[list[Run], dict]:
+    "A CPU-sized twin of the paper's matrix (runs, curate steps)."
+    curate = {'twin': dict(max_files=14, slice_step=6, workers=1)}
+    probe = dict(benchmarks=benchmarks, img_size=img_size, protocol='fast', epochs=10, n_boot=200, seed=42)
+    runs = []
+    for m in ('dinov2', 'mae'):
+        for a in ('vit_tiny', 'vit_small'):
+            runs.append(Run(f'model_scaling/{m}_{a}',
+                            dict(method=m, arch=timm_name(a), data_list='$RUNS/data/twin/data_list.parquet', img_size=img_size,
+                                 patch_size=patch_size, batch_size=16, max_steps=steps, nproc=1, precision='auto',
+                                 num_workers=0, seed=0, save_every=2, resume='auto'),
+                            dict(probe), f'CPU twin of model scaling: {m} {a}'))
+    for a in ('vit_tiny', 'vit_small'):
+        runs.append(Run(f'baselines/random_{a}', None,
+                        dict(probe, backbone=f'random:{timm_name(a)}:patch_size={patch_size}'),
+                        f'random-init baseline: {a}, patch {patch_size}'))
+    return runs, curate
+
+# %% ../nbs/07_experiments.ipynb #41de18df
+def analyse(results, x_axis:str='backbone', data_list=None, papermill:str|None=None, log=print) -> Path:
+    "Run nbs/05_scaling and nbs/06_figures on a folder of collected results; returns the figures folder."
+    results = Path(results).resolve(); nbs = repo_root()/'nbs'
+    pm_bin = papermill or str(Path(sys.executable).with_name('papermill'))
+    steps = [('05_scaling', ['-p', 'out_dir', str(results/'scaling')]),
+             ('06_figures', ['-p', 'out_dir', str(results/'figures'), '-p', 'scaling_dir', str(results/'scaling')]
+                            + (['-p', 'data_list', str(data_list)] if data_list else []))]
+    for nb, extra in steps:
+        argv = [pm_bin, '-k', 'python3', '--cwd', str(nbs), str(nbs/f'{nb}.ipynb'), str(results/f'{nb}.ipynb'),
+                '-p', 'results', str(results), '-p', 'x_axis', x_axis] + extra
+        log(f"running: {shlex.join(argv)}")
+        if (rc := _run_logged(argv, results/f'{nb}.log')): raise RuntimeError(f"{nb} failed (exit {rc}), see {results/f'{nb}.log'}")
+    return results/'figures'
+
 # %% ../nbs/07_experiments.ipynb #0a20c704
 def main(argv=None):
-    "Command line: biovfm-experiments {plan,run,collect,configs} [matrix] [--runs-dir D] [--only R] [--dry-run]."
+    "Command line: biovfm-experiments {plan,run,collect,analyse,configs} [matrix] [--runs-dir D] [--only R] [--dest D] [--dry-run]."
     import argparse
     ap = argparse.ArgumentParser('biovfm-experiments', description='The paper matrix: plan, run, collect.')
-    ap.add_argument('action', choices=['plan', 'run', 'collect', 'configs'])
+    ap.add_argument('action', choices=['plan', 'run', 'collect', 'analyse', 'configs'])
     ap.add_argument('matrix', nargs='?', default='paper')
     ap.add_argument('--runs-dir'); ap.add_argument('--only'); ap.add_argument('--dest')
     ap.add_argument('--dry-run', action='store_true')
@@ -288,6 +326,8 @@ def main(argv=None):
     pd.set_option('display.width', 200, 'display.max_colwidth', 80)
     if a.action == 'configs':
         for f in write_configs(paper_matrix(), repo_root()/'configs'/'paper'): print(f)
+        runs, cur = cpu_twin_matrix()
+        for f in write_configs(runs, repo_root()/'configs'/'cpu_twin', cur): print(f)
     elif a.action == 'plan':
         print(plan(a.matrix, a.runs_dir, a.only).to_string(index=False))
         if a.dry_run: launch(a.matrix, a.runs_dir, a.only, dry_run=True)
@@ -296,3 +336,4 @@ def main(argv=None):
     else:
         df = collect(a.matrix, a.runs_dir, a.dest)
         print(f"collected {df['run'].nunique() if len(df) else 0} runs")
+        if a.action == 'analyse': print(analyse(Path(a.dest) if a.dest else results_root()/'own'))

@@ -1,0 +1,113 @@
+"Pretraining stage: exact resume after a kill (2 gloo processes under torchrun, and in-process), NaN/inf guard, CLI."
+import os, signal, subprocess, sys, time
+from pathlib import Path
+import pandas as pd
+import pytest
+import torch
+
+from biovfm.core import load_backbone
+from biovfm.data import example_data_list
+from biovfm import pretrain as P
+
+ROOT = Path(__file__).resolve().parents[1]
+# tiny but complete DINOv2: 16 tokens, 64 prototypes, drop path on (so the RNG state matters), 2 local crops
+TINY = dict(method='dinov2', arch='vit_tiny_patch16', img_size=32, patch_size=8, batch_size=4, n_prototypes=64,
+            head_hidden=64, head_bottleneck=32, n_local=2, local_size=16, drop_path=0.1, max_steps=6, save_every=2, seed=3)
+
+
+@pytest.fixture(scope='module')
+def data_list(tmp_path_factory):
+    return str(example_data_list(tmp_path_factory.mktemp('dl'), n=24, size=32))
+
+
+def _torchrun(cfg, **popen):
+    env = dict(os.environ, OMP_NUM_THREADS='1', HF_HUB_OFFLINE='1', PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'biovfm.pretrain',
+           *P.cli_args(cfg), '--no_progress']
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def _descendants(pid:int) -> list[int]:
+    "Process ids below `pid` (from /proc), deepest last."
+    kids = {}
+    for st in Path('/proc').glob('[0-9]*/stat'):
+        try: f = st.read_text().rsplit(')', 1)[1].split(); kids.setdefault(int(f[1]), []).append(int(st.parent.name))
+        except (OSError, IndexError, ValueError): pass
+    out, todo = [], [pid]
+    while todo:
+        for c in kids.get(todo.pop(), []): out.append(c); todo.append(c)
+    return out
+
+
+def _finish(proc, timeout=400):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def test_ddp_gloo_kill_and_resume_reproduces_losses(data_list, tmp_path):
+    ref = P.make_config(**TINY, data_list=data_list, out_dir=str(tmp_path/'ref'), nproc=2)
+    _finish(_torchrun(ref))
+    full = pd.read_csv(tmp_path/'ref'/'log.csv')
+    assert full.step.tolist() == list(range(6)) and full.loss.notna().all()
+
+    cfg = P.make_config(**TINY, data_list=data_list, out_dir=str(tmp_path/'run'), nproc=2)
+    proc = _torchrun(cfg)
+    ck, t0 = tmp_path/'run'/P.CKPT, time.time()
+    while not ck.exists() and proc.poll() is None and time.time() - t0 < 400: time.sleep(0.05)
+    for pid in _descendants(proc.pid) + [proc.pid]: os.kill(pid, signal.SIGKILL)   # workers first: no clean shutdown
+    proc.communicate()
+    killed_at = P.load_checkpoint(ck)['step']
+    assert 2 <= killed_at < 6, f"the run was not killed mid-way (checkpoint at step {killed_at})"
+    _finish(_torchrun(cfg))
+    resumed = pd.read_csv(tmp_path/'run'/'log.csv')
+    assert resumed.step.tolist() == list(range(6))
+    pd.testing.assert_series_equal(resumed.loss, full.loss, rtol=1e-5, atol=1e-6)
+    for k in ('dino_loss', 'ibot_loss', 'koleo_loss'):
+        pd.testing.assert_series_equal(resumed[k], full[k], rtol=1e-5, atol=1e-6)
+    a, _ = load_backbone(tmp_path/'ref'); b, info = load_backbone(tmp_path/'run')
+    assert info['steps'] == 6 and info['method'] == 'dinov2'
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()): torch.testing.assert_close(v, w, msg=k)
+
+
+def test_in_process_stop_and_resume_is_exact_for_mae(data_list, tmp_path):
+    kw = dict(method='mae', img_size=32, batch_size=8, max_steps=4, data_list=data_list, seed=1)
+    P.train(P.make_config(**kw, out_dir=str(tmp_path/'a')), progress=False)
+    P.train(P.make_config(**kw, out_dir=str(tmp_path/'b')), progress=False, stop_after=2)
+    assert P.load_checkpoint(tmp_path/'b'/P.CKPT)['step'] == 2
+    P.train(P.make_config(**kw, out_dir=str(tmp_path/'b')), progress=False)
+    a, b = pd.read_csv(tmp_path/'a'/'log.csv'), pd.read_csv(tmp_path/'b'/'log.csv')
+    assert b.step.tolist() == [0, 1, 2, 3]
+    pd.testing.assert_series_equal(a.loss, b.loss, rtol=1e-6, atol=1e-7)
+    m, info = load_backbone(tmp_path/'b')
+    assert info['total_params'] > info['backbone_params'] and not any('mask_token' in k or 'decoder' in k for k in m.state_dict())
+
+
+def test_resume_refuses_a_different_run(data_list, tmp_path):
+    kw = dict(method='mae', img_size=32, batch_size=4, max_steps=1, data_list=data_list, out_dir=str(tmp_path))
+    P.train(P.make_config(**kw), progress=False)
+    with pytest.raises(ValueError, match='checkpoint does not fit'):
+        P.train(P.make_config(**(kw | dict(patch_size=8, max_steps=2))), progress=False)
+
+
+def test_nan_guard_skips_then_stops(data_list, tmp_path, monkeypatch):
+    real = P.forward_loss
+    calls = {'n': 0}
+    def flaky(*a, **k):
+        out = real(*a, **k); calls['n'] += 1
+        if calls['n'] == 2 or calls['n'] >= 4: out['loss'] = out['loss']*float('nan')
+        return out
+    monkeypatch.setattr(P, 'forward_loss', flaky)
+    cfg = P.make_config(method='mae', img_size=32, batch_size=4, max_steps=20, max_bad_steps=3, data_list=data_list, out_dir=str(tmp_path))
+    with pytest.raises(FloatingPointError, match='3 consecutive steps'):
+        P.train(cfg, progress=False)
+    log = pd.read_csv(tmp_path/'log.csv')
+    assert log.skipped.tolist()[:5] == [0, 1, 0, 1, 1]
+
+
+def test_cli_args_round_trip():
+    cfg = P.make_config(**TINY, data_list='x.parquet', out_dir='o')
+    args = P.cli_args(cfg)
+    back = {args[i][2:]: args[i+1] for i in range(0, len(args), 2)}
+    assert back['global_scale'] == '[0.32, 1.0]' and back['arch'] == cfg.arch and back['drop_path'] == '0.1'
+    assert 'nproc' not in back  # torchrun owns the process count
