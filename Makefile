@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test figures install export check-sync bench configs paper-runs help
+.PHONY: demo demo-fresh test figures install export check-sync bench configs paper-runs help
 
 help:
 	@echo "make demo     run the pipeline headless on embedded real data (runs/demo/)"
@@ -30,11 +30,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q tests
 
-# Until the end-to-end pipeline exists, the demo executes every stage notebook headless into runs/demo/.
+# The whole pipeline on embedded real data (stage notebooks run by papermill), report in runs/demo/REPORT.md.
 demo: $(STAMP)
-	@mkdir -p runs/demo
-	@for nb in nbs/[0-9]*.ipynb; do echo "== $$nb"; \
-	  $(BIN)/papermill -k python3 --cwd nbs --progress-bar "$$nb" "runs/demo/$$(basename $$nb)" || exit 1; done
+	$(PY) -m biovfm.demo
+demo-fresh: $(STAMP)
+	$(PY) -m biovfm.demo --fresh
 
 figures: $(STAMP)
 	@mkdir -p runs/figures

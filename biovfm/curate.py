@@ -5,7 +5,7 @@
 # %% ../nbs/01_curate.ipynb #d2468203
 from __future__ import annotations
 import hashlib, json, os, re, time, math, shutil, warnings, contextlib, tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -616,6 +616,7 @@ def chunk_done(out_dir, shard:int, chunk:int) -> bool:
 def process_chunk(args) -> dict:
     "Process one chunk (raw_dir, out_dir, shard, chunk, jobs, opts) and write its results atomically."
     raw_dir, out_dir, shard, chunk, jobs, opts = args
+    if isinstance(opts, dict): opts = Options(**opts)   # sent to a worker process as plain data
     d = _chunk_dir(out_dir, shard, chunk)
     if (d/'.done').exists(): return json.loads((d/'.done').read_text())
     t0 = time.time(); rows, rejects, stats = [], [], []
@@ -650,6 +651,11 @@ def prepare_run(raw_dir, out_dir, opts:Options, num_shards:int=1, max_files=None
     with atomic_path(out_dir/'plan.parquet') as tmp: plan.to_parquet(tmp, index=False)
     return plan
 
+def _worker_fn():
+    "`process_chunk` as the installed module's function: spawned workers cannot import one defined in a notebook kernel."
+    import biovfm.curate
+    return biovfm.curate.process_chunk
+
 def run_shard(raw_dir, out_dir, plan:pd.DataFrame, shard:int, opts:Options, workers:int=1, progress:bool=True) -> list:
     "Process every unfinished chunk of `shard` with `workers` processes; return the chunks' `.done` records."
     from tqdm.auto import tqdm
@@ -667,7 +673,7 @@ def run_shard(raw_dir, out_dir, plan:pd.DataFrame, shard:int, opts:Options, work
     else:
         import multiprocessing as mp
         with mp.get_context('spawn').Pool(workers) as pool:
-            for r in pool.imap_unordered(process_chunk, todo): done.append(r); bar.update(); bar.set_postfix(images=sum(d['images'] for d in done))
+            for r in pool.imap_unordered(_worker_fn(), [t[:5] + (asdict(t[5]),) for t in todo]): done.append(r); bar.update(); bar.set_postfix(images=sum(d['images'] for d in done))
     bar.close()
     return done
 

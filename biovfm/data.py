@@ -118,7 +118,7 @@ def _mix(*xs) -> int:
 class PretrainDataset(torch.utils.data.Dataset):
     "Images of a curation data list (`split` rows, optional `modality` subset or seeded sample of `n`), as RGB PIL images through `transform`."
     def __init__(self, data_list, split:str|None='train', modality:str|list|None=None, n:int|None=None,
-                 transform=None, seed:int=0, max_bad:int=100):
+                 transform=None, seed:int=0, max_bad:int=100, load_size:int|None=None, cache_mb:float=2048):
         self.path = Path(data_list)
         if not self.path.exists(): raise FileNotFoundError(f"data_list={str(data_list)!r} does not exist")
         df = read_table(self.path, 'data_list')
@@ -129,11 +129,18 @@ class PretrainDataset(torch.utils.data.Dataset):
         if n is not None and n < len(df): df = df.sample(n=n, random_state=seed).sort_index()
         if not len(df): raise ValueError(f"{self.path}: no rows with split={split!r}, modality={modality!r}")
         self.df, self.root, self.transform, self.seed, self.max_bad, self.n_bad = df.reset_index(drop=True), self.path.parent, transform, seed, max_bad, 0
+        self.load_size, self._cache = load_size, {}
+        # small runs: keep the downsized images in memory when they fit in `cache_mb` (per process / worker)
+        self._use_cache = load_size is not None and len(self.df)*load_size**2*3/2**20 <= cache_mb
 
     def __len__(self): return len(self.df)
     def load(self, i:int) -> Image.Image:
-        "Image `i` as RGB."
-        with Image.open(self.root/self.df.path.iat[i]) as im: return im.convert('RGB')
+        "Image `i` as RGB (downsized so its longer side is at most `load_size`, when set)."
+        if i in self._cache: return self._cache[i]
+        with Image.open(self.root/self.df.path.iat[i]) as im: im = im.convert('RGB')
+        if self.load_size and max(im.size) > self.load_size: im.thumbnail((self.load_size, self.load_size), Image.BICUBIC)
+        if self._use_cache: self._cache[i] = im
+        return im
 
     def __getitem__(self, key:int):
         key = int(key); i = key % len(self)

@@ -4,19 +4,19 @@
 
 # %% ../nbs/07_experiments.ipynb #c1ca3b86
 from __future__ import annotations
-import json, math, os, shlex, shutil, subprocess, sys, time
+import json, math, os, shlex, shutil, subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
 import yaml
-from .core import (repo_root, runs_root, results_root, timm_name, backbone_params, read_table, write_table,
+from .core import (BACKBONES, repo_root, runs_root, results_root, timm_name, backbone_params, read_table, write_table,
                          atomic_path, MEDMNIST_2D)
 
 # %% auto #0
 __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'dinov2_recipe', 'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix',
            'vit_forward_flops', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir',
-           'expand', 'run_state', 'run_commands', 'curate_steps', 'curate_command', 'plan', 'launch', 'collect',
-           'configs_match', 'cpu_twin_matrix', 'analyse', 'main']
+           'expand', 'probed', 'run_state', 'run_commands', 'curate_steps', 'curate_command', 'plan', 'launch',
+           'collect', 'configs_match', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -162,10 +162,20 @@ def expand(value, runs_dir):
     "Replace the `$RUNS` placeholder of a config value by the runs folder (data lists built by a matrix)."
     return str(value).replace('$RUNS', str(Path(runs_dir).resolve())) if isinstance(value, str) else value
 
+def probed(run:Run, runs_dir) -> bool:
+    "Whether every benchmark of the run's probing config has results (a killed probe leaves some out)."
+    met = Path(runs_dir)/run.name/'probe'/'metrics.csv'
+    if not met.exists(): return False
+    want = {b.strip() for b in str(run.probe.get('benchmarks', '')).split(',') if b.strip()}
+    if want == {'all'}: want = set(MEDMNIST_2D)
+    try: got = set(pd.read_csv(met, usecols=['benchmark']).benchmark.astype(str))
+    except (ValueError, pd.errors.EmptyDataError): return False
+    return want <= got
+
 def run_state(run:Run, runs_dir) -> str:
     "One of: needs data list, not started, pretraining at step N/M, exported, probed."
     out = Path(runs_dir)/run.name
-    if (out/'probe'/'metrics.csv').exists(): return 'probed'
+    if probed(run, runs_dir): return 'probed'
     if run.pretrain is None: return 'not started'
     pre = out/'pretrain'
     if (pre/'backbone.json').exists():
@@ -218,10 +228,16 @@ def _select(runs, only):
     return sel
 
 # %% ../nbs/07_experiments.ipynb #a9da3796
-def _run_logged(argv:list[str], logf:Path) -> int:
-    "Run `argv` with its output in `logf`; the exit code."
+def _run_logged(argv:list[str], logf:Path, timings:Path|None=None, step:str='') -> int:
+    "Run `argv` with its output in `logf`; the exit code. Appends (step, notebook, seconds, exit code) to `timings`."
     logf.parent.mkdir(parents=True, exist_ok=True)
-    with open(logf, 'w') as fh: return subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode
+    t0 = time.time()
+    with open(logf, 'w') as fh: rc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode
+    if timings is not None:
+        row = pd.DataFrame([dict(step=step, notebook=Path(logf).stem, seconds=round(time.time()-t0, 1), exit_code=rc,
+                                 finished=time.strftime('%Y-%m-%d %H:%M:%S'))])
+        row.to_csv(timings, mode='a', header=not Path(timings).exists(), index=False)
+    return rc
 
 def launch(matrix:str='cpu_twin', runs_dir=None, only=None, dry_run:bool=False, papermill:str|None=None, log=print) -> pd.DataFrame:
     "Run what is missing in each selected run of the matrix; returns the final plan."
@@ -233,7 +249,7 @@ def launch(matrix:str='cpu_twin', runs_dir=None, only=None, dry_run:bool=False, 
         if (rd/'data'/name/'data_list.parquet').exists(): continue
         c = curate_command(name, cfg, rd)
         log(f"[data/{name}] {'would run' if dry_run else 'running'}: {shlex.join([pm_bin] + c[1:])}")
-        if not dry_run and (rc := _run_logged([pm_bin] + c[1:], rd/'data'/name/'01_curate.log')):
+        if not dry_run and (rc := _run_logged([pm_bin] + c[1:], rd/'data'/name/'01_curate.log', rd/'timings.csv', f'data/{name}')):
             raise RuntimeError(f"building data list {name} failed (exit {rc}), see {rd/'data'/name/'01_curate.log'}")
     for r in runs:
         state = run_state(r, rd)
@@ -249,7 +265,7 @@ def launch(matrix:str='cpu_twin', runs_dir=None, only=None, dry_run:bool=False, 
             log(f"[{r.name}] {'would run' if dry_run else 'running'}: {line}")
             if dry_run: continue
             logf = rd/r.name/(Path(c[5]).stem + '.log')
-            if (rc := _run_logged([pm_bin] + c[1:], logf)) != 0: failed[r.name] = f"exit {rc}, see {logf}"; log(f"[{r.name}] FAILED ({failed[r.name]})"); break
+            if (rc := _run_logged([pm_bin] + c[1:], logf, rd/'timings.csv', r.name)) != 0: failed[r.name] = f"exit {rc}, see {logf}"; log(f"[{r.name}] FAILED ({failed[r.name]})"); break
     if failed and not dry_run:
         raise RuntimeError("runs failed: " + '; '.join(f"{k}: {v}" for k, v in failed.items()))
     return plan(str(mp), rd, only)
@@ -266,8 +282,8 @@ def collect(matrix:str='cpu_twin', runs_dir=None, dest=None) -> pd.DataFrame:
         if not (src/'metrics.csv').exists(): continue
         df = read_table(src/'metrics.csv', 'metrics')
         write_table(df.assign(run=r.name), dest/r.name/'metrics.csv', 'metrics', extra_ok=True)
-        for f in src.glob('*.npz'):
-            with atomic_path(dest/r.name/f.name) as tmp: shutil.copyfile(f, tmp)
+        for f in src.rglob('*.npz'):   # predictions/<backbone>/<benchmark>_..._test_predictions.npz
+            with atomic_path(dest/r.name/f.relative_to(src)) as tmp: shutil.copyfile(f, tmp)
         frames.append(df.assign(run=r.name))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=['run'])
 
@@ -280,23 +296,28 @@ def configs_match(runs:list[Run], dest, curate:dict|None=None) -> list[str]:
                 or (Path(dest)/f.relative_to(d)).read_text() != f.read_text()]
 
 # %% ../nbs/07_experiments.ipynb #d640f33d
+def small_matrix(corpus:str, curate:dict, budget:dict, img_size:int, patch_size:int, probe:dict, save_every:int=50,
+                 about:str='CPU run') -> tuple[list[Run], dict]:
+    "A CPU-sized matrix on corpus `corpus` (built with `curate` options): `budget` maps (method, arch) to (max_steps, global batch); plus random-init baselines of each arch."
+    runs = []
+    for (m, a), (steps, bs) in budget.items():
+        runs.append(Run(f'model_scaling/{m}_{a}',
+                        dict(method=m, arch=timm_name(a), data_list=f'$RUNS/data/{corpus}/data_list.parquet', img_size=img_size,
+                             patch_size=patch_size, batch_size=bs, max_steps=steps, nproc=1, precision='auto',
+                             num_workers=0, seed=0, save_every=save_every, resume='auto'),
+                        dict(probe), f'{about}: {m} {a}'))
+    for a in sorted({a for _, a in budget}, key=list(BACKBONES).index):
+        runs.append(Run(f'baselines/random_{a}', None,
+                        dict(probe, backbone=f'random:{timm_name(a)}:patch_size={patch_size},norm=imagenet'),
+                        f'random-init baseline: {a}, patch {patch_size}'))
+    return runs, {corpus: curate}
+
 def cpu_twin_matrix(steps:int=4, img_size:int=32, patch_size:int=8, benchmarks='breastmnist') -> tuple[list[Run], dict]:
     "A CPU-sized twin of the paper's matrix (runs, curate steps)."
-    curate = {'twin': dict(max_files=14, slice_step=6, workers=1)}
     probe = dict(benchmarks=benchmarks, img_size=img_size, protocol='fast', epochs=10, n_boot=200, seed=42)
-    runs = []
-    for m in ('dinov2', 'mae'):
-        for a in ('vit_tiny', 'vit_small'):
-            runs.append(Run(f'model_scaling/{m}_{a}',
-                            dict(method=m, arch=timm_name(a), data_list='$RUNS/data/twin/data_list.parquet', img_size=img_size,
-                                 patch_size=patch_size, batch_size=16, max_steps=steps, nproc=1, precision='auto',
-                                 num_workers=0, seed=0, save_every=2, resume='auto'),
-                            dict(probe), f'CPU twin of model scaling: {m} {a}'))
-    for a in ('vit_tiny', 'vit_small'):
-        runs.append(Run(f'baselines/random_{a}', None,
-                        dict(probe, backbone=f'random:{timm_name(a)}:patch_size={patch_size}'),
-                        f'random-init baseline: {a}, patch {patch_size}'))
-    return runs, curate
+    budget = {(m, a): (steps, 16) for m in ('dinov2', 'mae') for a in ('vit_tiny', 'vit_small')}
+    return small_matrix('twin', dict(max_files=14, slice_step=6, workers=1), budget, img_size, patch_size, probe, save_every=2,
+                        about='CPU twin of model scaling')
 
 # %% ../nbs/07_experiments.ipynb #41de18df
 def analyse(results, x_axis:str='backbone', data_list=None, papermill:str|None=None, log=print) -> Path:
@@ -328,6 +349,9 @@ def main(argv=None):
         for f in write_configs(paper_matrix(), repo_root()/'configs'/'paper'): print(f)
         runs, cur = cpu_twin_matrix()
         for f in write_configs(runs, repo_root()/'configs'/'cpu_twin', cur): print(f)
+        from .demo import demo_matrix
+        runs, cur = demo_matrix()
+        for f in write_configs(runs, repo_root()/'configs'/'demo', cur): print(f)
     elif a.action == 'plan':
         print(plan(a.matrix, a.runs_dir, a.only).to_string(index=False))
         if a.dry_run: launch(a.matrix, a.runs_dir, a.only, dry_run=True)

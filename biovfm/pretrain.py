@@ -23,7 +23,7 @@ __all__ = ['ARCHS', 'EPOCH', 'CKPT', 'Config', 'short_arch', 'preset_values', 'm
            'DINOv2Student', 'MAEModel', 'build_model', 'backbone_of', 'param_count', 'sinkhorn_knopp',
            'cross_entropy_views', 'ibot_cross_entropy', 'mae_loss', 'DINOv2Loss', 'embedding_std', 'param_groups',
            'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state', 'load_checkpoint', 'check_resumable',
-           'forward_loss', 'make_data', 'save_run', 'train', 'cli_args', 'main', 'run']
+           'forward_loss', 'make_data', 'run_name', 'save_run', 'train', 'cli_args', 'main', 'run']
 
 # %% ../nbs/03_pretrain.ipynb #86a09211
 @dataclass
@@ -33,6 +33,7 @@ class Config:
     img_size:int = 224; patch_size:int|None = None; max_steps:int = 100; batch_size:int = 64; lr:float|None = None
     num_workers:int = 0; seed:int = 0; nproc:int = 1; precision:str = 'auto'; save_every:int = 500; resume:str = 'auto'
     preset:str = 'auto'; modality:str|None = None; subset_n:int|None = None; device:str = 'auto'
+    load_size:int|None = None  # downsize images once to this side and keep them in memory (0: off; None: preset)
     # optimisation (None: preset)
     min_lr:float|None = None; warmup_steps:int|None = None; weight_decay:float|None = None; weight_decay_end:float|None = None
     betas:list|None = None; layer_decay:float|None = None; patch_embed_lr_mult:float|None = None; clip_grad:float|None = None
@@ -67,7 +68,7 @@ def preset_values(method:str, arch:str, img_size:int, batch_size:int, max_steps:
     a, big, S = short_arch(arch), short_arch(arch) in ('vit_large', 'vit_huge'), max_steps
     frac = lambda f, cap: max(0, min(round(f*S), cap))
     if preset == 'reference':
-        p = dict(patch_size=14 if a == 'vit_huge' else 16)
+        p = dict(patch_size=14 if a == 'vit_huge' else 16, load_size=0)
         if method == 'dinov2':
             p |= dict(lr=0.004*math.sqrt(batch_size/1024), min_lr=1e-6, warmup_steps=frac(0.1, 10*EPOCH), weight_decay=0.04,
                       weight_decay_end=0.4, betas=[0.9, 0.999], layer_decay=0.9, patch_embed_lr_mult=0.2, clip_grad=3.0,
@@ -83,7 +84,7 @@ def preset_values(method:str, arch:str, img_size:int, batch_size:int, max_steps:
                       mask_ratio=0.75, decoder_dim=512, decoder_depth=8, decoder_heads=16, norm_pix_loss=True, crop_scale=[0.2, 1.0])
     else:
         ps = max(2, img_size//8)
-        p = dict(patch_size=ps)
+        p = dict(patch_size=ps, load_size=2*img_size)
         if method == 'dinov2':
             p |= dict(lr=2*0.004*math.sqrt(batch_size/1024), min_lr=1e-6, warmup_steps=frac(0.1, 10**9), weight_decay=0.04,
                       weight_decay_end=0.2, betas=[0.9, 0.999], layer_decay=1.0, patch_embed_lr_mult=0.2, clip_grad=3.0,
@@ -385,7 +386,7 @@ def make_data(cfg:Config, world:int=1, rank:int=0, start_step:int=0):
         col = DINOv2Collate(cfg.img_size, cfg.patch_size, cfg.seed, cfg.mask_prob, tuple(cfg.mask_ratio_range))
     else:
         tf, col = mae_transform(cfg.img_size, cfg.crop_scale), MAECollate(cfg.img_size, cfg.patch_size, cfg.mask_ratio, cfg.seed)
-    ds = PretrainDataset(cfg.data_list, modality=cfg.modality, n=cfg.subset_n, transform=tf, seed=cfg.seed)
+    ds = PretrainDataset(cfg.data_list, modality=cfg.modality, n=cfg.subset_n, transform=tf, seed=cfg.seed, load_size=cfg.load_size or None)
     sampler = StepSampler(len(ds), cfg.batch_size//world, world, rank, cfg.seed, start_step)
     return ds, sampler, make_loader(ds, sampler, col, cfg.num_workers, pin_memory=torch.cuda.is_available())
 
@@ -409,6 +410,11 @@ def _truncate_log(path:Path, step:int) -> bool:
     return len(df) > 0
 
 # %% ../nbs/03_pretrain.ipynb #a674c69a
+def run_name(out_dir) -> str:
+    "A run's name in results tables: its folder's name (the parent's when the folder is the launcher's `pretrain/`)."
+    p = Path(out_dir).resolve()
+    return p.parent.name if p.name == 'pretrain' else p.name
+
 def save_run(out:Path, cfg:Config, model, teacher, opt, criterion, step:int, bad:int, rngs:list, sv:dict, export:bool=True):
     "Atomic checkpoint (+ backbone export) of the run at `step` (call on rank 0); leaves the RNG streams untouched."
     st = random.getstate()
@@ -428,7 +434,7 @@ def _save_run(out, cfg, model, teacher, opt, criterion, step, bad, rngs, sv, exp
               'decoder_heads', 'layerscale', 'local_size')})
         save_backbone(bb, out, cfg.arch, cfg.img_size, cfg.method, model_kwargs=model.model_kwargs, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                       steps=step, total_params=pc['total'], arch=short_arch(cfg.arch), patch_size=cfg.patch_size,
-                      data_list=str(cfg.data_list), seed=cfg.seed, batch_size=cfg.batch_size, preset=cfg.preset)
+                      data_list=str(cfg.data_list), seed=cfg.seed, batch_size=cfg.batch_size, preset=cfg.preset, name=run_name(out))
 
 # %% ../nbs/03_pretrain.ipynb #0a035e09
 def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:

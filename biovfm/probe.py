@@ -373,8 +373,11 @@ def load_probe_backbone(spec:str, img_size:int|None=None, seed:int=42, device='c
     spec = str(spec); kind, _, rest = spec.partition(':')
     if kind == 'random':
         name, _, opts = rest.partition(':'); kw = _kwargs(opts)
+        norm = kw.pop('norm', None)   # the input normalisation of the models it is compared with: 'imagenet'
+        if norm not in (None, 'imagenet'): raise ValueError(f"{spec}: norm={norm!r}: only 'imagenet' (default: mean=std=0.5)")
         m = _timm_random(name, kw, img_size, seed)
-        bb = Backbone(m, _slug(spec), 'random', short_arch(name), _n(m), _n(m), spec, dict(timm_name=name, model_kwargs=kw))
+        bb = Backbone(m, _slug(spec), 'random', short_arch(name), _n(m), _n(m), spec, dict(timm_name=name, model_kwargs=kw)
+                      | (dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]) if norm else {}))
     elif kind == 'random-like':
         js = Path(rest)/'backbone.json' if Path(rest).is_dir() else Path(rest)
         if not js.is_file(): raise FileNotFoundError(f"{spec}: {js} not found (random-like needs an exported backbone folder)")
@@ -651,7 +654,8 @@ def probe_many(backbones, benchmarks=('breastmnist',), out_dir=None, img_size:in
                 if verbose: print(f"{bb.name} / {name}: already in {met}, skipped")
                 continue
             if name not in datasets: datasets[name] = load()
-            rows, rec = probe_one(bb, datasets[name], protocol, epochs, aug_views, n_boot, seed, batch_size, cache_dir, out, device=dev)
+            norm = dict(mean=tuple(bb.info.get('mean') or (0.5,)*3), std=tuple(bb.info.get('std') or (0.5,)*3))  # the backbone's own normalisation
+            rows, rec = probe_one(bb, datasets[name], protocol, epochs, aug_views, n_boot, seed, batch_size, cache_dir, out, device=dev, **norm)
             _append(met, rows, 'metrics', key); _append(runs, pd.DataFrame([rec]), None, key)
             if verbose:
                 auc = rows.set_index('metric').loc['auc']

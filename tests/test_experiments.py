@@ -1,0 +1,69 @@
+"The CPU twin of the paper's matrix, end to end through the same path as the real runs:
+curation -> pretraining -> export -> probing -> collection -> scaling -> figures; killed midway, a rerun
+finishes only what was missing."
+import os, signal, subprocess, sys, time
+from pathlib import Path
+import pandas as pd
+import pytest
+from biovfm.core import SCHEMAS
+from biovfm.experiments import load_matrix, matrix_dir, plan, collect, analyse, run_state
+
+BIN = Path(sys.executable).parent
+
+def _cli(*args, **kw):
+    return subprocess.Popen([str(BIN/'biovfm-experiments'), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True, **kw)
+
+@pytest.fixture(scope='module')
+def twin(tmp_path_factory):
+    runs = tmp_path_factory.mktemp('twin_runs')
+    # start the whole twin, kill it once the first run has been probed
+    p = _cli('run', 'cpu_twin', '--runs-dir', str(runs))
+    first = runs/'model_scaling'/'dinov2_vit_small'/'probe'/'metrics.csv'
+    t0 = time.time()
+    while not first.exists() and p.poll() is None and time.time() - t0 < 900: time.sleep(1)
+    assert first.exists(), f"the first run never finished:\n{p.stdout.read() if p.poll() is not None else ''}"
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    mtime = first.stat().st_mtime
+    states = plan('cpu_twin', runs)
+    assert (states.state == 'probed').sum() >= 1 and (states.state != 'probed').any(), states
+    # rerun: finishes what was missing, leaves what was done
+    p = _cli('run', 'cpu_twin', '--runs-dir', str(runs)); out, _ = p.communicate(timeout=1500)
+    assert p.returncode == 0, out
+    assert '[model_scaling/dinov2_vit_small] probed: nothing to do' in out
+    assert first.stat().st_mtime == mtime
+    return runs
+
+def test_twin_runs_all_finish(twin):
+    st = plan('cpu_twin', twin)
+    assert list(st.state) == ['probed']*len(st), st
+
+def test_twin_exports_loadable_backbones(twin):
+    from biovfm.core import load_backbone
+    import torch
+    for r in load_matrix(matrix_dir('cpu_twin')):
+        if r.pretrain is None: continue
+        m, info = load_backbone(twin/r.name/'pretrain')
+        assert info['method'] == r.pretrain['method'] and info['steps'] >= r.pretrain['max_steps']
+        x = torch.randn(2, 3, r.pretrain['img_size'], r.pretrain['img_size'])
+        assert m(x).shape[0] == 2
+
+def test_twin_collect_scaling_figures(twin, tmp_path):
+    df = collect('cpu_twin', twin, tmp_path/'own')
+    assert set(SCHEMAS['metrics']) <= set(df.columns)
+    assert df['run'].nunique() == 6 and set(df.metric) >= {'auc', 'acc'}
+    assert set(df.method) == {'dinov2', 'mae', 'random'}
+    figs = analyse(tmp_path/'own')
+    slopes = pd.read_csv(tmp_path/'own'/'scaling'/'slopes.csv')
+    assert set(slopes.method) >= {'dinov2', 'mae'} and 'mean' in set(slopes.benchmark)
+    assert any(figs.glob('fig2a*.png')) and any(figs.glob('fig3*.png'))
+    # the demo's report, written from the twin's files: verdicts against the random baseline of each size
+    from biovfm.demo import write_report, compare_to_random
+    runs = load_matrix(matrix_dir('cpu_twin'))
+    cmp = compare_to_random(tmp_path/'own', runs, n_boot=200)
+    assert len(cmp) == 4 and set(cmp.benchmark) == {'breastmnist'}
+    assert (cmp.delta_lo <= cmp.delta).all() and (cmp.delta <= cmp.delta_hi).all()
+    rep = write_report(tmp_path, runs, runs_dir=twin, results=tmp_path/'own', corpus='twin').read_text()
+    for part in ('## Verdict', '## Data', '## Pretraining', '## Probing', '## Timings', 'fig2a'):
+        assert part in rep, part
+    assert (twin/'timings.csv').exists() and 'model_scaling/mae_vit_tiny' in pd.read_csv(twin/'timings.csv').step.tolist()
