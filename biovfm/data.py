@@ -14,89 +14,21 @@ from torchvision import transforms as T
 from .core import SCHEMAS, data_dir, write_table, read_table, runs_root
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'raw_sources', 'letterbox', 'example_data_list', 'seeded', 'PretrainDataset',
-           'RandomBlur', 'MultiCrop', 'block_masks', 'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler',
-           'make_loader']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'example_data_list', 'seeded', 'PretrainDataset', 'RandomBlur', 'MultiCrop',
+           'block_masks', 'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler', 'make_loader']
 
 # %% ../nbs/02_data.ipynb #63f24c46
-_EXTS_2D = ('.png', '.jpg', '.jpeg')
-_SKIMAGE_MEDICAL = ('cell.png', 'ihc.png', 'retina.jpg', 'microaneurysms.png')
-
-def raw_sources(raw=None) -> list[tuple[Path, str]]:
-    "(file, modality) of the 2D images and NIfTI volumes under `raw` (default: `data_dir('raw')`, else scikit-image's samples)."
-    raw = Path(raw) if raw is not None else data_dir('raw')
-    if raw is not None:
-        files = sorted(p for p in raw.rglob('*') if p.is_file() and (p.suffix.lower() in _EXTS_2D or p.name.endswith('.nii.gz')))
-        if files: return [(p, p.relative_to(raw).parts[0]) for p in files]
-    import importlib.util
-    spec = importlib.util.find_spec('skimage')
-    if spec is None: raise FileNotFoundError("no raw data folder (set BIOVFM_DATA) and scikit-image is not installed")
-    d = Path(spec.origin).parent/'data'
-    mod = {'cell.png': 'microscopy', 'ihc.png': 'histopathology', 'retina.jpg': 'fundus', 'microaneurysms.png': 'fundus'}
-    return [(d/f, mod[f]) for f in _SKIMAGE_MEDICAL if (d/f).exists()]
-
-# %% ../nbs/02_data.ipynb #c76734cd
-def letterbox(im:Image.Image, size:int) -> Image.Image:
-    "Resize `im` so its longer side is `size`, keeping the aspect ratio, and pad it to a black square."
-    w, h = im.size; s = size/max(w, h)
-    im = im.resize((max(1, round(w*s)), max(1, round(h*s))), Image.BICUBIC)
-    out = Image.new(im.mode, (size, size)); out.paste(im, ((size-im.size[0])//2, (size-im.size[1])//2))
-    return out
-
-def _to_uint8(a:np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(a.ravel()[::max(1, a.size//200_000)], (0.5, 99.5))
-    return (np.clip((a-lo)/max(hi-lo, 1e-6), 0, 1)*255).astype(np.uint8)
-
-def _load_volume(p:Path) -> np.ndarray:
-    import nibabel as nib
-    a = np.asanyarray(nib.load(str(p)).dataobj).astype(np.float32)
-    while a.ndim > 3: a = a[..., 0]
-    if a.ndim == 3: a = np.ascontiguousarray(a[tuple(slice(None, None, max(1, math.ceil(n/160))) for n in a.shape)])  # at most 160 voxels a side
-    return _to_uint8(a) if a.ndim == 3 and min(a.shape) >= 8 else None
-
-def _random_view(src, rng:random.Random):
-    "A random crop of a 2D image or a random slice with anatomy of a volume, as a PIL image."
-    if isinstance(src, np.ndarray):
-        for _ in range(20):
-            ax = rng.randrange(3); i = rng.randrange(src.shape[ax]//6, 5*src.shape[ax]//6 or 1)
-            sl = np.rot90(np.take(src, i, axis=ax))
-            if (sl > 25).mean() > 0.15: return Image.fromarray(np.ascontiguousarray(sl)), f'axis{ax}', i
-        return Image.fromarray(np.ascontiguousarray(np.rot90(np.take(src, src.shape[2]//2, axis=2)))), 'axis2', src.shape[2]//2
-    w, h = src.size; a = rng.uniform(0.3, 1.0); r = math.exp(rng.uniform(math.log(3/4), math.log(4/3)))
-    cw, ch = min(w, int(w*math.sqrt(a*r))), min(h, int(h*math.sqrt(a/r)))
-    x, y = rng.randrange(w-cw+1), rng.randrange(h-ch+1)
-    return src.crop((x, y, x+cw, y+ch)), 'crop', -1
-
-# %% ../nbs/02_data.ipynb #0fe93523
-def example_data_list(out_dir=None, n:int=256, size:int=224, seed:int=0, val_frac:float=0.1, raw=None) -> Path:
-    "Build (or reuse) a small data list of `n` real biomedical images in the curation schema; returns the parquet path."
+def example_data_list(out_dir=None, n:int=256, size:int=224, seed:int=0, raw=None, max_files:int=14, slice_step:int=6) -> Path:
+    "A data list of `n` real images curated (nbs/01_curate) from `max_files` raw files at `size` px; built once, then reused."
+    from biovfm.curate import curate, random_subset, write_subset
     out_dir = Path(out_dir) if out_dir is not None else runs_root()/f'example_data_list_{n}_{size}_{seed}'
-    pq, stamp = out_dir/'data_list.parquet', dict(n=n, size=size, seed=seed, val_frac=val_frac, raw=str(raw))
+    pq = out_dir/'data_list.parquet'
+    stamp = dict(n=n, size=size, seed=seed, raw=str(raw), max_files=max_files, slice_step=slice_step)
     if pq.exists() and (out_dir/'example.json').exists() and json.loads((out_dir/'example.json').read_text()) == stamp: return pq
-    import imagehash
-    rng, srcs, loaded = random.Random(seed), raw_sources(raw), {}
-    (out_dir/'images').mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n):
-        f, mod = srcs[i % len(srcs)]
-        if f not in loaded:
-            try:
-                if f.name.endswith('.nii.gz'): loaded[f] = _load_volume(f)
-                else:
-                    im = Image.open(f); im = im.convert('L' if im.mode in ('L', 'I', 'I;16', 'F', '1', 'LA') else 'RGB')
-                    loaded[f] = im if min(im.size) >= 16 else None
-            except Exception as e: warnings.warn(f"example_data_list: skipping {f}: {e}"); loaded[f] = None
-        src = loaded[f]
-        if src is None: continue
-        view, vname, idx = _random_view(src, rng)
-        im = letterbox(view, size)
-        rel = f'images/{i:05d}.png'; im.save(out_dir/rel)
-        shape = src.shape if isinstance(src, np.ndarray) else (src.size[1], src.size[0])
-        rows.append(dict(path=rel, source=f.parent.name, modality=mod, anatomy='', view=vname, slice_index=idx,
-                         orig_shape='x'.join(map(str, shape)), spacing='', split='val' if rng.random() < val_frac else 'train',
-                         content_hash=hashlib.sha1(im.tobytes()).hexdigest(), phash=str(imagehash.phash(im))))
-    if not rows: raise FileNotFoundError(f"example_data_list: no readable image among {len(srcs)} raw files")
-    write_table(pd.DataFrame(rows), pq, 'data_list')
+    curate(raw, out_dir/'corpus', img_size=size, max_files=max_files, slice_step=slice_step, progress=False)
+    dl = read_table(out_dir/'corpus'/'data_list.parquet', 'data_list')
+    if len(dl) < n: raise ValueError(f"example_data_list: the curated corpus has {len(dl)} images, fewer than n={n}: raise max_files")
+    write_subset(random_subset(dl, n, seed)[SCHEMAS['data_list']], out_dir/'corpus', pq)
     (out_dir/'example.json').write_text(json.dumps(stamp))
     return pq
 

@@ -287,7 +287,7 @@ class DINOv2Loss(nn.Module):
             ent = -(p*p.clamp_min(1e-12).log()).sum(-1).mean()
             pm = p.mean(0); bent = -(pm*pm.clamp_min(1e-12).log()).sum()
         return dict(loss=loss, dino_loss=dino.detach(), ibot_loss=ibot.detach(), koleo_loss=koleo.detach(),
-                    teacher_entropy=ent, teacher_batch_entropy=bent)
+                    teacher_entropy=ent, teacher_batch_entropy=bent, dino_kl=dino.detach() - ent)
 
 # %% ../nbs/03_pretrain.ipynb #9e112c10
 def embedding_std(x:torch.Tensor) -> float:
