@@ -197,7 +197,8 @@ def run_commands(run:Run, runs_dir, matrix_path) -> list[list[str]]:
                      '-p', 'data_list', str(_abs(expand(run.pretrain['data_list'], runs_dir)))])
     backbone = run.probe.get('backbone') or str(out/'pretrain')
     cmds.append(['papermill', '-k', 'python3', '--cwd', str(nbs), str(nbs/'04_probe.ipynb'), str(out/'04_probe.ipynb'),
-                 '-f', str(mp/f'{run.name}.probe.yaml'), '-p', 'backbone', backbone, '-p', 'out_dir', str(out/'probe')])
+                 '-f', str(mp/f'{run.name}.probe.yaml'), '-p', 'backbone', backbone, '-p', 'out_dir', str(out/'probe')]
+                + ([] if run.probe.get('cache_dir') else ['-p', 'cache_dir', str(_abs(runs_dir)/'probe_feature_cache')]))  # one feature cache per runs folder
     return cmds
 
 # %% ../nbs/07_experiments.ipynb #cd54f8bb
