@@ -46,9 +46,7 @@ def bench(method: str, arch: str, img_size: int, batch_size: int, steps: int, wo
         opt.zero_grad(set_to_none=True); out['loss'].backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad or float('inf'))
         opt.step()
-        if teacher is not None:
-            from lightly.models.utils import update_momentum
-            update_momentum(model, teacher, m=sv['momentum'])
+        if teacher is not None: P.ema_update(model, teacher, sv['momentum'])
 
     bare = P.backbone_of(model)
     crops = [batch['global_crops']] + ([batch['local_crops']] if batch.get('local_crops') is not None else []) if method == 'dinov2' else [batch['images']]

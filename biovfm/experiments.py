@@ -33,14 +33,16 @@ def dinov2_recipe(arch:str, data:str, gpus:int=8) -> dict:
     batch = 512 if big else 1024
     return dict(method='dinov2', arch=timm_name(arch), data_list=PAPER_SUBSETS[data], img_size=224,
                 patch_size=14 if arch == 'vit_huge' else 16, batch_size=batch, lr=0.004*math.sqrt(batch/1024),
-                max_steps=100*1250, nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto')
+                max_steps=100*1250, nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto',
+                strategy='fsdp' if big else 'ddp', grad_ckpt=big)   # ViT-L/H: FSDP2 shards + activation checkpointing
 
 def mae_recipe(arch:str, data:str, gpus:int=8, epochs:int=800) -> dict:
     "MAE reference parameters for `arch` (batch 4096, lr = 1.5e-4 x batch/256)."
-    batch = 4096
+    batch, big = 4096, arch in ('vit_large', 'vit_huge')
     return dict(method='mae', arch=timm_name(arch), data_list=PAPER_SUBSETS[data], img_size=224, patch_size=16,
                 batch_size=batch, lr=1.5e-4*batch/256, max_steps=math.ceil(epochs*SUBSET_IMAGES[data]/batch),
-                nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto')
+                nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto',
+                strategy='fsdp' if big else 'ddp', grad_ckpt=False)
 
 def probe_recipe(img_size:int=224, benchmarks=MEDMNIST_2D, protocol='fast') -> dict:
     "Probing parameters of the paper: all 12 benchmarks at 224 px, never upsampled (`protocol='faithful'` for the authors' loop)."

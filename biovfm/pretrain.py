@@ -23,7 +23,8 @@ __all__ = ['ARCHS', 'EPOCH', 'CKPT', 'Config', 'short_arch', 'preset_values', 'm
            'DINOv2Student', 'MAEModel', 'build_model', 'backbone_of', 'param_count', 'sinkhorn_knopp',
            'cross_entropy_views', 'ibot_cross_entropy', 'mae_loss', 'DINOv2Loss', 'embedding_std', 'param_groups',
            'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state', 'load_checkpoint', 'check_resumable',
-           'forward_loss', 'make_data', 'run_name', 'save_run', 'train', 'cli_args', 'main', 'run']
+           'forward_loss', 'make_data', 'wrap_model', 'ema_update', 'run_name', 'full_state', 'load_optimizer_state',
+           'save_run', 'train', 'cli_args', 'main', 'run']
 
 # %% ../nbs/03_pretrain.ipynb #86a09211
 @dataclass
@@ -34,6 +35,8 @@ class Config:
     num_workers:int = 0; seed:int = 0; nproc:int = 1; precision:str = 'auto'; save_every:int = 500; resume:str = 'auto'
     preset:str = 'auto'; modality:str|None = None; subset_n:int|None = None; device:str = 'auto'
     load_size:int|None = None  # downsize images once to this side and keep them in memory (0: off; None: preset)
+    strategy:str = 'auto'      # above one process: 'ddp' | 'fsdp' (FSDP2, sharded weights/grads/optimiser); auto: fsdp for ViT-L/H
+    grad_ckpt:bool|None = None # activation checkpointing of the student's blocks (None: preset; on for ViT-L/H reference)
     # optimisation (None: preset)
     min_lr:float|None = None; warmup_steps:int|None = None; weight_decay:float|None = None; weight_decay_end:float|None = None
     betas:list|None = None; layer_decay:float|None = None; patch_embed_lr_mult:float|None = None; clip_grad:float|None = None
@@ -68,7 +71,7 @@ def preset_values(method:str, arch:str, img_size:int, batch_size:int, max_steps:
     a, big, S = short_arch(arch), short_arch(arch) in ('vit_large', 'vit_huge'), max_steps
     frac = lambda f, cap: max(0, min(round(f*S), cap))
     if preset == 'reference':
-        p = dict(patch_size=14 if a == 'vit_huge' else 16, load_size=0)
+        p = dict(patch_size=14 if a == 'vit_huge' else 16, load_size=0, grad_ckpt=big)
         if method == 'dinov2':
             p |= dict(lr=0.004*math.sqrt(batch_size/1024), min_lr=1e-6, warmup_steps=frac(0.1, 10*EPOCH), weight_decay=0.04,
                       weight_decay_end=0.4, betas=[0.9, 0.999], layer_decay=0.9, patch_embed_lr_mult=0.2, clip_grad=3.0,
@@ -84,7 +87,7 @@ def preset_values(method:str, arch:str, img_size:int, batch_size:int, max_steps:
                       mask_ratio=0.75, decoder_dim=512, decoder_depth=8, decoder_heads=16, norm_pix_loss=True, crop_scale=[0.2, 1.0])
     else:
         ps = max(2, img_size//8)
-        p = dict(patch_size=ps, load_size=2*img_size)
+        p = dict(patch_size=ps, load_size=2*img_size, grad_ckpt=False)
         if method == 'dinov2':
             p |= dict(lr=2*0.004*math.sqrt(batch_size/1024), min_lr=1e-6, warmup_steps=frac(0.1, 10**9), weight_decay=0.04,
                       weight_decay_end=0.2, betas=[0.9, 0.999], layer_decay=1.0, patch_embed_lr_mult=0.2, clip_grad=3.0,
@@ -112,6 +115,8 @@ def make_config(**kw) -> Config:
     if cfg.method == 'dinov2' and cfg.local_size % cfg.patch_size: raise ValueError(f"local_size={cfg.local_size} is not a multiple of patch_size={cfg.patch_size}")
     if cfg.batch_size % cfg.nproc: raise ValueError(f"batch_size={cfg.batch_size} is not divisible by nproc={cfg.nproc}")
     if cfg.max_steps < 0: raise ValueError(f"max_steps={cfg.max_steps} must be >= 0")
+    if cfg.strategy == 'auto': cfg.strategy = 'fsdp' if short_arch(cfg.arch) in ('vit_large', 'vit_huge') else 'ddp'
+    if cfg.strategy not in ('ddp', 'fsdp'): raise ValueError(f"strategy={cfg.strategy!r}: use 'auto', 'ddp' or 'fsdp'")
     return cfg
 
 # %% ../nbs/03_pretrain.ipynb #5840ada1
@@ -369,6 +374,7 @@ def forward_loss(model, teacher, criterion, batch:dict, cfg:Config, sv:dict, dev
         loc = batch['local_crops'].to(device, non_blocking=True) if batch['local_crops'] is not None else None
         with amp:
             t = teacher.teacher_forward(g, m)
+            if hasattr(teacher, 'reshard'): teacher.reshard()   # FSDP2 keeps a root unsharded after forward (no backward here)
             s = model(g, loc, m)
         out = criterion(s, t, m, sv['teacher_temp'])
     else:
@@ -398,6 +404,29 @@ def _dist_setup():
     rank = dist.get_rank() if dist.is_initialized() else 0
     return world, rank, int(os.environ.get('LOCAL_RANK', 0))
 
+def wrap_model(model:nn.Module, teacher, cfg:Config, world:int, device) -> nn.Module:
+    "Set up `cfg.strategy` across `world` processes; returns the module to call for the student's forward (the teacher is sharded in place)."
+    if cfg.grad_ckpt: model.backbone.set_grad_checkpointing(True)
+    if world == 1: return model
+    if cfg.strategy == 'ddp': return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
+    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
+    from torch.distributed.device_mesh import init_device_mesh
+    mesh = init_device_mesh(device.type, (world,))
+    for m in (model, teacher):
+        if m is None: continue
+        for blk in backbone_of(m).blocks: fully_shard(blk, mesh=mesh)
+        fully_shard(m, mesh=mesh)
+    if teacher is not None: register_fsdp_forward_method(teacher, 'teacher_forward')
+    warnings.filterwarnings('ignore', message='FSDP2-wrapped module .* returned a view tensor')  # outputs are never changed in place
+    return model
+
+@torch.no_grad()
+def ema_update(student:nn.Module, teacher:nn.Module, m:float):
+    "teacher <- m*teacher + (1-m)*student, parameter by parameter (on the local shards under FSDP2)."
+    loc = lambda p: p.to_local() if hasattr(p, 'to_local') else p
+    t = [loc(p) for p in teacher.parameters()]
+    torch._foreach_mul_(t, m); torch._foreach_add_(t, [loc(p) for p in student.parameters()], alpha=1-m)
+
 def _log_write(path:Path, rows:list[dict], header:bool):
     pd.DataFrame(rows).to_csv(path, mode='w' if header else 'a', header=header, index=False)
 
@@ -415,26 +444,60 @@ def run_name(out_dir) -> str:
     p = Path(out_dir).resolve()
     return p.parent.name if p.name == 'pretrain' else p.name
 
-def save_run(out:Path, cfg:Config, model, teacher, opt, criterion, step:int, bad:int, rngs:list, sv:dict, export:bool=True):
-    "Atomic checkpoint (+ backbone export) of the run at `step` (call on rank 0); leaves the RNG streams untouched."
+def _opt_names(model:nn.Module, opt) -> list[str]:
+    "Parameter names in the optimiser's own order (the integer ids of `opt.state_dict()`)."
+    name = {id(p): n for n, p in model.named_parameters()}
+    return [name[id(p)] for g in opt.param_groups for p in g['params']]
+
+def full_state(model:nn.Module, teacher, opt, criterion, fsdp:bool=False) -> dict:
+    "Whole (unsharded, CPU under FSDP2) state of a run: weights, teacher, optimiser keyed by parameter name, loss state. Collective under FSDP2."
+    if fsdp:
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict, StateDictOptions
+        o = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        m, t, osd = (get_model_state_dict(model, options=o), get_model_state_dict(teacher, options=o) if teacher is not None else {},
+                     get_optimizer_state_dict(model, opt, options=o))
+    else:
+        names, sd = _opt_names(model, opt), opt.state_dict()
+        m, t = model.state_dict(), teacher.state_dict() if teacher is not None else {}
+        osd = dict(state={names[i]: v for i, v in sd['state'].items()},
+                   param_groups=[g | dict(params=[names[i] for i in g['params']]) for g in sd['param_groups']])
+    return dict(model=m, teacher=t, optimizer=osd, criterion=criterion.state_dict() if criterion is not None else {})
+
+def load_optimizer_state(model:nn.Module, opt, sd:dict, fsdp:bool=False):
+    "Restore a `full_state` optimiser state (by name; also a plain `opt.state_dict()` of the same model) into `opt`."
+    by_name = any(isinstance(n, str) for g in sd['param_groups'] for n in g['params'])
+    if fsdp:
+        if not by_name: raise ValueError("this checkpoint's optimiser state is keyed by position (an older single-process format): resume it with strategy='ddp'")
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict, StateDictOptions
+        return set_optimizer_state_dict(model, opt, sd, options=StateDictOptions(full_state_dict=True))
+    if by_name:
+        idx = {n: i for i, n in enumerate(_opt_names(model, opt))}
+        sd = dict(state={idx[n]: v for n, v in sd['state'].items()},
+                  param_groups=[g | dict(params=[idx[n] for n in g['params']]) for g in sd['param_groups']])
+    opt.load_state_dict(sd)
+
+def save_run(out:Path, cfg:Config, state:dict, step:int, bad:int, rngs:list, sv:dict, export:bool=True):
+    "Atomic checkpoint (+ backbone export) of a `full_state` at `step` (call on rank 0); leaves the RNG streams untouched."
     st = random.getstate()
     with torch.random.fork_rng(devices=[]):
-        try: _save_run(out, cfg, model, teacher, opt, criterion, step, bad, rngs, sv, export)
+        try: _save_run(out, cfg, state, step, bad, rngs, sv, export)
         finally: random.setstate(st)
 
-def _save_run(out, cfg, model, teacher, opt, criterion, step, bad, rngs, sv, export):
-    ck = dict(step=step, config=asdict(cfg), model=model.state_dict(), teacher=teacher.state_dict() if teacher is not None else {},
-              optimizer=opt.state_dict(), criterion=criterion.state_dict() if criterion is not None else {}, rng=rngs,
-              bad_steps=bad, schedules={k: float(v) for k, v in sv.items()}, world_size=len(rngs), version=1)
+def _save_run(out, cfg, state, step, bad, rngs, sv, export):
+    ck = dict(step=step, config=asdict(cfg), **state, rng=rngs, bad_steps=bad, schedules={k: float(v) for k, v in sv.items()},
+              world_size=len(rngs), version=2)
     with atomic_path(out/CKPT) as tmp: torch.save(ck, tmp)
-    if export:
-        bb = backbone_of(teacher if teacher is not None else model)
-        pc = param_count(cfg.method, cfg.arch, cfg.img_size, cfg.patch_size, **{k: getattr(cfg, k) for k in
-             ('preset', 'n_prototypes', 'head_hidden', 'head_bottleneck', 'ibot_separate_head', 'decoder_dim', 'decoder_depth',
-              'decoder_heads', 'layerscale', 'local_size')})
-        save_backbone(bb, out, cfg.arch, cfg.img_size, cfg.method, model_kwargs=model.model_kwargs, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                      steps=step, total_params=pc['total'], arch=short_arch(cfg.arch), patch_size=cfg.patch_size,
-                      data_list=str(cfg.data_list), seed=cfg.seed, batch_size=cfg.batch_size, preset=cfg.preset, name=run_name(out))
+    if not export: return
+    sd = state['teacher'] or state['model']
+    with torch.device('meta'): vit, kw = make_vit(cfg, drop_path=0.)       # no init cost, even for ViT-H
+    pre = 'backbone.vit.'
+    vit.load_state_dict({k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)}, assign=True)
+    pc = param_count(cfg.method, cfg.arch, cfg.img_size, cfg.patch_size, **{k: getattr(cfg, k) for k in
+         ('preset', 'n_prototypes', 'head_hidden', 'head_bottleneck', 'ibot_separate_head', 'decoder_dim', 'decoder_depth',
+          'decoder_heads', 'layerscale', 'local_size')})
+    save_backbone(vit, out, cfg.arch, cfg.img_size, cfg.method, model_kwargs=kw, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                  steps=step, total_params=pc['total'], arch=short_arch(cfg.arch), patch_size=cfg.patch_size,
+                  data_list=str(cfg.data_list), seed=cfg.seed, batch_size=cfg.batch_size, preset=cfg.preset, name=run_name(out))
 
 # %% ../nbs/03_pretrain.ipynb #0a035e09
 def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
@@ -449,7 +512,7 @@ def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
     model, teacher = build_model(cfg)
     model.to(device); teacher = teacher.to(device) if teacher is not None else None
     criterion = DINOv2Loss(cfg).to(device) if cfg.method == 'dinov2' else None
-    opt = make_optimizer(model, cfg)
+    fsdp = world > 1 and cfg.strategy == 'fsdp'
     step, bad = 0, 0
     ck_path = out/CKPT if cfg.resume in ('auto', None, '') else (None if cfg.resume == 'never' else Path(cfg.resume))
     if ck_path is not None and cfg.resume not in ('auto', None, '') and not ck_path.exists():
@@ -460,18 +523,20 @@ def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
         check_resumable(ck['config'], cfg)
         model.load_state_dict(ck['model'])
         if teacher is not None: teacher.load_state_dict(ck['teacher'])
-        opt.load_state_dict(ck['optimizer'])
         if criterion is not None: criterion.load_state_dict(ck['criterion'])
         step, bad = ck['step'], ck['bad_steps']
         if len(ck['rng']) == world: set_rng_state(ck['rng'][rank])
         elif rank == 0: warnings.warn(f"resuming {len(ck['rng'])}-process run on {world}: data order is kept, dropout RNG is not")
-        del ck
-    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None) if world > 1 else model
+    ddp = wrap_model(model, teacher, cfg, world, device)
+    opt = make_optimizer(model, cfg)               # after sharding: AdamW state lives on each process's shard
+    if ck is not None: load_optimizer_state(model, opt, ck['optimizer'], fsdp); del ck
     log_path = out/'log.csv'
     has_log = (_truncate_log(log_path, step) if rank == 0 else False)
     if step >= cfg.max_steps:
         if rank == 0: print(f"{out}: already at step {step} >= max_steps={cfg.max_steps}; nothing to do")
-        if rank == 0 and not (out/'backbone.json').exists(): save_run(out, cfg, model, teacher, opt, criterion, step, bad, [rng_state()]*world, schedules(cfg, max(step-1, 0)))
+        if not (out/'backbone.json').exists():
+            state = full_state(model, teacher, opt, criterion, fsdp)
+            if rank == 0: save_run(out, cfg, state, step, bad, [rng_state()]*world, schedules(cfg, max(step-1, 0)))
         return out
     ds, sampler, loader = make_data(cfg, world, rank, step)
     if rank == 0: print(f"{cfg.method} {cfg.arch} @{cfg.img_size}px/p{cfg.patch_size}: {len(ds)} images, {sampler.steps_per_epoch} steps/epoch, "
@@ -494,13 +559,12 @@ def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
             if sv['freeze_last_layer']:
                 for p in last_params: p.grad = None
             gn = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad if cfg.clip_grad else float('inf'))
+            if hasattr(gn, 'full_tensor'): gn = gn.full_tensor()   # FSDP2: a DTensor
             ok = torch.tensor([float(torch.isfinite(loss.detach()) and torch.isfinite(gn))], device=device)
             ok = _all_reduce(ok, dist.ReduceOp.MIN if dist.is_initialized() else None)
             if ok.item() == 1.:
                 opt.step(); bad = 0
-                if teacher is not None: 
-                    from lightly.models.utils import update_momentum
-                    update_momentum(model, teacher, m=sv['momentum'])
+                if teacher is not None: ema_update(model, teacher, sv['momentum'])
             else:
                 bad += 1; opt.zero_grad(set_to_none=True)
                 if rank == 0: warnings.warn(f"step {step}: non-finite loss or gradient ({lv:.4g}); step skipped ({bad} in a row)")
@@ -524,7 +588,9 @@ def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
                 rngs = [None]*world
                 if dist.is_initialized(): dist.all_gather_object(rngs, rng_state())
                 else: rngs = [rng_state()]
-                if rank == 0: save_run(out, cfg, model, teacher, opt, criterion, step, bad, rngs, sv)
+                state = full_state(model, teacher, opt, criterion, fsdp)
+                if rank == 0: save_run(out, cfg, state, step, bad, rngs, sv)
+                del state
                 if dist.is_initialized(): dist.barrier()
             if stop_after is not None and n_done >= stop_after: break
             t_data = time.perf_counter()

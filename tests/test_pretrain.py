@@ -45,29 +45,78 @@ def _finish(proc, timeout=400):
     return out
 
 
-def test_ddp_gloo_kill_and_resume_reproduces_losses(data_list, tmp_path):
-    ref = P.make_config(**TINY, data_list=data_list, out_dir=str(tmp_path/'ref'), nproc=2)
-    _finish(_torchrun(ref))
-    full = pd.read_csv(tmp_path/'ref'/'log.csv')
-    assert full.step.tolist() == list(range(6)) and full.loss.notna().all()
+@pytest.fixture(scope='module')
+def ddp_ref(data_list, tmp_path_factory):
+    "The uninterrupted 2-process DDP run every other multi-process run is compared with."
+    out = tmp_path_factory.mktemp('ref')
+    _finish(_torchrun(P.make_config(**TINY, data_list=data_list, out_dir=str(out), nproc=2, strategy='ddp')))
+    return out
 
-    cfg = P.make_config(**TINY, data_list=data_list, out_dir=str(tmp_path/'run'), nproc=2)
-    proc = _torchrun(cfg)
-    ck, t0 = tmp_path/'run'/P.CKPT, time.time()
+
+def _kill_midway(cfg, ck):
+    proc, t0 = _torchrun(cfg), time.time()
     while not ck.exists() and proc.poll() is None and time.time() - t0 < 400: time.sleep(0.05)
     for pid in _descendants(proc.pid) + [proc.pid]: os.kill(pid, signal.SIGKILL)   # workers first: no clean shutdown
     proc.communicate()
     killed_at = P.load_checkpoint(ck)['step']
     assert 2 <= killed_at < 6, f"the run was not killed mid-way (checkpoint at step {killed_at})"
+
+
+def _same_losses(a, b, **tol):
+    for k in ('loss', 'dino_loss', 'ibot_loss', 'koleo_loss'):
+        pd.testing.assert_series_equal(a[k], b[k], **tol)
+
+
+def _same_backbones(a_dir, b_dir, **tol):
+    a, _ = load_backbone(a_dir); b, info = load_backbone(b_dir)
+    assert info['steps'] == 6 and info['method'] == 'dinov2'
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()): torch.testing.assert_close(v, w, msg=k, **tol)
+
+
+def test_ddp_gloo_kill_and_resume_reproduces_losses(data_list, ddp_ref, tmp_path):
+    full = pd.read_csv(ddp_ref/'log.csv')
+    assert full.step.tolist() == list(range(6)) and full.loss.notna().all()
+    cfg = P.make_config(**TINY, data_list=data_list, out_dir=str(tmp_path/'run'), nproc=2, strategy='ddp')
+    _kill_midway(cfg, tmp_path/'run'/P.CKPT)
     _finish(_torchrun(cfg))
     resumed = pd.read_csv(tmp_path/'run'/'log.csv')
     assert resumed.step.tolist() == list(range(6))
-    pd.testing.assert_series_equal(resumed.loss, full.loss, rtol=1e-5, atol=1e-6)
-    for k in ('dino_loss', 'ibot_loss', 'koleo_loss'):
-        pd.testing.assert_series_equal(resumed[k], full[k], rtol=1e-5, atol=1e-6)
-    a, _ = load_backbone(tmp_path/'ref'); b, info = load_backbone(tmp_path/'run')
-    assert info['steps'] == 6 and info['method'] == 'dinov2'
-    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()): torch.testing.assert_close(v, w, msg=k)
+    _same_losses(resumed, full, rtol=1e-5, atol=1e-6)
+    _same_backbones(ddp_ref, tmp_path/'run')
+
+
+def test_fsdp2_gloo_matches_ddp_and_resumes_exactly(data_list, ddp_ref, tmp_path):
+    "FSDP2 (sharded student and teacher) with activation checkpointing: the same training as DDP, and exact resume after a kill."
+    kw = dict(**TINY, data_list=data_list, nproc=2, strategy='fsdp', grad_ckpt=True)
+    ref = P.make_config(**kw, out_dir=str(tmp_path/'ref'))
+    out = _finish(_torchrun(ref))
+    full = pd.read_csv(tmp_path/'ref'/'log.csv')
+    assert full.step.tolist() == list(range(6)), out[-2000:]
+    _same_losses(full, pd.read_csv(ddp_ref/'log.csv'), rtol=1e-4, atol=1e-5)   # same maths, other reduction order
+    _same_backbones(ddp_ref, tmp_path/'ref', rtol=1e-4, atol=1e-5)
+    ck = P.load_checkpoint(tmp_path/'ref'/P.CKPT)                                 # whole tensors, optimiser keyed by name
+    assert ck['config']['strategy'] == 'fsdp' and 'backbone.vit.cls_token' in ck['optimizer']['state']
+    cfg = P.make_config(**kw, out_dir=str(tmp_path/'run'))
+    _kill_midway(cfg, tmp_path/'run'/P.CKPT)
+    _finish(_torchrun(cfg))
+    resumed = pd.read_csv(tmp_path/'run'/'log.csv')
+    assert resumed.step.tolist() == list(range(6))
+    _same_losses(resumed, full, rtol=1e-5, atol=1e-6)
+    _same_backbones(tmp_path/'ref', tmp_path/'run')
+
+
+def test_fsdp2_mae_and_strategy_switch(data_list, tmp_path):
+    "MAE (frozen sin-cos position embedding) under FSDP2 trains like DDP; a DDP checkpoint continues under FSDP2."
+    kw = dict(method='mae', arch='vit_tiny_patch16', img_size=32, patch_size=8, batch_size=8, max_steps=4, save_every=2, seed=1,
+              data_list=data_list, nproc=2)
+    _finish(_torchrun(P.make_config(**kw, strategy='ddp', out_dir=str(tmp_path/'ddp'))))
+    _finish(_torchrun(P.make_config(**kw, strategy='fsdp', out_dir=str(tmp_path/'fsdp'))))
+    a, b = pd.read_csv(tmp_path/'ddp'/'log.csv'), pd.read_csv(tmp_path/'fsdp'/'log.csv')
+    pd.testing.assert_series_equal(a.loss, b.loss, rtol=1e-4, atol=1e-5)
+    _finish(_torchrun(P.make_config(**(kw | dict(max_steps=6)), strategy='fsdp', out_dir=str(tmp_path/'ddp'))))
+    c = pd.read_csv(tmp_path/'ddp'/'log.csv')
+    assert c.step.tolist() == list(range(6)) and c.loss.notna().all()
+    assert load_backbone(tmp_path/'ddp')[1]['steps'] == 6
 
 
 def test_in_process_stop_and_resume_is_exact_for_mae(data_list, tmp_path):
