@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make demo     run the pipeline headless on embedded real data (runs/demo/)"
 	@echo "make test     execute every notebook and the plain tests (pytest)"
-	@echo "make figures  regenerate the paper figures from stored published numbers"
+	@echo "make figures  regenerate the paper figures from stored published numbers (RESULTS=results/own: from your runs)"
 	@echo "make bench    run the stage benchmarks, collect their ratios in benchmarks/README.md"
 	@echo "make paper-runs  print the paper's experiment matrix: state, GPU-hours, commands"
 
@@ -36,9 +36,16 @@ demo: $(STAMP)
 demo-fresh: $(STAMP)
 	$(PY) -m biovfm.demo --fresh
 
+# The paper figures from the published numbers (figures/), or from a folder of your own collected
+# results: make figures RESULTS=results/own (scaling fits + figures under that folder).
+RESULTS ?= paper
 figures: $(STAMP)
+ifeq ($(RESULTS),paper)
 	@mkdir -p runs/figures
 	$(BIN)/papermill -k python3 --cwd nbs nbs/06_figures.ipynb runs/figures/06_figures.ipynb -p results paper -p out_dir ../figures
+else
+	$(PY) -c "import sys; from biovfm.experiments import analyse; print(analyse(sys.argv[1]))" $(RESULTS)
+endif
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean

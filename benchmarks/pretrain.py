@@ -97,7 +97,8 @@ def main(argv=None):
            "MAE: all tokens, so below 1 means the 75% masking pays for the decoder); `loader_over_step` > 1 means the loader keeps up.\n\n")
     md = '\n'.join(['| ' + ' | '.join(df.columns) + ' |', '|' + '---|'*len(df.columns)]
                    + ['| ' + ' | '.join(map(str, r)) + ' |' for r in df.itertuples(index=False)])
-    with open(a.out, 'a') as f: f.write(hdr + md + '\n')
+    new = not Path(a.out).exists()
+    with open(a.out, 'a') as f: f.write(('# Pretraining step cost\n' if new else '') + hdr + md + '\n')
     return df
 
 

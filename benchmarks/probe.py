@@ -65,4 +65,5 @@ agree = max(np.nanmax(np.abs(vb[m][:args.n_boot_sklearn] - sb[m])) for m in P.ME
 say(f"- bootstrap, 20,000 test samples, 1000 resamples, 5 metrics: vectorised {t_vec:.2f} s vs scikit-learn loop "
     f"{t_sk1000:.1f} s{'' if args.n_boot_sklearn == 1000 else f' (extrapolated from {args.n_boot_sklearn})'} = **{t_sk1000/t_vec:.0f}x**; "
     f"max abs difference {agree:.1e}")
-with open(Path(__file__).with_suffix('.md'), 'a') as f: f.write('\n'.join(lines) + '\n')
+md = Path(__file__).with_suffix('.md'); new = not md.exists()
+with open(md, 'a') as f: f.write(('# Probing: fast vs faithful protocol, bootstrap\n' if new else '') + '\n'.join(lines) + '\n')
