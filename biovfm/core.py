@@ -248,13 +248,13 @@ def check_schema(df:pd.DataFrame, schema:str, extra_ok:bool=False) -> pd.DataFra
         raise ValueError(f"table does not follow the '{schema}' schema: missing {missing}, unexpected {extra}")
     return df[cols + (extra if extra_ok else [])]
 
-def write_table(df:pd.DataFrame, path, schema:str|None=None, extra_ok:bool=False) -> Path:
-    "Write `df` atomically as CSV or parquet (by suffix), checking `schema` first."
+def write_table(df:pd.DataFrame, path, schema:str|None=None, extra_ok:bool=False, float_format:str|None=None) -> Path:
+    "Write `df` atomically as CSV or parquet (by suffix), checking `schema` first; `float_format` (CSV) e.g. '%.10g' for fitted numbers."
     path = Path(path)
     if schema: df = check_schema(df, schema, extra_ok)
     with atomic_path(path) as tmp:
         if path.suffix == '.parquet': df.to_parquet(tmp, index=False)
-        else: df.to_csv(tmp, index=False)
+        else: df.to_csv(tmp, index=False, float_format=float_format)
     return path
 
 def read_table(path, schema:str|None=None, extra_ok:bool=True) -> pd.DataFrame:

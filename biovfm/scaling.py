@@ -365,9 +365,10 @@ def run_scaling(results='paper', out_dir=None, x_axis='paper', n_boot:int=1000, 
     props = task_properties(sorted(set(pts.benchmark)) if str(results) != 'paper' else MEDMNIST_2D,
                             props_size, dbi_representation, dbi_max_samples)
     corr = correlations(paper_slopes() if str(results) == 'paper' else sl, props)
-    write_table(sl[SCHEMAS['slopes']], out/'slopes.csv', 'slopes')
-    write_table(props[SCHEMAS['task_properties']], out/'task_properties.csv', 'task_properties')
-    write_table(corr, out/'correlations.csv', 'correlations')
+    ff = '%.10g'   # 10 significant digits: the fits' last bits vary with BLAS threading, the stored tables do not
+    write_table(sl[SCHEMAS['slopes']], out/'slopes.csv', 'slopes', float_format=ff)
+    write_table(props[SCHEMAS['task_properties']], out/'task_properties.csv', 'task_properties', float_format=ff)
+    write_table(corr, out/'correlations.csv', 'correlations', float_format=ff)
     info = dict(results=str(results), x_axis=sl.x_axis.iloc[0] if len(sl) else str(x_axis), n_boot=n_boot, seed=seed,
                 correlated_slopes='published (results/paper/slopes.csv)' if str(results) == 'paper' else 'fitted (slopes.csv)',
                 ci_method={f'{r.benchmark}/{r.method}': r.ci_method for r in sl.itertuples()},
