@@ -85,8 +85,8 @@ def vit_forward_flops(dims:dict, n_tokens:int) -> float:
     return embed + 2*n_tokens*dims['block_params'] + 4*dims['depth']*n_tokens**2*dims['dim']
 
 def train_flops_per_image(method:str, arch:str, img_size:int=224, patch_size:int|None=None, local_size:int=96,
-                          n_local:int=8, mask_ratio:float=0.75, n_prototypes:int=65536) -> float:
-    "Training FLOPs per pretraining image (forward+backward) for DINOv2 or MAE."
+                          n_local:int=8, mask_ratio:float=0.75, n_prototypes:int=65536, grad_ckpt:bool=False) -> float:
+    "Training FLOPs per pretraining image (forward+backward; `grad_ckpt`: the student's blocks run forward twice) for DINOv2 or MAE."
     d = _vit_dims(arch, img_size, patch_size)
     n_g = (img_size//d['patch'])**2 + 1
     if method == 'dinov2':
@@ -94,17 +94,19 @@ def train_flops_per_image(method:str, arch:str, img_size:int=224, patch_size:int
         head = 2*(d['dim']*2048 + 2048*2048 + 2048*256 + 256*n_prototypes)  # per token through the DINO head
         student = 2*vit_forward_flops(d, n_g) + n_local*vit_forward_flops(d, n_l) + (2 + n_local + 0.3*n_g)*head
         teacher = 2*vit_forward_flops(d, n_g) + (2 + 0.3*n_g)*head
-        return 3*student + teacher
+        recompute = 2*vit_forward_flops(d, n_g) + n_local*vit_forward_flops(d, n_l) if grad_ckpt else 0
+        return 3*student + teacher + recompute
     if method == 'mae':
         dec = dict(depth=8, dim=512, block_params=8*(12*512*512 + 13*512))
         n_vis = int(round((n_g - 1)*(1 - mask_ratio))) + 1
-        return 3*(vit_forward_flops(d, n_vis) + vit_forward_flops(dec, n_g))
+        return 3*(vit_forward_flops(d, n_vis) + vit_forward_flops(dec, n_g)) + (vit_forward_flops(d, n_vis) if grad_ckpt else 0)
     raise ValueError(f"method={method!r}: use 'dinov2' or 'mae'")
 
 def gpu_hours(pretrain:dict, peak_tflops:float=312., utilisation:float=0.35) -> float:
     "Estimated GPU-hours of a pretraining config (A100 bf16 peak by default)."
     short = next((k for k, v in __import__('biovfm.core', fromlist=['BACKBONES']).BACKBONES.items() if v == pretrain['arch']), pretrain['arch'])
-    f = train_flops_per_image(pretrain['method'], short, pretrain.get('img_size', 224), pretrain.get('patch_size'))
+    f = train_flops_per_image(pretrain['method'], short, pretrain.get('img_size', 224), pretrain.get('patch_size'),
+                              grad_ckpt=bool(pretrain.get('grad_ckpt')))
     images = pretrain['max_steps']*pretrain['batch_size']
     return f*images/(peak_tflops*1e12*utilisation)/3600
 
