@@ -1,5 +1,5 @@
 "Pretraining stage: exact resume after a kill (2 gloo processes under torchrun, and in-process), NaN/inf guard, CLI."
-import os, signal, subprocess, sys, time
+import os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -113,9 +113,13 @@ def test_fsdp2_mae_and_strategy_switch(data_list, tmp_path):
     _finish(_torchrun(P.make_config(**kw, strategy='fsdp', out_dir=str(tmp_path/'fsdp'))))
     a, b = pd.read_csv(tmp_path/'ddp'/'log.csv'), pd.read_csv(tmp_path/'fsdp'/'log.csv')
     pd.testing.assert_series_equal(a.loss, b.loss, rtol=1e-4, atol=1e-5)
-    _finish(_torchrun(P.make_config(**(kw | dict(max_steps=6)), strategy='fsdp', out_dir=str(tmp_path/'ddp'))))
-    c = pd.read_csv(tmp_path/'ddp'/'log.csv')
+    # the DDP checkpoint at step 4 continued to step 6 under each strategy: same losses, so AdamW's moments came through
+    shutil.copytree(tmp_path/'ddp', tmp_path/'ddp2')
+    for strat, d in (('fsdp', 'ddp'), ('ddp', 'ddp2')):
+        _finish(_torchrun(P.make_config(**(kw | dict(max_steps=6)), strategy=strat, out_dir=str(tmp_path/d))))
+    c, c2 = pd.read_csv(tmp_path/'ddp'/'log.csv'), pd.read_csv(tmp_path/'ddp2'/'log.csv')
     assert c.step.tolist() == list(range(6)) and c.loss.notna().all()
+    pd.testing.assert_series_equal(c.loss, c2.loss, rtol=1e-4, atol=1e-5)
     assert load_backbone(tmp_path/'ddp')[1]['steps'] == 6
 
 
