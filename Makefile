@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo demo-fresh test figures install export check-sync bench configs paper-runs help
+.PHONY: demo demo-fresh test figures install export check-sync bench configs paper-runs gpu-check help
 
 help:
 	@echo "make demo     run the pipeline headless on embedded real data (runs/demo/)"
@@ -18,6 +18,7 @@ help:
 	@echo "make figures  regenerate the paper figures from stored published numbers (RESULTS=results/own: from your runs)"
 	@echo "make bench    run the stage benchmarks, collect their ratios in benchmarks/README.md"
 	@echo "make paper-runs  print the paper's experiment matrix: state, GPU-hours, commands"
+	@echo "make gpu-check   on the GPU server, first: cuda notebook cells, bf16 steps per size, DDP vs FSDP2, img/s/GPU"
 
 $(STAMP): settings.ini setup.py constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -59,6 +60,14 @@ configs: $(STAMP)
 	$(BIN)/biovfm-experiments configs
 paper-runs: $(STAMP)
 	$(BIN)/biovfm-experiments plan paper --dry-run
+
+# The GPU server's first command (under 10 minutes on one GPU; PASS/FAIL per check): the notebooks' cuda
+# cells, bf16 DINOv2 and MAE steps for ViT-T/S/B/L/H, DDP vs FSDP2 with 2+ GPUs, img/s/GPU vs the estimates.
+# With the conda env: make gpu-check VENV=$CONDA_PREFIX
+gpu-check: $(STAMP)
+	@$(BIN)/nbdev_test --flags cuda --path nbs/03_pretrain.ipynb && echo "PASS  nbdev_test --flags cuda" \
+	  || { echo "FAIL  nbdev_test --flags cuda"; exit 1; }
+	$(PY) benchmarks/gpu_check.py
 
 # Fails when the package or the notebooks are out of sync with what is committed.
 check-sync: $(STAMP)

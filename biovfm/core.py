@@ -13,9 +13,9 @@ import pandas as pd
 # %% auto #0
 __all__ = ['MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SCHEMAS', 'repo_root', 'data_root', 'data_dir',
            'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info', 'benchmarks', 'medmnist_dirs',
-           'medmnist_filename', 'expected_md5', 'file_md5', 'find_medmnist', 'load_medmnist', 'timm_name',
-           'backbone_params', 'backbone_table', 'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path',
-           'check_schema', 'write_table', 'read_table', 'save_backbone', 'load_backbone']
+           'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest', 'find_medmnist', 'load_medmnist',
+           'timm_name', 'backbone_params', 'backbone_table', 'seed_everything', 'get_device', 'autocast_dtype',
+           'atomic_path', 'check_schema', 'write_table', 'read_table', 'save_backbone', 'load_backbone']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -30,14 +30,14 @@ def repo_root() -> Path:
 
 # %% ../nbs/00_core.ipynb #a48e39b6
 def data_root() -> Path|None:
-    "The data root: `$BIOVFM_DATA`, else `../shared/data` beside the checkout, else None."
+    "The data root: `$BIOVFM_DATA`, else the repository's embedded `data/`, else None."
     env = os.environ.get('BIOVFM_DATA')
     if env:
-        p = Path(env).expanduser()
-        if not p.is_dir(): raise FileNotFoundError(f"BIOVFM_DATA={env!r} is not a folder")
-        return p
-    shared = repo_root().parent/'shared'/'data'
-    return shared if shared.is_dir() else None
+        path = Path(env).expanduser()
+        if not path.is_dir(): raise FileNotFoundError(f"BIOVFM_DATA={env!r} is not a folder")
+        return path
+    embedded = repo_root()/'data'
+    return embedded if embedded.is_dir() else None
 
 # %% ../nbs/00_core.ipynb #558cf507
 def data_dir(name:str) -> Path|None:
@@ -95,7 +95,7 @@ def medmnist_dirs() -> list[Path]:
     "Folders searched for MedMNIST `.npz` files, in order."
     dirs = []
     if os.environ.get('BIOVFM_DATA'): dirs.append(Path(os.environ['BIOVFM_DATA']).expanduser()/'medmnist')
-    dirs.append(repo_root().parent/'shared'/'data'/'medmnist')
+    dirs.append(repo_root()/'data'/'medmnist')
     dirs.append(Path(os.environ.get('MEDMNIST_ROOT', '~/.medmnist')).expanduser())
     return dirs
 
@@ -120,6 +120,20 @@ def file_md5(path) -> str:
     "MD5 of a file, cached per (path, size, mtime) so a big file is hashed once per process."
     st = os.stat(path)
     return _md5_cached(str(path), st.st_size, st.st_mtime)
+
+# %% ../nbs/00_core.ipynb #c0a1e002
+def check_manifest(root=None) -> pd.DataFrame:
+    "The rows of `root/MANIFEST.tsv` (default: the data root) whose file is missing or has another MD5."
+    root = Path(root) if root is not None else data_root()
+    if root is None or not (root/'MANIFEST.tsv').is_file():
+        raise FileNotFoundError(f"no MANIFEST.tsv in the data root {root}; set BIOVFM_DATA or restore data/ from git")
+    manifest = pd.read_csv(root/'MANIFEST.tsv', sep='\t', dtype=str, keep_default_na=False)
+    def problem(row) -> str:
+        path = root/row.path
+        if not path.is_file(): return 'missing'
+        return '' if file_md5(path) == row.md5 else f'md5 {file_md5(path)} != {row.md5}'
+    manifest['problem'] = [problem(row) for row in manifest.itertuples()]
+    return manifest[manifest.problem != ''].reset_index(drop=True)
 
 # %% ../nbs/00_core.ipynb #1223ecaf
 _HOW_TO_GET = ("On a networked machine fetch it with medmnist, e.g. "

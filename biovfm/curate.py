@@ -13,12 +13,12 @@ from PIL import Image
 from .core import SCHEMAS, data_dir, runs_root, repo_root, atomic_path, write_table, read_table, MEDMNIST_2D
 
 # %% auto #0
-__all__ = ['MODALITIES', 'VIEWS', 'WSI_SOP', 'DEMO', 'to_modality', 'RejectError', 'file_kind', 'package_samples',
-           'default_raw_dir', 'Volume', 'Planar', 'read_nifti', 'read_dicom', 'read_dicom_series', 'tissue_fraction',
-           'read_wsi', 'read_dicom_wsi', 'read_image', 'read_tiff', 'intensity_window', 'to_uint8', 'view_slices',
-           'physical_aspect', 'foreground_fraction', 'padding_mask', 'letterbox', 'image_hashes', 'Options',
-           'process_item', 'read_manifest', 'split_of', 'source_of', 'plan_jobs', 'shard_of', 'assign_chunks',
-           'read_job', 'process_job', 'chunk_done', 'process_chunk', 'prepare_run', 'run_shard', 'phash_int', 'hamming',
+__all__ = ['MODALITIES', 'VIEWS', 'WSI_SOP', 'DEMO', 'to_modality', 'RejectError', 'file_kind', 'default_raw_dir', 'Volume',
+           'Planar', 'read_nifti', 'read_dicom', 'read_dicom_series', 'tissue_fraction', 'read_wsi', 'read_dicom_wsi',
+           'read_image', 'read_tiff', 'intensity_window', 'to_uint8', 'view_slices', 'physical_aspect',
+           'foreground_fraction', 'padding_mask', 'letterbox', 'image_hashes', 'Options', 'process_item',
+           'read_manifest', 'split_of', 'source_of', 'plan_jobs', 'shard_of', 'assign_chunks', 'read_job',
+           'process_job', 'chunk_done', 'process_chunk', 'prepare_run', 'run_shard', 'phash_int', 'hamming',
            'near_pairs', 'benchmark_hashes', 'audit', 'missing_chunks', 'merge', 'curate', 'subset_by_modality',
            'random_subset', 'write_subset', 'composition', 'plot_composition', 'make_corrupt_inputs',
            'export_data_list', 'build_demo']
@@ -71,42 +71,13 @@ def file_kind(path) -> str:
     except OSError: return 'unknown'
 
 # %% ../nbs/01_curate.ipynb #339b0e8d
-def package_samples(dest=None) -> Path:
-    "A raw folder of real medical images shipped by installed packages (symlinks), with a MANIFEST.tsv."
-    dest = Path(dest) if dest is not None else repo_root()/'cache'/'package_samples'
-    items = []
-    with contextlib.suppress(ImportError):
-        import pydicom.data
-        td = Path(pydicom.data.__file__).parent/'test_files'
-        items += [(td/'CT_small.dcm', 'ct/pydicom', 'CT', 'unspecified'), (td/'MR_small.dcm', 'mr/pydicom', 'MR', 'unspecified'),
-                  (td/'examples_ybr_color.dcm', 'ultrasound/pydicom', 'Ultrasound (cine)', 'unspecified')]
-    with contextlib.suppress(ImportError):
-        import nibabel
-        nd = Path(nibabel.__file__).parent/'tests'/'data'
-        items += [(nd/'example4d.nii.gz', 'mr/nibabel', 'MR (EPI fMRI, 2 volumes)', 'brain')]
-    with contextlib.suppress(ImportError):
-        import skimage
-        sd = Path(skimage.__file__).parent/'data'
-        items += [(sd/'retina.jpg', 'fundus/scikit-image', 'Fundus photograph', 'retina'),
-                  (sd/'microaneurysms.png', 'fundus/scikit-image', 'Fundus (green channel crop)', 'retina'),
-                  (sd/'ihc.png', 'histopathology/scikit-image', 'Histopathology (IHC)', 'colon'),
-                  (sd/'cell.png', 'microscopy/scikit-image', 'Microscopy (quantitative phase)', 'cell')]
-    rows = []
-    for src, folder, mod, anat in items:
-        if not src.exists(): continue
-        d = dest/folder; d.mkdir(parents=True, exist_ok=True)
-        link = d/src.name
-        if not link.exists():
-            try: link.symlink_to(src)
-            except OSError: shutil.copy(src, link)
-        rows.append(dict(file=f'{folder}/{src.name}', modality=mod, anatomy=anat))
-    if not rows: raise FileNotFoundError("no raw_dir given, no shared data folder, and no package ships sample images (install pydicom, nibabel or scikit-image)")
-    with atomic_path(dest/'MANIFEST.tsv') as tmp: pd.DataFrame(rows).to_csv(tmp, sep='\t', index=False)
-    return dest
-
 def default_raw_dir() -> Path:
-    "The shared raw folder (`data_dir('raw')`), else the package samples."
-    return data_dir('raw') or package_samples()
+    "The data root's raw folder: `$BIOVFM_DATA/raw`, else the repository's embedded `data/raw`."
+    raw = data_dir('raw')
+    if raw is None:
+        raise FileNotFoundError("no raw folder: pass raw_dir, set BIOVFM_DATA to a folder holding raw/, "
+                                "or restore the repository's embedded data (git checkout -- data)")
+    return raw
 
 # %% ../nbs/01_curate.ipynb #f6e356d9
 @dataclass

@@ -28,7 +28,10 @@ def test_environment_yml_installs_settings_ini():
     deps = env['dependencies']
     assert any(str(d).startswith('python=3.11') for d in deps)
     pip = next(d['pip'] for d in deps if isinstance(d, dict))
-    assert pip == ['-e .[dev]'], 'environment.yml must install exactly the set declared in settings.ini'
+    assert pip[-1] == '-e .[dev]', 'environment.yml must install the set declared in settings.ini'
+    torch_lines = [l for l in pip if l.startswith('torch')]
+    assert 'torch>=2.6' in torch_lines and any('download.pytorch.org/whl/cu' in l for l in pip), \
+        'the GPU env installs a CUDA torch with FSDP2 (>= 2.6)'
     # the version in the package agrees with settings.ini
     import biovfm
     assert biovfm.__version__ == _cfg()['version']
@@ -52,3 +55,24 @@ def test_notebooks_name_their_kernel():
     for nb in sorted((ROOT/'nbs').glob('[0-9]*.ipynb')):
         ks = nbformat.read(nb, as_version=4).metadata.get('kernelspec', {})
         assert ks.get('language') == 'python' and ks.get('name') == 'python3', nb.name
+
+def test_requirement_floors_match_the_code():
+    "FSDP2 (fully_shard) needs torch >= 2.6, np.bitwise_count numpy >= 2, pydicom.pixels pydicom >= 3."
+    reqs = {re.split(r'[<>=!~\[]', r)[0]: r for r in shlex.split(_cfg()['requirements'])}
+    for req in ('torch>=2.6', 'torchvision>=0.21', 'numpy>=2.0', 'pydicom>=3.0', 'pandas>=2.2.2'):
+        assert reqs[re.split(r'[<>=]', req)[0]].startswith(req), (req, reqs[re.split(r'[<>=]', req)[0]])
+    code = '\n'.join(p.read_text() for p in (ROOT/'biovfm').glob('*.py'))
+    assert 'fully_shard' in code and 'bitwise_count' in code and 'pydicom.pixels' in code
+
+def test_no_tracked_file_refers_to_the_workshop_folder():
+    "Users have no shared folder beside their clone: the repository resolves data itself (data/, BIOVFM_DATA)."
+    import subprocess
+    files = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    needle = '..' + '/shared'
+    hits = [f for f in files if (ROOT/f).is_file() and (ROOT/f).stat().st_size < 5_000_000
+            and needle in (ROOT/f).read_text(errors='ignore')]
+    assert not hits, hits
+
+def test_embedded_data_is_complete():
+    from biovfm.core import check_manifest
+    assert len(check_manifest(ROOT/'data')) == 0
