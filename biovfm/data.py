@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_data.ipynb #ee6527cd
 from __future__ import annotations
-import contextlib, hashlib, json, math, random, warnings
+import contextlib, hashlib, json, math, os, random, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -14,8 +14,8 @@ from torchvision import transforms as T
 from .core import SCHEMAS, data_dir, write_table, read_table, runs_root
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'example_data_list', 'seeded', 'PretrainDataset', 'RandomBlur', 'MultiCrop',
-           'block_masks', 'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler', 'make_loader']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'example_data_list', 'seeded', 'check_data_list', 'PretrainDataset', 'RandomBlur',
+           'MultiCrop', 'block_masks', 'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler', 'make_loader']
 
 # %% ../nbs/02_data.ipynb #63f24c46
 def example_data_list(out_dir=None, n:int=256, size:int=224, seed:int=0, raw=None, max_files:int=14, slice_step:int=6) -> Path:
@@ -46,20 +46,42 @@ def _mix(*xs) -> int:
     "A 63-bit seed mixed from integers."
     return int.from_bytes(hashlib.blake2b(','.join(map(str, xs)).encode(), digest_size=8).digest(), 'little') >> 1
 
+# %% ../nbs/02_data.ipynb #dc0c0002
+def check_data_list(data_list, split:str|None='train', modality:str|list|None=None, n_sample:int=16) -> pd.DataFrame:
+    "The rows of `data_list` a run would use; clear errors naming the file, the bad rows or the valid values."
+    path = Path(data_list)
+    if not path.is_file():
+        raise FileNotFoundError(f"data_list={str(data_list)!r} does not exist: curate a corpus first "
+                                "(nbs/01_curate.ipynb writes OUT/data_list.parquet) or pass data_list=None for the example list")
+    try: table = read_table(path, 'data_list')
+    except Exception as e: raise ValueError(f"{path}: not a readable data list ({type(e).__name__}: {e})") from e
+    if split is not None: table = table[table.split == split]
+    if modality is not None:
+        wanted = [modality] if isinstance(modality, str) else list(modality)
+        present = sorted(table.modality.dropna().unique())
+        if unknown := [m for m in wanted if m not in present]:
+            raise ValueError(f"{path}: modality={unknown} has no rows; valid values: {present}")
+        table = table[table.modality.isin(wanted)]
+    if not len(table): raise ValueError(f"{path}: no rows with split={split!r}, modality={modality!r}")
+    paths = table.path.astype(str)
+    escapes = paths[paths.str.startswith('/') | paths.map(lambda p: os.path.normpath(p).startswith('..'))]
+    if len(escapes):
+        raise ValueError(f"{path}: {len(escapes)} rows point outside the list's folder (absolute or '..'), "
+                         f"e.g. row {escapes.index[0]}: {escapes.iloc[0]!r}")
+    sample = pd.concat([paths.head(n_sample//2), paths.sample(min(len(paths), n_sample//2), random_state=0)])
+    if missing := [p for p in sample.unique() if not (path.parent/p).is_file()]:
+        raise FileNotFoundError(f"{path}: {len(missing)} of {sample.nunique()} sampled images are missing under "
+                                f"{path.parent}, e.g. {missing[0]!r}")
+    return table.reset_index(drop=True)
+
 # %% ../nbs/02_data.ipynb #f0e9407b
 class PretrainDataset(torch.utils.data.Dataset):
     "Images of a curation data list (`split` rows, optional `modality` subset or seeded sample of `n`), as RGB PIL images through `transform`."
     def __init__(self, data_list, split:str|None='train', modality:str|list|None=None, n:int|None=None,
                  transform=None, seed:int=0, max_bad:int=100, load_size:int|None=None, cache_mb:float=2048):
         self.path = Path(data_list)
-        if not self.path.exists(): raise FileNotFoundError(f"data_list={str(data_list)!r} does not exist")
-        df = read_table(self.path, 'data_list')
-        if split is not None: df = df[df.split == split]
-        if modality is not None:
-            mods = [modality] if isinstance(modality, str) else list(modality)
-            df = df[df.modality.isin(mods)]
+        df = check_data_list(self.path, split, modality)
         if n is not None and n < len(df): df = df.sample(n=n, random_state=seed).sort_index()
-        if not len(df): raise ValueError(f"{self.path}: no rows with split={split!r}, modality={modality!r}")
         self.df, self.root, self.transform, self.seed, self.max_bad, self.n_bad = df.reset_index(drop=True), self.path.parent, transform, seed, max_bad, 0
         self.load_size, self._cache = load_size, {}
         # small runs: keep the downsized images in memory when they fit in `cache_mb` (per process / worker)

@@ -13,8 +13,8 @@ from .experiments import small_matrix, write_configs, configs_match, load_matrix
 from .probe import bootstrap_metrics
 
 # %% auto #0
-__all__ = ['DEMO_BUDGET', 'DEMO_CURATE', 'demo_benchmarks', 'demo_matrix', 'paired_auc', 'verdict', 'compare_to_random',
-           'pretrain_summary', 'write_report', 'run_demo', 'main']
+__all__ = ['DEMO_BUDGET', 'DEMO_CURATE', 'demo_benchmarks', 'check_demo_inputs', 'demo_matrix', 'paired_auc', 'verdict',
+           'compare_to_random', 'pretrain_summary', 'write_report', 'run_demo', 'main']
 
 # %% ../nbs/08_demo.ipynb #31a5e1f7
 DEMO_BUDGET = {('mae', 'vit_tiny'): (300, 128), ('mae', 'vit_small'): (130, 128),
@@ -22,11 +22,29 @@ DEMO_BUDGET = {('mae', 'vit_tiny'): (300, 128), ('mae', 'vit_small'): (130, 128)
 DEMO_CURATE = dict(slice_step=2, frame_step=1, max_files=None, workers=2)   # every raw file (curate.DEMO)
 
 def demo_benchmarks() -> str:
-    "The MedMNIST benchmarks whose 28 px files are here (else the two smallest binary ones, downloaded)."
-    def here(b):
-        try: return find_medmnist(b, 28) is not None
+    "The MedMNIST benchmarks whose verified 28 px files are here (the embedded data has BreastMNIST and PneumoniaMNIST)."
+    def here(flag):
+        try: return find_medmnist(flag, 28) is not None
         except (FileNotFoundError, ValueError): return False
-    return ','.join([b for b in MEDMNIST_2D if here(b)] or ['breastmnist', 'pneumoniamnist'])
+    found = [flag for flag in MEDMNIST_2D if here(flag)]
+    if not found:
+        find_medmnist('breastmnist', 28)   # raises the error that says where it looked and how to fetch the file
+    return ','.join(found)
+
+def check_demo_inputs(benchmarks:str) -> dict:
+    "Fail within seconds, before any expensive step, naming what is missing and how to get it."
+    from biovfm.curate import default_raw_dir
+    raw = default_raw_dir()
+    files = [p for p in raw.rglob('*') if p.is_file() and not p.name.startswith('.') and p.name != 'MANIFEST.tsv']
+    if not files:
+        raise FileNotFoundError(f"the raw folder {raw} holds no files: restore the embedded data (git checkout -- data) "
+                                "or set BIOVFM_DATA to a folder with raw/")
+    for flag in benchmarks.split(','): find_medmnist(flag, 28)   # missing or corrupted: an error naming the file
+    from jupyter_client.kernelspec import find_kernel_specs
+    if 'python3' not in find_kernel_specs():
+        raise RuntimeError("no Jupyter kernel named python3 (papermill runs the stage notebooks with it): "
+                           "pip install ipykernel && python -m ipykernel install --user")
+    return dict(raw=str(raw), raw_files=len(files), benchmarks=benchmarks)
 
 def demo_matrix(budget:dict=DEMO_BUDGET, img_size:int=32, patch_size:int=8, benchmarks:str|None=None) -> tuple[list[Run], dict]:
     "The demo's runs and corpus step (configs/demo)."
@@ -170,7 +188,10 @@ def run_demo(out=None, fresh:bool=False, log=print) -> Path:
     out = Path(out) if out else runs_root()/'demo'
     if fresh and out.exists(): shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs, cur = demo_matrix(benchmarks=demo_benchmarks())
+    benchmarks = demo_benchmarks()
+    inputs = check_demo_inputs(benchmarks)
+    log(f"demo inputs: {inputs['raw_files']} raw files in {inputs['raw']}; benchmarks {benchmarks}")
+    runs, cur = demo_matrix(benchmarks=benchmarks)
     mp = out/'configs'; write_configs(runs, mp, cur)   # this machine's benchmarks; same recipes as configs/demo
     todo = plan(str(mp), out/'runs')
     log(f"demo: {len(todo)} runs in {out} ({(todo.state == 'probed').sum()} already probed)")

@@ -16,7 +16,7 @@ import torch.distributed as dist
 from .core import (BACKBONES, timm_name, seed_everything, get_device, autocast_dtype, atomic_path, save_backbone,
                          load_backbone, write_table, SCHEMAS, runs_root)
 from .data import (PretrainDataset, MultiCrop, DINOv2Collate, mae_transform, MAECollate, StepSampler, make_loader,
-                         IMAGENET_MEAN, IMAGENET_STD, example_data_list)
+                         IMAGENET_MEAN, IMAGENET_STD, example_data_list, check_data_list)
 
 # %% auto #0
 __all__ = ['ARCHS', 'EPOCH', 'CKPT', 'Config', 'short_arch', 'preset_values', 'make_config', 'cosine', 'schedules', 'make_vit',
@@ -507,6 +507,7 @@ def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
     device = torch.device(f'cuda:{local}') if torch.cuda.is_available() and cfg.device in ('auto', 'cuda') else get_device(cfg.device if cfg.device != 'auto' else 'cpu')
     if device.type == 'cuda': torch.cuda.set_device(device)
     dtype = autocast_dtype(device, cfg.precision)
+    check_data_list(cfg.data_list, 'train', cfg.modality)   # fail fast: before building the model or the loader
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)                      # identical init on every process
     model, teacher = build_model(cfg)

@@ -19,7 +19,7 @@ from .core import (MEDMNIST_2D, MEDMNIST_SIZES, BACKBONES, SCHEMAS, benchmark_in
 # %% auto #0
 __all__ = ['METRICS', 'FEATURE_VERSION', 'task_kind', 'n_outputs', 'mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics',
            'bootstrap_indices', 'weighted_auc', 'bootstrap_metrics', 'summarise_bootstrap', 'sklearn_bootstrap',
-           'ProbeData', 'resize_images', 'load_benchmark', 'make_split', 'load_labelled_folder',
+           'ProbeData', 'resize_images', 'check_probe_inputs', 'load_benchmark', 'make_split', 'load_labelled_folder',
            'write_labelled_folder', 'Backbone', 'short_arch', 'load_probe_backbone', 'pool_features', 'to_input',
            'augment', 'extract_features', 'cache_key', 'cached_features', 'LinearHead', 'train_head', 'feature_batches',
            'image_batches', 'probe_one', 'probe_many', 'table1']
@@ -215,6 +215,23 @@ def resize_images(x, size:int):
     return (r[:, 0] if x.ndim == 3 else r.permute(0, 2, 3, 1)).numpy()
 
 # %% ../nbs/04_probe.ipynb #2c1b2ea4
+def check_probe_inputs(benchmarks, img_size:int, resize_from:int|None=None, download:bool=False, dataset_dir=None):
+    "Fail fast, naming each benchmark file that is missing or corrupted (and how to get it) and a missing labelled folder."
+    if dataset_dir is not None and not (Path(dataset_dir)/'labels.csv').is_file():
+        raise FileNotFoundError(f"dataset_dir={str(dataset_dir)!r} has no labels.csv (columns path,label[,split])")
+    if download: return
+    problems = []
+    for flag in benchmarks:
+        sizes = [s for s in (img_size, resize_from) if s in MEDMNIST_SIZES]
+        errors = []
+        for size in sizes:
+            try:
+                find_medmnist(flag, size)
+                break
+            except (FileNotFoundError, ValueError) as e: errors.append(str(e))
+        else: problems.append(errors[-1] if errors else f"{flag}: img_size={img_size} is not a MedMNIST size: pass resize_from")
+    if problems: raise FileNotFoundError(f"{len(problems)} benchmark(s) unavailable:\n" + '\n'.join(problems))
+
 def load_benchmark(flag:str, img_size:int=28, resize_from:int|None=None, download:bool=False, root=None) -> ProbeData:
     "A MedMNIST 2D benchmark at `img_size` px, upsampled from `resize_from` px only when asked and needed."
     info = benchmark_info(flag); src = img_size
@@ -646,6 +663,7 @@ def probe_many(backbones, benchmarks=('breastmnist',), out_dir=None, img_size:in
             if len(rej): write_table(rej, out/f'rejects_{d.name}.csv', 'rejects')
             return d
         loaders.append((Path(dataset_dir).resolve().name, _folder))
+    check_probe_inputs(benchmarks, img_size, resize_from, download, dataset_dir)   # seconds, before any backbone loads
     datasets, dev = {}, get_device(device)
     for spec in backbones:
         bb = load_probe_backbone(spec, img_size, seed, dev)
