@@ -15,7 +15,8 @@ __all__ = ['MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SC
            'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info', 'benchmarks', 'medmnist_dirs',
            'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest', 'find_medmnist', 'load_medmnist',
            'timm_name', 'backbone_params', 'backbone_table', 'seed_everything', 'get_device', 'autocast_dtype',
-           'atomic_path', 'check_schema', 'write_table', 'read_table', 'save_backbone', 'load_backbone']
+           'atomic_path', 'atomic_temp_files', 'check_schema', 'write_table', 'read_table', 'save_backbone',
+           'load_backbone', 'run_parameters']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -176,6 +177,8 @@ def load_medmnist(flag:str, split:str='train', size:int=28, root=None, download:
 BACKBONES = {'vit_tiny': 'vit_tiny_patch16_224', 'vit_small': 'vit_small_patch16_224',
              'vit_base': 'vit_base_patch16_224', 'vit_large': 'vit_large_patch16_224',
              'vit_huge': 'vit_huge_patch14_224'}
+# The paper's x-values: the trainable parameters of the MAE pretraining model (encoder + decoder, without the
+# fixed sin-cos position embeddings; see `biovfm.pretrain.param_count`), reused by the paper for DINOv2.
 PAPER_X_PARAMS_M = {'vit_tiny': 31.2, 'vit_small': 47.4, 'vit_base': 111.66, 'vit_large': 329.24}
 
 def timm_name(arch:str) -> str:
@@ -198,6 +201,27 @@ def backbone_table() -> pd.DataFrame:
     "The five backbone sizes with their timm names and computed parameter counts (millions)."
     return pd.DataFrame([dict(arch=a, timm_name=t, params_m=backbone_params(a)/1e6, paper_x_params_m=PAPER_X_PARAMS_M.get(a))
                          for a, t in BACKBONES.items()]).set_index('arch')
+
+# %% ../nbs/00_core.ipynb #a5f1e002
+def _register_swiglu_vit_huge():
+    "Register timm model `vit_huge_patch14_swiglu_224` (the authors' `dino_vit_huge`), once per process."
+    import timm, torch
+    from timm.layers import SwiGLUPacked
+    from timm.models import register_model
+    from timm.models.vision_transformer import VisionTransformer
+    if timm.is_model('vit_huge_patch14_swiglu_224'): return
+    swiglu_hidden = (int(4*1280*2/3) + 7)//8*8   # DINOv2's SwiGLUFFNFused: 3416
+    @register_model
+    def vit_huge_patch14_swiglu_224(pretrained:bool=False, **kwargs):
+        "ViT-H/14 with DINOv2's fused SwiGLU MLP (hidden 3416, packed w12 = 6832), LayerScale 1e-5."
+        model_args = dict(img_size=224, patch_size=14, embed_dim=1280, depth=32, num_heads=16, init_values=1e-5,
+                          mlp_ratio=2*swiglu_hidden/1280, mlp_layer=SwiGLUPacked, act_layer=torch.nn.SiLU)
+        if pretrained: raise ValueError("vit_huge_patch14_swiglu_224 has no published weights: load a checkpoint")
+        timm_factory_keys = ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir')
+        model_kwargs = {k: v for k, v in kwargs.items() if k not in timm_factory_keys}
+        return VisionTransformer(**(model_args | model_kwargs))
+
+_register_swiglu_vit_huge()
 
 # %% ../nbs/00_core.ipynb #2e14d63b
 def seed_everything(seed:int=42):
@@ -252,6 +276,10 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
 
+def atomic_temp_files(folder, name:str='*') -> list[Path]:
+    "Temporary files `atomic_path` left in `folder` for target `name` when its process was killed mid-write."
+    return sorted(Path(folder).glob(f'.{name}.*.tmp'))
+
 # %% ../nbs/00_core.ipynb #f816b027
 def check_schema(df:pd.DataFrame, schema:str, extra_ok:bool=False) -> pd.DataFrame:
     "`df` with the columns of `schema` in order; a clear error naming missing (or unexpected) columns."
@@ -292,17 +320,60 @@ def save_backbone(model, out_dir, timm_name:str, img_size:int, method:str, model
     return out_dir
 
 # %% ../nbs/00_core.ipynb #3f7085a2
+def _read_backbone_json(path:Path) -> dict:
+    "`backbone.json` as a dict; a clear error naming the file when it is not JSON or lacks a field."
+    try: info = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): the export was interrupted or the file was edited; "
+                         "re-export the backbone") from None
+    missing = [k for k in ('timm_name', 'img_size', 'model_kwargs') if not isinstance(info, dict) or k not in info]
+    if missing: raise ValueError(f"{path} is not a backbone description: it lacks {missing}")
+    return info
+
+def _read_weights(path:Path, device) -> dict:
+    "The tensors of a safetensors file; a clear error naming the file when it is truncated or not safetensors."
+    from safetensors.torch import load_file
+    try: return load_file(str(path), device=str(device))
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable safetensors file ({type(e).__name__}: {e}): "
+                         "truncated or corrupt; re-export or copy it again") from None
+
 def load_backbone(path, device='cpu'):
     "A plain timm model and its `backbone.json` info from an exported backbone folder (or its .json/.safetensors)."
-    import timm
-    from safetensors.torch import load_file
+    import timm, torch
     p = Path(path)
     d = p if p.is_dir() else p.parent
     js, st = d/'backbone.json', d/'backbone.safetensors'
     for f in (js, st):
         if not f.exists(): raise FileNotFoundError(f"exported backbone incomplete: {f} is missing")
-    info = json.loads(js.read_text())
-    model = timm.create_model(info['timm_name'], pretrained=False, num_classes=0, img_size=info['img_size'], **info['model_kwargs'])
-    missing, unexpected = model.load_state_dict(load_file(str(st), device=str(device)), strict=False)
-    if missing or unexpected: raise ValueError(f"{st} does not fit {info['timm_name']}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    info = _read_backbone_json(js)
+    try:
+        model = timm.create_model(info['timm_name'], pretrained=False, num_classes=0, img_size=info['img_size'],
+                                  **info['model_kwargs'])
+    except Exception as e:
+        raise ValueError(f"{js}: cannot build timm model {info['timm_name']!r} with img_size={info['img_size']}, "
+                         f"{info['model_kwargs']} ({type(e).__name__}: {e})") from None
+    weights = _read_weights(st, device)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    wrong_shape = [f"{k} shape {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+                   for k, v in weights.items() if k in expected and v.shape != expected[k].shape]
+    if missing or unexpected or wrong_shape:
+        raise ValueError(f"{st} does not fit {info['timm_name']} as {js.name} describes it (another model size?): "
+                         f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong_shape[:3]}")
+    non_finite = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if non_finite:
+        raise ValueError(f"{st}: tensor {non_finite[0]!r} holds NaN or inf ({len(non_finite)} tensor(s) affected): "
+                         "refusing a diverged or corrupt backbone")
+    model.load_state_dict(weights)
     return model.to(device).eval(), info
+
+# %% ../nbs/00_core.ipynb #b0a7e002
+def run_parameters(namespace:dict, names_before:set, valid, stage:str) -> dict:
+    "The parameters a notebook run got (its parameters cell + papermill's injections); unknown names fail."
+    given = {name: namespace[name] for name in namespace if name not in names_before and not name.startswith('_')}
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise TypeError(f"{stage}: unknown parameter(s) {unknown}; valid parameters: {', '.join(sorted(valid))}")
+    return given

@@ -4,8 +4,8 @@
 
 # %% ../nbs/01_curate.ipynb #d2468203
 from __future__ import annotations
-import hashlib, json, os, re, time, math, shutil, warnings, contextlib, tempfile
-from dataclasses import dataclass, field, asdict
+import errno, hashlib, inspect, json, os, re, time, math, shutil, warnings, contextlib, tempfile
+from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -13,15 +13,15 @@ from PIL import Image
 from .core import SCHEMAS, data_dir, runs_root, repo_root, atomic_path, write_table, read_table, MEDMNIST_2D
 
 # %% auto #0
-__all__ = ['MODALITIES', 'VIEWS', 'WSI_SOP', 'DEMO', 'to_modality', 'RejectError', 'file_kind', 'default_raw_dir', 'Volume',
-           'Planar', 'read_nifti', 'read_dicom', 'read_dicom_series', 'tissue_fraction', 'read_wsi', 'read_dicom_wsi',
-           'read_image', 'read_tiff', 'intensity_window', 'to_uint8', 'view_slices', 'physical_aspect',
-           'foreground_fraction', 'padding_mask', 'letterbox', 'image_hashes', 'Options', 'process_item',
-           'read_manifest', 'split_of', 'source_of', 'plan_jobs', 'shard_of', 'assign_chunks', 'read_job',
-           'process_job', 'chunk_done', 'process_chunk', 'prepare_run', 'run_shard', 'phash_int', 'hamming',
-           'near_pairs', 'benchmark_hashes', 'audit', 'missing_chunks', 'merge', 'curate', 'subset_by_modality',
-           'random_subset', 'write_subset', 'composition', 'plot_composition', 'make_corrupt_inputs',
-           'export_data_list', 'build_demo']
+__all__ = ['MODALITIES', 'VIEWS', 'WSI_SOP', 'RUN_PARAMETERS', 'DEMO', 'to_modality', 'RejectError', 'file_kind',
+           'default_raw_dir', 'Volume', 'Planar', 'check_pixels', 'read_nifti', 'read_dicom', 'read_dicom_series',
+           'tissue_fraction', 'read_wsi', 'read_dicom_wsi', 'read_image', 'read_tiff', 'intensity_window', 'to_uint8',
+           'view_slices', 'physical_aspect', 'foreground_fraction', 'padding_mask', 'letterbox', 'image_hashes',
+           'Options', 'process_item', 'read_manifest', 'split_of', 'source_of', 'scan_raw', 'plan_jobs', 'shard_of',
+           'assign_chunks', 'read_job', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit',
+           'update_plan', 'prepare_run', 'run_shard', 'phash_int', 'hamming', 'near_pairs', 'benchmark_hashes', 'audit',
+           'missing_chunks', 'merge', 'curate', 'subset_by_modality', 'random_subset', 'write_subset', 'composition',
+           'plot_composition', 'make_corrupt_inputs', 'export_data_list', 'build_demo']
 
 # %% ../nbs/01_curate.ipynb #eb7f10ee
 MODALITIES = ('CT', 'MR', 'X-Ray', 'US', 'NM', 'Microscopy', 'Dermoscopy', 'Endoscopy', 'Fundus', 'OCTA')
@@ -92,14 +92,30 @@ class Planar:
 
 def _fmt(t, nd=3) -> str: return 'x'.join(f'{v:.{nd}g}' if isinstance(v, float) else str(v) for v in t) if t is not None else ''
 
+def check_pixels(rows:int, cols:int, max_pixels:int|None, what:str='image'):
+    "Reject an image of `rows` x `cols` pixels above `max_pixels` (None: no limit), from its header, before decoding."
+    if max_pixels and rows * cols > max_pixels:
+        raise RejectError(f'{what} of {rows}x{cols} = {rows * cols:,} pixels exceeds max_pixels={max_pixels:,} '
+                          '(checked before decoding)')
+
 # %% ../nbs/01_curate.ipynb #1e3b770d
+def _nifti_3d(img):
+    "A 1D/2D NIfTI image as a 3D one (trailing axes of length 1), its affine kept: a 2D file is one axial slice."
+    if len(img.shape) >= 3: return img
+    data = np.asanyarray(img.dataobj).reshape(img.shape + (1,) * (3 - len(img.shape)))
+    return type(img)(data, img.affine, img.header)
+
 def read_nifti(path, frame_step:int=1) -> list:
     "Volumes of a NIfTI file in canonical (RAS+) orientation; a 4D file gives one volume per time point."
     import nibabel as nib
     try:
-        img = nib.as_closest_canonical(nib.load(str(path)))
+        img = nib.load(str(path))
+        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+        if not (np.isfinite(img.affine).all() and np.isfinite(zooms).all()):
+            raise RejectError(f'invalid geometry: affine/spacing contains NaN or inf (spacing {_fmt(zooms)})')
+        orig_shape = tuple(img.shape)
+        img = nib.as_closest_canonical(_nifti_3d(img))
         shape = img.shape
-        if len(shape) < 3: shape = shape + (1,)*(3-len(shape))
         if len(shape) > 4 and any(s > 1 for s in shape[4:]): raise RejectError(f'NIfTI with {len(shape)} dimensions {shape} is not supported')
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
         nt = shape[3] if len(shape) >= 4 else 1
@@ -107,7 +123,7 @@ def read_nifti(path, frame_step:int=1) -> list:
         for t in range(0, nt, max(1, frame_step)):
             a = np.asarray(img.dataobj[..., t] if len(img.shape) >= 4 else img.dataobj, dtype=np.float32)
             a = a.reshape(shape[:3])
-            out.append(Volume(a, zooms, dict(orig_shape=tuple(img.shape), axcodes=''.join(nib.aff2axcodes(img.affine))), index=t))
+            out.append(Volume(a, zooms, dict(orig_shape=orig_shape, axcodes=''.join(nib.aff2axcodes(img.affine))), index=t))
         return out
     except RejectError: raise
     except Exception as e: raise RejectError(f'cannot read NIfTI: {type(e).__name__}: {e}') from e
@@ -180,10 +196,11 @@ def _volume_from_slices(slices, positions, iop, ps, meta) -> Volume:
     return Volume(np.asarray(img.dataobj, dtype=np.float32), tuple(float(z) for z in img.header.get_zooms()[:3]), meta)
 
 # %% ../nbs/01_curate.ipynb #932a12d1
-def read_dicom(path, frame_step:int=1, tile:int=224, min_tissue:float=0.25) -> list:
+def read_dicom(path, frame_step:int=1, tile:int=224, min_tissue:float=0.25, max_pixels:int|None=None) -> list:
     "Items of one DICOM file: a 2D image, a volume (multi-frame with plane positions), frames, or WSI tiles."
     ds = _dcmread(path)
-    if str(ds.get('SOPClassUID', '')) == WSI_SOP: return read_dicom_wsi(ds, tile, min_tissue)
+    if str(ds.get('SOPClassUID', '')) == WSI_SOP: return read_dicom_wsi(ds, tile, min_tissue, max_pixels)
+    check_pixels(int(ds.get('Rows', 0) or 0), int(ds.get('Columns', 0) or 0), max_pixels, 'DICOM frame')
     arr = _pixels(ds)
     pi = str(ds.get('PhotometricInterpretation', 'MONOCHROME2'))
     nf = int(ds.get('NumberOfFrames', 1) or 1)
@@ -236,6 +253,7 @@ def tissue_fraction(rgb:np.ndarray) -> float:
     return float(((sat >= 0.07) & (mx >= 0.1) & (mx <= 0.92)).mean())
 
 def _tiles(get, H, W, tile, min_tissue, meta, spacing):
+    if H < tile or W < tile: raise RejectError(f'{H}x{W} px is smaller than one {tile}-px tile')
     k = 0
     for y in range(0, H - tile + 1, tile):
         for x in range(0, W - tile + 1, tile):
@@ -256,12 +274,13 @@ def read_wsi(path, tile:int=224, min_tissue:float=0.25, level:int=0):
     get = lambda x, y: np.asarray(s.read_region((int(x*s.level_downsamples[level]), int(y*s.level_downsamples[level])), level, (tile, tile)).convert('RGB'))
     return _tiles(get, H, W, tile, min_tissue, meta, sp)
 
-def read_dicom_wsi(ds, tile:int=224, min_tissue:float=0.25):
-    "Tiles (lazily) of one DICOM whole-slide image level, assembled from its frames."
+def read_dicom_wsi(ds, tile:int=224, min_tissue:float=0.25, max_pixels:int|None=None):
+    "Tiles (lazily) of one DICOM whole-slide image level, assembled in memory from its frames (at most `max_pixels`)."
+    H, W = int(ds.TotalPixelMatrixRows), int(ds.TotalPixelMatrixColumns); th, tw = int(ds.Rows), int(ds.Columns)
+    check_pixels(H, W, max_pixels, 'DICOM WSI level (assembled in memory)')
     arr = _pixels(ds)
     if arr.ndim == 3 and int(ds.get('NumberOfFrames', 1)) == 1: arr = arr[None]
     if arr.ndim == 3: arr = np.repeat(arr[..., None], 3, -1)
-    H, W = int(ds.TotalPixelMatrixRows), int(ds.TotalPixelMatrixColumns); th, tw = int(ds.Rows), int(ds.Columns)
     full = np.full((H + th, W + tw, 3), 255, np.uint8)
     pf = ds.get('PerFrameFunctionalGroupsSequence')
     if str(ds.get('DimensionOrganizationType', '')) == 'TILED_SPARSE' and pf is not None:
@@ -295,21 +314,35 @@ def _composite(a):
     out = out.astype(a.dtype) if a.dtype.kind in 'ui' else out
     return out[..., 0] if out.shape[-1] == 1 else out
 
-def read_image(path, frame_step:int=1) -> list:
-    "A PNG/JPEG/BMP/GIF file as a 2D gray or RGB array (first frame)."
+@contextlib.contextmanager
+def _pil_size_check_off():
+    "PIL's own decompression-bomb limit off for a block: `max_pixels` is the limit that applies."
+    previous_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try: yield
+    finally: Image.MAX_IMAGE_PIXELS = previous_limit
+
+def read_image(path, frame_step:int=1, max_pixels:int|None=None) -> list:
+    "A PNG/JPEG/BMP/GIF file as a 2D gray or RGB array (first frame); above `max_pixels` rejected before decoding."
     try:
-        with Image.open(path) as im:
+        with _pil_size_check_off(), Image.open(path) as im:
+            check_pixels(im.height, im.width, max_pixels)
             im.load()
             return [Planar(_from_pil(im), None, dict(orig_shape=(im.height, im.width, len(im.getbands())), pil_mode=im.mode))]
+    except RejectError: raise
     except Exception as e: raise RejectError(f'cannot read image: {type(e).__name__}: {e}') from e
 
-def read_tiff(path, frame_step:int=1, wsi_min_side:int=8192, tile:int=224, min_tissue:float=0.25):
+def read_tiff(path, frame_step:int=1, wsi_min_side:int=8192, tile:int=224, min_tissue:float=0.25, max_pixels:int|None=None):
     "A TIFF as 2D image(s): (H,W), (H,W,C) or pages (P,H,W[,C]); a huge one is tiled like a slide."
     import tifffile
     try:
         with tifffile.TiffFile(str(path)) as tf:
             s = tf.series[0]
-            if max(s.shape[-3:-1] if s.shape[-1] in (3, 4) else s.shape[-2:]) >= wsi_min_side: return read_wsi(path, tile, min_tissue)
+            rows, cols = s.shape[-3:-1] if s.shape[-1] in (3, 4) else s.shape[-2:]
+            if max(rows, cols) >= wsi_min_side:
+                if not s.keyframe.is_tiled: check_pixels(rows, cols, max_pixels, 'non-tiled TIFF')
+                return read_wsi(path, tile, min_tissue)
+            check_pixels(rows, cols, max_pixels, 'TIFF page')
             a = s.asarray()
     except RejectError: raise
     except Exception as e: raise RejectError(f'cannot read TIFF: {type(e).__name__}: {e}') from e
@@ -396,6 +429,9 @@ class Options:
     img_size:int = 224; min_aspect:float = 0.4; views:tuple = ('axial', 'sagittal', 'coronal'); slice_step:int = 1
     frame_step:int = 1; ct_window:tuple = (-1000., 1000.); pad_rel:float = 0.1; pad_abs:float = 0.01; fg_level:int = 10
     min_side:int = 16; min_tissue:float = 0.25; wsi_min_side:int = 8192; png_compress:int = 1
+    max_pixels:int|None = 100_000_000    # largest 2D image/frame decoded whole (rows x columns); None: no limit
+    max_seconds:float|None = 3600.       # wall-clock limit of one input, reading and writing; None: no limit
+    follow_external_links:bool = False   # curate files that symlinks in the raw folder point to outside it
 
 def _save_png(a, path, compress:int=1):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -498,21 +534,79 @@ def _dicom_series_key(p):
         return (str(ds.SeriesInstanceUID), tuple(round(float(v), 3) for v in ds.ImageOrientationPatient), int(ds.Rows), int(ds.Columns))
     except Exception: return None
 
-def plan_jobs(raw_dir, min_series:int=3, max_files:int|None=None) -> pd.DataFrame:
-    "One row per job (input file or DICOM series) of `raw_dir`, sorted by key; `max_files` spreads a subset over modalities."
+def _link_problem(path:Path, root:Path, follow_external_links:bool) -> str:
+    "Why the symlink `path` cannot be an input ('' if it can): dangling, a loop, or pointing outside `root`."
+    try: os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP: return 'symlink loop'
+        if e.errno in (errno.ENOENT, errno.ENOTDIR): return f'dangling symlink -> {os.readlink(path)}'
+        return f'unreadable symlink -> {os.readlink(path)} ({e.strerror})'
+    target = Path(os.path.realpath(path))
+    if not follow_external_links and not target.is_relative_to(root):
+        return f'symlink points outside the raw folder (-> {target}); curate it with follow_external_links=True'
+    return ''
+
+def scan_raw(raw_dir, follow_external_links:bool=False) -> pd.DataFrame:
+    "Every non-hidden entry under `raw_dir`, sorted: path (relative), size, mtime_ns, problem ('' for a readable file)."
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir(): raise FileNotFoundError(f"raw_dir={str(raw_dir)!r} is not a folder")
+    root = raw_dir.resolve()
+    entries, listed_folders = [], set()
+
+    def add(rel:str, st=None, problem:str=''):
+        entries.append(dict(path=rel, size=st.st_size if st else 0, mtime_ns=st.st_mtime_ns if st else 0, problem=problem))
+
+    def walk(folder:Path, prefix:str):
+        real = folder.resolve()
+        if real in listed_folders:
+            return add(prefix.rstrip('/'), folder.lstat(), 'folder already listed (through a symlink): not followed')
+        listed_folders.add(real)
+        try: children = sorted(os.scandir(folder), key=lambda child: child.name)
+        except OSError as e: return add(prefix.rstrip('/') or '.', None, f'cannot list folder: {e.strerror}')
+        for child in children:
+            if child.name.startswith('.'): continue
+            rel, path = prefix + child.name, Path(child.path)
+            if child.is_symlink():
+                problem = _link_problem(path, root, follow_external_links)
+                if problem: add(rel, path.lstat(), problem)
+                elif path.is_dir() and path.resolve().is_relative_to(root):
+                    add(rel, path.lstat(), 'symlink to a folder inside the raw folder: not followed '
+                                           '(its files are curated where they are)')
+                elif path.is_dir(): walk(path, rel + '/')
+                elif path.is_file(): add(rel, path.stat())
+                else: add(rel, path.lstat(), 'symlink to something that is not a regular file (a fifo, socket or device)')
+            elif child.is_dir(follow_symlinks=False): walk(path, rel + '/')
+            elif child.is_file(follow_symlinks=False): add(rel, child.stat(follow_symlinks=False))
+            else: add(rel, child.stat(follow_symlinks=False), 'not a regular file (a fifo, socket or device)')
+
+    walk(raw_dir, '')
+    listing = pd.DataFrame(entries, columns=['path', 'size', 'mtime_ns', 'problem'])
+    return listing.astype(dict(size='int64', mtime_ns='int64')).sort_values('path', ignore_index=True)
+
+def _signature(files:list, listing:pd.DataFrame) -> str:
+    "A hash of the paths, sizes and modification times of `files` (rows of `listing`, indexed by path)."
+    stats = [[f, int(listing.at[f, 'size']), int(listing.at[f, 'mtime_ns'])] for f in files]
+    return hashlib.sha1(json.dumps(stats).encode()).hexdigest()[:16]
+
+def plan_jobs(raw_dir, min_series:int=3, max_files:int|None=None, follow_external_links:bool=False,
+              listing:pd.DataFrame|None=None) -> pd.DataFrame:
+    "One row per job (file, DICOM series or unreadable entry) of `raw_dir`, by key; `max_files` spreads a subset over modalities."
+    raw_dir = Path(raw_dir)
+    listing = scan_raw(raw_dir, follow_external_links) if listing is None else listing
     man = read_manifest(raw_dir)
-    files = sorted(p for p in raw_dir.rglob('*') if p.is_file() and not any(s.startswith('.') for s in p.relative_to(raw_dir).parts))
     jobs, series = [], {}
-    for p in files:
-        rel = p.relative_to(raw_dir).as_posix(); kind = file_kind(p)
+    for rel, problem in zip(listing.path, listing.problem):
+        if problem:
+            jobs.append(dict(job=rel, kind='reject', files=[rel], note=problem))
+            continue
+        p = raw_dir/rel; kind = file_kind(p)
         if kind == 'skip': continue
         if kind == 'dicom' and (key := _dicom_series_key(p)) is not None: series.setdefault(key, []).append(rel); continue
         jobs.append(dict(job=rel, kind=kind, files=[rel]))
     for key, rels in series.items():
         if len(rels) >= min_series: jobs.append(dict(job=os.path.commonpath(rels) + '/' + f'series-{hashlib.sha1(key[0].encode()).hexdigest()[:8]}', kind='dicom_series', files=sorted(rels)))
         else: jobs += [dict(job=r, kind='dicom', files=[r]) for r in rels]
+    by_path = listing.set_index('path')
     for j in jobs:
         m = man.get(j['files'][0], {})
         j['source'] = source_of(j['files'][0])
@@ -520,8 +614,12 @@ def plan_jobs(raw_dir, min_series:int=3, max_files:int|None=None) -> pd.DataFram
         j['modality_detail'] = m.get('modality_detail') or ''
         j['anatomy'] = _clean_anatomy(m.get('anatomy'))
         j['split'] = split_of(j['files'][0], m.get('split'))
-        j['bytes'] = sum((raw_dir/f).stat().st_size for f in j['files'])
-    df = pd.DataFrame(jobs, columns=['job', 'kind', 'files', 'source', 'modality', 'modality_detail', 'anatomy', 'split', 'bytes']).sort_values('job', ignore_index=True)
+        j['bytes'] = int(by_path.loc[j['files'], 'size'].sum())
+        j['note'] = j.get('note', '')
+        j['signature'] = _signature(j['files'], by_path)
+    columns = ['job', 'kind', 'files', 'source', 'modality', 'modality_detail', 'anatomy', 'split', 'bytes', 'note',
+               'signature']
+    df = pd.DataFrame(jobs, columns=columns).sort_values('job', ignore_index=True)
     if max_files is not None and len(df) > max_files:  # round-robin over top-level folders (modalities), in key order
         df['_g'] = df.job.map(lambda s: Path(s).parts[0]); df['_r'] = df.groupby('_g').cumcount()
         df = df.sort_values(['_r', '_g', 'job']).head(max_files).drop(columns=['_g', '_r']).sort_values('job', ignore_index=True)
@@ -546,33 +644,52 @@ def read_job(raw_dir, job:dict, opts:Options):
     "The reader items of one job."
     files = [Path(raw_dir)/f for f in job['files']]
     k = job['kind']
+    if k == 'reject': raise RejectError(job.get('note') or 'not an input file')   # found unusable when listed
     if k == 'nifti': return read_nifti(files[0], opts.frame_step)
     if k == 'dicom_series': return read_dicom_series(files)
-    if k == 'dicom': return read_dicom(files[0], opts.frame_step, opts.img_size, opts.min_tissue)
-    if k == 'image': return read_image(files[0])
-    if k == 'tiff': return read_tiff(files[0], opts.frame_step, opts.wsi_min_side, opts.img_size, opts.min_tissue)
+    if k == 'dicom': return read_dicom(files[0], opts.frame_step, opts.img_size, opts.min_tissue, opts.max_pixels)
+    if k == 'image': return read_image(files[0], max_pixels=opts.max_pixels)
+    if k == 'tiff':
+        return read_tiff(files[0], opts.frame_step, opts.wsi_min_side, opts.img_size, opts.min_tissue, opts.max_pixels)
     if k == 'wsi': return read_wsi(files[0], opts.img_size, opts.min_tissue)
     raise RejectError(f'unsupported file type {_suffix(files[0]) or "(no extension)"}')
 
 _STATS = ('candidates', 'padding', 'aspect', 'small', 'background', 'stride')
 
+def _discard_images(out_dir, img_prefix:str):
+    "Delete every image a job wrote, a half-written one included (a job stopped by its time limit leaves nothing)."
+    for path in Path(out_dir).glob(f'{img_prefix}_*.png'): path.unlink(missing_ok=True)
+
 def process_job(raw_dir, job:dict, out_dir, img_prefix:str, opts:Options):
-    "(rows, rejects, stats) of one job; never raises for a bad input."
+    "(rows, rejects, stats) of one job; never raises for a bad input, nor for one that runs past `max_seconds`."
     t0 = time.time(); rows, rejects = [], []; stats = dict.fromkeys(_STATS, 0)
     ctx = dict(src=job['job'], out_dir=Path(out_dir), img_prefix=img_prefix, modality=job['modality'], item=0)
     status = 'ok'
+    items = 0
+    tiles = 0
     try:
-        for i, item in enumerate(read_job(raw_dir, job, opts)):
-            ctx['item'] = item.index if isinstance(item, Volume) else 0
-            try: process_item(item, ctx, opts, rows, rejects, stats)
-            except RejectError as e:
-                tag = job['job'] if not item.index else f"{job['job']}#{getattr(item, 'view', 'volume')}{item.index}"; rejects.append(dict(path=tag, reason=str(e)))
+        with time_limit(opts.max_seconds):
+            for i, item in enumerate(read_job(raw_dir, job, opts)):
+                items += 1
+                tiles += getattr(item, 'view', '') == 'tile'
+                ctx['item'] = item.index if isinstance(item, Volume) else 0
+                try: process_item(item, ctx, opts, rows, rejects, stats)
+                except RejectError as e:
+                    tag = job['job'] if not item.index else f"{job['job']}#{getattr(item, 'view', 'volume')}{item.index}"; rejects.append(dict(path=tag, reason=str(e)))
+                if opts.max_seconds and time.time() - t0 > opts.max_seconds: raise _too_long(opts.max_seconds)
+    except TimeLimit as e:   # the whole input is a reject: machine speed must not shape the corpus
+        _discard_images(out_dir, img_prefix)
+        rows, rejects, status = [], [dict(path=job['job'], reason=str(e))], 'timeout'
+        stats.update(dict.fromkeys(_STATS, 0))
     except RejectError as e: rejects.append(dict(path=job['job'], reason=str(e))); status = 'rejected'
     except Exception as e: rejects.append(dict(path=job['job'], reason=f'unexpected {type(e).__name__}: {e}')); status = 'error'
+    if status == 'ok' and not rows and not rejects:   # nothing written and nothing said: say why
+        reason = f'no tissue in any of {tiles} tiles (min_tissue={opts.min_tissue})' if tiles else 'no image in the file'
+        rejects.append(dict(path=job['job'], reason=reason))
+        status = 'rejected'
     for r in rows:
         r.update(source=job['source'], modality=job['modality'], anatomy=job['anatomy'], split=job['split'], src=job['job'],
                  modality_detail=job['modality_detail'])
-    if rows and job['modality'] == 'unknown': pass
     stats.update(job=job['job'], kind=job['kind'], source=job['source'], modality=job['modality'], written=len(rows),
                  rejects=len(rejects), status=status, seconds=round(time.time() - t0, 3))
     return rows, rejects, stats
@@ -584,12 +701,17 @@ def chunk_done(out_dir, shard:int, chunk:int) -> bool:
     "Whether a chunk finished (its `.done` marker exists)."
     return (_chunk_dir(out_dir, shard, chunk)/'.done').exists()
 
+def _import_readers():
+    "Import the readers' libraries once per process, so that no input's `max_seconds` pays for them."
+    import imagehash, nibabel, pydicom, tifffile, tiffslide
+
 def process_chunk(args) -> dict:
     "Process one chunk (raw_dir, out_dir, shard, chunk, jobs, opts) and write its results atomically."
     raw_dir, out_dir, shard, chunk, jobs, opts = args
     if isinstance(opts, dict): opts = Options(**opts)   # sent to a worker process as plain data
     d = _chunk_dir(out_dir, shard, chunk)
     if (d/'.done').exists(): return json.loads((d/'.done').read_text())
+    _import_readers()
     t0 = time.time(); rows, rejects, stats = [], [], []
     for i, job in enumerate(jobs):
         r, rj, st = process_job(raw_dir, job, out_dir, f'images/{shard:04d}/{chunk:05d}/{i:03d}', opts)
@@ -603,23 +725,124 @@ def process_chunk(args) -> dict:
     with atomic_path(d/'.done') as tmp: tmp.write_text(json.dumps(done))
     return done
 
+# %% ../nbs/01_curate.ipynb #3ce0ee4f
+class TimeLimit(BaseException):
+    "An input ran past `max_seconds` (a BaseException: no reader's `except Exception` swallows it)."
+
+def _too_long(seconds:float) -> TimeLimit: return TimeLimit(f'took longer than {seconds:g} s (max_seconds={seconds:g})')
+
+@contextlib.contextmanager
+def time_limit(seconds:float|None):
+    "Raise `TimeLimit` in the block after `seconds` (SIGALRM); a no-op where no timer can be armed (see text)."
+    import signal, threading
+    usable = bool(seconds) and hasattr(signal, 'setitimer') and threading.current_thread() is threading.main_thread()
+    if not usable or signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
+        yield
+        return
+    armed = True
+    def on_alarm(signum, frame):
+        nonlocal armed
+        if armed:
+            armed = False
+            raise _too_long(seconds)
+    previous_handler = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler if previous_handler is not None else signal.SIG_DFL)
+
 # %% ../nbs/01_curate.ipynb #32ba3089
 def _opts_dict(o:Options) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in o.__dict__.items()}
 
+def _settings_diff(cfg:dict, old:dict) -> list:
+    "Settings that differ between two `config.json`s; an option missing from `old` (added later) counts as its default."
+    defaults = _opts_dict(Options())
+    old_opts = defaults | old.get('options', {})
+    diff = sorted(k for k in set(cfg) | set(old) if k != 'options' and cfg.get(k) != old.get(k))
+    option_names = set(cfg['options']) | set(old_opts)
+    return diff + sorted(f'options.{k}' for k in option_names if cfg['options'].get(k) != old_opts.get(k))
+
+def _comparable(value):
+    "A plan cell as a value that compares equal to itself: lists as tuples, NaN as None."
+    if isinstance(value, (list, np.ndarray)): return tuple(value)
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+def _job_descriptions(plan:pd.DataFrame, columns:list) -> dict:
+    "{job: its values in `columns`}, to compare two plans."
+    return {r['job']: tuple(_comparable(r[c]) for c in columns) for r in plan.to_dict('records')}
+
+def update_plan(old:pd.DataFrame, fresh:pd.DataFrame, num_shards:int=1, chunk_jobs:int=8, chunk_mb:float=16):
+    "(plan, changes): `old`'s chunks for the unchanged jobs of `fresh`, new chunks for added ones, stale chunks to redo."
+    # a plan written before the `note` and `signature` columns existed is compared on the others
+    columns = [c for c in fresh.columns if c != 'job' and c in old.columns]
+    old_jobs, fresh_jobs = _job_descriptions(old, columns), _job_descriptions(fresh, columns)
+    added = sorted(set(fresh_jobs) - set(old_jobs))
+    removed = sorted(set(old_jobs) - set(fresh_jobs))
+    changed = sorted(j for j in set(old_jobs) & set(fresh_jobs) if old_jobs[j] != fresh_jobs[j])
+    old_chunk = {j: (int(s), int(c)) for j, s, c in old[['job', 'shard', 'chunk']].itertuples(index=False)}
+    redo = sorted({old_chunk[j] for j in removed + changed})
+    kept = fresh[~fresh.job.isin(added)].merge(old[['job', 'shard', 'chunk']], on='job')
+    parts = [kept]
+    if added:
+        new = assign_chunks(fresh[fresh.job.isin(added)], num_shards, chunk_jobs, chunk_mb)
+        first_free_chunk = old.groupby('shard').chunk.max() + 1
+        new['chunk'] = new['chunk'] + new['shard'].map(first_free_chunk).fillna(0).astype(int)
+        parts.append(new)
+    plan = pd.concat(parts, ignore_index=True).sort_values('job', ignore_index=True)
+    plan[['shard', 'chunk']] = plan[['shard', 'chunk']].astype(int)
+    return plan, dict(added=added, removed=removed, changed=changed, redo=redo)
+
+def _forget_chunk(out_dir, shard:int, chunk:int):
+    "Delete a chunk's results and images so that it is processed again (its `.done` first)."
+    (_chunk_dir(out_dir, shard, chunk)/'.done').unlink(missing_ok=True)
+    shutil.rmtree(_chunk_dir(out_dir, shard, chunk), ignore_errors=True)
+    shutil.rmtree(Path(out_dir)/'images'/f'{shard:04d}'/f'{chunk:05d}', ignore_errors=True)
+
+@contextlib.contextmanager
+def _plan_lock(out_dir):
+    "Hold `out_dir/.plan.lock` (exclusive `flock`; none where fcntl is missing) while the plan is read or updated."
+    try: import fcntl
+    except ImportError: fcntl = None
+    with open(Path(out_dir)/'.plan.lock', 'a') as lock_file:
+        if fcntl: fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield
+
+def _no_inputs_message(raw_dir, listing:pd.DataFrame) -> str:
+    examples = ', '.join(listing.path[:3])
+    found = f'only {len(listing)} files that are not images (e.g. {examples})' if len(listing) else 'nothing'
+    return (f"no input files under {raw_dir}: found {found}; put NIfTI, DICOM, PNG/JPEG/TIFF or slide files there, "
+            "in <modality>/<source>/ folders")
+
 def prepare_run(raw_dir, out_dir, opts:Options, num_shards:int=1, max_files=None, chunk_jobs:int=8, chunk_mb:float=16) -> pd.DataFrame:
-    "Write (or check and reuse) `config.json` and `plan.parquet` of a run folder; return the plan."
+    "Write (or check and reuse) a run folder's `config.json` and `plan.parquet`, the plan following the raw folder."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     cfg = dict(raw_dir=str(Path(raw_dir).resolve()), num_shards=num_shards, max_files=max_files, chunk_jobs=chunk_jobs, chunk_mb=chunk_mb, options=_opts_dict(opts))
-    if (out_dir/'config.json').exists():
-        old = json.loads((out_dir/'config.json').read_text())
-        diff = sorted(k for k in set(cfg) | set(old) if k != 'options' and cfg.get(k) != old.get(k))
-        diff += sorted(f'options.{k}' for k in set(cfg['options']) | set(old.get('options', {})) if cfg['options'].get(k) != old.get('options', {}).get(k))
-        if diff: raise ValueError(f"{out_dir} holds a run with other settings ({', '.join(diff)}); use another out_dir or delete it")
-    else:
-        with atomic_path(out_dir/'config.json') as tmp: tmp.write_text(json.dumps(cfg, indent=1))
-    if (out_dir/'plan.parquet').exists(): return pd.read_parquet(out_dir/'plan.parquet')
-    plan = assign_chunks(plan_jobs(raw_dir, max_files=max_files), num_shards, chunk_jobs, chunk_mb)
-    with atomic_path(out_dir/'plan.parquet') as tmp: plan.to_parquet(tmp, index=False)
+    plan_path, listing_path = out_dir/'plan.parquet', out_dir/'listing.parquet'
+    with _plan_lock(out_dir):
+        if (out_dir/'config.json').exists():
+            if diff := _settings_diff(cfg, json.loads((out_dir/'config.json').read_text())):
+                raise ValueError(f"{out_dir} holds a run with other settings ({', '.join(diff)}); "
+                                 "use another out_dir or delete it")
+        listing = scan_raw(raw_dir, opts.follow_external_links)
+        if plan_path.exists() and listing_path.exists() and pd.read_parquet(listing_path).equals(listing):
+            return pd.read_parquet(plan_path)
+        fresh = plan_jobs(raw_dir, max_files=max_files, listing=listing)
+        if fresh.empty: raise FileNotFoundError(_no_inputs_message(raw_dir, listing))
+        if plan_path.exists():
+            plan, changes = update_plan(pd.read_parquet(plan_path), fresh, num_shards, chunk_jobs, chunk_mb)
+            for shard, chunk in changes['redo']: _forget_chunk(out_dir, shard, chunk)   # before the new plan is written
+            if changes['added'] or changes['removed'] or changes['changed']:
+                print(f"{raw_dir} changed since {plan_path} was written: {len(changes['added'])} added, "
+                      f"{len(changes['removed'])} removed, {len(changes['changed'])} changed inputs; "
+                      f"{len(changes['redo'])} finished chunks are redone, the others kept")
+        else: plan = assign_chunks(fresh, num_shards, chunk_jobs, chunk_mb)
+        with atomic_path(plan_path) as tmp: plan.to_parquet(tmp, index=False)
+        with atomic_path(listing_path) as tmp: listing.to_parquet(tmp, index=False)
+        if not (out_dir/'config.json').exists():
+            with atomic_path(out_dir/'config.json') as tmp: tmp.write_text(json.dumps(cfg, indent=1))
     return plan
 
 def _worker_fn():
@@ -742,6 +965,8 @@ def merge(out_dir, near_dup:int=4, leak:int=6, benchmarks=MEDMNIST_2D, bench_siz
     "Build `data_list.parquet`, `excluded.parquet`, `rejects.csv`, `inputs.csv`, `leakage.csv`, `summary.json` from finished chunks."
     out_dir = Path(out_dir); t0 = time.time()
     plan = pd.read_parquet(out_dir/'plan.parquet')
+    if plan.empty:
+        raise FileNotFoundError(f"{out_dir/'plan.parquet'} lists no inputs: run curate, which lists the raw folder again")
     if (miss := missing_chunks(out_dir, plan)):
         shards = sorted({s for s, _ in miss})
         raise RuntimeError(f"{len(miss)} chunks not finished (shards {shards}); run curate with shard=... for them first")
@@ -751,7 +976,8 @@ def merge(out_dir, near_dup:int=4, leak:int=6, benchmarks=MEDMNIST_2D, bench_siz
     inputs = pd.concat([pd.read_csv(_chunk_dir(out_dir, s, c)/'jobs.csv') for s, c in chunks], ignore_index=True).sort_values('job', ignore_index=True)
     bench, notes = benchmark_hashes(benchmarks, size=bench_size) if benchmarks else ({}, ['no benchmarks checked'])
     if len(rows) == 0: rows = pd.DataFrame(columns=SCHEMAS['data_list'] + _EXTRA)
-    aud = audit(rows, bench, near_dup, leak, min_fg) if len(rows) else rows.assign(excluded=[], match=[])
+    no_text = pd.Series(dtype=object)   # a corpus of 0 images keeps text columns
+    aud = audit(rows, bench, near_dup, leak, min_fg) if len(rows) else rows.assign(excluded=no_text, match=no_text)
     keep = aud.excluded == ''
     cols = SCHEMAS['data_list'] + [c for c in _EXTRA if c in aud.columns]
     dl = aud.loc[keep, cols].reset_index(drop=True)
@@ -795,6 +1021,9 @@ def curate(raw_dir=None, out_dir=None, workers:int=1, num_shards:int=1, shard:in
     run_shard(raw_dir, out_dir, plan, shard, o, workers, progress)
     if missing_chunks(out_dir, plan): return None
     return merge(out_dir, near_dup, leak, benchmarks, min_fg=min_fg)
+
+RUN_PARAMETERS = (set(inspect.signature(curate).parameters) - {'opts', 'progress'}
+                  | {f.name for f in fields(Options)} | {'demo'})   # what `papermill -p` may set
 
 # %% ../nbs/01_curate.ipynb #8946a713
 def subset_by_modality(dl:pd.DataFrame, modalities) -> pd.DataFrame:
@@ -864,6 +1093,14 @@ def make_corrupt_inputs(d) -> Path:
         ds.save_as(str(path), enforce_file_format=True)
     dcm(x/'mono1.dcm', ExplicitVRLittleEndian)
     dcm(x/'mpeg2.dcm', '1.2.840.10008.1.2.4.100')
+    nan_spacing = nib.Nifti1Image(good[:16, :16, :16], np.eye(4))
+    nan_spacing.header['pixdim'][1] = np.nan   # a voxel size of NaN: invalid geometry
+    nib.save(nan_spacing, str(m/'nan_spacing.nii.gz'))
+    flat = (np.random.default_rng(1).random((40, 30)) * 100).astype(np.float32)
+    nib.save(nib.Nifti1Image(flat, np.eye(4)), str(m/'flat_2d.nii.gz'))   # a 2D NIfTI: one axial slice, valid
+    with contextlib.suppress(OSError):   # not every filesystem has symlinks
+        os.symlink('missing.png', x/'dangling.png')
+        os.symlink('loop.png', x/'loop.png')
     return d
 
 # %% ../nbs/01_curate.ipynb #a6b6c627

@@ -105,6 +105,8 @@ class PretrainDataset(torch.utils.data.Dataset):
                 self.n_bad += 1
                 warnings.warn(f"PretrainDataset: cannot read {self.root/self.df.path.iat[j]} ({e}); using the next image")
                 if self.n_bad > self.max_bad: raise RuntimeError(f"{self.path}: more than {self.max_bad} unreadable images") from e
+                last_error = e
+        else: raise RuntimeError(f"{self.path}: none of its {len(self)} images could be read, e.g. {last_error}")
         if self.transform is None: return im, key
         with seeded(_mix(self.seed, key)): return self.transform(im), key
 
@@ -128,12 +130,13 @@ def _photometric(blur_p:float, solarize_p:float=0.):
 class MultiCrop:
     "DINOv2 views of one image: 2 global crops then `n_local` local crops, normalised tensors."
     def __init__(self, global_size:int=224, local_size:int=96, n_local:int=8, global_scale=(0.32, 1.0),
-                 local_scale=(0.05, 0.32), mean=IMAGENET_MEAN, std=IMAGENET_STD):
+                 local_scale=(0.05, 0.32), mean=IMAGENET_MEAN, std=IMAGENET_STD, blur_probs=(1.0, 0.1, 0.5)):
         rrc = lambda s, sc: T.RandomResizedCrop(s, scale=tuple(sc), interpolation=T.InterpolationMode.BICUBIC)
         norm = _normalize(mean, std)
-        self.g1 = T.Compose([rrc(global_size, global_scale), *_photometric(1.0), norm])
-        self.g2 = T.Compose([rrc(global_size, global_scale), *_photometric(0.1, 0.2), norm])
-        self.loc = T.Compose([rrc(local_size, local_scale), *_photometric(0.5), norm])
+        blur_global1, blur_global2, blur_local = blur_probs
+        self.g1 = T.Compose([rrc(global_size, global_scale), *_photometric(blur_global1), norm])
+        self.g2 = T.Compose([rrc(global_size, global_scale), *_photometric(blur_global2, 0.2), norm])
+        self.loc = T.Compose([rrc(local_size, local_scale), *_photometric(blur_local), norm])
         self.n_local = n_local
     def __call__(self, im): return [self.g1(im), self.g2(im)] + [self.loc(im) for _ in range(self.n_local)]
 

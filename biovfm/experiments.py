@@ -13,10 +13,11 @@ from .core import (BACKBONES, repo_root, runs_root, results_root, timm_name, bac
                          atomic_path, MEDMNIST_2D)
 
 # %% auto #0
-__all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'dinov2_recipe', 'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix',
-           'vit_forward_flops', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir',
-           'expand', 'probed', 'run_state', 'run_commands', 'curate_steps', 'curate_command', 'plan', 'launch',
-           'collect', 'configs_match', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'main']
+__all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe',
+           'probe_recipe', 'Run', 'paper_matrix', 'vit_forward_flops', 'train_flops_per_image', 'gpu_hours',
+           'write_configs', 'load_matrix', 'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands',
+           'curate_steps', 'curate_command', 'plan', 'launch', 'collect', 'configs_match', 'small_matrix',
+           'cpu_twin_matrix', 'analyse', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -27,14 +28,28 @@ PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage 
 }
 SUBSET_IMAGES = {'biovfm_2.45m': 2_450_000, 'biovfm_us': 400_000, 'biovfm_0.2m': 200_000, 'biovfm_21m': 21_472_715}
 
+DINOV2_BATCH_PER_GPU = 64   # ssl_default_config / vitl16_short: 512 on the paper's 8 GPUs, for every sweep size
+
 def dinov2_recipe(arch:str, data:str, gpus:int=8) -> dict:
-    "DINOv2 reference parameters for `arch` (100 epochs of 1,250 iterations)."
+    "DINOv2 default recipe (ssl_default_config, vitl16_short) for the scaling sweep: the same for ViT-T/S/B/L."
     big = arch in ('vit_large', 'vit_huge')
-    batch = 512 if big else 1024
+    batch = DINOV2_BATCH_PER_GPU*gpus
     return dict(method='dinov2', arch=timm_name(arch), data_list=PAPER_SUBSETS[data], img_size=224,
-                patch_size=14 if arch == 'vit_huge' else 16, batch_size=batch, lr=0.004*math.sqrt(batch/1024),
-                max_steps=100*1250, nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto',
-                strategy='fsdp' if big else 'ddp', grad_ckpt=big)   # ViT-L/H: FSDP2 shards + activation checkpointing
+                patch_size=16, batch_size=batch, lr=0.004*math.sqrt(batch/1024), max_steps=100*1250,
+                nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto',
+                preset='reference', centering='centering', ibot_separate_head=False, n_prototypes=65536,
+                head_bottleneck=256, drop_path=0.3, layer_decay=0.9,
+                strategy='fsdp' if big else 'ddp', grad_ckpt=big)   # ViT-L: FSDP2 shards + activation checkpointing
+
+def dinov2_large_recipe(data:str, gpus:int=8, batch_per_gpu:int=32) -> dict:
+    "DINOv2's large-model recipe (vitl14 / vitg14) on the SwiGLU ViT-H/14 the authors evaluate (`dino_vit_huge`)."
+    batch = batch_per_gpu*gpus
+    return dict(method='dinov2', arch='vit_huge_patch14_swiglu_224', data_list=PAPER_SUBSETS[data], img_size=224,
+                patch_size=14, batch_size=batch, lr=2e-4*math.sqrt(batch/1024), max_steps=500*1250,   # vitl14: 500 epochs
+                nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto',
+                preset='reference', centering='sinkhorn_knopp', ibot_separate_head=True, n_prototypes=131072,
+                head_bottleneck=384, weight_decay_end=0.2, momentum=0.994, layer_decay=1.0,
+                warmup_steps=80*1250, drop_path=0.4, local_size=98, strategy='fsdp', grad_ckpt=True)
 
 def mae_recipe(arch:str, data:str, gpus:int=8, epochs:int=800) -> dict:
     "MAE reference parameters for `arch` (batch 4096, lr = 1.5e-4 x batch/256)."
@@ -67,7 +82,7 @@ def paper_matrix() -> list[Run]:
     for d in ('biovfm_us', 'biovfm_0.2m', 'biovfm_21m'):
         runs.append(Run(f'data_scaling/dinov2_vit_large_{d}', dinov2_recipe('vit_large', d), probe_recipe(),
                         f'data/modality scaling (Fig 2b): dinov2 vit_large on {d}'))
-    runs.append(Run('final/dinov2_vit_huge14_biovfm_21m', dinov2_recipe('vit_huge', 'biovfm_21m'), probe_recipe(),
+    runs.append(Run('final/dinov2_vit_huge14_biovfm_21m', dinov2_large_recipe('biovfm_21m'), probe_recipe(),
                     'the final BioVFM-21M model: dinov2 ViT-H/14 on the full corpus'))
     return runs
 
@@ -85,15 +100,16 @@ def vit_forward_flops(dims:dict, n_tokens:int) -> float:
     return embed + 2*n_tokens*dims['block_params'] + 4*dims['depth']*n_tokens**2*dims['dim']
 
 def train_flops_per_image(method:str, arch:str, img_size:int=224, patch_size:int|None=None, local_size:int=96,
-                          n_local:int=8, mask_ratio:float=0.75, n_prototypes:int=65536, grad_ckpt:bool=False) -> float:
+                          n_local:int=8, mask_ratio:float=0.75, n_prototypes:int=65536, grad_ckpt:bool=False,
+                          head_bottleneck:int=256) -> float:
     "Training FLOPs per pretraining image (forward+backward; `grad_ckpt`: the student's blocks run forward twice) for DINOv2 or MAE."
     d = _vit_dims(arch, img_size, patch_size)
     n_g = (img_size//d['patch'])**2 + 1
     if method == 'dinov2':
         n_l = (local_size//d['patch'])**2 + 1
-        head = 2*(d['dim']*2048 + 2048*2048 + 2048*256 + 256*n_prototypes)  # per token through the DINO head
+        head = 2*(d['dim']*2048 + 2048*2048 + 2048*head_bottleneck + head_bottleneck*n_prototypes)  # per token
         student = 2*vit_forward_flops(d, n_g) + n_local*vit_forward_flops(d, n_l) + (2 + n_local + 0.3*n_g)*head
-        teacher = 2*vit_forward_flops(d, n_g) + (2 + 0.3*n_g)*head
+        teacher = 2*vit_forward_flops(d, n_g) + (2 + 0.3*n_g)*head   # (a separate iBOT head costs the same per token)
         recompute = 2*vit_forward_flops(d, n_g) + n_local*vit_forward_flops(d, n_l) if grad_ckpt else 0
         return 3*student + teacher + recompute
     if method == 'mae':
@@ -105,8 +121,10 @@ def train_flops_per_image(method:str, arch:str, img_size:int=224, patch_size:int
 def gpu_hours(pretrain:dict, peak_tflops:float=312., utilisation:float=0.35) -> float:
     "Estimated GPU-hours of a pretraining config (A100 bf16 peak by default)."
     short = next((k for k, v in __import__('biovfm.core', fromlist=['BACKBONES']).BACKBONES.items() if v == pretrain['arch']), pretrain['arch'])
+    recipe_knobs = {k: pretrain[k] for k in ('local_size', 'n_local', 'n_prototypes', 'head_bottleneck', 'mask_ratio')
+                    if pretrain.get(k) is not None}
     f = train_flops_per_image(pretrain['method'], short, pretrain.get('img_size', 224), pretrain.get('patch_size'),
-                              grad_ckpt=bool(pretrain.get('grad_ckpt')))
+                              grad_ckpt=bool(pretrain.get('grad_ckpt')), **recipe_knobs)
     images = pretrain['max_steps']*pretrain['batch_size']
     return f*images/(peak_tflops*1e12*utilisation)/3600
 

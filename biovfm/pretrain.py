@@ -5,6 +5,7 @@
 # %% ../nbs/03_pretrain.ipynb #27f497c6
 from __future__ import annotations
 import argparse, contextlib, dataclasses, json, math, os, random, resource, subprocess, sys, time, warnings
+import fcntl, socket
 from dataclasses import dataclass, field, asdict, fields
 from functools import partial
 from pathlib import Path
@@ -14,17 +15,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
 from .core import (BACKBONES, timm_name, seed_everything, get_device, autocast_dtype, atomic_path, save_backbone,
-                         load_backbone, write_table, SCHEMAS, runs_root)
+                         load_backbone, write_table, SCHEMAS, runs_root, atomic_temp_files, file_md5)
 from .data import (PretrainDataset, MultiCrop, DINOv2Collate, mae_transform, MAECollate, StepSampler, make_loader,
                          IMAGENET_MEAN, IMAGENET_STD, example_data_list, check_data_list)
 
 # %% auto #0
-__all__ = ['ARCHS', 'EPOCH', 'CKPT', 'Config', 'short_arch', 'preset_values', 'make_config', 'cosine', 'schedules', 'make_vit',
-           'DINOv2Student', 'MAEModel', 'build_model', 'backbone_of', 'param_count', 'sinkhorn_knopp',
-           'cross_entropy_views', 'ibot_cross_entropy', 'mae_loss', 'DINOv2Loss', 'embedding_std', 'param_groups',
-           'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state', 'load_checkpoint', 'check_resumable',
-           'forward_loss', 'make_data', 'wrap_model', 'ema_update', 'run_name', 'full_state', 'load_optimizer_state',
-           'save_run', 'train', 'cli_args', 'main', 'run']
+__all__ = ['ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'Config', 'short_arch', 'preset_values', 'make_config', 'cosine',
+           'schedules', 'make_vit', 'DINOv2Student', 'MAEModel', 'build_model', 'backbone_of', 'param_count',
+           'sinkhorn_knopp', 'cross_entropy_views', 'ibot_cross_entropy', 'mae_loss', 'DINOv2Loss', 'embedding_std',
+           'param_groups', 'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state', 'load_checkpoint',
+           'data_fingerprint', 'check_resumable', 'forward_loss', 'make_data', 'run_lock', 'prepare_run_folder',
+           'wrap_model', 'ema_update', 'run_name', 'full_state', 'load_optimizer_state', 'save_run', 'clip_gradients',
+           'train', 'cli_args', 'main', 'run']
 
 # %% ../nbs/03_pretrain.ipynb #86a09211
 @dataclass
@@ -41,6 +43,9 @@ class Config:
     min_lr:float|None = None; warmup_steps:int|None = None; weight_decay:float|None = None; weight_decay_end:float|None = None
     betas:list|None = None; layer_decay:float|None = None; patch_embed_lr_mult:float|None = None; clip_grad:float|None = None
     drop_path:float|None = None; layerscale:float|None = None
+    drop_path_uniform:bool|None = None     # DINOv2: the same rate in every block (timm's default ramps 0 -> rate)
+    clip_grad_per_module:bool|None = None  # DINOv2: clip backbone, DINO head and iBOT head separately
+    blur_probs:list|None = None            # DINOv2 blur probability of global crop 1, global crop 2, local crops
     # DINOv2
     n_prototypes:int|None = None; head_hidden:int|None = None; head_bottleneck:int|None = None; ibot_separate_head:bool|None = None
     centering:str|None = None; koleo_weight:float|None = None; ibot_weight:float|None = None; n_local:int|None = None
@@ -74,6 +79,7 @@ def preset_values(method:str, arch:str, img_size:int, batch_size:int, max_steps:
         p = dict(patch_size=14 if a == 'vit_huge' else 16, load_size=0, grad_ckpt=big)
         if method == 'dinov2':
             p |= dict(lr=0.004*math.sqrt(batch_size/1024), min_lr=1e-6, warmup_steps=frac(0.1, 10*EPOCH), weight_decay=0.04,
+                      drop_path_uniform=True, clip_grad_per_module=True, blur_probs=[1.0, 0.1, 0.5],
                       weight_decay_end=0.4, betas=[0.9, 0.999], layer_decay=0.9, patch_embed_lr_mult=0.2, clip_grad=3.0,
                       drop_path=0.4 if a == 'vit_huge' else 0.3, layerscale=1e-5, n_prototypes=65536, head_hidden=2048,
                       head_bottleneck=256, ibot_separate_head=big, centering='sinkhorn_knopp' if big else 'centering',
@@ -90,6 +96,7 @@ def preset_values(method:str, arch:str, img_size:int, batch_size:int, max_steps:
         p = dict(patch_size=ps, load_size=2*img_size, grad_ckpt=False)
         if method == 'dinov2':
             p |= dict(lr=2*0.004*math.sqrt(batch_size/1024), min_lr=1e-6, warmup_steps=frac(0.1, 10**9), weight_decay=0.04,
+                      drop_path_uniform=True, clip_grad_per_module=True, blur_probs=[1.0, 0.1, 0.5],
                       weight_decay_end=0.2, betas=[0.9, 0.999], layer_decay=1.0, patch_embed_lr_mult=0.2, clip_grad=3.0,
                       drop_path=0.0, layerscale=None, n_prototypes=1024, head_hidden=512, head_bottleneck=128,
                       ibot_separate_head=False, centering='centering', koleo_weight=0.1, ibot_weight=1.0, n_local=4,
@@ -108,6 +115,8 @@ def make_config(**kw) -> Config:
     unknown = set(kw) - {f.name for f in fields(Config)}
     if unknown: raise TypeError(f"unknown pretraining parameter(s): {sorted(unknown)}")
     cfg = Config(**{k: v for k, v in kw.items() if v is not None})
+    for name in ('batch_size', 'save_every', 'nproc', 'img_size'):
+        if getattr(cfg, name) < 1: raise ValueError(f"{name}={getattr(cfg, name)} must be >= 1")
     cfg.arch = timm_name(cfg.arch)
     for k, v in preset_values(cfg.method, cfg.arch, cfg.img_size, cfg.batch_size, cfg.max_steps, cfg.preset).items():
         if getattr(cfg, k) is None: setattr(cfg, k, v)
@@ -143,8 +152,13 @@ def make_vit(cfg:Config, drop_path:float|None=None):
     "The timm ViT of `cfg` and the `model_kwargs` that rebuild it (patch size, LayerScale)."
     import timm
     kw = dict(patch_size=cfg.patch_size) | (dict(init_values=cfg.layerscale) if cfg.layerscale else {})
+    rate = cfg.drop_path if drop_path is None else drop_path
     vit = timm.create_model(cfg.arch, pretrained=False, num_classes=0, img_size=cfg.img_size, dynamic_img_size=cfg.method == 'dinov2',
-                            drop_path_rate=cfg.drop_path if drop_path is None else drop_path, **kw)
+                            drop_path_rate=rate, **kw)
+    if cfg.drop_path_uniform and rate:   # DINOv2 (drop_path_uniform: true): every block drops at `rate`
+        from timm.layers import DropPath
+        for block in vit.blocks:
+            block.drop_path1, block.drop_path2 = DropPath(rate), DropPath(rate)
     return vit, kw
 
 class DINOv2Student(nn.Module):
@@ -220,8 +234,9 @@ def param_count(method:str, arch:str, img_size:int=224, patch_size:int|None=None
     "Parameters of the backbone and of the whole pretraining model (MAE encoder + decoder; DINOv2 student + heads)."
     cfg = make_config(method=method, arch=arch, img_size=img_size, patch_size=patch_size, preset=kw.pop('preset', 'reference'), **kw)
     with torch.device('meta'): m = MAEModel(cfg) if method == 'mae' else DINOv2Student(cfg)
-    n = lambda mod: sum(p.numel() for p in mod.parameters())
-    return dict(backbone=n(backbone_of(m)), total=n(m))
+    def count(module, trainable_only:bool=False) -> int:
+        return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+    return dict(backbone=count(backbone_of(m)), total=count(m), trainable=count(m, trainable_only=True))
 
 # %% ../nbs/03_pretrain.ipynb #7e24d390
 def _all_reduce(x:torch.Tensor, op=None) -> torch.Tensor:
@@ -334,6 +349,7 @@ def apply_schedules(opt:torch.optim.Optimizer, sv:dict):
 
 # %% ../nbs/03_pretrain.ipynb #b37a3b89
 CKPT = 'checkpoint.pt'
+_CKPT_KEYS = ('step', 'config', 'model', 'teacher', 'optimizer', 'criterion', 'rng', 'bad_steps')
 
 def rng_state() -> dict:
     "This process's RNG states as tensors and plain types."
@@ -348,18 +364,38 @@ def set_rng_state(st:dict):
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state(st['cuda'])
 
 def load_checkpoint(path) -> dict:
-    "A checkpoint, loaded without unpickling (weights_only)."
-    return torch.load(path, map_location='cpu', weights_only=True)
+    "A checkpoint, loaded without unpickling (weights_only); a clear error naming a file that is not one."
+    path = Path(path)
+    advice = "resume from a copy, or start over with resume='never' (which moves this run to previous/)"
+    try: checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except OSError: raise                              # missing, unreadable: the OS error names the file
+    except Exception as e:                             # torch's own message may suggest unpickling: not shown
+        size = path.stat().st_size
+        raise ValueError(f"{path} is not a valid checkpoint ({size:,} bytes, {type(e).__name__}): empty, truncated, "
+                         f"or not a plain-tensor biovfm checkpoint; {advice}") from None
+    missing = [k for k in _CKPT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing: raise ValueError(f"{path} is not a valid checkpoint: it lacks {missing}; {advice}")
+    return checkpoint
 
 # %% ../nbs/03_pretrain.ipynb #1a65647c
 _MUST_MATCH = ('method', 'arch', 'img_size', 'patch_size', 'batch_size', 'seed', 'n_prototypes', 'decoder_dim', 'decoder_depth',
-               'ibot_separate_head', 'layerscale', 'head_hidden', 'head_bottleneck')
+               'ibot_separate_head', 'layerscale', 'head_hidden', 'head_bottleneck', 'modality', 'subset_n')
 
-def check_resumable(old:dict, cfg:Config):
-    "Clear error when a checkpoint's config does not fit the run asked for."
+def data_fingerprint(data_list) -> dict:
+    "A run's data: the data list's absolute path and MD5 (stored in checkpoints, compared on resume)."
+    path = Path(data_list).resolve()
+    return dict(path=str(path), md5=file_md5(path))
+
+def check_resumable(old:dict, cfg:Config, old_data:dict|None=None, data:dict|None=None):
+    "Clear error when a checkpoint's config, or its data list (`data_fingerprint`), does not fit this run."
     bad = {k: (old.get(k), getattr(cfg, k)) for k in _MUST_MATCH if old.get(k) != getattr(cfg, k)}
+    if old_data is not None and data is not None and old_data['md5'] != data['md5']:
+        bad['data_list'] = tuple(f"{d['path']} (md5 {d['md5']})" for d in (old_data, data))
     if bad: raise ValueError("checkpoint does not fit this run (use another out_dir or resume='never'): "
                              + ', '.join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in bad.items()))
+    if old_data is None and data is not None:
+        warnings.warn(f"the checkpoint stores no data-list fingerprint (an older biovfm): "
+                      f"cannot check that {data['path']} is the data it was trained on")
 
 def _peak_mem_mb(device) -> float:
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device)/2**20
@@ -388,13 +424,59 @@ def forward_loss(model, teacher, criterion, batch:dict, cfg:Config, sv:dict, dev
 def make_data(cfg:Config, world:int=1, rank:int=0, start_step:int=0):
     "Dataset, step sampler and loader of `cfg` for this process."
     if cfg.method == 'dinov2':
-        tf = MultiCrop(cfg.img_size, cfg.local_size, cfg.n_local, cfg.global_scale, cfg.local_scale)
+        tf = MultiCrop(cfg.img_size, cfg.local_size, cfg.n_local, cfg.global_scale, cfg.local_scale,
+                       blur_probs=tuple(cfg.blur_probs or (1.0, 0.1, 0.5)))
         col = DINOv2Collate(cfg.img_size, cfg.patch_size, cfg.seed, cfg.mask_prob, tuple(cfg.mask_ratio_range))
     else:
         tf, col = mae_transform(cfg.img_size, cfg.crop_scale), MAECollate(cfg.img_size, cfg.patch_size, cfg.mask_ratio, cfg.seed)
     ds = PretrainDataset(cfg.data_list, modality=cfg.modality, n=cfg.subset_n, transform=tf, seed=cfg.seed, load_size=cfg.load_size or None)
     sampler = StepSampler(len(ds), cfg.batch_size//world, world, rank, cfg.seed, start_step)
     return ds, sampler, make_loader(ds, sampler, col, cfg.num_workers, pin_memory=torch.cuda.is_available())
+
+# %% ../nbs/03_pretrain.ipynb #42b42527
+LOCK = '.lock'
+RUN_FILES = (CKPT, 'log.csv', 'backbone.safetensors', 'backbone.json')   # what `train` writes in a run folder
+
+@contextlib.contextmanager
+def run_lock(out_dir):
+    "Hold `out_dir/.lock` (exclusive `flock`, released however the process ends) for a run; a clear error if taken."
+    lock_path = Path(out_dir)/LOCK
+    lock_file = open(lock_path, 'a+')
+    try: fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.seek(0)
+        holder = lock_file.read().strip() or 'unknown'
+        lock_file.close()
+        raise RuntimeError(f"{out_dir} is in use by another pretraining process (pid {holder}; lock {lock_path}): "
+                           "wait for it to finish, stop it, or give another out_dir") from None
+    except OSError as e:                             # a filesystem without locks: say so, run unlocked
+        warnings.warn(f"cannot lock {lock_path} ({e}): nothing stops a second process from writing to {out_dir}")
+    try:
+        lock_file.truncate(0)
+        lock_file.write(f"{os.getpid()} on {socket.gethostname()}\n")
+        lock_file.flush()
+        yield lock_path
+    finally: lock_file.close()                       # closing releases the lock
+
+def prepare_run_folder(out_dir, keep_run:bool=True) -> Path|None:
+    "Delete a killed save's temporary files; unless `keep_run`, move an earlier run to `previous/<time>/` (returned)."
+    out_dir = Path(out_dir)
+    stale = [f for name in RUN_FILES for f in atomic_temp_files(out_dir, name)]
+    for f in stale: f.unlink(missing_ok=True)
+    if stale:
+        print(f"{out_dir}: deleted temporary files of an interrupted save: {', '.join(f.name for f in stale)}")
+    earlier = [out_dir/name for name in RUN_FILES if (out_dir/name).exists()]
+    if keep_run or not earlier: return None
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    dest = out_dir/'previous'/stamp
+    n = 1
+    while dest.exists():
+        dest = out_dir/'previous'/f'{stamp}-{n}'
+        n += 1
+    dest.mkdir(parents=True)
+    for f in earlier: os.replace(f, dest/f.name)
+    print(f"{out_dir}: starting a new run; the earlier run ({', '.join(f.name for f in earlier)}) moved to {dest}")
+    return dest
 
 # %% ../nbs/03_pretrain.ipynb #4cb1fec3
 def _dist_setup():
@@ -476,16 +558,17 @@ def load_optimizer_state(model:nn.Module, opt, sd:dict, fsdp:bool=False):
                   param_groups=[g | dict(params=[idx[n] for n in g['params']]) for g in sd['param_groups']])
     opt.load_state_dict(sd)
 
-def save_run(out:Path, cfg:Config, state:dict, step:int, bad:int, rngs:list, sv:dict, export:bool=True):
+def save_run(out:Path, cfg:Config, state:dict, step:int, bad:int, rngs:list, sv:dict, export:bool=True,
+             data:dict|None=None):
     "Atomic checkpoint (+ backbone export) of a `full_state` at `step` (call on rank 0); leaves the RNG streams untouched."
     st = random.getstate()
     with torch.random.fork_rng(devices=[]):
-        try: _save_run(out, cfg, state, step, bad, rngs, sv, export)
+        try: _save_run(out, cfg, state, step, bad, rngs, sv, export, data or data_fingerprint(cfg.data_list))
         finally: random.setstate(st)
 
-def _save_run(out, cfg, state, step, bad, rngs, sv, export):
+def _save_run(out, cfg, state, step, bad, rngs, sv, export, data):
     ck = dict(step=step, config=asdict(cfg), **state, rng=rngs, bad_steps=bad, schedules={k: float(v) for k, v in sv.items()},
-              world_size=len(rngs), version=2)
+              world_size=len(rngs), data_list=data, version=3)
     with atomic_path(out/CKPT) as tmp: torch.save(ck, tmp)
     if not export: return
     sd = state['teacher'] or state['model']
@@ -497,7 +580,20 @@ def _save_run(out, cfg, state, step, bad, rngs, sv, export):
           'decoder_heads', 'layerscale', 'local_size')})
     save_backbone(vit, out, cfg.arch, cfg.img_size, cfg.method, model_kwargs=kw, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                   steps=step, total_params=pc['total'], arch=short_arch(cfg.arch), patch_size=cfg.patch_size,
-                  data_list=str(cfg.data_list), seed=cfg.seed, batch_size=cfg.batch_size, preset=cfg.preset, name=run_name(out))
+                  data_list=str(cfg.data_list), data_list_md5=data['md5'], seed=cfg.seed, batch_size=cfg.batch_size,
+                  preset=cfg.preset, name=run_name(out))
+
+# %% ../nbs/03_pretrain.ipynb #p3c00002
+def clip_gradients(model:nn.Module, params:list, cfg:Config) -> torch.Tensor:
+    "Clip gradients (per DINOv2 module or globally); the total norm before clipping, a plain tensor."
+    max_norm = cfg.clip_grad if cfg.clip_grad else float('inf')
+    def clip(group) -> torch.Tensor:
+        norm = torch.nn.utils.clip_grad_norm_(group, max_norm)
+        return norm.full_tensor() if hasattr(norm, 'full_tensor') else norm   # FSDP2: a DTensor
+    if not (cfg.clip_grad_per_module and cfg.method == 'dinov2'): return clip(params)
+    modules = [model.backbone, model.dino_head] + ([model.ibot_head] if model.ibot_head is not model.dino_head else [])
+    norms = [clip([p for p in module.parameters() if p.requires_grad]) for module in modules]
+    return torch.stack(norms).pow(2).sum().sqrt()
 
 # %% ../nbs/03_pretrain.ipynb #0a035e09
 def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
@@ -509,19 +605,30 @@ def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
     dtype = autocast_dtype(device, cfg.precision)
     check_data_list(cfg.data_list, 'train', cfg.modality)   # fail fast: before building the model or the loader
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
+    ck_path = out/CKPT if cfg.resume in ('auto', None, '') else (None if cfg.resume == 'never' else Path(cfg.resume))
+    if ck_path is not None and cfg.resume not in ('auto', None, '') and not ck_path.exists():
+        raise FileNotFoundError(f"resume={cfg.resume!r}: no such checkpoint")
+    if cfg.max_steps == 0 and (ck_path is None or not ck_path.exists()):
+        raise ValueError(f"max_steps=0 for a new run in {out}: nothing would be trained "
+                         "(no log, an untrained backbone); use max_steps >= 1")
+    data = data_fingerprint(cfg.data_list)
+    continues_this_folder = ck_path is not None and ck_path.resolve() == (out/CKPT).resolve()
+    with run_lock(out) if rank == 0 else contextlib.nullcontext():    # one owner per run folder, for the whole run
+        if rank == 0: prepare_run_folder(out, keep_run=continues_this_folder)
+        return _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_after)
+
+def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_after) -> Path:
+    "The run itself, in a run folder this process owns."
+    ck = load_checkpoint(ck_path) if ck_path is not None and ck_path.exists() else None
+    if ck is not None: check_resumable(ck['config'], cfg, ck.get('data_list'), data)   # before building the model
     seed_everything(cfg.seed)                      # identical init on every process
     model, teacher = build_model(cfg)
     model.to(device); teacher = teacher.to(device) if teacher is not None else None
     criterion = DINOv2Loss(cfg).to(device) if cfg.method == 'dinov2' else None
     fsdp = world > 1 and cfg.strategy == 'fsdp'
     step, bad = 0, 0
-    ck_path = out/CKPT if cfg.resume in ('auto', None, '') else (None if cfg.resume == 'never' else Path(cfg.resume))
-    if ck_path is not None and cfg.resume not in ('auto', None, '') and not ck_path.exists():
-        raise FileNotFoundError(f"resume={cfg.resume!r}: no such checkpoint")
-    ck = load_checkpoint(ck_path) if ck_path is not None and ck_path.exists() else None
     seed_everything(cfg.seed*1000 + rank)          # per-process stream (drop path)
     if ck is not None:
-        check_resumable(ck['config'], cfg)
         model.load_state_dict(ck['model'])
         if teacher is not None: teacher.load_state_dict(ck['teacher'])
         if criterion is not None: criterion.load_state_dict(ck['criterion'])
@@ -537,7 +644,8 @@ def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
         if rank == 0: print(f"{out}: already at step {step} >= max_steps={cfg.max_steps}; nothing to do")
         if not (out/'backbone.json').exists():
             state = full_state(model, teacher, opt, criterion, fsdp)
-            if rank == 0: save_run(out, cfg, state, step, bad, [rng_state()]*world, schedules(cfg, max(step-1, 0)))
+            last_schedules = schedules(cfg, max(step-1, 0))
+            if rank == 0: save_run(out, cfg, state, step, bad, [rng_state()]*world, last_schedules, data=data)
         return out
     ds, sampler, loader = make_data(cfg, world, rank, step)
     if rank == 0: print(f"{cfg.method} {cfg.arch} @{cfg.img_size}px/p{cfg.patch_size}: {len(ds)} images, {sampler.steps_per_epoch} steps/epoch, "
@@ -559,8 +667,7 @@ def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
             loss.backward()
             if sv['freeze_last_layer']:
                 for p in last_params: p.grad = None
-            gn = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad if cfg.clip_grad else float('inf'))
-            if hasattr(gn, 'full_tensor'): gn = gn.full_tensor()   # FSDP2: a DTensor
+            gn = clip_gradients(model, params, cfg)
             ok = torch.tensor([float(torch.isfinite(loss.detach()) and torch.isfinite(gn))], device=device)
             ok = _all_reduce(ok, dist.ReduceOp.MIN if dist.is_initialized() else None)
             if ok.item() == 1.:
@@ -590,7 +697,7 @@ def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
                 if dist.is_initialized(): dist.all_gather_object(rngs, rng_state())
                 else: rngs = [rng_state()]
                 state = full_state(model, teacher, opt, criterion, fsdp)
-                if rank == 0: save_run(out, cfg, state, step, bad, rngs, sv)
+                if rank == 0: save_run(out, cfg, state, step, bad, rngs, sv, data=data)
                 del state
                 if dist.is_initialized(): dist.barrier()
             if stop_after is not None and n_done >= stop_after: break

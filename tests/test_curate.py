@@ -48,10 +48,12 @@ def test_corrupt_inputs_are_rejected_with_reasons(tmp_path):
     rj = read_table(tmp_path/'out'/'rejects.csv', 'rejects'); why = dict(zip(rj.path, rj.reason))
     for f, reason in [('mr/broken/truncated.nii.gz', 'NIfTI'), ('xray/broken/empty.png', 'cannot read image'), ('xray/broken/not_dicom.dcm', 'not a DICOM'),
                       ('mr/broken/all_nan.nii.gz', 'NaN'), ('mr/broken/constant.nii.gz', 'constant'), ('xray/broken/one_px_wide.png', 'aspect'),
-                      ('xray/broken/mpeg2.dcm', 'MPEG2')]:
+                      ('xray/broken/mpeg2.dcm', 'MPEG2'), ('mr/broken/nan_spacing.nii.gz', 'invalid geometry'),
+                      ('xray/broken/dangling.png', 'dangling symlink -> missing.png'), ('xray/broken/loop.png', 'symlink loop')]:
         assert reason in why.get(f, ''), (f, why.get(f))
     dl = _dl(tmp_path/'out')
-    assert {'xray/broken/rgba.png', 'xray/broken/gray16.png', 'xray/broken/mono1.dcm', 'mr/broken/good.nii.gz'} <= set(dl.src)
+    assert {'xray/broken/rgba.png', 'xray/broken/gray16.png', 'xray/broken/mono1.dcm', 'mr/broken/good.nii.gz',
+            'mr/broken/flat_2d.nii.gz'} <= set(dl.src)
     from PIL import Image
     for p in dl.path: im = Image.open(tmp_path/'out'/p); assert im.size == (224, 224) and im.mode in ('L', 'RGB')
     # MONOCHROME1 is inverted: a dark-on-bright stored image is displayed bright-on-dark
@@ -92,3 +94,23 @@ def test_plan_is_deterministic_and_balanced(tmp_path):
     a = assign_chunks(plan_jobs(r), num_shards=3, chunk_jobs=2); b = assign_chunks(plan_jobs(r), num_shards=3, chunk_jobs=2)
     pd.testing.assert_frame_equal(a, b)
     assert a.groupby(['shard', 'chunk']).size().max() <= 2 and a['shard'].nunique() == 3
+
+def _papermill_curate(tmp_path, **params):
+    import papermill
+    nbs = Path(__file__).resolve().parents[1]/'nbs'
+    return papermill.execute_notebook(str(nbs/'01_curate.ipynb'), str(tmp_path/'01_curate.out.ipynb'), parameters=params,
+                                      kernel_name='python3', cwd=str(nbs), progress_bar=False)
+
+def test_notebook_run_on_a_users_folder_with_corrupt_files(tmp_path):
+    "The lessons use the embedded example data; the run cell curates the given folder (all of it) and exits 0."
+    raw = make_corrupt_inputs(tmp_path/'users_raw')
+    _papermill_curate(tmp_path, raw_dir=str(raw), out_dir=str(tmp_path/'out'), workers=1)
+    rejects = read_table(tmp_path/'out'/'rejects.csv', 'rejects')
+    assert 'mr/broken/truncated.nii.gz' in set(rejects.path)
+    assert set(_dl(tmp_path/'out').src) == {'mr/broken/good.nii.gz', 'mr/broken/flat_2d.nii.gz', 'xray/broken/rgba.png',
+                                            'xray/broken/gray16.png', 'xray/broken/mono1.dcm'}
+
+def test_notebook_rejects_an_unknown_parameter(tmp_path):
+    import papermill
+    with pytest.raises(papermill.PapermillExecutionError, match=r"unknown parameter\(s\) \['max_file'\]"):
+        _papermill_curate(tmp_path, max_file=3, out_dir=str(tmp_path/'out'))

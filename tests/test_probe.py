@@ -19,7 +19,7 @@ def breast_predictions(tmp_path_factory):
     out = tmp_path_factory.mktemp('bm')
     bb = P.load_probe_backbone(SPEC, 28)
     data = P.load_benchmark('breastmnist', 28)
-    rows, rec = P.probe_one(bb, data, 'fast', epochs=10, n_boot=200, cache_dir=out/'cache', out_dir=out)
+    rows, rec = P.probe_one(bb, data, 'fast', epochs=10, aug_views=0, n_boot=200, cache_dir=out/'cache', out_dir=out)
     with np.load(out/rec['predictions'], allow_pickle=False) as z: pred = {k: z[k] for k in z}
     return rows, rec, pred
 
@@ -55,13 +55,51 @@ def test_vectorised_bootstrap_equals_sklearn_on_real_predictions(breast_predicti
     assert (s.ci_lo <= s.value).all() and (s.value <= s.ci_hi).all()
 
 
-def test_thresholds_tuned_on_validation_by_mcc(breast_predictions):
+def official_threshold(y, s):
+    "The official get_best_p_vals for one label, written from its source: roc_curve candidates, MCC of s >= p, argmax."
+    from sklearn.metrics import matthews_corrcoef, roc_curve
+    _, _, probabilities = roc_curve(y, s)
+    probabilities = probabilities[1:]
+    probabilities.sort()
+    if len(probabilities) > 1000: probabilities = probabilities[::int(len(probabilities) / 1000)]
+    metrics = [matthews_corrcoef(y, np.where(s < p, 0, 1)) for p in probabilities]
+    return probabilities[int(np.argmax(metrics))]
+
+
+def test_thresholds_are_the_authors_on_real_predictions(breast_predictions):
+    _, _, pred = breast_predictions
+    yv, sv = pred['y_true_val'].ravel(), pred['y_score_val'][:, 1]
+    assert pred['thresholds'][0] == official_threshold(yv, sv)
+
+
+def test_authors_thresholds_with_many_candidates_and_multilabel():
+    rng = np.random.default_rng(1)
+    y = (rng.random((3000, 3)) < [.5, .1, .02]).astype(int)
+    s = np.clip(y*.2 + rng.random((3000, 3))*.8, 0, 1)   # > 1000 roc_curve thresholds: thinned as the authors do
+    got = P.tune_thresholds(y, s, 'multi-label')
+    np.testing.assert_array_equal(got, [official_threshold(y[:, j], s[:, j]) for j in range(3)])
+
+
+def test_midpoint_thresholds_maximise_validation_mcc(breast_predictions):
     from sklearn.metrics import matthews_corrcoef
     _, _, pred = breast_predictions
     yv, sv = pred['y_true_val'].ravel(), pred['y_score_val'][:, 1]
-    t = pred['thresholds'][0]
+    t = P.tune_thresholds(yv, pred['y_score_val'], 'binary', 'midpoint')[0]
     best = matthews_corrcoef(yv, sv > t)
     for c in np.unique(sv): assert matthews_corrcoef(yv, sv > c) <= best + 1e-12
+
+
+def test_bootstrap_resamples_and_intervals_are_the_authors():
+    from sklearn.utils import resample
+    rng = np.random.default_rng(0); n = 300
+    y = rng.integers(0, 2, (n, 1)); p1 = np.clip(y[:, 0]*.3 + rng.random(n)*.7, 0, 1); s = np.stack([1-p1, p1], 1)
+    idx = np.concatenate(list(P.bootstrap_indices(n, 1000, chunk=128)))
+    for i in (0, 1, 517, 999): np.testing.assert_array_equal(idx[i], resample(np.arange(n), replace=True, random_state=i))
+    auc = P.bootstrap_metrics(y, s, 'binary', [0.5], 1000)['auc']
+    ordered = np.sort(auc)   # compute_cis: sorted_perfs.iloc[int(0.025 n) - 1], .iloc[int(0.975 n) - 1]
+    assert P.ci_bounds(auc) == (ordered[24], ordered[974])
+    lo, hi = P.ci_bounds(auc, 'seeded')
+    assert (lo, hi) == tuple(np.percentile(auc, [2.5, 97.5]))
 
 
 @pytest.mark.parametrize('task', ['multi-class', 'ordinal-regression', 'multi-label, binary-class', 'binary-class'])
@@ -190,7 +228,7 @@ def test_both_protocols_exported_and_random_like(tmp_path):
                         total_params=6_000_000, steps=5)
     out = tmp_path/'out'
     for proto, ep in (('fast', 10), ('faithful', 1)):
-        P.probe_many([str(exp), f'random-like:{exp}'], ['breastmnist'], out, 28, proto, epochs=ep, n_boot=100,
+        P.probe_many([str(exp), f'random-like:{exp}'], ['breastmnist'], out, 28, proto, epochs=ep, aug_views=2, n_boot=100,
                      cache_dir=tmp_path/'c', verbose=False)
     met = read_table(out/'metrics.csv', 'metrics')
     assert len(met) == 2*2*5
@@ -206,3 +244,114 @@ def test_missing_size_fails_clearly_or_upsamples():
     d = P.load_benchmark('breastmnist', 64, resize_from=28)
     assert d.upsampled and d.source_img_size == 28 and d.x['val'].shape == (78, 64, 64)
     with pytest.raises(ValueError, match='unknown benchmark'): P.probe_many([SPEC], ['brainmnist'], None)
+
+
+def _authors_features(model, x):
+    "The authors' --global_pool features re-implemented: final norm deleted, raw patch tokens averaged, a fresh fc_norm."
+    import copy
+    m = copy.deepcopy(model)
+    del m.norm
+    fc_norm = torch.nn.LayerNorm(m.embed_dim, eps=1e-6)   # created fresh and frozen by the authors: weight 1, bias 0
+    with torch.no_grad():
+        t = m._pos_embed(m.patch_embed(x))
+        for blk in m.blocks: t = blk(t)
+        return fc_norm(t[:, m.num_prefix_tokens:].mean(1))
+
+
+def test_probe_features_are_the_authors(tmp_path):
+    import timm
+    torch.manual_seed(0)
+    src = timm.create_model('vit_tiny_patch16_224', pretrained=False, num_classes=0, img_size=28, patch_size=7, reg_tokens=2)
+    with torch.no_grad(): src.norm.weight.uniform_(0.5, 2.0); src.norm.bias.normal_(0, 0.5)   # a final norm that matters
+    exp = save_backbone(src, tmp_path/'exp', 'vit_tiny_patch16_224', 28, 'mae', model_kwargs=dict(patch_size=7, reg_tokens=2))
+    bb = P.load_probe_backbone(exp, 28)
+    data = P.load_benchmark('breastmnist', 28)
+    feats, _ = P.cached_features(bb, data, 'val', tmp_path/'cache')       # what the probe's head receives
+    ref = _authors_features(src.eval(), P.to_input(data.x['val']))
+    np.testing.assert_allclose(feats, ref.numpy(), atol=1e-5)
+    old = P.extract_features(bb.model, data.x['val'], features='normed-tokens')
+    assert np.abs(old - ref.numpy()).max() > 0.1   # the earlier computation is another one
+
+
+def _dinov2_block(blk, x, rate, g):
+    "A timm block run as DINOv2's Block in training mode (rate > 0.1: drop_add_residual_stochastic_depth), from its source."
+    for residual in (lambda t: blk.ls1(blk.attn(blk.norm1(t))), lambda t: blk.ls2(blk.mlp(blk.norm2(t)))):
+        b = x.shape[0]
+        subset = max(int(b * (1 - rate)), 1)
+        brange = torch.randperm(b, generator=g)[:subset]
+        r = residual(x[brange])
+        x = torch.index_add(x.flatten(1), 0, brange, r.flatten(1), alpha=b / subset).view_as(x)
+    return x
+
+
+def test_dinov2_backbones_train_with_the_authors_stochastic_depth(tmp_path):
+    bb = P.load_probe_backbone(SPEC, 28, seed=0)
+    blocks = bb.model.blocks
+    x = torch.randn(10, 17, 192)
+    with torch.no_grad():
+        ref = x
+        g = torch.Generator().manual_seed(5)
+        for blk in blocks: ref = _dinov2_block(blk, ref, 0.3, g)
+        with P.stochastic_depth(bb.model, 0.3, torch.Generator().manual_seed(5)): got = blocks(x)
+        torch.testing.assert_close(got, ref)
+        torch.testing.assert_close(blocks(x), blocks(x))   # restored: deterministic again
+    save_backbone(bb.model, tmp_path/'dino', 'vit_tiny_patch16_224', 28, 'dinov2', model_kwargs=dict(patch_size=7))
+    dino = P.load_probe_backbone(tmp_path/'dino', 28)
+    assert (P.probe_drop_path(dino), P.probe_drop_path(dino, 'eval'), P.probe_drop_path(bb)) == (0.3, 0., 0.)
+    data = P.load_benchmark('breastmnist', 28)
+    _, rec = P.probe_one(dino, data, 'faithful', 1, n_boot=50)
+    assert rec['drop_path'] == 0.3 and rec['backbone_mode'] == 'authors'
+    views = [P.cached_features(dino, data, 'train', tmp_path/c, 'aug-1-0', drop_path=0.3)[0] for c in ('c1', 'c2')]
+    np.testing.assert_array_equal(*views)   # a view is seeded: the same stochastic depth when recomputed
+
+
+@pytest.mark.parametrize('method', ['mae', 'dinov2'])
+def test_fast_with_one_view_per_epoch_is_the_faithful_probe(tmp_path, method):
+    m = P.load_probe_backbone(SPEC, 28, seed=4).model
+    bb = P.load_probe_backbone(save_backbone(m, tmp_path/method, 'vit_tiny_patch16_224', 28, method,
+                                             model_kwargs=dict(patch_size=7)), 28)
+    data = P.load_benchmark('breastmnist', 28)
+    scores = {}
+    for protocol in ('faithful', 'fast'):
+        _, rec = P.probe_one(bb, data, protocol, epochs=3, aug_views=-1, n_boot=20, cache_dir=tmp_path/'c', out_dir=tmp_path/'o')
+        with np.load(tmp_path/'o'/rec['predictions']) as z: scores[protocol] = z['y_score'], z['y_score_val']
+        assert rec['drop_path'] == (0.3 if method == 'dinov2' else 0.)
+    for faithful, fast in zip(scores['faithful'], scores['fast']): np.testing.assert_allclose(fast, faithful, atol=1e-6)
+
+
+def test_normalisation_is_the_authors_unless_asked(tmp_path):
+    m = P.load_probe_backbone(SPEC, 28, seed=3).model
+    exp = save_backbone(m, tmp_path/'exp', 'vit_tiny_patch16_224', 28, 'mae', model_kwargs=dict(patch_size=7))
+    bb = P.load_probe_backbone(exp, 28)
+    assert P.input_stats(bb) == dict(mean=(0.5,)*3, std=(0.5,)*3)
+    assert P.input_stats(bb, 'backbone')['mean'] == (0.485, 0.456, 0.406)
+    for normalize in ('authors', 'backbone'):
+        P.probe_many([str(exp)], ['breastmnist'], tmp_path/normalize, 28, epochs=2, aug_views=0, n_boot=50,
+                     cache_dir=tmp_path/'c', verbose=False, normalize=normalize)
+    means = {n: json.loads(read_table(tmp_path/n/'probe_runs.csv').input_mean.iloc[0]) for n in ('authors', 'backbone')}
+    assert means == {'authors': [0.5]*3, 'backbone': [0.485, 0.456, 0.406]}
+    with pytest.raises(ValueError, match='normalize'): P.input_stats(bb, 'imagenet')
+
+
+def test_resume_skips_only_runs_with_the_same_options(tmp_path):
+    kw = dict(epochs=2, aug_views=0, n_boot=50, cache_dir=tmp_path/'c', verbose=False)
+    P.probe_many([SPEC], ['breastmnist'], tmp_path/'o', 28, **kw)
+    t0 = read_table(tmp_path/'o'/'probe_runs.csv').total_s.iloc[0]
+    P.probe_many([SPEC], ['breastmnist'], tmp_path/'o', 28, **kw)                           # same options: skipped
+    assert read_table(tmp_path/'o'/'probe_runs.csv').total_s.iloc[0] == t0
+    P.probe_many([SPEC], ['breastmnist'], tmp_path/'o', 28, thresholds='midpoint', **kw)    # other options: re-run, replaced
+    runs = read_table(tmp_path/'o'/'probe_runs.csv')
+    assert len(runs) == 1 and runs.thresholds.iloc[0] == 'midpoint'
+    assert len(read_table(tmp_path/'o'/'metrics.csv', 'metrics')) == 5
+
+
+def test_augmentation_is_torchvisions_rotation_then_padded_crop():
+    import math
+    import torch.nn.functional as F
+    import torchvision.transforms.functional as TF
+    x = torch.as_tensor(P.load_benchmark('pneumoniamnist', 28).x['val'][:16]).float()[:, None]/255
+    for deg, dx, dy in ((30., 4, -4), (-12.5, -1, 3), (3., 0, 0)):
+        ref = F.pad(TF.rotate(x, deg, TF.InterpolationMode.NEAREST, fill=0), (4,)*4)[..., 4-dy:4-dy+28, 4-dx:4-dx+28]
+        n = len(x)
+        ours = P.rotate_shift(x, torch.full((n,), math.radians(deg)), torch.full((n,), float(dx)), torch.full((n,), float(dy)))
+        torch.testing.assert_close(ours, ref, rtol=0, atol=0)
