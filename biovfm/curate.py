@@ -882,18 +882,15 @@ def hamming(a, b) -> np.ndarray:
 
 def near_pairs(q, ref=None, threshold:int=6) -> pd.DataFrame:
     "Pairs (i, j, d) with Hamming(q[i], ref[j]) <= threshold (self-pairs i<j when `ref` is None)."
-    q = np.asarray(q, np.uint64); self_join = ref is None; ref = q if self_join else np.asarray(ref, np.uint64)
-    nb = threshold + 1; widths = [64 // nb + (1 if k < 64 % nb else 0) for k in range(nb)]
-    parts, shift = [], 0
-    for w in widths:
-        mask = np.uint64((1 << w) - 1)
-        a = pd.DataFrame({'i': np.arange(len(q)), 'b': (q >> np.uint64(shift)) & mask})
-        b = pd.DataFrame({'j': np.arange(len(ref)), 'b': (ref >> np.uint64(shift)) & mask})
-        m = a.merge(b, on='b')[['i', 'j']]
-        parts.append(m[m.i < m.j] if self_join else m); shift += w
-    p = pd.concat(parts).drop_duplicates(ignore_index=True) if parts else pd.DataFrame(columns=['i', 'j'])
-    p['d'] = hamming(q[p.i.to_numpy(int)], ref[p.j.to_numpy(int)]) if len(p) else []
-    return p[p.d <= threshold].sort_values(['i', 'j'], ignore_index=True)
+    from biovfm.scale import near_duplicates, cross_duplicates   # exact multi-index search that scales (nbs/00a_scale)
+    query = np.asarray(q, np.uint64)
+    reference = query if ref is None else np.asarray(ref, np.uint64)
+    if ref is None: index_pairs = near_duplicates(query, max_dist=threshold)
+    else: index_pairs = cross_duplicates(query, reference, max_dist=threshold)
+    index_pairs = np.asarray(index_pairs, np.int64).reshape(-1, 2)
+    pairs = pd.DataFrame({'i': index_pairs[:, 0], 'j': index_pairs[:, 1]})
+    pairs['d'] = hamming(query[pairs.i.to_numpy()], reference[pairs.j.to_numpy()]) if len(pairs) else []
+    return pairs.sort_values(['i', 'j'], ignore_index=True)
 
 # %% ../nbs/01_curate.ipynb #ddf9bb8a
 def benchmark_hashes(flags=MEDMNIST_2D, splits=('val', 'test'), size:int=28, cache_dir=None):

@@ -121,6 +121,14 @@ def test_read_columns_and_errors(synthetic, tmp_path):
     with pytest.raises(ValueError, match="no column"): read_data_list(path, ['path', 'colour'])
     pd.DataFrame({'path': ['a.png']}).to_parquet(tmp_path/'not_a_list.parquet')
     with pytest.raises(ValueError, match='not a data list'): read_data_list(tmp_path/'not_a_list.parquet')
+    small = pd.read_parquet(path).iloc[:3].assign(volume=pd.array([1, None, 300], dtype='Int64'),
+                                                  fg_frac=[0.5, 0.25, float('nan')], src=['a', None, 'c'])
+    small.to_parquet(tmp_path/'extras.parquet')
+    extras = read_data_list(tmp_path/'extras.parquet')
+    assert list(extras.columns) == SCHEMAS['data_list'] + ['volume', 'fg_frac', 'src']
+    assert extras.volume.dtype == pd.ArrowDtype(pa.int16()) and extras.volume.isna().tolist() == [False, True, False]
+    assert extras.fg_frac.dtype == pd.ArrowDtype(pa.float32()) or extras.fg_frac.dtype == np.float32
+    assert extras.src.dtype == pd.ArrowDtype(pa.string()) and extras.src.isna().sum() == 1
     empty = tmp_path/'empty.parquet'
     write_synthetic_data_list(empty, 0)
     assert len(read_data_list(empty)) == 0 and list(read_data_list(empty).columns) == SCHEMAS['data_list']
