@@ -1101,7 +1101,7 @@ def make_corrupt_inputs(d) -> Path:
     return d
 
 # %% ../nbs/01_curate.ipynb #a6b6c627
-DEMO = dict(slice_step=2, frame_step=1, max_files=None, workers=2)
+DEMO = dict(slice_step=1, frame_step=1, max_files=None, workers=2)
 
 def export_data_list(run_dir, dest) -> Path:
     "Copy a run's data list (paths made relative to `dest`), rejects and summary into folder `dest`."
