@@ -15,7 +15,8 @@
    paired against the all-defaults probe (fast protocol, --epochs epochs, the --equiv-backbone at --equiv-img-size);
 5. `bootstrap`: vectorised bootstrap vs a per-resample scikit-learn loop (1000 resamples of a 20k-sample test set).
 
-Usage: python benchmarks/probe.py [--sections timing,equivalence,switches,bootstrap] [--equiv-epochs breastmnist=20,pneumoniamnist=10]
+Usage: python benchmarks/probe.py [--sections timing,equivalence,switches,bootstrap]
+       [--equiv-epochs breastmnist=20,pneumoniamnist=10] [--reference faithful|views]
        [--views 0,1,2,4,8,E] [--equiv-backbone random:vit_tiny_patch16_224:patch_size=8] [--equiv-img-size 32]
 """
 import argparse, os, re, tempfile, time, platform
@@ -37,7 +38,7 @@ ap.add_argument('--equiv-epochs', default='breastmnist=20,pneumoniamnist=10')
 ap.add_argument('--views', default='0,1,2,4,8,E')
 ap.add_argument('--noise-seed', type=int, default=43)
 ap.add_argument('--reference', default='faithful', choices=['faithful', 'views'],
-                help="'views': the faithful reference computed as the fast probe with one view per epoch (identical, cheaper)")
+                help="'views': the faithful reference run as the fast probe with one view per epoch (identical)")
 ap.add_argument('--switch-views', type=int, default=10)
 ap.add_argument('--switch-mode-benchmarks', default='breastmnist')
 ap.add_argument('--n-boot-sklearn', type=int, default=1000)

@@ -337,7 +337,8 @@ def small_matrix(corpus:str, curate:dict, budget:dict, img_size:int, patch_size:
 
 def cpu_twin_matrix(steps:int=4, img_size:int=32, patch_size:int=8, benchmarks='breastmnist') -> tuple[list[Run], dict]:
     "A CPU-sized twin of the paper's matrix (runs, curate steps)."
-    probe = dict(benchmarks=benchmarks, img_size=img_size, protocol='fast', epochs=10, n_boot=200, seed=42, demo=False)
+    probe = dict(benchmarks=benchmarks, img_size=img_size, protocol='fast', epochs=10, aug_views=0, n_boot=200, seed=42,
+                 demo=False)
     budget = {(m, a): (steps, 16) for m in ('dinov2', 'mae') for a in ('vit_tiny', 'vit_small')}
     return small_matrix('twin', dict(max_files=14, slice_step=6, workers=1), budget, img_size, patch_size, probe, save_every=2,
                         about='CPU twin of model scaling')

@@ -384,8 +384,9 @@ def short_arch(name:str) -> str:
 def _kwargs(s:str) -> dict:
     out = {}
     for kv in filter(None, s.split(',')):
-        if '=' not in kv: raise ValueError(f"backbone option {kv!r} is not key=value")
-        k, v = kv.split('=', 1)
+        separator = '=' if '=' in kv else ' '   # 'patch_size=8' or 'patch_size 8' (papermill parses the latter)
+        if separator not in kv.strip(): raise ValueError(f"backbone option {kv!r} is not key=value (or 'key value')")
+        k, v = kv.strip().split(separator, 1)
         try: out[k] = ast.literal_eval(v)
         except (ValueError, SyntaxError): out[k] = v
     return out
@@ -770,8 +771,8 @@ def probe_one(bb:Backbone, data:ProbeData, protocol:str='fast', epochs:int=100, 
         batches = image_batches(bb.model, data.x['train'], data.y['train'], data.kind, batch_size, mean, std, device,
                                 features, drop_path, drop_last, seed)
     t1 = time.perf_counter()
-    head, log = train_head(batches, fv.shape[1], data.n_out, data.kind, fv, data.y['val'], epochs, seed=seed, device=device,
-                           features=features)
+    head, log = train_head(batches, fv.shape[1], data.n_out, data.kind, fv, data.y['val'], epochs, seed=seed,
+                           device=device, features=features)
     t_train = time.perf_counter() - t1
     with torch.no_grad():
         s_val = _probs(head(torch.as_tensor(fv, device=device)), data.kind).cpu().numpy().astype(np.float64)
@@ -783,14 +784,15 @@ def probe_one(bb:Backbone, data:ProbeData, protocol:str='fast', epochs:int=100, 
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         plain = point_metrics(data.y['test'], s_te, data.kind, thr)
-        evaluator = point_metrics(data.y['test'], s_te, data.kind)   # medmnist.Evaluator's AUC/ACC: threshold 0.5, no bootstrap
+        evaluator = point_metrics(data.y['test'], s_te, data.kind)   # medmnist.Evaluator's: threshold 0.5, no bootstrap
     rows = summ.assign(backbone=bb.name, method=bb.method, arch=bb.arch, backbone_params_m=bb.backbone_params/1e6,
                        total_params_m=bb.total_params/1e6, benchmark=data.name, img_size=data.img_size, protocol=protocol,
                        n_test=len(data.y['test']), seed=seed)[SCHEMAS['metrics']]
     rec = dict(backbone=bb.name, spec=bb.spec, benchmark=data.name, img_size=data.img_size, protocol=protocol, seed=seed,
                source_img_size=data.source_img_size, upsampled=data.upsampled, kind=data.kind, epochs=epochs,
                best_epoch=int(log.val_loss.idxmin()) if len(log) else -1,
-               aug_views=n_views(aug_views, epochs) if protocol == 'fast' else None, features=features, backbone_mode=backbone_mode, drop_path=drop_path, thresholds=thresholds, bootstrap=bootstrap,
+               aug_views=n_views(aug_views, epochs) if protocol == 'fast' else None, features=features,
+               backbone_mode=backbone_mode, drop_path=drop_path, thresholds=thresholds, bootstrap=bootstrap,
                drop_last=drop_last, input_mean=json.dumps(list(mean)), input_std=json.dumps(list(std)),
                n_boot=n_boot, n_boot_valid=int(summ.n_boot_valid.min()), cache_hits=f"{sum(hits)}/{len(hits)}" if hits else '',
                features_s=round(t_feat, 3), train_s=round(t_train, 3), bootstrap_s=round(t_boot, 3),
