@@ -22,10 +22,11 @@ __all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'FEATURES', 'BACKB
            'point_metrics', 'bootstrap_indices', 'weighted_auc', 'bootstrap_metrics', 'ci_bounds',
            'summarise_bootstrap', 'sklearn_bootstrap', 'ProbeData', 'resize_images', 'check_probe_inputs',
            'load_benchmark', 'make_split', 'load_labelled_folder', 'write_labelled_folder', 'Backbone', 'short_arch',
-           'load_probe_backbone', 'last_block_tokens', 'pool_features', 'SubsetDropPath', 'probe_drop_path',
-           'stochastic_depth', 'to_input', 'rotate_shift', 'augment', 'input_stats', 'epoch_generator',
-           'augmented_features', 'extract_features', 'epoch_view', 'cache_key', 'cached_features', 'LinearHead',
-           'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one', 'probe_many', 'table1']
+           'load_local_weights', 'load_probe_backbone', 'last_block_tokens', 'pool_features', 'SubsetDropPath',
+           'probe_drop_path', 'stochastic_depth', 'to_input', 'rotate_shift', 'augment', 'input_stats',
+           'epoch_generator', 'augmented_features', 'extract_features', 'epoch_view', 'cache_key', 'cached_features',
+           'LinearHead', 'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one', 'probe_many',
+           'table1']
 
 # %% ../nbs/04_probe.ipynb #ed3fa6ca
 def task_kind(task:str) -> str:
@@ -419,6 +420,27 @@ def _load_state(path:Path) -> dict:
     return sd
 
 # %% ../nbs/04_probe.ipynb #21ec60b1
+def load_local_weights(model:nn.Module, path:Path):
+    "Load a local timm checkpoint (.safetensors, or .pth/.bin with weights_only) into `model`, classifier dropped."
+    import sys
+    if path.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        try: state = load_file(str(path))
+        except Exception as e: raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
+    else:
+        try: state = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as e: raise ValueError(f"{path}: not a readable weights file ({type(e).__name__})") from e
+        for key in ('state_dict', 'model'):
+            if isinstance(state, dict) and isinstance(state.get(key), dict): state = state[key]
+    filter_fn = getattr(sys.modules[type(model).__module__], 'checkpoint_filter_fn', None)
+    if filter_fn is not None: state = filter_fn(state, model)   # timm's key mapping + position-embedding resampling
+    classifier = ('head.', 'fc.', 'classifier.', 'head_dist.')
+    state = {k: v for k, v in state.items() if not k.startswith(classifier)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit {type(model).__name__}: missing {list(missing)[:5]}, "
+                         f"unexpected {list(unexpected)[:5]}")
+
 def load_probe_backbone(spec:str, img_size:int|None=None, seed:int=42, device='cpu') -> Backbone:
     "Build the frozen backbone named by `spec` (see the table above) for `img_size` px inputs."
     spec = str(spec); kind, _, rest = spec.partition(':')
@@ -442,7 +464,8 @@ def load_probe_backbone(spec:str, img_size:int|None=None, seed:int=42, device='c
         f = Path(f); kw = _kwargs(opts)
         if not f.is_file(): raise FileNotFoundError(f"{spec}: weights file {f} not found (timm:<model name>:<local .safetensors/.bin/.pth>[:k=v,...])")
         if img_size and name.startswith(('vit', 'deit', 'eva')): kw.setdefault('img_size', img_size)
-        m = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=str(f)), **kw)
+        m = timm.create_model(name, pretrained=False, num_classes=0, **kw)
+        load_local_weights(m, f)
         bb = Backbone(m, _slug(f"timm-{name}-{f.stem}"), 'timm', short_arch(name), _n(m), _n(m), spec, dict(timm_name=name, file=str(f)))
     elif kind == 'biomedclip':
         bb = _biomedclip(Path(rest), img_size, spec)
