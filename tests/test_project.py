@@ -30,8 +30,8 @@ def test_environment_yml_installs_settings_ini():
     pip = next(d['pip'] for d in deps if isinstance(d, dict))
     assert pip[-1] == '-e .[dev]', 'environment.yml must install the set declared in settings.ini'
     torch_lines = [l for l in pip if l.startswith('torch')]
-    assert 'torch>=2.6' in torch_lines and any('download.pytorch.org/whl/cu' in l for l in pip), \
-        'the GPU env installs a CUDA torch with FSDP2 (>= 2.6)'
+    assert 'torch>=2.7' in torch_lines and any('download.pytorch.org/whl/cu' in l for l in pip), \
+        'the GPU env installs a CUDA torch with FSDP2 (>= 2.7)'
     # the version in the package agrees with settings.ini
     import biovfm
     assert biovfm.__version__ == _cfg()['version']
@@ -59,7 +59,7 @@ def test_notebooks_name_their_kernel():
 def test_requirement_floors_match_the_code():
     "FSDP2 (fully_shard) needs torch >= 2.6, np.bitwise_count numpy >= 2, pydicom.pixels pydicom >= 3."
     reqs = {re.split(r'[<>=!~\[]', r)[0]: r for r in shlex.split(_cfg()['requirements'])}
-    for req in ('torch>=2.6', 'torchvision>=0.21', 'numpy>=2.0', 'pydicom>=3.0', 'pandas>=2.2.2'):
+    for req in ('torch>=2.7', 'torchvision>=0.22', 'numpy>=2.0', 'pydicom>=3.0', 'pandas>=2.2.2'):
         assert reqs[re.split(r'[<>=]', req)[0]].startswith(req), (req, reqs[re.split(r'[<>=]', req)[0]])
     code = '\n'.join(p.read_text() for p in (ROOT/'biovfm').glob('*.py'))
     assert 'fully_shard' in code and 'bitwise_count' in code and 'pydicom.pixels' in code
