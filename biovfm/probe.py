@@ -17,16 +17,17 @@ from .core import (MEDMNIST_2D, MEDMNIST_SIZES, BACKBONES, SCHEMAS, benchmark_in
                          write_table, read_table, runs_root, results_root)
 
 # %% auto #0
-__all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'FEATURES', 'BACKBONE_MODES', 'NORMALIZE', 'FEATURE_VERSION',
-           'AUG_VIEWS', 'task_kind', 'n_outputs', 'mcc_threshold', 'roc_mcc_threshold', 'tune_thresholds', 'predict',
-           'point_metrics', 'bootstrap_indices', 'weighted_auc', 'bootstrap_metrics', 'ci_bounds',
-           'summarise_bootstrap', 'sklearn_bootstrap', 'ProbeData', 'resize_images', 'check_probe_inputs',
-           'load_benchmark', 'make_split', 'load_labelled_folder', 'write_labelled_folder', 'Backbone', 'short_arch',
+__all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'LABELS_HELP', 'FEATURES', 'BACKBONE_MODES', 'NORMALIZE',
+           'FEATURE_VERSION', 'AUG_VIEWS', 'PROBE_IDENTITY', 'task_kind', 'n_outputs', 'mcc_threshold',
+           'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics', 'bootstrap_indices', 'weighted_auc',
+           'bootstrap_metrics', 'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap', 'ProbeData', 'resize_images',
+           'check_probe_inputs', 'load_benchmark', 'make_split', 'read_labels_csv', 'parse_labels', 'read_splits',
+           'check_split_classes', 'load_labelled_folder', 'write_labelled_folder', 'Backbone', 'short_arch',
            'load_local_weights', 'load_probe_backbone', 'last_block_tokens', 'pool_features', 'SubsetDropPath',
            'probe_drop_path', 'stochastic_depth', 'to_input', 'rotate_shift', 'augment', 'input_stats',
            'epoch_generator', 'augmented_features', 'extract_features', 'epoch_view', 'cache_key', 'cached_features',
-           'LinearHead', 'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one', 'probe_many',
-           'table1']
+           'LinearHead', 'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one',
+           'recorded_identities', 'probe_many', 'table1']
 
 # %% ../nbs/04_probe.ipynb #ed3fa6ca
 def task_kind(task:str) -> str:
@@ -310,45 +311,124 @@ def _read_image(path, size:int):
         im = im.convert('RGB').resize((size, size), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
 
-def load_labelled_folder(dataset_dir, img_size:int=28, seed:int=42, out_dir=None, name:str|None=None):
-    "A `ProbeData` from a folder with `labels.csv` (path,label[,split]) and the rejects DataFrame."
-    d = Path(dataset_dir); csv = d/'labels.csv'
-    if not csv.is_file(): raise FileNotFoundError(f"{csv} not found: a labelled folder needs labels.csv with columns path,label[,split]")
-    df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+LABELS_HELP = "labels.csv needs columns path,label[,split]: 0-based integer class labels ('|'-separated for multi-label)"
+
+def _rows(csv:Path, mask, values=None, limit:int=5) -> str:
+    "'rows 2, 7 (...)': the labels.csv line numbers (header = line 1) of the rows in `mask`, with their values."
+    idx = np.flatnonzero(np.asarray(mask))
+    shown = [f"{i + 2}" + (f" ({values[i]!r})" if values is not None else '') for i in idx[:limit]]
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ''
+    return f"{csv} line{'s' if len(idx) > 1 else ''} {', '.join(shown)}{more}"
+
+def read_labels_csv(csv:Path) -> pd.DataFrame:
+    "labels.csv as strings, refused with a message naming the file when it is empty or lacks a column."
+    try: df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError: raise ValueError(f"{csv} is empty: {LABELS_HELP}") from None
     miss = {'path', 'label'} - set(df.columns)
-    if miss: raise ValueError(f"{csv}: missing column(s) {sorted(miss)}; expected path,label[,split]")
-    name = name or d.resolve().name
-    rejects, imgs, labs, keep = [], [], [], []
-    for i, r in df.iterrows():
-        try: lab = _parse_label(r['label'])
-        except ValueError as e: rejects.append(dict(path=r['path'], reason=str(e))); continue
-        try: imgs.append(_read_image(d/r['path'], img_size))
-        except Exception as e: rejects.append(dict(path=r['path'], reason=f"unreadable image: {type(e).__name__}: {e}")); continue
-        labs.append(lab); keep.append(i)
-    if not keep: raise ValueError(f"{csv}: no readable image (see rejects)")
-    df = df.loc[keep].reset_index(drop=True)
-    multilabel = df['label'].str.contains(r'\|').any()
-    n_classes = max(max(l) for l in labs if l) + 1
-    kind = 'multi-label' if multilabel else ('binary' if n_classes <= 2 else 'multi-class')
-    if 'split' in df.columns and (df['split'] != '').all():
-        bad = set(df['split']) - {'train', 'val', 'test'}
-        if bad: raise ValueError(f"{csv}: split values {sorted(bad)}; use train, val, test")
-        split = df['split'].to_numpy()
+    if miss: raise ValueError(f"{csv}: missing column(s) {sorted(miss)}; {LABELS_HELP}")
+    if not len(df): raise ValueError(f"{csv} has a header but no rows: {LABELS_HELP}")
+    return df
+
+def parse_labels(csv:Path, df:pd.DataFrame) -> tuple[list, str, int]:
+    "(labels per row, kind, n_classes): refuses non-integer labels, empty single labels and classes without images."
+    labels, bad = [], np.zeros(len(df), bool)
+    for i, v in enumerate(df['label']):
+        try: labels.append(_parse_label(v))
+        except ValueError: labels.append([]); bad[i] = True
+    if bad.any():
+        raise ValueError(f"labels that are not 0-based integers: {_rows(csv, bad, df['label'].to_numpy())}; {LABELS_HELP}")
+    multilabel = bool(df['label'].str.contains(r'\|').any())
+    empty = np.array([not lab for lab in labels])
+    if empty.all(): raise ValueError(f"{csv}: every label is empty; {LABELS_HELP}")
+    if empty.any() and not multilabel:
+        raise ValueError(f"empty labels in a single-label folder: {_rows(csv, empty)}; {LABELS_HELP}")
+    present = sorted({k for lab in labels for k in lab})
+    n_classes = present[-1] + 1
+    unused = sorted(set(range(n_classes)) - set(present))
+    if unused:
+        raise ValueError(f"{csv}: class(es) {unused} have no image (labels found: {present}); labels must be "
+                         f"0..K-1 -- 1-based labels 1..K must be renumbered to 0..K-1")
+    if n_classes < 2:
+        raise ValueError(f"{csv}: a single class ({present[0]}); a probe needs at least two classes")
+    kind = 'multi-label' if multilabel else ('binary' if n_classes == 2 else 'multi-class')
+    return labels, kind, n_classes
+
+def read_splits(csv:Path, df:pd.DataFrame) -> np.ndarray|None:
+    "The user's train/val/test column, None when there is none (or it is entirely blank); refuses blank or odd cells."
+    if 'split' not in df.columns: return None
+    split = df['split'].str.strip().str.lower().to_numpy()
+    blank = split == ''
+    if blank.all(): return None
+    if blank.any():
+        raise ValueError(f"blank split cells: {_rows(csv, blank)}; fill every cell with train, val or test "
+                         "(or drop the column for a seeded stratified split)")
+    bad = ~np.isin(split, ['train', 'val', 'test'])
+    if bad.any(): raise ValueError(f"split values that are not train, val or test: {_rows(csv, bad, df['split'].to_numpy())}")
+    return split
+
+def check_split_classes(csv:Path, kind:str, n_classes:int, y:dict):
+    "Every split holds every class (multi-label: a positive and a negative per class): otherwise AUCs are undefined."
+    for split, labels in y.items():
+        if kind == 'multi-label':
+            positives = labels.sum(0)
+            lacking = [k for k in range(n_classes) if positives[k] in (0, len(labels))]
+            what = 'only positives or only negatives'
+        else:
+            lacking = sorted(set(range(n_classes)) - set(np.ravel(labels).tolist()))
+            what = 'no image'
+        if lacking:
+            raise ValueError(f"{csv}: in the {split} split class(es) {lacking} have {what} ({len(labels)} images); "
+                             "every split needs every class for AUC and thresholds: add images or re-split")
+
+def load_labelled_folder(dataset_dir, img_size:int=28, seed:int=42, out_dir=None, name:str|None=None):
+    "A `ProbeData` from a folder with `labels.csv` (path,label[,split]) and the rejects DataFrame (unreadable images)."
+    d = Path(dataset_dir)
+    csv = d/'labels.csv'
+    if not csv.is_file(): raise FileNotFoundError(f"{csv} not found: {LABELS_HELP}")
+    df = read_labels_csv(csv)
+    root = d.resolve()
+    outside = np.array([not (root/p).resolve().is_relative_to(root) for p in df['path']])
+    if outside.any():
+        raise ValueError(f"image paths outside {root} (absolute or '..'): {_rows(csv, outside, df['path'].to_numpy())}")
+    labels, kind, n_classes = parse_labels(csv, df)
+    user_split = read_splits(csv, df)
+    name = name or root.name
+    rejects, images, keep = [], [], []
+    for i, path in enumerate(df['path']):
+        try: images.append(_read_image(d/path, img_size))
+        except Exception as e:
+            rejects.append(dict(path=path, reason=f"unreadable image: {type(e).__name__}: {e}"))
+            continue
+        keep.append(i)
+    rejects = pd.DataFrame(rejects, columns=SCHEMAS['rejects'])
+    if out_dir is not None and len(rejects): write_table(rejects, Path(out_dir)/f'rejects_{name}.csv', 'rejects')
+    if not keep:
+        raise ValueError(f"{csv}: no readable image; first: {rejects.path.iloc[0]}: {rejects.reason.iloc[0]}")
+    df = df.iloc[keep].reset_index(drop=True)
+    labels = [labels[i] for i in keep]
+    if user_split is not None:
+        split = user_split[keep]
     else:
-        split = make_split(labs, seed)
+        split = make_split(labels, seed)
         if out_dir is not None:
             sp = Path(out_dir)/'splits'/f'{name}.csv'
             with atomic_path(sp) as tmp: df.assign(split=split)[['path', 'label', 'split']].to_csv(tmp, index=False)
-    Y = (np.stack([np.isin(np.arange(n_classes), l) for l in labs]).astype(np.int64) if kind == 'multi-label'
-         else np.array([l[0] for l in labs], dtype=np.int64)[:, None])
-    X = np.stack(imgs); x, y = {}, {}
+    if kind == 'multi-label':
+        Y = np.stack([np.isin(np.arange(n_classes), lab) for lab in labels]).astype(np.int64)
+    else:
+        Y = np.array([lab[0] for lab in labels], dtype=np.int64)[:, None]
+    X = np.stack(images)
+    x, y = {}, {}
     for sp_ in ('train', 'val', 'test'):
         m = split == sp_
         if not m.any(): raise ValueError(f"{csv}: the {sp_} split is empty")
         x[sp_], y[sp_] = X[m], Y[m]
+    check_split_classes(csv, kind, n_classes, y)
     h = hashlib.blake2b(csv.read_bytes(), digest_size=8)
-    h.update(','.join(split).encode()); h.update(X.tobytes())
-    return ProbeData(name, kind, n_classes, x, y, img_size, img_size, f"folder:{name}:{h.hexdigest()}:{img_size}"), pd.DataFrame(rejects, columns=SCHEMAS['rejects'])
+    h.update(','.join(split).encode())
+    h.update(X.tobytes())
+    data_id = f"folder:{name}:{h.hexdigest()}:{img_size}"
+    return ProbeData(name, kind, n_classes, x, y, img_size, img_size, data_id), rejects
 
 # %% ../nbs/04_probe.ipynb #08ab55ef
 def write_labelled_folder(dest, images, labels, n:int|None=None) -> Path:
@@ -821,6 +901,10 @@ def probe_one(bb:Backbone, data:ProbeData, protocol:str='fast', epochs:int=100, 
                features_s=round(t_feat, 3), train_s=round(t_train, 3), bootstrap_s=round(t_boot, 3),
                total_s=round(time.perf_counter() - t0, 3), **{f'{m}_point': plain[m] for m in METRICS},
                auc_evaluator=evaluator['auc'], acc_evaluator=evaluator['acc'])
+    undefined = rows[rows.value.isna()].metric.tolist()
+    if undefined:   # never a NaN table: the labelled-folder checks make this unreachable for valid inputs
+        raise ValueError(f"{bb.name} / {data.name}: {undefined} undefined on the test split ({len(data.y['test'])} "
+                         f"images, kind {data.kind}); check that every class is in every split")
     if out_dir is not None:
         p = Path(out_dir)/'predictions'/bb.name/f"{_slug(data.name)}_{protocol}_{data.img_size}px_s{seed}_test_predictions.npz"
         with atomic_path(p) as tmp_:
@@ -837,6 +921,21 @@ def _append(path:Path, df:pd.DataFrame, schema=None, key=None):
     if old is not None and key: old = old[~old.set_index(key).index.isin(df.set_index(key).index)]
     new = df if old is None else pd.concat([old, df], ignore_index=True)
     write_table(new, path, schema)
+
+PROBE_IDENTITY = ('options', 'weights', 'data_id', 'epochs', 'n_boot', 'batch_size')
+
+def recorded_identities(metrics_csv:Path, runs_csv:Path) -> dict:
+    "{(backbone, benchmark, img_size, protocol, seed): identity} of the results in metrics.csv (what defines each one)."
+    if not (Path(metrics_csv).exists() and Path(runs_csv).exists()): return {}
+    key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
+    runs = pd.read_csv(runs_csv, dtype=str, keep_default_na=False)
+    if not set(PROBE_IDENTITY) <= set(runs.columns): return {}   # written before results carried their identity
+    in_metrics = set(map(tuple, read_table(metrics_csv, 'metrics')[key].astype(str).values))
+    found = {}
+    for row in runs.to_dict('records'):
+        run_key = tuple(row[k] for k in key)
+        if run_key in in_metrics: found[run_key] = {k: row[k] for k in PROBE_IDENTITY}
+    return found
 
 def probe_many(backbones, benchmarks=('breastmnist',), out_dir=None, img_size:int=224, protocol:str='fast',
                dataset_dir=None, resize_from:int|None=None, epochs:int=100, aug_views:int=AUG_VIEWS, n_boot:int=1000, seed:int=42,
@@ -860,31 +959,30 @@ def probe_many(backbones, benchmarks=('breastmnist',), out_dir=None, img_size:in
     if bad: raise ValueError(f"unknown benchmark(s) {bad}; choose from {', '.join(MEDMNIST_2D)}")
     met, runs = out/'metrics.csv', out/'probe_runs.csv'
     key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
-    done = set()
-    if not overwrite and met.exists() and runs.exists():   # done: in metrics.csv and probed with these options
-        recorded = read_table(runs)
-        if 'options' in recorded.columns:
-            recorded = recorded[recorded.options == options][key].astype(str).values
-            done = set(map(tuple, read_table(met, 'metrics')[key].astype(str).values)) & set(map(tuple, recorded))
+    recorded = recorded_identities(met, runs) if not overwrite else {}
     loaders = [(b, (lambda b=b: load_benchmark(b, img_size, resize_from, download))) for b in benchmarks]
     if dataset_dir:
-        def _folder():
-            d, rej = load_labelled_folder(dataset_dir, img_size, seed, out)
-            if len(rej): write_table(rej, out/f'rejects_{d.name}.csv', 'rejects')
-            return d
-        loaders.append((Path(dataset_dir).resolve().name, _folder))
+        loaders.append((Path(dataset_dir).resolve().name, lambda: load_labelled_folder(dataset_dir, img_size, seed, out)[0]))
     check_probe_inputs(benchmarks, img_size, resize_from, download, dataset_dir)   # seconds, before any backbone loads
     datasets, dev = {}, get_device(device)
     for spec in backbones:
         bb = load_probe_backbone(spec, img_size, seed, dev)
+        weights = f"blake2b:{bb.fingerprint}"
         for name, load in loaders:
-            if (bb.name, name, str(img_size), protocol, str(seed)) in done:
-                if verbose: print(f"{bb.name} / {name}: already in {met} with these options, skipped")
-                continue
             if name not in datasets: datasets[name] = load()
+            run_key = (bb.name, name, str(img_size), protocol, str(seed))
+            identity = dict(options=options, weights=weights, data_id=datasets[name].data_id, epochs=str(epochs),
+                            n_boot=str(n_boot), batch_size=str(batch_size))
+            before = recorded.get(run_key)
+            if before == identity:
+                if verbose: print(f"{bb.name} / {name}: already in {met} with the same weights, data and options, skipped")
+                continue
+            if before is not None and verbose:
+                changed = [k for k in identity if before.get(k) != identity[k]]
+                print(f"{bb.name} / {name}: {', '.join(changed)} changed since {met} was written: probed again")
             rows, rec = probe_one(bb, datasets[name], protocol, epochs, aug_views, n_boot, seed, batch_size, cache_dir, out,
                                   device=dev, **input_stats(bb, normalize), **fidelity)
-            rec.update(normalize=normalize, options=options)
+            rec.update(normalize=normalize, **identity)
             _append(met, rows, 'metrics', key); _append(runs, pd.DataFrame([rec]), None, key)
             if verbose:
                 auc = rows.set_index('metric').loc['auc']
