@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SCHEMAS', 'repo_root', 'data_root', 'data_dir',
-           'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info', 'benchmarks', 'medmnist_dirs',
-           'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest', 'find_medmnist', 'load_medmnist',
-           'timm_name', 'backbone_params', 'backbone_table', 'seed_everything', 'get_device', 'autocast_dtype',
-           'atomic_path', 'atomic_temp_files', 'check_schema', 'write_table', 'read_table', 'save_backbone',
-           'load_backbone', 'run_parameters']
+__all__ = ['MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SCHEMAS', 'WEIGHTS', 'LEGACY_WEIGHTS', 'repo_root',
+           'data_root', 'data_dir', 'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info',
+           'benchmarks', 'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest',
+           'find_medmnist', 'load_medmnist', 'timm_name', 'backbone_params', 'backbone_table', 'seed_everything',
+           'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema', 'write_table',
+           'read_table', 'timm_config', 'save_backbone', 'load_backbone', 'run_parameters']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -307,15 +307,32 @@ def read_table(path, schema:str|None=None, extra_ok:bool=True) -> pd.DataFrame:
     return check_schema(df, schema, extra_ok) if schema else df
 
 # %% ../nbs/00_core.ipynb #6265fb09
+WEIGHTS = 'model.safetensors'        # timm's file name, so that `local-dir:`/`hf-hub:` find the weights
+LEGACY_WEIGHTS = 'backbone.safetensors'   # the name exports had before they were timm folders (still read)
+
+def timm_config(model, timm_name:str, img_size:int, model_kwargs:dict, mean, std, info:dict) -> dict:
+    "timm's `config.json` for `local-dir:`/`hf-hub:` loading: architecture, model_args, pretrained_cfg, provenance."
+    pretrained_cfg = dict(input_size=[3, img_size, img_size], fixed_input_size=True, interpolation='bicubic',
+                          crop_pct=1.0, crop_mode='center', mean=list(mean), std=list(std), num_classes=0,
+                          first_conv='patch_embed.proj', classifier='head')
+    return dict(architecture=timm_name, num_classes=0, num_features=int(getattr(model, 'num_features', 0)),
+                global_pool=str(getattr(model, 'global_pool', '') or ''),
+                model_args=dict(model_kwargs, img_size=img_size), pretrained_cfg=pretrained_cfg,
+                biovfm={k: v for k, v in info.items() if k not in ('timm_name', 'model_kwargs', 'mean', 'std')})
+
 def save_backbone(model, out_dir, timm_name:str, img_size:int, method:str, model_kwargs:dict|None=None,
                   mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), **meta) -> Path:
-    "Write `model`'s weights to `out_dir/backbone.safetensors` and how to rebuild it to `backbone.json`."
+    "Write `model` as a timm folder (`model.safetensors`, `config.json`) plus `backbone.json` (rebuild + provenance)."
     from safetensors.torch import save_file
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     info = dict(timm_name=timm_name, model_kwargs=model_kwargs or {}, img_size=img_size, mean=list(mean), std=list(std),
                 method=method, backbone_params=sum(v.numel() for k, v in model.named_parameters()), **meta)
-    with atomic_path(out_dir/'backbone.safetensors') as tmp: save_file(sd, str(tmp))
+    config = timm_config(model, timm_name, img_size, model_kwargs or {}, mean, std, info)
+    with atomic_path(out_dir/WEIGHTS) as tmp: save_file(state, str(tmp), metadata=dict(format='pt'))
+    (out_dir/LEGACY_WEIGHTS).unlink(missing_ok=True)   # one weights file: timm refuses folders with two
+    with atomic_path(out_dir/'config.json') as tmp: tmp.write_text(json.dumps(config, indent=2, default=str))
     with atomic_path(out_dir/'backbone.json') as tmp: tmp.write_text(json.dumps(info, indent=1, default=str))
     return out_dir
 
@@ -343,7 +360,8 @@ def load_backbone(path, device='cpu'):
     import timm, torch
     p = Path(path)
     d = p if p.is_dir() else p.parent
-    js, st = d/'backbone.json', d/'backbone.safetensors'
+    js, st = d/'backbone.json', d/WEIGHTS
+    if not st.exists() and (d/LEGACY_WEIGHTS).exists(): st = d/LEGACY_WEIGHTS
     for f in (js, st):
         if not f.exists(): raise FileNotFoundError(f"exported backbone incomplete: {f} is missing")
     info = _read_backbone_json(js)

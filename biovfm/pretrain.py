@@ -15,7 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
 from .core import (BACKBONES, timm_name, seed_everything, get_device, autocast_dtype, atomic_path, save_backbone,
-                         load_backbone, write_table, SCHEMAS, runs_root, atomic_temp_files, file_md5)
+                         load_backbone, write_table, SCHEMAS, runs_root, atomic_temp_files, file_md5, WEIGHTS,
+                         LEGACY_WEIGHTS)
 from .data import (PretrainDataset, MultiCrop, DINOv2Collate, mae_transform, MAECollate, StepSampler, make_loader,
                          IMAGENET_MEAN, IMAGENET_STD, example_data_list, check_data_list)
 
@@ -435,7 +436,7 @@ def make_data(cfg:Config, world:int=1, rank:int=0, start_step:int=0):
 
 # %% ../nbs/03_pretrain.ipynb #42b42527
 LOCK = '.lock'
-RUN_FILES = (CKPT, 'log.csv', 'backbone.safetensors', 'backbone.json')   # what `train` writes in a run folder
+RUN_FILES = (CKPT, 'log.csv', WEIGHTS, LEGACY_WEIGHTS, 'config.json', 'backbone.json')   # what `train` writes in a run folder
 
 @contextlib.contextmanager
 def run_lock(out_dir):

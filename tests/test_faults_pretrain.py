@@ -54,7 +54,7 @@ def test_resume_never_moves_the_previous_run_aside(data_list, finished_run, tmp_
     assert len(previous) == 1
     assert (previous[0]/P.CKPT).read_bytes() == old_checkpoint
     pd.testing.assert_frame_equal(pd.read_csv(previous[0]/'log.csv'), old_log)
-    assert (previous[0]/'backbone.safetensors').exists() and (previous[0]/'backbone.json').exists()
+    assert (previous[0]/'model.safetensors').exists() and (previous[0]/'backbone.json').exists()
     assert P.load_checkpoint(run_dir/P.CKPT)['step'] == 1
     assert pd.read_csv(run_dir/'log.csv').step.tolist() == [0]
     assert str(previous[0]) in capsys.readouterr().out
@@ -98,7 +98,7 @@ def test_max_steps_zero_refuses_a_new_run(data_list, tmp_path):
 
 def test_max_steps_zero_on_an_existing_run_reports_and_changes_nothing(data_list, finished_run, tmp_path, capsys):
     run_dir = copy_run(finished_run, tmp_path)
-    before = {name: (run_dir/name).read_bytes() for name in (P.CKPT, 'log.csv', 'backbone.safetensors')}
+    before = {name: (run_dir/name).read_bytes() for name in (P.CKPT, 'log.csv', 'model.safetensors')}
     assert P.train(tiny_config(data_list, run_dir, max_steps=0), progress=False) == run_dir
     assert 'nothing to do' in capsys.readouterr().out
     assert {name: (run_dir/name).read_bytes() for name in before} == before
@@ -107,7 +107,7 @@ def test_max_steps_zero_on_an_existing_run_reports_and_changes_nothing(data_list
 # 4. temporary files of a killed save
 def test_stale_temporary_files_are_removed_on_the_next_start(data_list, finished_run, tmp_path, capsys):
     run_dir = copy_run(finished_run, tmp_path)
-    stale = [run_dir/'.checkpoint.pt.k1ll3d.tmp', run_dir/'.backbone.safetensors.x9y8.tmp']
+    stale = [run_dir/'.checkpoint.pt.k1ll3d.tmp', run_dir/'.model.safetensors.x9y8.tmp']
     for path in stale: path.write_bytes(b'half a file')
     (run_dir/'notes.tmp').write_text('not ours')
     P.train(tiny_config(data_list, run_dir), progress=False)
@@ -204,16 +204,16 @@ def test_backbone_of_another_size_is_named(tmp_path):
     shutil.copy(tiny/'backbone.json', small/'backbone.json')          # small weights, tiny description
     with pytest.raises(ValueError, match='does not fit') as error:
         load_backbone(small)
-    assert str(small/'backbone.safetensors') in str(error.value) and 'shape' in str(error.value)
+    assert str(small/'model.safetensors') in str(error.value) and 'shape' in str(error.value)
 
 
 def test_truncated_safetensors_is_named(tmp_path):
     folder = _export(tmp_path/'bb')
-    weights = (folder/'backbone.safetensors').read_bytes()
-    (folder/'backbone.safetensors').write_bytes(weights[:len(weights)//2])
+    weights = (folder/'model.safetensors').read_bytes()
+    (folder/'model.safetensors').write_bytes(weights[:len(weights)//2])
     with pytest.raises(ValueError) as error:
         load_backbone(folder)
-    assert str(folder/'backbone.safetensors') in str(error.value)
+    assert str(folder/'model.safetensors') in str(error.value)
 
 
 BROKEN_JSON = ['{"timm_name": "vit_tiny_patch16_224", "img_',                       # cut short
@@ -234,9 +234,21 @@ def test_broken_backbone_json_is_named(tmp_path, text):
 def test_nan_weights_are_refused_with_the_tensor_name(tmp_path):
     from safetensors.torch import load_file, save_file
     folder = _export(tmp_path/'bb')
-    weights = load_file(folder/'backbone.safetensors')
+    weights = load_file(folder/'model.safetensors')
     weights['blocks.3.mlp.fc1.weight'][0, 0] = float('nan')
-    save_file(weights, folder/'backbone.safetensors')
+    save_file(weights, folder/'model.safetensors')
     with pytest.raises(ValueError, match='blocks.3.mlp.fc1.weight') as error:
         load_backbone(folder)
-    assert str(folder/'backbone.safetensors') in str(error.value)
+    assert str(folder/'model.safetensors') in str(error.value)
+
+
+def test_a_finished_run_loads_with_timm_alone(finished_run):
+    "The run folder is a timm folder: `local-dir:` loads the exported weights (checkpoint.pt beside them is ignored)."
+    import timm
+    model, info = load_backbone(finished_run)
+    with_timm = timm.create_model(f'local-dir:{finished_run}', pretrained=True).eval()
+    images = torch.randn(2, 3, info['img_size'], info['img_size'])
+    torch.testing.assert_close(with_timm(images), model(images))
+    config = json.loads((finished_run/'config.json').read_text())
+    assert config['biovfm']['method'] == info['method'] and config['pretrained_cfg']['mean'] == info['mean']
+    assert not (finished_run/'backbone.safetensors').exists()   # one weights file: timm refuses two
