@@ -10,13 +10,15 @@ export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo demo-fresh test figures install export check-sync bench configs paper-runs gpu-check help
+.PHONY: demo demo-fresh test figures install export check-sync bench configs paper-runs gpu-check docs docs-test help
 
 help:
 	@echo "make demo     run the pipeline headless on embedded real data (runs/demo/)"
 	@echo "make test     execute every notebook and the plain tests (pytest)"
 	@echo "make figures  regenerate the paper figures from stored published numbers (RESULTS=results/own: from your runs)"
 	@echo "make bench    run the stage benchmarks, collect their ratios in benchmarks/README.md"
+	@echo "make docs     the browsable compendium: notebooks executed on the embedded data -> _docs/html"
+	@echo "make docs-test  build the site and browse every page in headless Chromium"
 	@echo "make paper-runs  print the paper's experiment matrix: state, GPU-hours, commands"
 	@echo "make gpu-check   on the GPU server, first: cuda notebook cells, bf16 steps per size, DDP vs FSDP2, img/s/GPU"
 
@@ -50,6 +52,20 @@ endif
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# The browsable compendium (Sphinx + myst-nb, pure PyPI): notebooks executed on the embedded data, rendered to
+# _docs/html with nbs/index.ipynb as the home page. docs-test opens every page in headless Chromium (Debian's
+# package; installed here when apt-get can) and keeps screenshots in _docs/screenshots/.
+DOCS_STAMP := $(VENV)/.biovfm-docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,docs]"
+	@touch $(DOCS_STAMP)
+docs: $(DOCS_STAMP)
+	$(PY) docs/build.py
+docs-test: $(DOCS_STAMP)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	  || { apt-get install -y -q chromium >/dev/null 2>&1 || sudo apt-get install -y -q chromium; }
+	BIOVFM_DOCS_TEST=1 $(BIN)/pytest -q tests/test_docs.py
 
 # Stage benchmarks: ratios measured in one run, collected into benchmarks/README.md.
 bench: $(STAMP)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #a878d4e6
 from __future__ import annotations
-import hashlib, os, random, tempfile, contextlib, functools, json, sys
+import hashlib, math, os, random, tempfile, contextlib, functools, json, sys
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,8 @@ __all__ = ['MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SC
            'benchmarks', 'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest',
            'find_medmnist', 'load_medmnist', 'timm_name', 'backbone_params', 'backbone_table', 'seed_everything',
            'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema', 'write_table',
-           'read_table', 'timm_config', 'save_backbone', 'load_backbone', 'run_parameters']
+           'read_table', 'timm_config', 'save_backbone', 'load_backbone', 'tensorboard_writer', 'write_scalars',
+           'run_parameters']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -386,6 +387,22 @@ def load_backbone(path, device='cpu'):
                          "refusing a diverged or corrupt backbone")
     model.load_state_dict(weights)
     return model.to(device).eval(), info
+
+# %% ../nbs/00_core.ipynb #48df0c5c
+def tensorboard_writer(log_dir, purge_step:int=0):
+    "A TensorBoard `SummaryWriter` on `log_dir` that drops events from `purge_step` on (a resumed run redoes them)."
+    try: from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise ImportError("tensorboard=True needs the tensorboard package: pip install tensorboard") from e
+    return SummaryWriter(str(log_dir), purge_step=purge_step or None)
+
+def write_scalars(writer, rows:list[dict], prefix:str, step_key:str='step'):
+    "Every finite number of each row as scalar `prefix/<column>` at the row's step."
+    for row in rows:
+        for name, value in row.items():
+            if name != step_key and isinstance(value, (int, float)) and math.isfinite(value):
+                writer.add_scalar(f'{prefix}/{name}', value, int(row[step_key]))
+    writer.flush()
 
 # %% ../nbs/00_core.ipynb #b0a7e002
 def run_parameters(namespace:dict, names_before:set, valid, stage:str) -> dict:

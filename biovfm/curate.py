@@ -13,15 +13,16 @@ from PIL import Image
 from .core import SCHEMAS, data_dir, runs_root, repo_root, atomic_path, write_table, read_table, MEDMNIST_2D
 
 # %% auto #0
-__all__ = ['MODALITIES', 'VIEWS', 'WSI_SOP', 'RUN_PARAMETERS', 'DEMO', 'to_modality', 'RejectError', 'file_kind',
-           'default_raw_dir', 'Volume', 'Planar', 'check_pixels', 'read_nifti', 'read_dicom', 'read_dicom_series',
-           'tissue_fraction', 'read_wsi', 'read_dicom_wsi', 'read_image', 'read_tiff', 'intensity_window', 'to_uint8',
-           'view_slices', 'physical_aspect', 'foreground_fraction', 'padding_mask', 'letterbox', 'image_hashes',
-           'Options', 'process_item', 'read_manifest', 'split_of', 'source_of', 'scan_raw', 'plan_jobs', 'shard_of',
-           'assign_chunks', 'read_job', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit',
-           'update_plan', 'prepare_run', 'run_shard', 'phash_int', 'hamming', 'near_pairs', 'benchmark_hashes', 'audit',
-           'missing_chunks', 'merge', 'curate', 'subset_by_modality', 'random_subset', 'write_subset', 'composition',
-           'plot_composition', 'make_corrupt_inputs', 'export_data_list', 'build_demo']
+__all__ = ['MODALITIES', 'VIEWS', 'WSI_SOP', 'SLIDE_LIBRARIES', 'RUN_PARAMETERS', 'DEMO', 'to_modality', 'RejectError',
+           'file_kind', 'default_raw_dir', 'Volume', 'Planar', 'check_pixels', 'read_nifti', 'read_dicom',
+           'read_dicom_series', 'tissue_fraction', 'open_slide', 'read_wsi', 'read_dicom_wsi', 'read_image',
+           'read_tiff', 'intensity_window', 'to_uint8', 'view_slices', 'physical_aspect', 'foreground_fraction',
+           'padding_mask', 'letterbox', 'image_hashes', 'Options', 'process_item', 'read_manifest', 'split_of',
+           'source_of', 'scan_raw', 'plan_jobs', 'shard_of', 'assign_chunks', 'read_job', 'process_job', 'chunk_done',
+           'process_chunk', 'TimeLimit', 'time_limit', 'update_plan', 'prepare_run', 'run_shard', 'phash_int',
+           'hamming', 'near_pairs', 'benchmark_hashes', 'audit', 'missing_chunks', 'merge', 'curate',
+           'subset_by_modality', 'random_subset', 'write_subset', 'composition', 'plot_composition',
+           'make_corrupt_inputs', 'export_data_list', 'build_demo']
 
 # %% ../nbs/01_curate.ipynb #eb7f10ee
 MODALITIES = ('CT', 'MR', 'X-Ray', 'US', 'NM', 'Microscopy', 'Dermoscopy', 'Endoscopy', 'Fundus', 'OCTA')
@@ -57,6 +58,11 @@ def _suffix(p) -> str:
     n = Path(p).name.lower()
     return '.nii.gz' if n.endswith('.nii.gz') else Path(n).suffix
 
+def _in_mirax_folder(path) -> bool:
+    "True for the files of a MIRAX slide's data folder (`slide/` beside `slide.mrxs`)."
+    folder = Path(path).parent
+    return (folder.parent/f'{folder.name}.mrxs').is_file()
+
 def file_kind(path) -> str:
     "How a file is read: nifti, dicom, image, tiff, wsi, skip or unknown (DICOM without extension is sniffed)."
     s = _suffix(path)
@@ -65,6 +71,7 @@ def file_kind(path) -> str:
     if s in _IMAGE: return 'image'
     if s in _TIFF: return 'tiff'
     if s in _WSI: return 'wsi'
+    if _in_mirax_folder(path): return 'skip'   # a MIRAX slide's data files: read through its .mrxs
     if s in _SKIP or Path(path).name.startswith(('.', 'MANIFEST', 'README', 'LICENSE')): return 'skip'
     try:
         with open(path, 'rb') as f: f.seek(128); return 'dicom' if f.read(4) == b'DICM' else 'unknown'
@@ -198,8 +205,8 @@ def _volume_from_slices(slices, positions, iop, ps, meta) -> Volume:
 # %% ../nbs/01_curate.ipynb #932a12d1
 def read_dicom(path, frame_step:int=1, tile:int=224, min_tissue:float=0.25, max_pixels:int|None=None) -> list:
     "Items of one DICOM file: a 2D image, a volume (multi-frame with plane positions), frames, or WSI tiles."
-    ds = _dcmread(path)
-    if str(ds.get('SOPClassUID', '')) == WSI_SOP: return read_dicom_wsi(ds, tile, min_tissue, max_pixels)
+    ds = _dcmread(path, defer_size='2 MB')   # large elements (a slide's frames) are read only when used
+    if str(ds.get('SOPClassUID', '')) == WSI_SOP: return read_dicom_wsi(path, tile, min_tissue)
     check_pixels(int(ds.get('Rows', 0) or 0), int(ds.get('Columns', 0) or 0), max_pixels, 'DICOM frame')
     arr = _pixels(ds)
     pi = str(ds.get('PhotometricInterpretation', 'MONOCHROME2'))
@@ -262,42 +269,53 @@ def _tiles(get, H, W, tile, min_tissue, meta, spacing):
             yield Planar(t, spacing, dict(meta, x=x, y=y, tissue=tf, background=tf < min_tissue), view='tile', index=k)
             k += 1
 
-def read_wsi(path, tile:int=224, min_tissue:float=0.25, level:int=0):
-    "Tiles (lazily) of a whole-slide image read with tiffslide at `level`."
+def _open_openslide(path):
+    import openslide
+    return openslide.OpenSlide(str(path)), 'openslide.mpp-x'
+
+def _open_tiffslide(path):
     import tiffslide
-    try: s = tiffslide.open_slide(str(path))
-    except Exception as e: raise RejectError(f'cannot open slide: {type(e).__name__}: {e}') from e
+    return tiffslide.open_slide(str(path)), 'tiffslide.mpp-x'
+
+SLIDE_LIBRARIES = {'openslide': _open_openslide, 'tiffslide': _open_tiffslide}   # name -> opener, tried in order
+
+def open_slide(path, library:str='auto'):
+    "(library name, slide, mpp property) of the first library in `SLIDE_LIBRARIES` that opens `path`."
+    if library != 'auto' and library not in SLIDE_LIBRARIES:
+        raise ValueError(f"library={library!r}: use 'auto' or one of {list(SLIDE_LIBRARIES)}")
+    errors = []
+    for name in (SLIDE_LIBRARIES if library == 'auto' else [library]):
+        try:
+            slide, mpp_key = SLIDE_LIBRARIES[name](path)
+            return name, slide, mpp_key
+        except ImportError: errors.append(f'{name}: not installed')
+        except Exception as e: errors.append(f'{name}: {type(e).__name__}: {e}')
+    raise RejectError(f"cannot open slide ({'; '.join(errors)})")
+
+def read_wsi(path, tile:int=224, min_tissue:float=0.25, level:int=0, library:str='auto'):
+    "Tiles (lazily) of a whole-slide image at `level`, read tile by tile with openslide or tiffslide."
+    name, s, mpp_key = open_slide(path, library)
     W, H = s.level_dimensions[level]
-    mpp = s.properties.get('tiffslide.mpp-x')
-    sp = (float(mpp)/1000*s.level_downsamples[level],)*2 if mpp else None
-    meta = dict(orig_shape=(H, W, 3), level=level, photometric='RGB')
-    get = lambda x, y: np.asarray(s.read_region((int(x*s.level_downsamples[level]), int(y*s.level_downsamples[level])), level, (tile, tile)).convert('RGB'))
+    down = s.level_downsamples[level]
+    mpp = s.properties.get(mpp_key)
+    sp = (float(mpp)/1000*down,)*2 if mpp else None
+    meta = dict(orig_shape=(H, W, 3), level=level, photometric='RGB', slide_library=name)
+    def get(x, y): return np.asarray(s.read_region((int(x*down), int(y*down)), level, (tile, tile)).convert('RGB'))
     return _tiles(get, H, W, tile, min_tissue, meta, sp)
 
-def read_dicom_wsi(ds, tile:int=224, min_tissue:float=0.25, max_pixels:int|None=None):
-    "Tiles (lazily) of one DICOM whole-slide image level, assembled in memory from its frames (at most `max_pixels`)."
-    H, W = int(ds.TotalPixelMatrixRows), int(ds.TotalPixelMatrixColumns); th, tw = int(ds.Rows), int(ds.Columns)
-    check_pixels(H, W, max_pixels, 'DICOM WSI level (assembled in memory)')
-    arr = _pixels(ds)
-    if arr.ndim == 3 and int(ds.get('NumberOfFrames', 1)) == 1: arr = arr[None]
-    if arr.ndim == 3: arr = np.repeat(arr[..., None], 3, -1)
-    full = np.full((H + th, W + tw, 3), 255, np.uint8)
-    pf = ds.get('PerFrameFunctionalGroupsSequence')
-    if str(ds.get('DimensionOrganizationType', '')) == 'TILED_SPARSE' and pf is not None:
-        for i, fr in enumerate(pf):
-            p = fr.PlanePositionSlideSequence[0]
-            y, x = int(p.RowPositionInTotalImagePixelMatrix) - 1, int(p.ColumnPositionInTotalImagePixelMatrix) - 1
-            full[y:y+th, x:x+tw] = arr[i]
-    else:  # TILED_FULL: frames in row-major order
-        per_row = math.ceil(W / tw)
-        for i in range(min(len(arr), per_row * math.ceil(H / th))):
-            y, x = (i // per_row) * th, (i % per_row) * tw
-            full[y:y+th, x:x+tw] = arr[i]
-    full = full[:H, :W]
+def read_dicom_wsi(path, tile:int=224, min_tissue:float=0.25):
+    "Tiles (lazily) of a DICOM whole-slide image file's level, read frame by frame with wsidicom (bounded caches)."
+    from wsidicom import WsiDicom
+    try: slide = WsiDicom.open([str(path)])
+    except Exception as e: raise RejectError(f'cannot open DICOM WSI: {type(e).__name__}: {e}') from e
+    W, H = int(slide.size.width), int(slide.size.height)
     sp = None
-    with contextlib.suppress(Exception): sp = tuple(float(v) for v in ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing)
-    meta = dict(orig_shape=(H, W, 3), dicom_modality=str(ds.get('Modality', '')), photometric='RGB')
-    return _tiles(lambda x, y: full[y:y+tile, x:x+tile], H, W, tile, min_tissue, meta, sp)
+    with contextlib.suppress(Exception): sp = (slide.mpp.height/1000, slide.mpp.width/1000)
+    meta = dict(orig_shape=(H, W, 3), dicom_modality='SM', photometric='RGB', slide_library='wsidicom')
+    def get(x, y): return np.asarray(slide.read_region((x, y), 0, (tile, tile)).convert('RGB'))
+    def tiles():
+        with slide: yield from _tiles(get, H, W, tile, min_tissue, meta, sp)
+    return tiles()
 
 # %% ../nbs/01_curate.ipynb #281b9cd8
 def _from_pil(im) -> np.ndarray:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from .core import (BACKBONES, timm_name, seed_everything, get_device, autocast_dtype, atomic_path, save_backbone,
                          load_backbone, write_table, SCHEMAS, runs_root, atomic_temp_files, file_md5, WEIGHTS,
+                         tensorboard_writer, write_scalars,
                          LEGACY_WEIGHTS)
 from .data import (PretrainDataset, MultiCrop, DINOv2Collate, mae_transform, MAECollate, StepSampler, make_loader,
                          IMAGENET_MEAN, IMAGENET_STD, example_data_list, check_data_list)
@@ -59,6 +60,8 @@ class Config:
     norm_pix_loss:bool|None = None; crop_scale:list|None = None
     # safety
     max_bad_steps:int = 10
+    # logging
+    tensorboard:bool = False   # also write log.csv's scalars as TensorBoard events in out_dir/tensorboard
 
 # %% ../nbs/03_pretrain.ipynb #e07c54ba
 ARCHS = ('vit_tiny_patch16', 'vit_small_patch16', 'vit_base_patch16', 'vit_large_patch16', 'vit_huge_patch14')
@@ -126,6 +129,9 @@ def make_config(**kw) -> Config:
     if cfg.batch_size % cfg.nproc: raise ValueError(f"batch_size={cfg.batch_size} is not divisible by nproc={cfg.nproc}")
     if cfg.max_steps < 0: raise ValueError(f"max_steps={cfg.max_steps} must be >= 0")
     if cfg.strategy == 'auto': cfg.strategy = 'fsdp' if short_arch(cfg.arch) in ('vit_large', 'vit_huge') else 'ddp'
+    if cfg.tensorboard:
+        try: import tensorboard   # noqa: F401 -- fail now, not after the first 50 steps
+        except ImportError: raise ImportError("tensorboard=True needs the tensorboard package: pip install tensorboard") from None
     if cfg.strategy not in ('ddp', 'fsdp'): raise ValueError(f"strategy={cfg.strategy!r}: use 'auto', 'ddp' or 'fsdp'")
     return cfg
 
@@ -436,7 +442,7 @@ def make_data(cfg:Config, world:int=1, rank:int=0, start_step:int=0):
 
 # %% ../nbs/03_pretrain.ipynb #42b42527
 LOCK = '.lock'
-RUN_FILES = (CKPT, 'log.csv', WEIGHTS, LEGACY_WEIGHTS, 'config.json', 'backbone.json')   # what `train` writes in a run folder
+RUN_FILES = (CKPT, 'log.csv', WEIGHTS, LEGACY_WEIGHTS, 'config.json', 'backbone.json', 'tensorboard')   # what `train` writes in a run folder
 
 @contextlib.contextmanager
 def run_lock(out_dir):
@@ -510,8 +516,10 @@ def ema_update(student:nn.Module, teacher:nn.Module, m:float):
     t = [loc(p) for p in teacher.parameters()]
     torch._foreach_mul_(t, m); torch._foreach_add_(t, [loc(p) for p in student.parameters()], alpha=1-m)
 
-def _log_write(path:Path, rows:list[dict], header:bool):
+def _log_write(path:Path, rows:list[dict], header:bool, writer=None):
+    "Append `rows` to log.csv (and, with a TensorBoard `writer`, the same scalars as events)."
     pd.DataFrame(rows).to_csv(path, mode='w' if header else 'a', header=header, index=False)
+    if writer is not None: write_scalars(writer, rows, 'pretrain')
 
 def _truncate_log(path:Path, step:int) -> bool:
     "Keep log rows of steps before `step`; True when rows remain."
@@ -649,6 +657,7 @@ def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_a
             if rank == 0: save_run(out, cfg, state, step, bad, [rng_state()]*world, last_schedules, data=data)
         return out
     ds, sampler, loader = make_data(cfg, world, rank, step)
+    writer = tensorboard_writer(out/'tensorboard', step) if cfg.tensorboard and rank == 0 else None
     if rank == 0: print(f"{cfg.method} {cfg.arch} @{cfg.img_size}px/p{cfg.patch_size}: {len(ds)} images, {sampler.steps_per_epoch} steps/epoch, "
                         f"global batch {cfg.batch_size} on {world} process(es), {device}, {dtype}; steps {step} -> {cfg.max_steps}")
     from tqdm.auto import tqdm
@@ -692,7 +701,7 @@ def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_a
                 bar.update(1); bar.set_postfix(loss=f"{lv:.4f}")
             save = step % cfg.save_every == 0 or step == cfg.max_steps or (stop_after is not None and n_done >= stop_after)
             if save or (rank == 0 and len(rows) >= 50):
-                if rank == 0 and rows: _log_write(log_path, rows, header=not has_log); has_log, rows = True, []
+                if rank == 0 and rows: _log_write(log_path, rows, not has_log, writer); has_log, rows = True, []
             if save:
                 rngs = [None]*world
                 if dist.is_initialized(): dist.all_gather_object(rngs, rng_state())
@@ -705,7 +714,8 @@ def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_a
             t_data = time.perf_counter()
     finally:
         bar.close()
-        if rank == 0 and rows: _log_write(log_path, rows, header=not has_log)
+        if rank == 0 and rows: _log_write(log_path, rows, not has_log, writer)
+        if writer is not None: writer.close()
         del it, loader
     return out
 

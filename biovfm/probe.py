@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .core import (MEDMNIST_2D, MEDMNIST_SIZES, BACKBONES, SCHEMAS, benchmark_info, load_medmnist, find_medmnist,
                          file_md5, load_backbone, save_backbone, seed_everything, get_device, atomic_path,
-                         write_table, read_table, runs_root, results_root)
+                         write_table, read_table, runs_root, results_root, tensorboard_writer, write_scalars)
 
 # %% auto #0
 __all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'LABELS_HELP', 'FEATURES', 'BACKBONE_MODES', 'NORMALIZE',
@@ -844,7 +844,7 @@ def n_views(aug_views:int, epochs:int) -> int:
 def probe_one(bb:Backbone, data:ProbeData, protocol:str='fast', epochs:int=100, aug_views:int=AUG_VIEWS, n_boot:int=1000,
               seed:int=42, batch_size:int=128, cache_dir=None, out_dir=None, mean=(0.5,)*3, std=(0.5,)*3, device=None,
               features:str='authors', backbone_mode:str='authors', thresholds:str='authors', bootstrap:str='authors',
-              drop_last:bool=True):
+              drop_last:bool=True, tensorboard_dir=None):
     "Probe `bb` on `data`: (metrics rows DataFrame, run record dict); predictions saved under out_dir/predictions."
     if protocol not in ('fast', 'faithful'): raise ValueError(f"protocol={protocol!r}: use 'fast' or 'faithful'")
     for name, value, allowed in (('features', features, FEATURES), ('thresholds', thresholds, THRESHOLD_RULES),
@@ -877,6 +877,10 @@ def probe_one(bb:Backbone, data:ProbeData, protocol:str='fast', epochs:int=100, 
     head, log = train_head(batches, fv.shape[1], data.n_out, data.kind, fv, data.y['val'], epochs, seed=seed,
                            device=device, features=features)
     t_train = time.perf_counter() - t1
+    if tensorboard_dir is not None:   # the head's epochs, as TensorBoard curves: <dir>/<backbone>/<benchmark>
+        writer = tensorboard_writer(Path(tensorboard_dir)/_slug(bb.name)/_slug(data.name))
+        write_scalars(writer, log.to_dict('records'), f'probe/{protocol}', step_key='epoch')
+        writer.close()
     with torch.no_grad():
         s_val = _probs(head(torch.as_tensor(fv, device=device)), data.kind).cpu().numpy().astype(np.float64)
         s_te = _probs(head(torch.as_tensor(fte, device=device)), data.kind).cpu().numpy().astype(np.float64)
@@ -941,7 +945,7 @@ def probe_many(backbones, benchmarks=('breastmnist',), out_dir=None, img_size:in
                dataset_dir=None, resize_from:int|None=None, epochs:int=100, aug_views:int=AUG_VIEWS, n_boot:int=1000, seed:int=42,
                batch_size:int=128, device='auto', cache_dir=None, download:bool=False, overwrite:bool=False, verbose:bool=True,
                normalize:str='authors', features:str='authors', backbone_mode:str='authors', thresholds:str='authors',
-               bootstrap:str='authors', drop_last:bool=True) -> pd.DataFrame:
+               bootstrap:str='authors', drop_last:bool=True, tensorboard:bool=False) -> pd.DataFrame:
     "Probe every backbone spec on every benchmark (and labelled folder); results in out_dir; returns all metrics."
     if normalize not in NORMALIZE: raise ValueError(f"normalize={normalize!r}: use one of {NORMALIZE}")
     if backbone_mode not in BACKBONE_MODES:
@@ -981,7 +985,8 @@ def probe_many(backbones, benchmarks=('breastmnist',), out_dir=None, img_size:in
                 changed = [k for k in identity if before.get(k) != identity[k]]
                 print(f"{bb.name} / {name}: {', '.join(changed)} changed since {met} was written: probed again")
             rows, rec = probe_one(bb, datasets[name], protocol, epochs, aug_views, n_boot, seed, batch_size, cache_dir, out,
-                                  device=dev, **input_stats(bb, normalize), **fidelity)
+                                  device=dev, **input_stats(bb, normalize), **fidelity,
+                                  tensorboard_dir=out/'tensorboard' if tensorboard else None)
             rec.update(normalize=normalize, **identity)
             _append(met, rows, 'metrics', key); _append(runs, pd.DataFrame([rec]), None, key)
             if verbose:

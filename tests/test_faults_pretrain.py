@@ -252,3 +252,18 @@ def test_a_finished_run_loads_with_timm_alone(finished_run):
     config = json.loads((finished_run/'config.json').read_text())
     assert config['biovfm']['method'] == info['method'] and config['pretrained_cfg']['mean'] == info['mean']
     assert not (finished_run/'backbone.safetensors').exists()   # one weights file: timm refuses two
+
+
+def test_tensorboard_events_mirror_the_log_across_a_resume(data_list, tmp_path):
+    "tensorboard=True: the log's scalars as events; a resumed run's redone steps are purged, not duplicated."
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run_dir = tmp_path/'tb'
+    P.train(tiny_config(data_list, run_dir, max_steps=3, save_every=2, tensorboard=True), progress=False)
+    P.train(tiny_config(data_list, run_dir, max_steps=5, save_every=2, tensorboard=True), progress=False)
+    events = EventAccumulator(str(run_dir/'tensorboard'))
+    events.Reload()
+    log = pd.read_csv(run_dir/'log.csv')
+    losses = {e.step: e.value for e in events.Scalars('pretrain/loss')}
+    assert sorted(losses) == log.step.tolist() == [0, 1, 2, 3, 4]
+    assert [losses[s] for s in log.step] == pytest.approx(log.loss.tolist(), rel=1e-6)
+    assert {'pretrain/lr', 'pretrain/grad_norm', 'pretrain/mae_loss'} <= set(events.Tags()['scalars'])

@@ -360,3 +360,15 @@ def test_augmentation_is_torchvisions_rotation_then_padded_crop():
         angle, shift_x, shift_y = (torch.full((n,), float(v)) for v in (math.radians(deg), dx, dy))
         ours = P.rotate_shift(x, angle, shift_x, shift_y)
         torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+
+
+def test_probe_heads_log_tensorboard_curves(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    P.probe_many([SPEC], ['breastmnist'], tmp_path/'o', 28, epochs=3, aug_views=0, n_boot=50, cache_dir=tmp_path/'c',
+                 verbose=False, tensorboard=True)
+    runs = sorted((tmp_path/'o'/'tensorboard').glob('*/breastmnist'))
+    assert len(runs) == 1
+    events = EventAccumulator(str(runs[0]))
+    events.Reload()
+    assert [e.step for e in events.Scalars('probe/fast/val_loss')] == [0, 1, 2]
+    assert 'probe/fast/train_loss' in events.Tags()['scalars']
