@@ -13,12 +13,13 @@ from .experiments import small_matrix, write_configs, configs_match, load_matrix
 from .probe import bootstrap_metrics
 
 # %% auto #0
-__all__ = ['DEMO_BUDGET', 'DEMO_CURATE', 'demo_benchmarks', 'check_demo_inputs', 'demo_matrix', 'paired_auc', 'verdict',
-           'compare_to_random', 'pretrain_summary', 'write_report', 'run_demo', 'main']
+__all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'demo_benchmarks', 'check_demo_inputs', 'demo_matrix', 'paired_auc',
+           'verdict', 'compare_to_random', 'pretrain_summary', 'write_report', 'run_demo', 'main']
 
 # %% ../nbs/08_demo.ipynb #31a5e1f7
 DEMO_BUDGET = {('mae', 'vit_tiny'): (300, 128), ('mae', 'vit_small'): (130, 128),
                ('dinov2', 'vit_tiny'): (30, 32), ('dinov2', 'vit_small'): (15, 32)}
+DEMO_PATCH = {'vit_tiny': 4, 'vit_small': 8}   # px per patch: 64 and 16 tokens at 32 px
 DEMO_CURATE = dict(slice_step=1, frame_step=1, max_files=None, workers=2)   # every raw file and slice (curate.DEMO)
 
 def demo_benchmarks() -> str:
@@ -46,12 +47,13 @@ def check_demo_inputs(benchmarks:str) -> dict:
                            "pip install ipykernel && python -m ipykernel install --user")
     return dict(raw=str(raw), raw_files=len(files), benchmarks=benchmarks)
 
-def demo_matrix(budget:dict=DEMO_BUDGET, img_size:int=32, patch_size:int=8, benchmarks:str|None=None) -> tuple[list[Run], dict]:
+def demo_matrix(budget:dict=DEMO_BUDGET, img_size:int=32, patch_size:int|dict=DEMO_PATCH,
+                benchmarks:str|None=None) -> tuple[list[Run], dict]:
     "The demo's runs and corpus step (configs/demo)."
     # un-augmented cached features (aug_views=0): one forward pass per image keeps six probes in the CPU budget;
     # pretrained and random-init backbones get the same protocol, so the paired verdicts compare like with like
     probe = dict(benchmarks=benchmarks or 'breastmnist,pneumoniamnist', img_size=img_size, resize_from=28, protocol='fast',
-                 epochs=100, aug_views=0, n_boot=1000, seed=42, demo=False)
+                 epochs=100, aug_views=0, n_boot=1000, seed=42, normalize='backbone', demo=False)
     return small_matrix('demo', DEMO_CURATE, budget, img_size, patch_size, probe, save_every=25, about='demo')
 
 # %% ../nbs/08_demo.ipynb #ea47a06a

@@ -319,20 +319,25 @@ def configs_match(runs:list[Run], dest, curate:dict|None=None) -> list[str]:
                 or (Path(dest)/f.relative_to(d)).read_text() != f.read_text()]
 
 # %% ../nbs/07_experiments.ipynb #d640f33d
-def small_matrix(corpus:str, curate:dict, budget:dict, img_size:int, patch_size:int, probe:dict, save_every:int=50,
+def small_matrix(corpus:str, curate:dict, budget:dict, img_size:int, patch_size:int|dict, probe:dict, save_every:int=50,
                  about:str='CPU run') -> tuple[list[Run], dict]:
-    "A CPU-sized matrix on corpus `corpus` (built with `curate` options): `budget` maps (method, arch) to (max_steps, global batch); plus random-init baselines of each arch."
+    """A CPU-sized matrix on corpus `corpus` (built with `curate` options): `budget` maps (method, arch) to
+    (max_steps, global batch); plus random-init baselines of each arch. `patch_size`: one for every run, or a
+    dict arch -> patch size (each arch's random baseline gets its arch's patch size)."""
+    patches = patch_size if isinstance(patch_size, dict) else {a: patch_size for _, a in budget}
+    missing = sorted({a for _, a in budget} - set(patches))
+    if missing: raise ValueError(f"patch_size has no entry for {missing}; it maps {sorted(patches)}")
     runs = []
     for (m, a), (steps, bs) in budget.items():
         runs.append(Run(f'model_scaling/{m}_{a}',
                         dict(method=m, arch=timm_name(a), data_list=f'$RUNS/data/{corpus}/data_list.parquet', img_size=img_size,
-                             patch_size=patch_size, batch_size=bs, max_steps=steps, nproc=1, precision='auto',
+                             patch_size=patches[a], batch_size=bs, max_steps=steps, nproc=1, precision='auto',
                              num_workers=0, seed=0, save_every=save_every, resume='auto'),
                         dict(probe), f'{about}: {m} {a}'))
     for a in sorted({a for _, a in budget}, key=list(BACKBONES).index):
         runs.append(Run(f'baselines/random_{a}', None,
-                        dict(probe, backbone=f'random:{timm_name(a)}:patch_size={patch_size},norm=imagenet'),
-                        f'random-init baseline: {a}, patch {patch_size}'))
+                        dict(probe, backbone=f'random:{timm_name(a)}:patch_size={patches[a]},norm=imagenet'),
+                        f'random-init baseline: {a}, patch {patches[a]}'))
     return runs, {corpus: curate}
 
 def cpu_twin_matrix(steps:int=4, img_size:int=32, patch_size:int=8, benchmarks='breastmnist') -> tuple[list[Run], dict]:
