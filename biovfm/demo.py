@@ -17,8 +17,8 @@ __all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'demo_benchmarks', 'check
            'verdict', 'compare_to_random', 'pretrain_summary', 'write_report', 'run_demo', 'main']
 
 # %% ../nbs/08_demo.ipynb #31a5e1f7
-DEMO_BUDGET = {('mae', 'vit_tiny'): (300, 128), ('mae', 'vit_small'): (130, 128),
-               ('dinov2', 'vit_tiny'): (30, 32), ('dinov2', 'vit_small'): (15, 32)}
+DEMO_BUDGET = {('mae', 'vit_tiny'): (200, 128), ('mae', 'vit_small'): (80, 128),
+               ('dinov2', 'vit_tiny'): (20, 32), ('dinov2', 'vit_small'): (15, 32)}
 DEMO_PATCH = {'vit_tiny': 4, 'vit_small': 8}   # px per patch: 64 and 16 tokens at 32 px
 DEMO_CURATE = dict(slice_step=1, frame_step=1, max_files=None, workers=2)   # every raw file and slice (curate.DEMO)
 
