@@ -18,7 +18,7 @@ from .core import (BACKBONES, timm_name, seed_everything, get_device, autocast_d
                          load_backbone, write_table, SCHEMAS, runs_root, atomic_temp_files, file_md5, WEIGHTS,
                          tensorboard_writer, write_scalars,
                          LEGACY_WEIGHTS)
-from .data import (PretrainDataset, MultiCrop, DINOv2Collate, mae_transform, MAECollate, StepSampler, make_loader,
+from .data import (seeded, PretrainDataset, MultiCrop, DINOv2Collate, mae_transform, MAECollate, StepSampler, make_loader,
                          IMAGENET_MEAN, IMAGENET_STD, example_data_list, check_data_list)
 
 # %% auto #0
@@ -28,7 +28,7 @@ __all__ = ['ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'Config', 'short_arch'
            'param_groups', 'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state', 'load_checkpoint',
            'data_fingerprint', 'check_resumable', 'forward_loss', 'make_data', 'run_lock', 'prepare_run_folder',
            'wrap_model', 'ema_update', 'run_name', 'full_state', 'load_optimizer_state', 'save_run', 'clip_gradients',
-           'train', 'cli_args', 'main', 'run']
+           'train', 'cli_args', 'main', 'run', 'load_pretraining_model', 'mae_reconstruct']
 
 # %% ../nbs/03_pretrain.ipynb #86a09211
 @dataclass
@@ -122,6 +122,8 @@ def make_config(**kw) -> Config:
     for name in ('batch_size', 'save_every', 'nproc', 'img_size'):
         if getattr(cfg, name) < 1: raise ValueError(f"{name}={getattr(cfg, name)} must be >= 1")
     cfg.arch = timm_name(cfg.arch)
+    for name in ('data_list', 'out_dir', 'resume'):   # plain str: a Path would make the checkpoint unloadable with weights_only
+        if getattr(cfg, name) is not None: setattr(cfg, name, str(getattr(cfg, name)))
     for k, v in preset_values(cfg.method, cfg.arch, cfg.img_size, cfg.batch_size, cfg.max_steps, cfg.preset).items():
         if getattr(cfg, k) is None: setattr(cfg, k, v)
     if cfg.img_size % cfg.patch_size: raise ValueError(f"img_size={cfg.img_size} is not a multiple of patch_size={cfg.patch_size}")
@@ -746,3 +748,34 @@ def run(**params) -> Path:
 
 # %% ../nbs/03_pretrain.ipynb #d6575042
 if __name__ == '__main__' and sys.argv and sys.argv[0].endswith('pretrain.py'): main()
+
+# %% ../nbs/03_pretrain.ipynb #3a46e319
+def load_pretraining_model(run_dir) -> tuple[Config, nn.Module]:
+    "The whole pretraining model of a run folder's checkpoint (MAE with its decoder, the DINOv2 student), in eval mode."
+    checkpoint = load_checkpoint(Path(run_dir)/CKPT)
+    cfg = Config(**checkpoint['config'])
+    model, _ = build_model(cfg)
+    model.load_state_dict(checkpoint['model'])
+    return cfg, model.eval()
+
+@torch.no_grad()
+def mae_reconstruct(model:MAEModel, images:torch.Tensor, mask_ratio:float=0.75, seed:int=0,
+                    norm_pix:bool=True) -> dict:
+    "Masked input and reconstruction of `images` (B,3,H,W, model space) by an MAE model, as in MAE's Fig. 2."
+    from lightly.models import utils as lightly_utils
+    n_tokens = (images.shape[-1]//model.patch_size)**2 + 1
+    with seeded(seed):
+        idx_keep, idx_mask = lightly_utils.random_token_mask((len(images), n_tokens), mask_ratio)
+    was_training = model.training
+    model.eval()
+    out = model(images, idx_keep, idx_mask)
+    model.train(was_training)
+    patches = lightly_utils.patchify(images, model.patch_size)
+    predicted = out['pred'].float()
+    if norm_pix:   # the loss predicts per-patch normalised pixels: undo with each target patch's own statistics
+        mean, var = out['target'].mean(dim=-1, keepdim=True), out['target'].var(dim=-1, keepdim=True)
+        predicted = predicted*(var + 1e-6)**0.5 + mean
+    masked = lightly_utils.set_at_index(patches, idx_mask - 1, torch.zeros_like(predicted))
+    pasted = lightly_utils.set_at_index(patches, idx_mask - 1, predicted)
+    to_image = lambda p: lightly_utils.unpatchify(p, model.patch_size)
+    return dict(original=images, masked=to_image(masked), reconstruction=to_image(pasted))

@@ -267,3 +267,17 @@ def test_tensorboard_events_mirror_the_log_across_a_resume(data_list, tmp_path):
     assert sorted(losses) == log.step.tolist() == [0, 1, 2, 3, 4]
     assert [losses[s] for s in log.step] == pytest.approx(log.loss.tolist(), rel=1e-6)
     assert {'pretrain/lr', 'pretrain/grad_norm', 'pretrain/mae_loss'} <= set(events.Tags()['scalars'])
+
+
+def test_paths_given_as_path_objects_still_resume(data_list, tmp_path):
+    "A data list / out_dir given as pathlib.Path (as example_data_list returns) is stored as str: the checkpoint "
+    "stays loadable with weights_only=True, so the run resumes (it raised UnpicklingError before)."
+    cfg = P.make_config(**(TINY_MAE | dict(data_list=Path(data_list), out_dir=tmp_path/'run', max_steps=1)))
+    assert isinstance(cfg.data_list, str) and isinstance(cfg.out_dir, str)
+    run_dir = P.train(cfg, progress=False)
+    assert P.load_checkpoint(run_dir/P.CKPT)['step'] == 1
+    config, model = P.load_pretraining_model(run_dir)
+    assert config.data_list == str(data_list) and not model.training
+    P.train(P.make_config(**(TINY_MAE | dict(data_list=Path(data_list), out_dir=tmp_path/'run', max_steps=2))),
+            progress=False)
+    assert P.load_checkpoint(run_dir/P.CKPT)['step'] == 2
