@@ -32,7 +32,7 @@ def bench(method: str, arch: str, img_size: int, batch_size: int, steps: int, wo
                         data_list=data_list, out_dir=tempfile.mkdtemp())
     torch.manual_seed(0)
     model, teacher = P.build_model(cfg)
-    criterion = P.DINOv2Loss(cfg) if method == 'dinov2' else None
+    criterion = P.get_method(method).criterion(cfg)
     opt = P.make_optimizer(model, cfg)
     dev, dtype = torch.device('cpu'), torch.float32
     ds, sampler, loader = P.make_data(cfg)

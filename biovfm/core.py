@@ -14,10 +14,10 @@ import pandas as pd
 __all__ = ['MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SCHEMAS', 'WEIGHTS', 'LEGACY_WEIGHTS', 'repo_root',
            'data_root', 'data_dir', 'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info',
            'benchmarks', 'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest',
-           'find_medmnist', 'load_medmnist', 'timm_name', 'backbone_params', 'backbone_table', 'seed_everything',
-           'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema', 'write_table',
-           'read_table', 'timm_config', 'save_backbone', 'load_backbone', 'tensorboard_writer', 'write_scalars',
-           'run_parameters']
+           'find_medmnist', 'load_medmnist', 'timm_name', 'short_arch', 'backbone_params', 'backbone_table',
+           'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema',
+           'write_table', 'read_table', 'timm_config', 'save_backbone', 'load_backbone', 'tensorboard_writer',
+           'write_scalars', 'run_parameters']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -190,6 +190,12 @@ def timm_name(arch:str) -> str:
     import timm
     if timm.is_model(arch): return arch
     raise KeyError(f"unknown backbone {arch!r}; choose from {', '.join(BACKBONES)} or a timm model name")
+
+def short_arch(arch:str) -> str:
+    "The short name ('vit_tiny', ...) of any spelling of one of `BACKBONES`; any other name unchanged."
+    for short, full in BACKBONES.items():
+        if arch in (short, full) or full.startswith(arch + '_'): return short
+    return arch
 
 @functools.lru_cache(maxsize=None)
 def backbone_params(arch:str, **kwargs) -> int:

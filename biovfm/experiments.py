@@ -9,15 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
 import yaml
-from .core import (BACKBONES, repo_root, runs_root, results_root, timm_name, backbone_params, read_table, write_table,
+from .core import (BACKBONES, short_arch, repo_root, runs_root, results_root, timm_name, backbone_params, read_table, write_table,
                          atomic_path, MEDMNIST_2D)
 
 # %% auto #0
 __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe',
-           'probe_recipe', 'Run', 'paper_matrix', 'vit_forward_flops', 'train_flops_per_image', 'gpu_hours',
-           'write_configs', 'load_matrix', 'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands',
-           'curate_steps', 'curate_command', 'plan', 'launch', 'collect', 'configs_match', 'small_matrix',
-           'cpu_twin_matrix', 'analyse', 'main']
+           'probe_recipe', 'Run', 'paper_matrix', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix',
+           'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands', 'curate_steps', 'curate_command', 'plan',
+           'launch', 'collect', 'configs_match', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -87,40 +86,15 @@ def paper_matrix() -> list[Run]:
     return runs
 
 # %% ../nbs/07_experiments.ipynb #8d815436
-def _vit_dims(arch:str, img_size:int=224, patch_size:int|None=None) -> dict:
-    import timm, torch
-    kw = dict(img_size=img_size) | (dict(patch_size=patch_size) if patch_size else {})
-    with torch.device('meta'): m = timm.create_model(timm_name(arch), pretrained=False, num_classes=0, **kw)
-    return dict(depth=len(m.blocks), dim=m.embed_dim, patch=m.patch_embed.patch_size[0],
-                block_params=sum(p.numel() for p in m.blocks.parameters()))
-
-def vit_forward_flops(dims:dict, n_tokens:int) -> float:
-    "Forward FLOPs of a ViT on `n_tokens` tokens: patch embedding, block matmuls, attention."
-    embed = 2*(n_tokens - 1)*3*dims.get('patch', 0)**2*dims['dim']
-    return embed + 2*n_tokens*dims['block_params'] + 4*dims['depth']*n_tokens**2*dims['dim']
-
-def train_flops_per_image(method:str, arch:str, img_size:int=224, patch_size:int|None=None, local_size:int=96,
-                          n_local:int=8, mask_ratio:float=0.75, n_prototypes:int=65536, grad_ckpt:bool=False,
-                          head_bottleneck:int=256) -> float:
-    "Training FLOPs per pretraining image (forward+backward; `grad_ckpt`: the student's blocks run forward twice) for DINOv2 or MAE."
-    d = _vit_dims(arch, img_size, patch_size)
-    n_g = (img_size//d['patch'])**2 + 1
-    if method == 'dinov2':
-        n_l = (local_size//d['patch'])**2 + 1
-        head = 2*(d['dim']*2048 + 2048*2048 + 2048*head_bottleneck + head_bottleneck*n_prototypes)  # per token
-        student = 2*vit_forward_flops(d, n_g) + n_local*vit_forward_flops(d, n_l) + (2 + n_local + 0.3*n_g)*head
-        teacher = 2*vit_forward_flops(d, n_g) + (2 + 0.3*n_g)*head   # (a separate iBOT head costs the same per token)
-        recompute = 2*vit_forward_flops(d, n_g) + n_local*vit_forward_flops(d, n_l) if grad_ckpt else 0
-        return 3*student + teacher + recompute
-    if method == 'mae':
-        dec = dict(depth=8, dim=512, block_params=8*(12*512*512 + 13*512))
-        n_vis = int(round((n_g - 1)*(1 - mask_ratio))) + 1
-        return 3*(vit_forward_flops(d, n_vis) + vit_forward_flops(dec, n_g)) + (vit_forward_flops(d, n_vis) if grad_ckpt else 0)
-    raise ValueError(f"method={method!r}: use 'dinov2' or 'mae'")
+def train_flops_per_image(method:str, arch:str, img_size:int=224, patch_size:int|None=None, grad_ckpt:bool=False,
+                          **recipe) -> float:
+    "Training FLOPs per pretraining image (forward + backward; `grad_ckpt`: the student's blocks run forward twice), counted by the method."
+    from biovfm.pretrain import get_method, vit_dims
+    return get_method(method).flops_per_image(vit_dims(arch, img_size, patch_size), img_size, grad_ckpt, **recipe)
 
 def gpu_hours(pretrain:dict, peak_tflops:float=312., utilisation:float=0.35) -> float:
     "Estimated GPU-hours of a pretraining config (A100 bf16 peak by default)."
-    short = next((k for k, v in __import__('biovfm.core', fromlist=['BACKBONES']).BACKBONES.items() if v == pretrain['arch']), pretrain['arch'])
+    short = short_arch(pretrain['arch'])
     recipe_knobs = {k: pretrain[k] for k in ('local_size', 'n_local', 'n_prototypes', 'head_bottleneck', 'mask_ratio')
                     if pretrain.get(k) is not None}
     f = train_flops_per_image(pretrain['method'], short, pretrain.get('img_size', 224), pretrain.get('patch_size'),

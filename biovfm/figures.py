@@ -16,11 +16,11 @@ from .scaling import (paper_dir, paper_metrics, load_metrics, scaling_points, me
                             fit_slopes, task_properties, correlations, paper_slopes, default_scaling_dir)
 
 # %% auto #0
-__all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'T1_METRICS', 'benchmark_label',
-           'method_color', 'method_label', 'set_style', 'save_figure', 'load_scaling_tables',
+__all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'T1_METRICS', 'FIGURE_NAMES',
+           'benchmark_label', 'method_color', 'method_label', 'set_style', 'save_figure', 'load_scaling_tables',
            'composition_from_sources', 'composition_from_data_list', 'fig1_composition', 'fig2a_model_scaling',
            'fig3_per_benchmark', 'fig2b_data_scaling', 'fig4_slopes', 'table1_from_metrics', 'table1_markdown',
-           'table1_latex', 'write_table1', 'make_figures']
+           'table1_latex', 'write_table1', 'make_figures', 'side_by_side']
 
 # %% ../nbs/06_figures.ipynb #0f051cbf
 METHOD_COLORS = {'dinov2': '#1f5fa8', 'mae': '#e0722b', 'biomedclip': '#1fbfb0', 'random': '#7f7f7f'}
@@ -343,3 +343,23 @@ def make_figures(results='paper', out_dir=None, scaling_dir=None, x_axis='paper'
     written += write_table1(pd.read_csv(paper_dir()/'table1.csv') if paper else table1_from_metrics(results), out)
     for k, v in skipped.items(): print(f'skipped {k}: {v}')
     return dict(written=written, skipped=skipped, out_dir=out)
+
+# %% ../nbs/06_figures.ipynb #fe84ec70
+FIGURE_NAMES = ('fig1_composition', 'fig2a_model_scaling', 'fig2b_data_scaling', 'fig3_per_benchmark_scaling',
+                'fig4_slopes_correlations')
+
+def side_by_side(left, right=None, titles=('paper (published numbers)', 'this compendium (stored own results)')):
+    "One figure showing two stored PNGs side by side; with `right` missing, the left one alone, titled so."
+    import matplotlib.image as mpimg
+    paths = [Path(left)] + ([Path(right)] if right is not None and Path(right).exists() else [])
+    images = [mpimg.imread(p) for p in paths]
+    widths = [image.shape[1]/image.shape[0] for image in images]
+    fig, axes = plt.subplots(1, len(images), figsize=(3.6*sum(widths), 3.9), squeeze=False,
+                             gridspec_kw=dict(width_ratios=widths))
+    for ax, image, title in zip(axes[0], images, titles):
+        ax.imshow(image)
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=9, loc='left')
+    if len(images) == 1: axes[0][0].set_title(f'{titles[0]} (no counterpart in the own results)', fontsize=9, loc='left')
+    fig.tight_layout()
+    return fig

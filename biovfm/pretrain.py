@@ -14,21 +14,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
-from .core import (BACKBONES, timm_name, seed_everything, get_device, autocast_dtype, atomic_path, save_backbone,
+from .core import (BACKBONES, timm_name, short_arch, seed_everything, get_device, autocast_dtype, atomic_path, save_backbone,
                          load_backbone, write_table, SCHEMAS, runs_root, atomic_temp_files, file_md5, WEIGHTS,
                          tensorboard_writer, write_scalars,
                          LEGACY_WEIGHTS)
-from .data import (seeded, PretrainDataset, MultiCrop, DINOv2Collate, mae_transform, MAECollate, StepSampler, make_loader,
-                         IMAGENET_MEAN, IMAGENET_STD, example_data_list, check_data_list)
+from .data import (seeded, PretrainDataset, StepSampler, make_loader, IMAGENET_MEAN, IMAGENET_STD, example_data_list,
+                         check_data_list)
 
 # %% auto #0
-__all__ = ['ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'Config', 'short_arch', 'preset_values', 'make_config', 'cosine',
-           'schedules', 'make_vit', 'DINOv2Student', 'MAEModel', 'build_model', 'backbone_of', 'param_count',
-           'sinkhorn_knopp', 'cross_entropy_views', 'ibot_cross_entropy', 'mae_loss', 'DINOv2Loss', 'embedding_std',
-           'param_groups', 'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state', 'load_checkpoint',
-           'data_fingerprint', 'check_resumable', 'forward_loss', 'make_data', 'run_lock', 'prepare_run_folder',
-           'wrap_model', 'ema_update', 'run_name', 'full_state', 'load_optimizer_state', 'save_run', 'clip_gradients',
-           'train', 'cli_args', 'main', 'run', 'load_pretraining_model', 'mae_reconstruct']
+__all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'Config', 'SSLMethod', 'register_method',
+           'get_method', 'vit_dims', 'vit_forward_flops', 'preset_steps', 'preset_values', 'make_config', 'cosine',
+           'schedules', 'make_vit', 'build_model', 'backbone_of', 'param_count', 'embedding_std', 'param_groups',
+           'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state', 'load_checkpoint', 'data_fingerprint',
+           'check_resumable', 'forward_loss', 'make_data', 'run_lock', 'prepare_run_folder', 'wrap_model', 'ema_update',
+           'run_name', 'full_state', 'load_optimizer_state', 'save_run', 'clip_gradients', 'train', 'cli_args', 'main',
+           'run', 'load_pretraining_model']
 
 # %% ../nbs/03_pretrain.ipynb #86a09211
 @dataclass
@@ -62,57 +62,100 @@ class Config:
     max_bad_steps:int = 10
     # logging
     tensorboard:bool = False   # also write log.csv's scalars as TensorBoard events in out_dir/tensorboard
+    # a registered method's own knobs (plain types), for methods beyond DINOv2 and MAE
+    method_options:dict|None = None
+
+# %% ../nbs/03_pretrain.ipynb #20ddbb31
+class SSLMethod:
+    "What a self-supervised method gives the shared training loop. Subclass, then `register_method(Subclass())`."
+    name:str = ''
+    dynamic_img_size:bool = False   # the ViT takes crops of several sizes (DINOv2's local crops)
+
+    def preset(self, preset:str, arch:str, img_size:int, batch_size:int, max_steps:int, patch_size:int) -> dict:
+        "Values of the `Config` knobs this method sets for `preset` ('reference' or 'small'); `None` knobs are filled from it."
+        raise NotImplementedError
+    def validate(self, cfg:Config):
+        "Raise a clear `ValueError` for a config this method cannot run."
+    def build(self, cfg:Config) -> nn.Module:
+        "The trainable pretraining model; its ViT is `model.backbone.vit`."
+        raise NotImplementedError
+    def teacher(self, cfg:Config, model:nn.Module) -> nn.Module|None:
+        "An EMA teacher of `model` (updated with `schedules()['momentum']`), or None."
+        return None
+    def criterion(self, cfg:Config) -> nn.Module|None:
+        "A loss module with state stored in checkpoints (DINOv2's centres), or None."
+        return None
+    def views(self, cfg:Config) -> tuple:
+        "(per-image transform, collate function) of the data path."
+        raise NotImplementedError
+    def forward_loss(self, model, teacher, criterion, batch:dict, cfg:Config, schedule:dict, device, amp) -> dict:
+        "Loss terms of one batch: `loss` (to backpropagate), `cls` (class tokens, for the collapse signal), logged scalars."
+        raise NotImplementedError
+    def schedules(self, cfg:Config, step:int) -> dict:
+        "Per-step values beyond lr and weight decay: `momentum`, `teacher_temp`, `freeze_last_layer`."
+        return dict(momentum=float('nan'), teacher_temp=float('nan'), freeze_last_layer=False)
+    def clip_modules(self, model:nn.Module, cfg:Config) -> list|None:
+        "Modules whose gradients are clipped each on its own, or None for one global norm."
+        return None
+    def flops_per_image(self, dims:dict, img_size:int, grad_ckpt:bool=False, **recipe) -> float:
+        "Training FLOPs (forward + backward) per pretraining image for a ViT of `dims` (`vit_dims`)."
+        raise NotImplementedError
+
+METHODS:dict[str, SSLMethod] = {}
+BUILTIN_METHODS = {'dinov2': 'biovfm.dinov2:DINOv2', 'mae': 'biovfm.mae:MAE'}   # module:class, registered when first asked for
+_HOOKS = ('preset', 'build', 'views', 'forward_loss', 'flops_per_image')
+
+def register_method(method:SSLMethod) -> SSLMethod:
+    "Make `method` (an `SSLMethod` instance) available by its name to `make_config`, `train`, the recipes and the estimates."
+    missing = [hook for hook in _HOOKS if not callable(getattr(method, hook, None))]
+    if not getattr(method, 'name', '') or isinstance(method, type) or missing:
+        raise TypeError(f"register_method: expected an SSLMethod instance with a name, got {method!r}"
+                        + (f" (no {missing})" if missing else ''))
+    METHODS[method.name] = method
+    return method
+
+def get_method(name:str) -> SSLMethod:
+    "The registered method called `name`; a clear error listing the known ones."
+    if name not in METHODS and name in BUILTIN_METHODS:
+        import importlib
+        module_name, class_name = BUILTIN_METHODS[name].split(':')
+        register_method(getattr(importlib.import_module(module_name), class_name)())
+    if name not in METHODS:
+        raise ValueError(f"method={name!r}: unknown; registered methods are {sorted(set(METHODS) | set(BUILTIN_METHODS))}")
+    return METHODS[name]
+
+def vit_dims(arch:str, img_size:int=224, patch_size:int|None=None) -> dict:
+    "Depth, width, patch size and block parameters of a timm ViT (built on the meta device: no memory)."
+    import timm
+    kw = dict(img_size=img_size) | (dict(patch_size=patch_size) if patch_size else {})
+    with torch.device('meta'): m = timm.create_model(timm_name(arch), pretrained=False, num_classes=0, **kw)
+    return dict(depth=len(m.blocks), dim=m.embed_dim, patch=m.patch_embed.patch_size[0],
+                block_params=sum(p.numel() for p in m.blocks.parameters()))
+
+def vit_forward_flops(dims:dict, n_tokens:int) -> float:
+    "Forward FLOPs of a ViT on `n_tokens` tokens: patch embedding, block matmuls, attention."
+    embed = 2*(n_tokens - 1)*3*dims.get('patch', 0)**2*dims['dim']
+    return embed + 2*n_tokens*dims['block_params'] + 4*dims['depth']*n_tokens**2*dims['dim']
 
 # %% ../nbs/03_pretrain.ipynb #e07c54ba
 ARCHS = ('vit_tiny_patch16', 'vit_small_patch16', 'vit_base_patch16', 'vit_large_patch16', 'vit_huge_patch14')
 EPOCH = 1250  # DINOv2's "epoch" in iterations
 
-def short_arch(arch:str) -> str:
-    "'vit_tiny' etc. for any spelling of a backbone."
-    t = timm_name(arch)
-    return next((k for k, v in BACKBONES.items() if v == t), t)
+def preset_steps(fraction:float, cap:int, max_steps:int) -> int:
+    "A schedule length as a fraction of the run, capped (DINOv2 caps warm-ups in epochs of `EPOCH` iterations)."
+    return max(0, min(round(fraction*max_steps), cap))
 
 def preset_values(method:str, arch:str, img_size:int, batch_size:int, max_steps:int, preset:str='auto') -> dict:
-    "The recipe values of `preset` ('reference' or 'small'; 'auto': small below 112 px) for a run."
-    if method not in ('dinov2', 'mae'): raise ValueError(f"method={method!r}: use 'dinov2' or 'mae'")
+    "The recipe values of `preset` ('reference' or 'small'; 'auto': small below 112 px) for a run: shared + the method's own."
+    ssl_method = get_method(method)
     if preset == 'auto': preset = 'small' if img_size < 112 else 'reference'
     if preset not in ('small', 'reference'): raise ValueError(f"preset={preset!r}: use 'auto', 'small' or 'reference'")
-    a, big, S = short_arch(arch), short_arch(arch) in ('vit_large', 'vit_huge'), max_steps
-    frac = lambda f, cap: max(0, min(round(f*S), cap))
+    big = short_arch(arch) in ('vit_large', 'vit_huge')
     if preset == 'reference':
-        p = dict(patch_size=14 if a == 'vit_huge' else 16, load_size=0, grad_ckpt=big)
-        if method == 'dinov2':
-            p |= dict(lr=0.004*math.sqrt(batch_size/1024), min_lr=1e-6, warmup_steps=frac(0.1, 10*EPOCH), weight_decay=0.04,
-                      drop_path_uniform=True, clip_grad_per_module=True, blur_probs=[1.0, 0.1, 0.5],
-                      weight_decay_end=0.4, betas=[0.9, 0.999], layer_decay=0.9, patch_embed_lr_mult=0.2, clip_grad=3.0,
-                      drop_path=0.4 if a == 'vit_huge' else 0.3, layerscale=1e-5, n_prototypes=65536, head_hidden=2048,
-                      head_bottleneck=256, ibot_separate_head=big, centering='sinkhorn_knopp' if big else 'centering',
-                      koleo_weight=0.1, ibot_weight=1.0, n_local=8, local_size=round(img_size*96/224/p['patch_size'])*p['patch_size'],
-                      global_scale=[0.32, 1.0], local_scale=[0.05, 0.32], momentum=0.992, momentum_end=1.0, teacher_temp=0.07,
-                      warmup_teacher_temp=0.04, teacher_temp_warmup_steps=frac(0.3, 30*EPOCH), student_temp=0.1,
-                      freeze_last_layer_steps=frac(0.01, EPOCH), mask_prob=0.5, mask_ratio_range=[0.1, 0.5])
-        else:
-            p |= dict(lr=1.5e-4*batch_size/256, min_lr=0.0, warmup_steps=frac(0.05, 10**9), weight_decay=0.05, weight_decay_end=0.05,
-                      betas=[0.9, 0.95], layer_decay=1.0, patch_embed_lr_mult=1.0, clip_grad=None, drop_path=0.0, layerscale=None,
-                      mask_ratio=0.75, decoder_dim=512, decoder_depth=8, decoder_heads=16, norm_pix_loss=True, crop_scale=[0.2, 1.0])
+        shared = dict(patch_size=14 if short_arch(arch) == 'vit_huge' else 16, load_size=0, grad_ckpt=big)
     else:
-        ps = max(2, img_size//8)
-        p = dict(patch_size=ps, load_size=2*img_size, grad_ckpt=False)
-        if method == 'dinov2':
-            p |= dict(lr=2*0.004*math.sqrt(batch_size/1024), min_lr=1e-6, warmup_steps=frac(0.1, 10**9), weight_decay=0.04,
-                      drop_path_uniform=True, clip_grad_per_module=True, blur_probs=[1.0, 0.1, 0.5],
-                      weight_decay_end=0.2, betas=[0.9, 0.999], layer_decay=1.0, patch_embed_lr_mult=0.2, clip_grad=3.0,
-                      drop_path=0.0, layerscale=None, n_prototypes=1024, head_hidden=512, head_bottleneck=128,
-                      ibot_separate_head=False, centering='centering', koleo_weight=0.1, ibot_weight=1.0, n_local=4,
-                      local_size=max(ps, (img_size//2)//ps*ps), global_scale=[0.32, 1.0], local_scale=[0.05, 0.32],
-                      momentum=0.99, momentum_end=1.0, teacher_temp=0.07, warmup_teacher_temp=0.04,
-                      teacher_temp_warmup_steps=frac(0.3, 10**9), student_temp=0.1, freeze_last_layer_steps=frac(0.02, 10**9),
-                      mask_prob=0.5, mask_ratio_range=[0.1, 0.5])
-        else:
-            p |= dict(lr=6e-4*batch_size/128, min_lr=0.0, warmup_steps=frac(0.05, 10**9), weight_decay=0.05, weight_decay_end=0.05,
-                      betas=[0.9, 0.95], layer_decay=1.0, patch_embed_lr_mult=1.0, clip_grad=None, drop_path=0.0, layerscale=None,
-                      mask_ratio=0.75, decoder_dim=128, decoder_depth=2, decoder_heads=4, norm_pix_loss=True, crop_scale=[0.2, 1.0])
-    return p
+        shared = dict(patch_size=max(2, img_size//8), load_size=2*img_size, grad_ckpt=False)
+    return shared | ssl_method.preset(preset, arch, img_size, batch_size, max_steps, shared['patch_size'])
 
 def make_config(**kw) -> Config:
     "A `Config` from keyword arguments, `None` knobs filled from the preset; clear errors for bad values."
@@ -127,7 +170,7 @@ def make_config(**kw) -> Config:
     for k, v in preset_values(cfg.method, cfg.arch, cfg.img_size, cfg.batch_size, cfg.max_steps, cfg.preset).items():
         if getattr(cfg, k) is None: setattr(cfg, k, v)
     if cfg.img_size % cfg.patch_size: raise ValueError(f"img_size={cfg.img_size} is not a multiple of patch_size={cfg.patch_size}")
-    if cfg.method == 'dinov2' and cfg.local_size % cfg.patch_size: raise ValueError(f"local_size={cfg.local_size} is not a multiple of patch_size={cfg.patch_size}")
+    get_method(cfg.method).validate(cfg)
     if cfg.batch_size % cfg.nproc: raise ValueError(f"batch_size={cfg.batch_size} is not divisible by nproc={cfg.nproc}")
     if cfg.max_steps < 0: raise ValueError(f"max_steps={cfg.max_steps} must be >= 0")
     if cfg.strategy == 'auto': cfg.strategy = 'fsdp' if short_arch(cfg.arch) in ('vit_large', 'vit_huge') else 'ddp'
@@ -144,17 +187,11 @@ def cosine(step:float, total:float, start:float, end:float) -> float:
     return end + 0.5*(start-end)*(1 + math.cos(math.pi*t))
 
 def schedules(cfg:Config, step:int) -> dict:
-    "lr, weight decay, EMA momentum, teacher temperature and last-layer freeze at `step`."
-    S, W = max(cfg.max_steps, 1), cfg.warmup_steps
-    lr = cfg.lr*(step+1)/W if step < W else cosine(step-W, S-W, cfg.lr, cfg.min_lr)
-    out = dict(lr=lr, wd=cosine(step, S, cfg.weight_decay, cfg.weight_decay_end))
-    if cfg.method == 'dinov2':
-        TW = cfg.teacher_temp_warmup_steps
-        out |= dict(momentum=cosine(step, S, cfg.momentum, cfg.momentum_end),
-                    teacher_temp=cfg.warmup_teacher_temp + (cfg.teacher_temp-cfg.warmup_teacher_temp)*min(step/TW, 1.) if TW else cfg.teacher_temp,
-                    freeze_last_layer=step < cfg.freeze_last_layer_steps)
-    else: out |= dict(momentum=float('nan'), teacher_temp=float('nan'), freeze_last_layer=False)
-    return out
+    "lr and weight decay at `step`, plus the method's own (EMA momentum, teacher temperature, last-layer freeze)."
+    total, warmup = max(cfg.max_steps, 1), cfg.warmup_steps
+    lr = cfg.lr*(step+1)/warmup if step < warmup else cosine(step-warmup, total-warmup, cfg.lr, cfg.min_lr)
+    shared = dict(lr=lr, wd=cosine(step, total, cfg.weight_decay, cfg.weight_decay_end))
+    return shared | get_method(cfg.method).schedules(cfg, step)
 
 # %% ../nbs/03_pretrain.ipynb #adb9ca23
 def make_vit(cfg:Config, drop_path:float|None=None):
@@ -162,7 +199,7 @@ def make_vit(cfg:Config, drop_path:float|None=None):
     import timm
     kw = dict(patch_size=cfg.patch_size) | (dict(init_values=cfg.layerscale) if cfg.layerscale else {})
     rate = cfg.drop_path if drop_path is None else drop_path
-    vit = timm.create_model(cfg.arch, pretrained=False, num_classes=0, img_size=cfg.img_size, dynamic_img_size=cfg.method == 'dinov2',
+    vit = timm.create_model(cfg.arch, pretrained=False, num_classes=0, img_size=cfg.img_size, dynamic_img_size=get_method(cfg.method).dynamic_img_size,
                             drop_path_rate=rate, **kw)
     if cfg.drop_path_uniform and rate:   # DINOv2 (drop_path_uniform: true): every block drops at `rate`
         from timm.layers import DropPath
@@ -170,70 +207,12 @@ def make_vit(cfg:Config, drop_path:float|None=None):
             block.drop_path1, block.drop_path2 = DropPath(rate), DropPath(rate)
     return vit, kw
 
-class DINOv2Student(nn.Module):
-    "DINOv2 backbone + DINO and iBOT heads; `forward` is the student's pass, `teacher_forward` the teacher's."
-    def __init__(self, cfg:Config, drop_path:float|None=None):
-        super().__init__()
-        from lightly.models.modules import DINOv2ProjectionHead, MaskedVisionTransformerTIMM
-        vit, self.model_kwargs = make_vit(cfg, drop_path)
-        self.backbone = MaskedVisionTransformerTIMM(vit=vit, antialias=False, pos_embed_initialization='skip', weight_initialization='skip')
-        warnings.filterwarnings('ignore', message='.*weight_norm.*is deprecated', category=FutureWarning)
-        head = partial(DINOv2ProjectionHead, input_dim=vit.embed_dim, hidden_dim=cfg.head_hidden,
-                       bottleneck_dim=cfg.head_bottleneck, output_dim=cfg.n_prototypes)
-        self.dino_head = head()
-        self.ibot_head = head() if cfg.ibot_separate_head else self.dino_head
-
-    def forward(self, global_crops, local_crops, masks):
-        "Student: class tokens of all crops through the DINO head, masked patch tokens through the iBOT head."
-        mask = torch.cat([masks.new_zeros(len(masks), 1), masks.flatten(1)], 1)   # never mask the class token
-        f = self.backbone.encode(global_crops, mask=mask)
-        cls = f[:, 0]
-        all_cls = cls if local_crops is None else torch.cat([cls, self.backbone.encode(local_crops)[:, 0]])
-        return dict(cls=cls, dino=self.dino_head(all_cls), ibot=self.ibot_head(f[:, 1:][masks.flatten(1)]))
-
-    @torch.no_grad()
-    def teacher_forward(self, global_crops, masks):
-        "Teacher: unmasked global crops; DINO head on class tokens, iBOT head on the patches the student had masked."
-        f = self.backbone.encode(global_crops)
-        return dict(cls=f[:, 0], dino=self.dino_head(f[:, 0]), ibot=self.ibot_head(f[:, 1:][masks.flatten(1)]))
-
-# %% ../nbs/03_pretrain.ipynb #992018bd
-class MAEModel(nn.Module):
-    "MAE: ViT encoder on visible tokens, light decoder, linear pixel prediction of the masked patches."
-    def __init__(self, cfg:Config):
-        super().__init__()
-        from lightly.models.modules import MaskedVisionTransformerTIMM, MaskedVisionTransformerDecoderTIMM
-        vit, self.model_kwargs = make_vit(cfg)
-        self.backbone = MaskedVisionTransformerTIMM(vit=vit, pos_embed_initialization='sincos')  # MAE init, fixed sin-cos
-        self.backbone.vit.pos_embed.requires_grad_(False)
-        self.backbone.mask_token.requires_grad_(False)  # MAE's encoder never sees mask tokens
-        self.patch_size = cfg.patch_size
-        self.decoder_embed = nn.Linear(vit.embed_dim, cfg.decoder_dim)
-        self.decoder = MaskedVisionTransformerDecoderTIMM(num_patches=vit.patch_embed.num_patches, embed_dim=cfg.decoder_dim,
-                                                          depth=cfg.decoder_depth, num_heads=cfg.decoder_heads)
-        self.decoder_pred = nn.Linear(cfg.decoder_dim, cfg.patch_size**2*3)
-        nn.init.xavier_uniform_(self.decoder_embed.weight); nn.init.zeros_(self.decoder_embed.bias)
-        nn.init.xavier_uniform_(self.decoder_pred.weight); nn.init.zeros_(self.decoder_pred.bias)
-
-    def forward(self, images, idx_keep, idx_mask):
-        "Predicted and target pixels of the masked patches, and the encoder's class token."
-        from lightly.models import utils as lu
-        x = self.backbone.encode(images, idx_keep=idx_keep)
-        y = self.decoder_embed(x)
-        full = lu.set_at_index(y.new_zeros(len(y), self.decoder.sequence_length, y.shape[-1]), idx_keep, y)
-        dec = self.decoder(full, idx_mask=idx_mask)
-        pred = self.decoder_pred(lu.get_at_index(dec, idx_mask))
-        target = lu.get_at_index(lu.patchify(images, self.patch_size), idx_mask - 1)  # idx_mask counts the class token
-        return dict(cls=x[:, 0], pred=pred, target=target)
-
 # %% ../nbs/03_pretrain.ipynb #dfabd1b4
 def build_model(cfg:Config):
-    "The trainable model of `cfg` (DINOv2 student or MAE) and, for DINOv2, its EMA teacher."
-    if cfg.method == 'mae': return MAEModel(cfg), None
-    student, teacher = DINOv2Student(cfg), DINOv2Student(cfg, drop_path=0.)
-    teacher.load_state_dict(student.state_dict())
-    teacher.requires_grad_(False).eval()
-    return student, teacher
+    "The trainable model of `cfg` and its EMA teacher (None for methods without one), from the registered method."
+    ssl_method = get_method(cfg.method)
+    model = ssl_method.build(cfg)
+    return model, ssl_method.teacher(cfg, model)
 
 def backbone_of(model:nn.Module) -> nn.Module:
     "The plain timm ViT inside a pretraining model (the DINOv2 teacher's, the MAE encoder's)."
@@ -242,7 +221,7 @@ def backbone_of(model:nn.Module) -> nn.Module:
 def param_count(method:str, arch:str, img_size:int=224, patch_size:int|None=None, **kw) -> dict:
     "Parameters of the backbone and of the whole pretraining model (MAE encoder + decoder; DINOv2 student + heads)."
     cfg = make_config(method=method, arch=arch, img_size=img_size, patch_size=patch_size, preset=kw.pop('preset', 'reference'), **kw)
-    with torch.device('meta'): m = MAEModel(cfg) if method == 'mae' else DINOv2Student(cfg)
+    with torch.device('meta'): m = get_method(method).build(cfg)
     def count(module, trainable_only:bool=False) -> int:
         return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
     return dict(backbone=count(backbone_of(m)), total=count(m), trainable=count(m, trainable_only=True))
@@ -251,72 +230,6 @@ def param_count(method:str, arch:str, img_size:int=224, patch_size:int|None=None
 def _all_reduce(x:torch.Tensor, op=None) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized(): dist.all_reduce(x, op=op or dist.ReduceOp.SUM)
     return x
-
-@torch.no_grad()
-def sinkhorn_knopp(logits:torch.Tensor, temp:float, n_iters:int=3) -> torch.Tensor:
-    "Teacher targets (rows sum to 1) with prototype usage equalised over the global batch (Sinkhorn-Knopp)."
-    logits = logits.float()
-    mx = _all_reduce(logits.max().reshape(1).clone(), dist.ReduceOp.MAX if dist.is_initialized() else None)
-    Q = torch.exp((logits - mx)/temp).t()                        # K x B
-    B = _all_reduce(torch.tensor([Q.shape[1]], dtype=Q.dtype, device=Q.device)); K = Q.shape[0]
-    Q /= _all_reduce(Q.sum().reshape(1))
-    for _ in range(n_iters):
-        Q /= _all_reduce(Q.sum(dim=1, keepdim=True)); Q /= K   # rows: equal prototype mass
-        Q /= Q.sum(dim=0, keepdim=True).clamp_min(1e-30); Q /= B   # columns: one distribution per sample
-    return (Q*B).t()
-
-def cross_entropy_views(teacher_probs:list, student_logits:list, student_temp:float) -> torch.Tensor:
-    "Mean cross-entropy of teacher targets against student logits over all (teacher view, student view) pairs of different views."
-    total, n = 0., 0
-    for ti, t in enumerate(teacher_probs):
-        for si, s in enumerate(student_logits):
-            if ti == si: continue
-            total = total + torch.sum(-t*F.log_softmax(s/student_temp, dim=-1), dim=-1).mean(); n += 1
-    return total/n
-
-def ibot_cross_entropy(teacher_probs, student_logits, masks, student_temp:float) -> torch.Tensor:
-    "iBOT loss: masked-patch cross-entropy, averaged per crop then over the crops (as lightly's IBOTPatchLoss)."
-    loss = torch.sum(-teacher_probs*F.log_softmax(student_logits/student_temp, dim=-1), dim=-1)
-    w = (1./masks.flatten(1).sum(1, keepdim=True).clamp(min=1)).expand_as(masks.flatten(1))[masks.flatten(1)]
-    return (loss*w).sum()/len(masks)
-
-def mae_loss(pred, target, norm_pix:bool=True) -> torch.Tensor:
-    "MAE loss: mean squared error on masked patches, targets normalised per patch when `norm_pix`."
-    if norm_pix:
-        mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
-        target = (target - mean)/(var + 1e-6)**0.5
-    return ((pred.float() - target.float())**2).mean()
-
-# %% ../nbs/03_pretrain.ipynb #ba09ce25
-class DINOv2Loss(nn.Module):
-    "DINO + iBOT + KoLeo with centring (lightly) or Sinkhorn-Knopp targets; also returns collapse signals."
-    def __init__(self, cfg:Config):
-        super().__init__()
-        from lightly.loss import DINOLoss, IBOTPatchLoss, KoLeoLoss
-        self.cfg = cfg
-        self.dino = DINOLoss(output_dim=cfg.n_prototypes, student_temp=cfg.student_temp)
-        self.ibot = IBOTPatchLoss(output_dim=cfg.n_prototypes, student_temp=cfg.student_temp)
-        self.koleo = KoLeoLoss()
-
-    def forward(self, s:dict, t:dict, masks, teacher_temp:float) -> dict:
-        c, n_views = self.cfg, len(s['dino'])//(len(t['dino'])//2)
-        t_views, s_views = t['dino'].float().chunk(2), s['dino'].float().chunk(n_views)
-        if c.centering == 'sinkhorn_knopp':
-            tp = sinkhorn_knopp(t['dino'], teacher_temp).chunk(2)
-            dino = cross_entropy_views(tp, s_views, c.student_temp)
-            ibot = ibot_cross_entropy(sinkhorn_knopp(t['ibot'], teacher_temp), s['ibot'].float(), masks, c.student_temp) if len(t['ibot']) else s['ibot'].sum()*0
-        else:
-            with torch.no_grad(): tp = F.softmax((t['dino'].float() - self.dino.center[0])/teacher_temp, -1).chunk(2)
-            dino = self.dino(list(t_views), list(s_views), teacher_temp=teacher_temp)
-            ibot = self.ibot(t['ibot'].float(), s['ibot'].float(), mask=masks, teacher_temp=teacher_temp) if len(t['ibot']) else s['ibot'].sum()*0
-        koleo = sum(self.koleo(x) for x in s['cls'].float().chunk(2))
-        loss = dino + c.ibot_weight*ibot + c.koleo_weight*koleo
-        with torch.no_grad():
-            p = torch.cat(tp)
-            ent = -(p*p.clamp_min(1e-12).log()).sum(-1).mean()
-            pm = p.mean(0); bent = -(pm*pm.clamp_min(1e-12).log()).sum()
-        return dict(loss=loss, dino_loss=dino.detach(), ibot_loss=ibot.detach(), koleo_loss=koleo.detach(),
-                    teacher_entropy=ent, teacher_batch_entropy=bent, dino_kl=dino.detach() - ent)
 
 # %% ../nbs/03_pretrain.ipynb #9e112c10
 def embedding_std(x:torch.Tensor) -> float:
@@ -412,32 +325,16 @@ def _peak_mem_mb(device) -> float:
 
 # %% ../nbs/03_pretrain.ipynb #3e25188c
 def forward_loss(model, teacher, criterion, batch:dict, cfg:Config, sv:dict, device, dtype) -> dict:
-    "Loss terms (and collapse signals) of one batch."
+    "Loss terms of one batch from the run's method, and the collapse signal `emb_std` of its class tokens."
     amp = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    if cfg.method == 'dinov2':
-        g, m = batch['global_crops'].to(device, non_blocking=True), batch['masks'].to(device)
-        loc = batch['local_crops'].to(device, non_blocking=True) if batch['local_crops'] is not None else None
-        with amp:
-            t = teacher.teacher_forward(g, m)
-            if hasattr(teacher, 'reshard'): teacher.reshard()   # FSDP2 keeps a root unsharded after forward (no backward here)
-            s = model(g, loc, m)
-        out = criterion(s, t, m, sv['teacher_temp'])
-    else:
-        with amp: s = model(batch['images'].to(device, non_blocking=True), batch['idx_keep'].to(device), batch['idx_mask'].to(device))
-        out = dict(loss=mae_loss(s['pred'], s['target'], cfg.norm_pix_loss))
-        out['mae_loss'] = out['loss'].detach()
-    out['emb_std'] = embedding_std(s['cls'])
+    out = get_method(cfg.method).forward_loss(model, teacher, criterion, batch, cfg, sv, device, amp)
+    out['emb_std'] = embedding_std(out.pop('cls'))
     return out
 
 # %% ../nbs/03_pretrain.ipynb #9a6c2f23
 def make_data(cfg:Config, world:int=1, rank:int=0, start_step:int=0):
     "Dataset, step sampler and loader of `cfg` for this process."
-    if cfg.method == 'dinov2':
-        tf = MultiCrop(cfg.img_size, cfg.local_size, cfg.n_local, cfg.global_scale, cfg.local_scale,
-                       blur_probs=tuple(cfg.blur_probs or (1.0, 0.1, 0.5)))
-        col = DINOv2Collate(cfg.img_size, cfg.patch_size, cfg.seed, cfg.mask_prob, tuple(cfg.mask_ratio_range))
-    else:
-        tf, col = mae_transform(cfg.img_size, cfg.crop_scale), MAECollate(cfg.img_size, cfg.patch_size, cfg.mask_ratio, cfg.seed)
+    tf, col = get_method(cfg.method).views(cfg)
     ds = PretrainDataset(cfg.data_list, modality=cfg.modality, n=cfg.subset_n, transform=tf, seed=cfg.seed, load_size=cfg.load_size or None)
     sampler = StepSampler(len(ds), cfg.batch_size//world, world, rank, cfg.seed, start_step)
     return ds, sampler, make_loader(ds, sampler, col, cfg.num_workers, pin_memory=torch.cuda.is_available())
@@ -588,7 +485,7 @@ def _save_run(out, cfg, state, step, bad, rngs, sv, export, data):
     vit.load_state_dict({k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)}, assign=True)
     pc = param_count(cfg.method, cfg.arch, cfg.img_size, cfg.patch_size, **{k: getattr(cfg, k) for k in
          ('preset', 'n_prototypes', 'head_hidden', 'head_bottleneck', 'ibot_separate_head', 'decoder_dim', 'decoder_depth',
-          'decoder_heads', 'layerscale', 'local_size')})
+          'decoder_heads', 'layerscale', 'local_size', 'method_options')})
     save_backbone(vit, out, cfg.arch, cfg.img_size, cfg.method, model_kwargs=kw, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                   steps=step, total_params=pc['total'], arch=short_arch(cfg.arch), patch_size=cfg.patch_size,
                   data_list=str(cfg.data_list), data_list_md5=data['md5'], seed=cfg.seed, batch_size=cfg.batch_size,
@@ -601,8 +498,8 @@ def clip_gradients(model:nn.Module, params:list, cfg:Config) -> torch.Tensor:
     def clip(group) -> torch.Tensor:
         norm = torch.nn.utils.clip_grad_norm_(group, max_norm)
         return norm.full_tensor() if hasattr(norm, 'full_tensor') else norm   # FSDP2: a DTensor
-    if not (cfg.clip_grad_per_module and cfg.method == 'dinov2'): return clip(params)
-    modules = [model.backbone, model.dino_head] + ([model.ibot_head] if model.ibot_head is not model.dino_head else [])
+    modules = get_method(cfg.method).clip_modules(model, cfg) if cfg.clip_grad_per_module else None
+    if not modules: return clip(params)
     norms = [clip([p for p in module.parameters() if p.requires_grad]) for module in modules]
     return torch.stack(norms).pow(2).sum().sqrt()
 
@@ -635,7 +532,8 @@ def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_a
     seed_everything(cfg.seed)                      # identical init on every process
     model, teacher = build_model(cfg)
     model.to(device); teacher = teacher.to(device) if teacher is not None else None
-    criterion = DINOv2Loss(cfg).to(device) if cfg.method == 'dinov2' else None
+    criterion = get_method(cfg.method).criterion(cfg)
+    criterion = criterion.to(device) if criterion is not None else None
     fsdp = world > 1 and cfg.strategy == 'fsdp'
     step, bad = 0, 0
     seed_everything(cfg.seed*1000 + rank)          # per-process stream (drop path)
@@ -757,25 +655,3 @@ def load_pretraining_model(run_dir) -> tuple[Config, nn.Module]:
     model, _ = build_model(cfg)
     model.load_state_dict(checkpoint['model'])
     return cfg, model.eval()
-
-@torch.no_grad()
-def mae_reconstruct(model:MAEModel, images:torch.Tensor, mask_ratio:float=0.75, seed:int=0,
-                    norm_pix:bool=True) -> dict:
-    "Masked input and reconstruction of `images` (B,3,H,W, model space) by an MAE model, as in MAE's Fig. 2."
-    from lightly.models import utils as lightly_utils
-    n_tokens = (images.shape[-1]//model.patch_size)**2 + 1
-    with seeded(seed):
-        idx_keep, idx_mask = lightly_utils.random_token_mask((len(images), n_tokens), mask_ratio)
-    was_training = model.training
-    model.eval()
-    out = model(images, idx_keep, idx_mask)
-    model.train(was_training)
-    patches = lightly_utils.patchify(images, model.patch_size)
-    predicted = out['pred'].float()
-    if norm_pix:   # the loss predicts per-patch normalised pixels: undo with each target patch's own statistics
-        mean, var = out['target'].mean(dim=-1, keepdim=True), out['target'].var(dim=-1, keepdim=True)
-        predicted = predicted*(var + 1e-6)**0.5 + mean
-    masked = lightly_utils.set_at_index(patches, idx_mask - 1, torch.zeros_like(predicted))
-    pasted = lightly_utils.set_at_index(patches, idx_mask - 1, predicted)
-    to_image = lambda p: lightly_utils.unpatchify(p, model.patch_size)
-    return dict(original=images, masked=to_image(masked), reconstruction=to_image(pasted))

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import (MEDMNIST_2D, MEDMNIST_SIZES, BACKBONES, SCHEMAS, benchmark_info, load_medmnist, find_medmnist,
+from .core import (MEDMNIST_2D, MEDMNIST_SIZES, BACKBONES, short_arch, SCHEMAS, benchmark_info, load_medmnist, find_medmnist,
                          file_md5, load_backbone, save_backbone, seed_everything, get_device, atomic_path,
                          write_table, read_table, runs_root, results_root, tensorboard_writer, write_scalars)
 
@@ -22,12 +22,12 @@ __all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'LABELS_HELP', 'FE
            'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics', 'bootstrap_indices', 'weighted_auc',
            'bootstrap_metrics', 'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap', 'ProbeData', 'resize_images',
            'check_probe_inputs', 'load_benchmark', 'make_split', 'read_labels_csv', 'parse_labels', 'read_splits',
-           'check_split_classes', 'load_labelled_folder', 'write_labelled_folder', 'Backbone', 'short_arch',
-           'load_local_weights', 'load_probe_backbone', 'last_block_tokens', 'pool_features', 'SubsetDropPath',
-           'probe_drop_path', 'stochastic_depth', 'to_input', 'rotate_shift', 'augment', 'input_stats',
-           'epoch_generator', 'augmented_features', 'extract_features', 'epoch_view', 'cache_key', 'cached_features',
-           'LinearHead', 'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one',
-           'recorded_identities', 'probe_many', 'table1']
+           'check_split_classes', 'load_labelled_folder', 'write_labelled_folder', 'Backbone', 'load_local_weights',
+           'load_probe_backbone', 'last_block_tokens', 'pool_features', 'SubsetDropPath', 'probe_drop_path',
+           'stochastic_depth', 'to_input', 'rotate_shift', 'augment', 'input_stats', 'epoch_generator',
+           'augmented_features', 'extract_features', 'epoch_view', 'cache_key', 'cached_features', 'LinearHead',
+           'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one', 'recorded_identities',
+           'probe_many', 'table1']
 
 # %% ../nbs/04_probe.ipynb #ed3fa6ca
 def task_kind(task:str) -> str:
@@ -457,10 +457,6 @@ class Backbone:
                 h.update(k.encode()); h.update(str(tuple(v.shape)).encode()); h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
             self._fp = h.hexdigest()
         return self._fp
-
-def short_arch(name:str) -> str:
-    "The short name (vit_tiny, ...) of a timm model name when it is one of `core.BACKBONES`, else the name."
-    return next((k for k, v in BACKBONES.items() if v == name), name)
 
 def _kwargs(s:str) -> dict:
     out = {}

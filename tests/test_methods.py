@@ -1,0 +1,35 @@
+"""The method registry: a toy third method (tests/toy_method.py, its own file) pretrains 2 steps through the
+shared loop, exports a backbone and gets a GPU-hour estimate, with no edit anywhere in biovfm."""
+import pandas as pd
+import pytest
+import torch
+from biovfm.core import load_backbone
+from biovfm.data import example_data_list
+from biovfm import pretrain as P
+from biovfm.experiments import train_flops_per_image, gpu_hours
+
+
+def test_unknown_method_lists_the_registered_ones():
+    with pytest.raises(ValueError, match=r"method='simclr': unknown; registered methods are \['dinov2', 'mae'"):
+        P.make_config(method='simclr')
+    with pytest.raises(TypeError, match='expected an SSLMethod instance'):
+        P.register_method(P.SSLMethod)
+
+
+def test_a_toy_method_in_its_own_file_pretrains(tmp_path):
+    import toy_method   # noqa: F401 -- registers 'rotnet'
+    data_list = example_data_list(tmp_path/'data', n=24, size=32)
+    cfg = P.make_config(method='rotnet', data_list=data_list, out_dir=tmp_path/'run', img_size=32, patch_size=8,
+                        max_steps=2, batch_size=8, save_every=10)
+    assert cfg.method_options == {'rotations': 4} and cfg.lr == pytest.approx(1e-3*8/256)
+    run_dir = P.train(cfg, progress=False)
+    log = pd.read_csv(run_dir/'log.csv')
+    assert log.step.tolist() == [0, 1]
+    assert log.rotation_loss.notna().all() and log.emb_std.notna().all()
+    backbone, info = load_backbone(run_dir)
+    assert info['method'] == 'rotnet' and backbone(torch.zeros(1, 3, 32, 32)).shape == (1, 192)
+    assert P.load_checkpoint(run_dir/P.CKPT)['config']['method_options'] == {'rotations': 4}
+    assert train_flops_per_image('rotnet', 'vit_tiny') > 0
+    assert gpu_hours(dict(method='rotnet', arch='vit_tiny_patch16_224', max_steps=1000, batch_size=256)) > 0
+    with pytest.raises(ValueError, match=r"rotnet: method_options\['rotations'\]=3"):
+        P.make_config(method='rotnet', method_options={'rotations': 3}, img_size=32)
