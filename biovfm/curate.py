@@ -613,7 +613,10 @@ def plan_jobs(raw_dir, min_series:int=3, max_files:int|None=None, follow_externa
     listing = scan_raw(raw_dir, follow_external_links) if listing is None else listing
     man = read_manifest(raw_dir)
     jobs, series = [], {}
-    for rel, problem in zip(listing.path, listing.problem):
+    from tqdm.auto import tqdm
+    entries = tqdm(zip(listing.path, listing.problem), total=len(listing), desc='planning', unit='file', leave=False,
+                   disable=len(listing) < 1000)
+    for rel, problem in entries:
         if problem:
             jobs.append(dict(job=rel, kind='reject', files=[rel], note=problem))
             continue

@@ -344,7 +344,7 @@ def make_figures(results='paper', out_dir=None, scaling_dir=None, x_axis='paper'
     for k, v in skipped.items(): print(f'skipped {k}: {v}')
     return dict(written=written, skipped=skipped, out_dir=out)
 
-# %% ../nbs/06_figures.ipynb #fe84ec70
+# %% ../nbs/06_figures.ipynb #49f30bc2
 FIGURE_NAMES = ('fig1_composition', 'fig2a_model_scaling', 'fig2b_data_scaling', 'fig3_per_benchmark_scaling',
                 'fig4_slopes_correlations')
 

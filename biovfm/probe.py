@@ -18,16 +18,16 @@ from .core import (MEDMNIST_2D, MEDMNIST_SIZES, BACKBONES, short_arch, SCHEMAS, 
 
 # %% auto #0
 __all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'LABELS_HELP', 'FEATURES', 'BACKBONE_MODES', 'NORMALIZE',
-           'FEATURE_VERSION', 'AUG_VIEWS', 'PROBE_IDENTITY', 'task_kind', 'n_outputs', 'mcc_threshold',
-           'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics', 'bootstrap_indices', 'weighted_auc',
-           'bootstrap_metrics', 'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap', 'ProbeData', 'resize_images',
-           'check_probe_inputs', 'load_benchmark', 'make_split', 'read_labels_csv', 'parse_labels', 'read_splits',
-           'check_split_classes', 'load_labelled_folder', 'write_labelled_folder', 'Backbone', 'load_local_weights',
-           'load_probe_backbone', 'last_block_tokens', 'pool_features', 'SubsetDropPath', 'probe_drop_path',
-           'stochastic_depth', 'to_input', 'rotate_shift', 'augment', 'input_stats', 'epoch_generator',
-           'augmented_features', 'extract_features', 'epoch_view', 'cache_key', 'cached_features', 'LinearHead',
-           'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one', 'recorded_identities',
-           'probe_many', 'table1']
+           'FEATURE_VERSION', 'PROGRESS_MIN_IMAGES', 'AUG_VIEWS', 'PROBE_IDENTITY', 'task_kind', 'n_outputs',
+           'mcc_threshold', 'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics', 'bootstrap_indices',
+           'weighted_auc', 'bootstrap_metrics', 'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap', 'ProbeData',
+           'resize_images', 'check_probe_inputs', 'load_benchmark', 'make_split', 'read_labels_csv', 'parse_labels',
+           'read_splits', 'check_split_classes', 'load_labelled_folder', 'write_labelled_folder', 'Backbone',
+           'load_local_weights', 'load_probe_backbone', 'last_block_tokens', 'pool_features', 'SubsetDropPath',
+           'probe_drop_path', 'stochastic_depth', 'to_input', 'rotate_shift', 'augment', 'input_stats',
+           'epoch_generator', 'augmented_features', 'extract_features', 'epoch_view', 'cache_key', 'cached_features',
+           'LinearHead', 'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one',
+           'recorded_identities', 'probe_many', 'table1']
 
 # %% ../nbs/04_probe.ipynb #ed3fa6ca
 def task_kind(task:str) -> str:
@@ -714,6 +714,8 @@ def augmented_features(model, images, generator:torch.Generator, mean=(0.5,)*3, 
     t = ((t - torch.tensor(mean).view(1, 3, 1, 1))/torch.tensor(std).view(1, 3, 1, 1)).to(device)
     with torch.no_grad(), stochastic_depth(model, drop_path, generator): return pool_features(model, t, features).float()
 
+PROGRESS_MIN_IMAGES = 2048   # a progress bar for passes over at least this many images
+
 @torch.no_grad()
 def extract_features(model, x, batch_size:int=256, mean=(0.5,)*3, std=(0.5,)*3, device=None,
                      features:str='authors') -> np.ndarray:
@@ -721,7 +723,9 @@ def extract_features(model, x, batch_size:int=256, mean=(0.5,)*3, std=(0.5,)*3, 
     device = device or next(model.parameters()).device
     m_, s_ = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     out = []
-    for i in range(0, len(x), batch_size):
+    from tqdm.auto import tqdm
+    starts = range(0, len(x), batch_size)
+    for i in tqdm(starts, desc='features', unit='batch', leave=False, disable=len(x) < PROGRESS_MIN_IMAGES):
         t = to_input(x[i:i+batch_size], (0,)*3, (1,)*3)
         out.append(pool_features(model, ((t - m_)/s_).to(device), features).float().cpu())
     return torch.cat(out).numpy()
@@ -738,7 +742,8 @@ def epoch_view(model, x, seed:int, epoch:int, batch_size:int=128, mean=(0.5,)*3,
     if starts and starts[-1] + batch_size < n:
         batches.append(perm[starts[-1] + batch_size:])   # dropped this epoch: computed last, for epochs reusing the view
     out = None
-    for j in batches:
+    from tqdm.auto import tqdm
+    for j in tqdm(batches, desc=f'epoch {epoch} view', unit='batch', leave=False, disable=n < PROGRESS_MIN_IMAGES):
         f = augmented_features(model, x[j.numpy()], g, mean, std, features, drop_path, device).cpu().numpy()
         if out is None: out = np.empty((n, f.shape[1]), dtype=np.float32)
         out[j.numpy()] = f
