@@ -178,6 +178,10 @@ class DINOv2(SSLMethod):
         separate_ibot = model.ibot_head is not model.dino_head
         return [model.backbone, model.dino_head] + ([model.ibot_head] if separate_ibot else [])
 
+    def probe_drop_path(self, arch:str) -> float:
+        "The authors' evaluation keeps DINOv2 backbones in train mode: drop path at the recipe's rate while the head trains."
+        return 0.4 if short_arch(arch) == 'vit_huge' else 0.3
+
     def flops_per_image(self, dims:dict, img_size:int, grad_ckpt:bool=False, local_size:int=96, n_local:int=8,
                         n_prototypes:int=65536, head_bottleneck:int=256, **other_knobs) -> float:
         "Student on 2 global + `n_local` local crops and heads (3x: forward + backward), teacher forward on the global crops."

@@ -100,6 +100,9 @@ class SSLMethod:
     def flops_per_image(self, dims:dict, img_size:int, grad_ckpt:bool=False, **recipe) -> float:
         "Training FLOPs (forward + backward) per pretraining image for a ViT of `dims` (`vit_dims`)."
         raise NotImplementedError
+    def probe_drop_path(self, arch:str) -> float:
+        "Stochastic depth the authors' linear probe leaves active in this method's backbones (0: eval mode)."
+        return 0.
 
 METHODS:dict[str, SSLMethod] = {}
 BUILTIN_METHODS = {'dinov2': 'biovfm.dinov2:DINOv2', 'mae': 'biovfm.mae:MAE'}   # module:class, registered when first asked for

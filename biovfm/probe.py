@@ -635,11 +635,13 @@ class SubsetDropPath(nn.Module):
         return x*scale.view(b, *(1,)*(x.ndim - 1))
 
 def probe_drop_path(bb:Backbone, backbone_mode:str='authors') -> float:
-    "Stochastic depth active while the head trains: 0.3 (ViT-H 0.4) for DINOv2 backbones as the authors; else 0."
+    "Stochastic depth active while the head trains, as the backbone's pretraining method asks (DINOv2: 0.3, ViT-H 0.4); else 0."
     if backbone_mode not in BACKBONE_MODES:
         raise ValueError(f"backbone_mode={backbone_mode!r}: use one of {BACKBONE_MODES}")
-    if backbone_mode == 'eval' or bb.method != 'dinov2': return 0.
-    return 0.4 if bb.arch == 'vit_huge' else 0.3
+    if backbone_mode == 'eval': return 0.
+    from biovfm.pretrain import METHODS, BUILTIN_METHODS, get_method
+    if bb.method not in METHODS and bb.method not in BUILTIN_METHODS: return 0.   # random, timm, BiomedCLIP, ...
+    return get_method(bb.method).probe_drop_path(bb.arch)
 
 @contextlib.contextmanager
 def stochastic_depth(model, rate:float, generator:torch.Generator|None=None):
