@@ -10,12 +10,13 @@ export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo demo-fresh test figures install export check-sync bench configs paper-runs gpu-check docs docs-test help
+.PHONY: demo demo-fresh test figures install export format check-sync bench configs paper-runs gpu-check docs docs-test help
 
 help:
 	@echo "make demo     run the pipeline headless on embedded real data (runs/demo/)"
 	@echo "make test     execute every notebook and the plain tests (pytest)"
 	@echo "make figures  regenerate the paper figures from stored published numbers (RESULTS=results/own: from your runs)"
+	@echo "make format   ruff format on the notebooks (110 columns), then export"
 	@echo "make bench    run the stage benchmarks, collect their ratios in benchmarks/README.md"
 	@echo "make docs     the browsable compendium: notebooks executed on the embedded data -> _docs/html"
 	@echo "make docs-test  build the site and browse every page in headless Chromium"
@@ -51,7 +52,13 @@ else
 endif
 
 export: $(STAMP)
-	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/nbdev_export
+
+# ruff format on the notebooks (line length 110, quotes kept; pyproject.toml), then export: parameters cells
+# start with `# fmt: off` so papermill keeps one line per parameter.
+format: $(STAMP)
+	$(BIN)/ruff format nbs
+	$(MAKE) export
 
 # The browsable compendium (Sphinx + myst-nb, pure PyPI): notebooks executed on the embedded data, rendered to
 # _docs/html with nbs/index.ipynb as the home page. docs-test opens every page in headless Chromium (Debian's

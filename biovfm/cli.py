@@ -11,20 +11,27 @@ from pathlib import Path
 __all__ = ['parse_value', 'add_signature_options', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c9000006
-def parse_value(text:str):
+def parse_value(text: str):
     "A command-line value: JSON when it parses (numbers, true/false/null, lists), else the string itself."
     lowered = text.strip().lower()
-    if lowered in ('yes', 'no', 'none'): return {'yes': True, 'no': False, 'none': None}[lowered]
-    try: return json.loads(text)
-    except json.JSONDecodeError: return text
+    if lowered in ('yes', 'no', 'none'):
+        return {'yes': True, 'no': False, 'none': None}[lowered]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
-def add_signature_options(parser:argparse.ArgumentParser, function, skip=(), extra=()) -> list[str]:
+
+def add_signature_options(parser: argparse.ArgumentParser, function, skip=(), extra=()) -> list[str]:
     "Add `--name` for each keyword parameter of `function` (and names in `extra`); returns the option names."
     names = []
     for name, parameter in inspect.signature(function).parameters.items():
-        if name in skip or parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL): continue
+        if name in skip or parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+            continue
         default = None if parameter.default is parameter.empty else parameter.default
-        parser.add_argument(f'--{name}', type=parse_value, default=argparse.SUPPRESS, help=f'(default: {default!r})')
+        parser.add_argument(
+            f'--{name}', type=parse_value, default=argparse.SUPPRESS, help=f'(default: {default!r})'
+        )
         names.append(name)
     for name in extra:
         parser.add_argument(f'--{name}', type=parse_value, default=argparse.SUPPRESS)
@@ -35,19 +42,28 @@ def add_signature_options(parser:argparse.ArgumentParser, function, skip=(), ext
 def build_parser() -> argparse.ArgumentParser:
     "The `biovfm` parser with one subcommand per stage."
     from biovfm import curate as curate_stage, probe as probe_stage, figures as figures_stage
-    parser = argparse.ArgumentParser('biovfm', description='BioVFM-21M compendium: run a stage from the shell.',
-                                     allow_abbrev=False)
+
+    parser = argparse.ArgumentParser(
+        'biovfm', description='BioVFM-21M compendium: run a stage from the shell.', allow_abbrev=False
+    )
     commands = parser.add_subparsers(dest='command', required=True)
-    curate_parser = commands.add_parser('curate', help='raw files -> corpus + data_list.parquet', allow_abbrev=False)
+    curate_parser = commands.add_parser(
+        'curate', help='raw files -> corpus + data_list.parquet', allow_abbrev=False
+    )
     curate_options = sorted(curate_stage.RUN_PARAMETERS - {'demo'} | {'progress'})
     for name in curate_options:
         curate_parser.add_argument(f'--{name}', type=parse_value, default=argparse.SUPPRESS)
-    commands.add_parser('pretrain', help='DINOv2 / MAE pretraining (options: python -m biovfm.pretrain -h)',
-                        add_help=False)
-    probe_parser = commands.add_parser('probe', help='linear probes on MedMNIST / a labelled folder', allow_abbrev=False)
+    commands.add_parser(
+        'pretrain', help='DINOv2 / MAE pretraining (options: python -m biovfm.pretrain -h)', add_help=False
+    )
+    probe_parser = commands.add_parser(
+        'probe', help='linear probes on MedMNIST / a labelled folder', allow_abbrev=False
+    )
     probe_parser.add_argument('--backbone', action='append', required=True, help='repeatable')
     add_signature_options(probe_parser, probe_stage.probe_many, skip=('backbones', 'verbose'))
-    figures_parser = commands.add_parser('figures', help='paper figures from stored results', allow_abbrev=False)
+    figures_parser = commands.add_parser(
+        'figures', help='paper figures from stored results', allow_abbrev=False
+    )
     add_signature_options(figures_parser, figures_stage.make_figures)
     return parser
 
@@ -57,22 +73,31 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ['pretrain']:
         from biovfm.pretrain import main as pretrain_main
+
         return pretrain_main(argv[1:])
     options = vars(build_parser().parse_args(argv))
     command = options.pop('command')
     if command == 'curate':
         from biovfm.curate import curate
+
         summary = curate(**options)
-        print(json.dumps({k: summary[k] for k in ('images', 'inputs', 'rejected_inputs')} if summary else
-                         'other shards pending'))
+        print(
+            json.dumps(
+                {k: summary[k] for k in ('images', 'inputs', 'rejected_inputs')}
+                if summary
+                else 'other shards pending'
+            )
+        )
         return summary
     if command == 'probe':
         from biovfm.probe import probe_many
+
         metrics = probe_many(options.pop('backbone'), **options)
         print(metrics.to_string(index=False))
         return metrics
     if command == 'figures':
         from biovfm.figures import make_figures
+
         made = make_figures(**options)
         print(f"{len(made['written'])} files in {made['out_dir']}")
         return made

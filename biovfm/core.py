@@ -22,70 +22,132 @@ __all__ = ['MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SC
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
     "The checkout this package was installed from (the folder holding `settings.ini`), else the cwd."
-    if '__file__' in globals(): here = Path(__file__).resolve().parent
+    if '__file__' in globals():
+        here = Path(__file__).resolve().parent
     else:  # running inside the notebook: use the installed package's location
-        try: import biovfm; here = Path(biovfm.__file__).resolve().parent
-        except ImportError: here = Path.cwd()
+        try:
+            import biovfm
+
+            here = Path(biovfm.__file__).resolve().parent
+        except ImportError:
+            here = Path.cwd()
     for p in [here, *here.parents]:
-        if (p/'settings.ini').exists(): return p
+        if (p / 'settings.ini').exists():
+            return p
     return Path.cwd()
 
 # %% ../nbs/00_core.ipynb #a48e39b6
-def data_root() -> Path|None:
+def data_root() -> Path | None:
     "The data root: `$BIOVFM_DATA`, else the repository's embedded `data/`, else None."
     env = os.environ.get('BIOVFM_DATA')
     if env:
         path = Path(env).expanduser()
-        if not path.is_dir(): raise FileNotFoundError(f"BIOVFM_DATA={env!r} is not a folder")
+        if not path.is_dir():
+            raise FileNotFoundError(f"BIOVFM_DATA={env!r} is not a folder")
         return path
-    embedded = repo_root()/'data'
+    embedded = repo_root() / 'data'
     return embedded if embedded.is_dir() else None
 
 # %% ../nbs/00_core.ipynb #558cf507
-def data_dir(name:str) -> Path|None:
+def data_dir(name: str) -> Path | None:
     "Sub-folder `name` of the data root (e.g. 'raw', 'medmnist'), or None when absent."
     root = data_root()
-    return root/name if root is not None and (root/name).is_dir() else None
+    return root / name if root is not None and (root / name).is_dir() else None
 
-def _out_root(env:str, default:str) -> Path:
-    p = Path(os.environ.get(env) or repo_root()/default).expanduser()
+
+def _out_root(env: str, default: str) -> Path:
+    p = Path(os.environ.get(env) or repo_root() / default).expanduser()
     p.mkdir(parents=True, exist_ok=True)
     return p
 
-def results_root() -> Path: "Where results tables go (`$BIOVFM_RESULTS`, else `results/`)."; return _out_root('BIOVFM_RESULTS', 'results')
-def figures_root() -> Path: "Where figures go (`$BIOVFM_FIGURES`, else `figures/`)."; return _out_root('BIOVFM_FIGURES', 'figures')
-def runs_root() -> Path: "Where executed notebooks and run folders go (`$BIOVFM_RUNS`, else `runs/`)."; return _out_root('BIOVFM_RUNS', 'runs')
+
+def results_root() -> Path:
+    "Where results tables go (`$BIOVFM_RESULTS`, else `results/`)."
+    return _out_root('BIOVFM_RESULTS', 'results')
+
+
+def figures_root() -> Path:
+    "Where figures go (`$BIOVFM_FIGURES`, else `figures/`)."
+    return _out_root('BIOVFM_FIGURES', 'figures')
+
+
+def runs_root() -> Path:
+    "Where executed notebooks and run folders go (`$BIOVFM_RUNS`, else `runs/`)."
+    return _out_root('BIOVFM_RUNS', 'runs')
 
 # %% ../nbs/00_core.ipynb #97f49b14
-MEDMNIST_2D = ('pathmnist', 'chestmnist', 'dermamnist', 'octmnist', 'pneumoniamnist', 'retinamnist',
-               'breastmnist', 'bloodmnist', 'tissuemnist', 'organamnist', 'organcmnist', 'organsmnist')
+MEDMNIST_2D = (
+    'pathmnist',
+    'chestmnist',
+    'dermamnist',
+    'octmnist',
+    'pneumoniamnist',
+    'retinamnist',
+    'breastmnist',
+    'bloodmnist',
+    'tissuemnist',
+    'organamnist',
+    'organcmnist',
+    'organsmnist',
+)
 MEDMNIST_SIZES = (28, 64, 128, 224)
+
 
 @dataclass(frozen=True)
 class Benchmark:
     "One MedMNIST 2D benchmark, as described by `medmnist.INFO`."
-    flag:str; task:str; n_channels:int; labels:tuple; n_train:int; n_val:int; n_test:int
-    license:str; python_class:str
+
+    flag: str
+    task: str
+    n_channels: int
+    labels: tuple
+    n_train: int
+    n_val: int
+    n_test: int
+    license: str
+    python_class: str
+
     @property
-    def n_classes(self) -> int: return len(self.labels)
+    def n_classes(self) -> int:
+        return len(self.labels)
+
     @property
-    def n_samples(self) -> int: return self.n_train + self.n_val + self.n_test
+    def n_samples(self) -> int:
+        return self.n_train + self.n_val + self.n_test
+
     @property
-    def multilabel(self) -> bool: return self.task.startswith('multi-label')
-    def n_split(self, split:str) -> int: return {'train':self.n_train, 'val':self.n_val, 'test':self.n_test}[split]
+    def multilabel(self) -> bool:
+        return self.task.startswith('multi-label')
+
+    def n_split(self, split: str) -> int:
+        return {'train': self.n_train, 'val': self.n_val, 'test': self.n_test}[split]
 
 # %% ../nbs/00_core.ipynb #17ce08c4
-def _info(flag:str) -> dict:
+def _info(flag: str) -> dict:
     from medmnist import INFO
-    if flag not in MEDMNIST_2D: raise KeyError(f"unknown MedMNIST 2D benchmark {flag!r}; choose from {', '.join(MEDMNIST_2D)}")
+
+    if flag not in MEDMNIST_2D:
+        raise KeyError(f"unknown MedMNIST 2D benchmark {flag!r}; choose from {', '.join(MEDMNIST_2D)}")
     return INFO[flag]
 
-def benchmark_info(flag:str) -> Benchmark:
+
+def benchmark_info(flag: str) -> Benchmark:
     "The `Benchmark` record of MedMNIST 2D `flag`."
     i = _info(flag)
     labels = tuple(i['label'][k] for k in sorted(i['label'], key=int))
     n = i['n_samples']
-    return Benchmark(flag, i['task'], i['n_channels'], labels, n['train'], n['val'], n['test'], i['license'], i['python_class'])
+    return Benchmark(
+        flag,
+        i['task'],
+        i['n_channels'],
+        labels,
+        n['train'],
+        n['val'],
+        n['test'],
+        i['license'],
+        i['python_class'],
+    )
+
 
 def benchmarks() -> pd.DataFrame:
     "A table of the 12 MedMNIST 2D benchmarks of the paper."
@@ -96,27 +158,33 @@ def benchmarks() -> pd.DataFrame:
 def medmnist_dirs() -> list[Path]:
     "Folders searched for MedMNIST `.npz` files, in order."
     dirs = []
-    if os.environ.get('BIOVFM_DATA'): dirs.append(Path(os.environ['BIOVFM_DATA']).expanduser()/'medmnist')
-    dirs.append(repo_root()/'data'/'medmnist')
+    if os.environ.get('BIOVFM_DATA'):
+        dirs.append(Path(os.environ['BIOVFM_DATA']).expanduser() / 'medmnist')
+    dirs.append(repo_root() / 'data' / 'medmnist')
     dirs.append(Path(os.environ.get('MEDMNIST_ROOT', '~/.medmnist')).expanduser())
     return dirs
 
-def medmnist_filename(flag:str, size:int=28) -> str:
+
+def medmnist_filename(flag: str, size: int = 28) -> str:
     "The file name medmnist uses for `flag` at `size` px."
-    if size not in MEDMNIST_SIZES: raise ValueError(f"size={size} is not a MedMNIST size {MEDMNIST_SIZES}")
+    if size not in MEDMNIST_SIZES:
+        raise ValueError(f"size={size} is not a MedMNIST size {MEDMNIST_SIZES}")
     return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
 
-def expected_md5(flag:str, size:int=28) -> str:
+
+def expected_md5(flag: str, size: int = 28) -> str:
     "The official MD5 of the `flag` file at `size` px, from `medmnist.INFO`."
     return _info(flag)['MD5' if size == 28 else f'MD5_{size}']
 
 # %% ../nbs/00_core.ipynb #645b7dad
 @functools.lru_cache(maxsize=64)
-def _md5_cached(path:str, st_size:int, st_mtime:float) -> str:
+def _md5_cached(path: str, st_size: int, st_mtime: float) -> str:
     h = hashlib.md5()
     with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1<<22), b''): h.update(chunk)
+        for chunk in iter(lambda: f.read(1 << 22), b''):
+            h.update(chunk)
     return h.hexdigest()
+
 
 def file_md5(path) -> str:
     "MD5 of a file, cached per (path, size, mtime) so a big file is hashed once per process."
@@ -127,43 +195,64 @@ def file_md5(path) -> str:
 def check_manifest(root=None) -> pd.DataFrame:
     "The rows of `root/MANIFEST.tsv` (default: the data root) whose file is missing or has another MD5."
     root = Path(root) if root is not None else data_root()
-    if root is None or not (root/'MANIFEST.tsv').is_file():
-        raise FileNotFoundError(f"no MANIFEST.tsv in the data root {root}; set BIOVFM_DATA or restore data/ from git")
-    manifest = pd.read_csv(root/'MANIFEST.tsv', sep='\t', dtype=str, keep_default_na=False)
+    if root is None or not (root / 'MANIFEST.tsv').is_file():
+        raise FileNotFoundError(
+            f"no MANIFEST.tsv in the data root {root}; set BIOVFM_DATA or restore data/ from git"
+        )
+    manifest = pd.read_csv(root / 'MANIFEST.tsv', sep='\t', dtype=str, keep_default_na=False)
+
     def problem(row) -> str:
-        path = root/row.path
-        if not path.is_file(): return 'missing'
+        path = root / row.path
+        if not path.is_file():
+            return 'missing'
         return '' if file_md5(path) == row.md5 else f'md5 {file_md5(path)} != {row.md5}'
+
     manifest['problem'] = [problem(row) for row in manifest.itertuples()]
     return manifest[manifest.problem != ''].reset_index(drop=True)
 
 # %% ../nbs/00_core.ipynb #1223ecaf
-_HOW_TO_GET = ("On a networked machine fetch it with medmnist, e.g. "
-               "`python -c \"import medmnist; medmnist.{cls}(split='test', size={size}, download=True, root='DIR')\"` "
-               "and point BIOVFM_DATA at the folder holding DIR as `medmnist/` (or call with download=True).")
+_HOW_TO_GET = (
+    "On a networked machine fetch it with medmnist, e.g. "
+    "`python -c \"import medmnist; medmnist.{cls}(split='test', size={size}, download=True, root='DIR')\"` "
+    "and point BIOVFM_DATA at the folder holding DIR as `medmnist/` (or call with download=True)."
+)
 
-def find_medmnist(flag:str, size:int=28, root=None, check_md5:bool=True) -> Path:
+
+def find_medmnist(flag: str, size: int = 28, root=None, check_md5: bool = True) -> Path:
     "Path of the verified `.npz` for `flag` at `size` px; clear errors when missing or corrupted."
     fn = medmnist_filename(flag, size)
     dirs = [Path(root)] if root is not None else medmnist_dirs()
     for d in dirs:
-        p = d/fn
+        p = d / fn
         if p.is_file():
             if check_md5 and (got := file_md5(p)) != (exp := expected_md5(flag, size)):
-                raise ValueError(f"{p}: MD5 {got} does not match the official {exp} (corrupted or partial "
-                                 f"download?). Delete it and fetch it again. " + _HOW_TO_GET.format(cls=_info(flag)['python_class'], size=size))
+                raise ValueError(
+                    f"{p}: MD5 {got} does not match the official {exp} (corrupted or partial "
+                    f"download?). Delete it and fetch it again. "
+                    + _HOW_TO_GET.format(cls=_info(flag)['python_class'], size=size)
+                )
             return p
-    raise FileNotFoundError(f"MedMNIST file {fn} not found; looked in: " + ', '.join(map(str, dirs)) + ". "
-                            + _HOW_TO_GET.format(cls=_info(flag)['python_class'], size=size))
+    raise FileNotFoundError(
+        f"MedMNIST file {fn} not found; looked in: "
+        + ', '.join(map(str, dirs))
+        + ". "
+        + _HOW_TO_GET.format(cls=_info(flag)['python_class'], size=size)
+    )
 
 # %% ../nbs/00_core.ipynb #00cf4993
-def load_medmnist(flag:str, split:str='train', size:int=28, root=None, download:bool=False, check_md5:bool=True):
+def load_medmnist(
+    flag: str, split: str = 'train', size: int = 28, root=None, download: bool = False, check_md5: bool = True
+):
     "Images (N,H,W[,3] uint8) and labels (N,L int64) of one split of MedMNIST `flag`."
-    if split not in ('train', 'val', 'test'): raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'")
-    try: p = find_medmnist(flag, size, root, check_md5)
+    if split not in ('train', 'val', 'test'):
+        raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'")
+    try:
+        p = find_medmnist(flag, size, root, check_md5)
     except FileNotFoundError:
-        if not download: raise
+        if not download:
+            raise
         import medmnist
+
         dest = Path(root) if root is not None else medmnist_dirs()[-1]
         dest.mkdir(parents=True, exist_ok=True)
         getattr(medmnist, _info(flag)['python_class'])(split=split, size=size, root=str(dest), download=True)
@@ -171,43 +260,68 @@ def load_medmnist(flag:str, split:str='train', size:int=28, root=None, download:
     with np.load(p, allow_pickle=False) as z:
         x, y = z[f'{split}_images'], z[f'{split}_labels'].astype(np.int64)
     n = benchmark_info(flag).n_split(split)
-    if len(x) != n or len(y) != n: raise ValueError(f"{p}: {split} has {len(x)} images, medmnist.INFO says {n}")
+    if len(x) != n or len(y) != n:
+        raise ValueError(f"{p}: {split} has {len(x)} images, medmnist.INFO says {n}")
     return x, y
 
 # %% ../nbs/00_core.ipynb #af81296f
-BACKBONES = {'vit_tiny': 'vit_tiny_patch16_224', 'vit_small': 'vit_small_patch16_224',
-             'vit_base': 'vit_base_patch16_224', 'vit_large': 'vit_large_patch16_224',
-             'vit_huge': 'vit_huge_patch14_224'}
+BACKBONES = {
+    'vit_tiny': 'vit_tiny_patch16_224',
+    'vit_small': 'vit_small_patch16_224',
+    'vit_base': 'vit_base_patch16_224',
+    'vit_large': 'vit_large_patch16_224',
+    'vit_huge': 'vit_huge_patch14_224',
+}
 # The paper's x-values: the trainable parameters of the MAE pretraining model (encoder + decoder, without the
 # fixed sin-cos position embeddings; see `biovfm.pretrain.param_count`), reused by the paper for DINOv2.
 PAPER_X_PARAMS_M = {'vit_tiny': 31.2, 'vit_small': 47.4, 'vit_base': 111.66, 'vit_large': 329.24}
 
-def timm_name(arch:str) -> str:
+
+def timm_name(arch: str) -> str:
     "The timm model name of `arch` ('vit_tiny', 'vit_tiny_patch16', or a full timm name)."
-    if arch in BACKBONES: return BACKBONES[arch]
+    if arch in BACKBONES:
+        return BACKBONES[arch]
     for short, full in BACKBONES.items():
-        if arch == full or full.startswith(arch + '_'): return full
+        if arch == full or full.startswith(arch + '_'):
+            return full
     import timm
-    if timm.is_model(arch): return arch
+
+    if timm.is_model(arch):
+        return arch
     raise KeyError(f"unknown backbone {arch!r}; choose from {', '.join(BACKBONES)} or a timm model name")
 
-def short_arch(arch:str) -> str:
+
+def short_arch(arch: str) -> str:
     "The short name ('vit_tiny', ...) of any spelling of one of `BACKBONES`; any other name unchanged."
     for short, full in BACKBONES.items():
-        if arch in (short, full) or full.startswith(arch + '_'): return short
+        if arch in (short, full) or full.startswith(arch + '_'):
+            return short
     return arch
 
+
 @functools.lru_cache(maxsize=None)
-def backbone_params(arch:str, **kwargs) -> int:
+def backbone_params(arch: str, **kwargs) -> int:
     "Parameter count of the timm backbone `arch` without a classifier head (built on the meta device)."
     import timm, torch
-    with torch.device('meta'): m = timm.create_model(timm_name(arch), pretrained=False, num_classes=0, **kwargs)
+
+    with torch.device('meta'):
+        m = timm.create_model(timm_name(arch), pretrained=False, num_classes=0, **kwargs)
     return sum(p.numel() for p in m.parameters())
+
 
 def backbone_table() -> pd.DataFrame:
     "The five backbone sizes with their timm names and computed parameter counts (millions)."
-    return pd.DataFrame([dict(arch=a, timm_name=t, params_m=backbone_params(a)/1e6, paper_x_params_m=PAPER_X_PARAMS_M.get(a))
-                         for a, t in BACKBONES.items()]).set_index('arch')
+    return pd.DataFrame(
+        [
+            dict(
+                arch=a,
+                timm_name=t,
+                params_m=backbone_params(a) / 1e6,
+                paper_x_params_m=PAPER_X_PARAMS_M.get(a),
+            )
+            for a, t in BACKBONES.items()
+        ]
+    ).set_index('arch')
 
 # %% ../nbs/00_core.ipynb #a5f1e002
 def _register_swiglu_vit_huge():
@@ -216,52 +330,112 @@ def _register_swiglu_vit_huge():
     from timm.layers import SwiGLUPacked
     from timm.models import register_model
     from timm.models.vision_transformer import VisionTransformer
-    if timm.is_model('vit_huge_patch14_swiglu_224'): return
-    swiglu_hidden = (int(4*1280*2/3) + 7)//8*8   # DINOv2's SwiGLUFFNFused: 3416
+
+    if timm.is_model('vit_huge_patch14_swiglu_224'):
+        return
+    swiglu_hidden = (int(4 * 1280 * 2 / 3) + 7) // 8 * 8  # DINOv2's SwiGLUFFNFused: 3416
+
     @register_model
-    def vit_huge_patch14_swiglu_224(pretrained:bool=False, **kwargs):
+    def vit_huge_patch14_swiglu_224(pretrained: bool = False, **kwargs):
         "ViT-H/14 with DINOv2's fused SwiGLU MLP (hidden 3416, packed w12 = 6832), LayerScale 1e-5."
-        model_args = dict(img_size=224, patch_size=14, embed_dim=1280, depth=32, num_heads=16, init_values=1e-5,
-                          mlp_ratio=2*swiglu_hidden/1280, mlp_layer=SwiGLUPacked, act_layer=torch.nn.SiLU)
-        if pretrained: raise ValueError("vit_huge_patch14_swiglu_224 has no published weights: load a checkpoint")
+        model_args = dict(
+            img_size=224,
+            patch_size=14,
+            embed_dim=1280,
+            depth=32,
+            num_heads=16,
+            init_values=1e-5,
+            mlp_ratio=2 * swiglu_hidden / 1280,
+            mlp_layer=SwiGLUPacked,
+            act_layer=torch.nn.SiLU,
+        )
+        if pretrained:
+            raise ValueError("vit_huge_patch14_swiglu_224 has no published weights: load a checkpoint")
         timm_factory_keys = ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir')
         model_kwargs = {k: v for k, v in kwargs.items() if k not in timm_factory_keys}
         return VisionTransformer(**(model_args | model_kwargs))
 
+
 _register_swiglu_vit_huge()
 
 # %% ../nbs/00_core.ipynb #2e14d63b
-def seed_everything(seed:int=42):
+def seed_everything(seed: int = 42):
     "Seed python, numpy and torch (all devices)."
     import torch
-    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     os.environ['PYTHONHASHSEED'] = str(seed)
 
-def get_device(device:str='auto'):
+
+def get_device(device: str = 'auto'):
     "A torch device: 'auto' picks cuda, then mps, then cpu."
     import torch
-    if device != 'auto': return torch.device(device)
-    if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+
+    if device != 'auto':
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device('cuda')
+    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
+        return torch.device('mps')
     return torch.device('cpu')
 
-def autocast_dtype(device, precision:str='auto'):
+
+def autocast_dtype(device, precision: str = 'auto'):
     "Autocast dtype: 'auto' is bf16 on CUDA and fp32 elsewhere (bf16 is 6-25x slower on CPUs here)."
     import torch
-    if precision == 'auto': return torch.bfloat16 if torch.device(device).type == 'cuda' else torch.float32
+
+    if precision == 'auto':
+        return torch.bfloat16 if torch.device(device).type == 'cuda' else torch.float32
     return {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}[precision]
 
 # %% ../nbs/00_core.ipynb #ba65e9ec
 SCHEMAS = {
     # curation: one row per processed image (paths relative to the data list's folder)
-    'data_list': ['path', 'source', 'modality', 'anatomy', 'view', 'slice_index', 'orig_shape', 'spacing',
-                  'split', 'content_hash', 'phash'],
+    'data_list': [
+        'path',
+        'source',
+        'modality',
+        'anatomy',
+        'view',
+        'slice_index',
+        'orig_shape',
+        'spacing',
+        'split',
+        'content_hash',
+        'phash',
+    ],
     'rejects': ['path', 'reason'],
     # pretraining: one row per optimisation step
-    'pretrain_log': ['step', 'epoch', 'loss', 'lr', 'wd', 'momentum', 'teacher_temp', 'images_per_s', 'peak_mem_mb'],
+    'pretrain_log': [
+        'step',
+        'epoch',
+        'loss',
+        'lr',
+        'wd',
+        'momentum',
+        'teacher_temp',
+        'images_per_s',
+        'peak_mem_mb',
+    ],
     # probing: long format, one row per backbone x benchmark x protocol x metric
-    'metrics': ['backbone', 'method', 'arch', 'backbone_params_m', 'total_params_m', 'benchmark', 'img_size',
-                'protocol', 'metric', 'value', 'ci_lo', 'ci_hi', 'n_test', 'seed'],
+    'metrics': [
+        'backbone',
+        'method',
+        'arch',
+        'backbone_params_m',
+        'total_params_m',
+        'benchmark',
+        'img_size',
+        'protocol',
+        'metric',
+        'value',
+        'ci_lo',
+        'ci_hi',
+        'n_test',
+        'seed',
+    ],
     # scaling analysis
     'slopes': ['benchmark', 'method', 'x_axis', 'slope', 'intercept', 'ci_lo', 'ci_hi'],
     'task_properties': ['benchmark', 'n_samples', 'n_classes', 'dbi', 'gzip'],
@@ -272,137 +446,221 @@ SCHEMAS = {
 @contextlib.contextmanager
 def atomic_path(path):
     "Yield a temporary path beside `path`; on success it is renamed over `path` (atomic on POSIX)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
-    umask = os.umask(0); os.umask(umask)
+    umask = os.umask(0)
+    os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode a plain open() would
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp): os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
-def atomic_temp_files(folder, name:str='*') -> list[Path]:
+
+def atomic_temp_files(folder, name: str = '*') -> list[Path]:
     "Temporary files `atomic_path` left in `folder` for target `name` when its process was killed mid-write."
     return sorted(Path(folder).glob(f'.{name}.*.tmp'))
 
 # %% ../nbs/00_core.ipynb #f816b027
-def check_schema(df:pd.DataFrame, schema:str, extra_ok:bool=False) -> pd.DataFrame:
+def check_schema(df: pd.DataFrame, schema: str, extra_ok: bool = False) -> pd.DataFrame:
     "`df` with the columns of `schema` in order; a clear error naming missing (or unexpected) columns."
     cols = SCHEMAS[schema]
     missing = [c for c in cols if c not in df.columns]
     extra = [c for c in df.columns if c not in cols]
     if missing or (extra and not extra_ok):
-        raise ValueError(f"table does not follow the '{schema}' schema: missing {missing}, unexpected {extra}")
+        raise ValueError(
+            f"table does not follow the '{schema}' schema: missing {missing}, unexpected {extra}"
+        )
     return df[cols + (extra if extra_ok else [])]
 
-def write_table(df:pd.DataFrame, path, schema:str|None=None, extra_ok:bool=False, float_format:str|None=None) -> Path:
+
+def write_table(
+    df: pd.DataFrame, path, schema: str | None = None, extra_ok: bool = False, float_format: str | None = None
+) -> Path:
     "Write `df` atomically as CSV or parquet (by suffix), checking `schema` first; `float_format` (CSV) e.g. '%.10g' for fitted numbers."
     path = Path(path)
-    if schema: df = check_schema(df, schema, extra_ok)
+    if schema:
+        df = check_schema(df, schema, extra_ok)
     with atomic_path(path) as tmp:
-        if path.suffix == '.parquet': df.to_parquet(tmp, index=False)
-        else: df.to_csv(tmp, index=False, float_format=float_format)
+        if path.suffix == '.parquet':
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False, float_format=float_format)
     return path
 
-def read_table(path, schema:str|None=None, extra_ok:bool=True) -> pd.DataFrame:
+
+def read_table(path, schema: str | None = None, extra_ok: bool = True) -> pd.DataFrame:
     "Read a CSV or parquet results table, checking `schema`."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"results table {path} does not exist")
+    if not path.exists():
+        raise FileNotFoundError(f"results table {path} does not exist")
     df = pd.read_parquet(path) if path.suffix == '.parquet' else pd.read_csv(path)
     return check_schema(df, schema, extra_ok) if schema else df
 
 # %% ../nbs/00_core.ipynb #6265fb09
-WEIGHTS = 'model.safetensors'        # timm's file name, so that `local-dir:`/`hf-hub:` find the weights
-LEGACY_WEIGHTS = 'backbone.safetensors'   # the name exports had before they were timm folders (still read)
+WEIGHTS = 'model.safetensors'  # timm's file name, so that `local-dir:`/`hf-hub:` find the weights
+LEGACY_WEIGHTS = 'backbone.safetensors'  # the name exports had before they were timm folders (still read)
 
-def timm_config(model, timm_name:str, img_size:int, model_kwargs:dict, mean, std, info:dict) -> dict:
+
+def timm_config(model, timm_name: str, img_size: int, model_kwargs: dict, mean, std, info: dict) -> dict:
     "timm's `config.json` for `local-dir:`/`hf-hub:` loading: architecture, model_args, pretrained_cfg, provenance."
-    pretrained_cfg = dict(input_size=[3, img_size, img_size], fixed_input_size=True, interpolation='bicubic',
-                          crop_pct=1.0, crop_mode='center', mean=list(mean), std=list(std), num_classes=0,
-                          first_conv='patch_embed.proj', classifier='head')
-    return dict(architecture=timm_name, num_classes=0, num_features=int(getattr(model, 'num_features', 0)),
-                global_pool=str(getattr(model, 'global_pool', '') or ''),
-                model_args=dict(model_kwargs, img_size=img_size), pretrained_cfg=pretrained_cfg,
-                biovfm={k: v for k, v in info.items() if k not in ('timm_name', 'model_kwargs', 'mean', 'std')})
+    pretrained_cfg = dict(
+        input_size=[3, img_size, img_size],
+        fixed_input_size=True,
+        interpolation='bicubic',
+        crop_pct=1.0,
+        crop_mode='center',
+        mean=list(mean),
+        std=list(std),
+        num_classes=0,
+        first_conv='patch_embed.proj',
+        classifier='head',
+    )
+    return dict(
+        architecture=timm_name,
+        num_classes=0,
+        num_features=int(getattr(model, 'num_features', 0)),
+        global_pool=str(getattr(model, 'global_pool', '') or ''),
+        model_args=dict(model_kwargs, img_size=img_size),
+        pretrained_cfg=pretrained_cfg,
+        biovfm={k: v for k, v in info.items() if k not in ('timm_name', 'model_kwargs', 'mean', 'std')},
+    )
 
-def save_backbone(model, out_dir, timm_name:str, img_size:int, method:str, model_kwargs:dict|None=None,
-                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), **meta) -> Path:
+
+def save_backbone(
+    model,
+    out_dir,
+    timm_name: str,
+    img_size: int,
+    method: str,
+    model_kwargs: dict | None = None,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+    **meta,
+) -> Path:
     "Write `model` as a timm folder (`model.safetensors`, `config.json`) plus `backbone.json` (rebuild + provenance)."
     from safetensors.torch import save_file
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    info = dict(timm_name=timm_name, model_kwargs=model_kwargs or {}, img_size=img_size, mean=list(mean), std=list(std),
-                method=method, backbone_params=sum(v.numel() for k, v in model.named_parameters()), **meta)
+    info = dict(
+        timm_name=timm_name,
+        model_kwargs=model_kwargs or {},
+        img_size=img_size,
+        mean=list(mean),
+        std=list(std),
+        method=method,
+        backbone_params=sum(v.numel() for k, v in model.named_parameters()),
+        **meta,
+    )
     config = timm_config(model, timm_name, img_size, model_kwargs or {}, mean, std, info)
-    with atomic_path(out_dir/WEIGHTS) as tmp: save_file(state, str(tmp), metadata=dict(format='pt'))
-    (out_dir/LEGACY_WEIGHTS).unlink(missing_ok=True)   # one weights file: timm refuses folders with two
-    with atomic_path(out_dir/'config.json') as tmp: tmp.write_text(json.dumps(config, indent=2, default=str))
-    with atomic_path(out_dir/'backbone.json') as tmp: tmp.write_text(json.dumps(info, indent=1, default=str))
+    with atomic_path(out_dir / WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata=dict(format='pt'))
+    (out_dir / LEGACY_WEIGHTS).unlink(missing_ok=True)  # one weights file: timm refuses folders with two
+    with atomic_path(out_dir / 'config.json') as tmp:
+        tmp.write_text(json.dumps(config, indent=2, default=str))
+    with atomic_path(out_dir / 'backbone.json') as tmp:
+        tmp.write_text(json.dumps(info, indent=1, default=str))
     return out_dir
 
 # %% ../nbs/00_core.ipynb #3f7085a2
-def _read_backbone_json(path:Path) -> dict:
+def _read_backbone_json(path: Path) -> dict:
     "`backbone.json` as a dict; a clear error naming the file when it is not JSON or lacks a field."
-    try: info = json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}): the export was interrupted or the file was edited; "
-                         "re-export the backbone") from None
-    missing = [k for k in ('timm_name', 'img_size', 'model_kwargs') if not isinstance(info, dict) or k not in info]
-    if missing: raise ValueError(f"{path} is not a backbone description: it lacks {missing}")
+        raise ValueError(
+            f"{path} is not valid JSON ({e}): the export was interrupted or the file was edited; "
+            "re-export the backbone"
+        ) from None
+    missing = [
+        k for k in ('timm_name', 'img_size', 'model_kwargs') if not isinstance(info, dict) or k not in info
+    ]
+    if missing:
+        raise ValueError(f"{path} is not a backbone description: it lacks {missing}")
     return info
 
-def _read_weights(path:Path, device) -> dict:
+
+def _read_weights(path: Path, device) -> dict:
     "The tensors of a safetensors file; a clear error naming the file when it is truncated or not safetensors."
     from safetensors.torch import load_file
-    try: return load_file(str(path), device=str(device))
+
+    try:
+        return load_file(str(path), device=str(device))
     except Exception as e:
-        raise ValueError(f"{path} is not a readable safetensors file ({type(e).__name__}: {e}): "
-                         "truncated or corrupt; re-export or copy it again") from None
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({type(e).__name__}: {e}): "
+            "truncated or corrupt; re-export or copy it again"
+        ) from None
+
 
 def load_backbone(path, device='cpu'):
     "A plain timm model and its `backbone.json` info from an exported backbone folder (or its .json/.safetensors)."
     import timm, torch
+
     p = Path(path)
     d = p if p.is_dir() else p.parent
-    js, st = d/'backbone.json', d/WEIGHTS
-    if not st.exists() and (d/LEGACY_WEIGHTS).exists(): st = d/LEGACY_WEIGHTS
+    js, st = d / 'backbone.json', d / WEIGHTS
+    if not st.exists() and (d / LEGACY_WEIGHTS).exists():
+        st = d / LEGACY_WEIGHTS
     for f in (js, st):
-        if not f.exists(): raise FileNotFoundError(f"exported backbone incomplete: {f} is missing")
+        if not f.exists():
+            raise FileNotFoundError(f"exported backbone incomplete: {f} is missing")
     info = _read_backbone_json(js)
     try:
-        model = timm.create_model(info['timm_name'], pretrained=False, num_classes=0, img_size=info['img_size'],
-                                  **info['model_kwargs'])
+        model = timm.create_model(
+            info['timm_name'],
+            pretrained=False,
+            num_classes=0,
+            img_size=info['img_size'],
+            **info['model_kwargs'],
+        )
     except Exception as e:
-        raise ValueError(f"{js}: cannot build timm model {info['timm_name']!r} with img_size={info['img_size']}, "
-                         f"{info['model_kwargs']} ({type(e).__name__}: {e})") from None
+        raise ValueError(
+            f"{js}: cannot build timm model {info['timm_name']!r} with img_size={info['img_size']}, "
+            f"{info['model_kwargs']} ({type(e).__name__}: {e})"
+        ) from None
     weights = _read_weights(st, device)
     expected = model.state_dict()
     missing = [k for k in expected if k not in weights]
     unexpected = [k for k in weights if k not in expected]
-    wrong_shape = [f"{k} shape {tuple(v.shape)} vs {tuple(expected[k].shape)}"
-                   for k, v in weights.items() if k in expected and v.shape != expected[k].shape]
+    wrong_shape = [
+        f"{k} shape {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+        for k, v in weights.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
     if missing or unexpected or wrong_shape:
-        raise ValueError(f"{st} does not fit {info['timm_name']} as {js.name} describes it (another model size?): "
-                         f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong_shape[:3]}")
-    non_finite = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        raise ValueError(
+            f"{st} does not fit {info['timm_name']} as {js.name} describes it (another model size?): "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong_shape[:3]}"
+        )
+    non_finite = [
+        k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
     if non_finite:
-        raise ValueError(f"{st}: tensor {non_finite[0]!r} holds NaN or inf ({len(non_finite)} tensor(s) affected): "
-                         "refusing a diverged or corrupt backbone")
+        raise ValueError(
+            f"{st}: tensor {non_finite[0]!r} holds NaN or inf ({len(non_finite)} tensor(s) affected): "
+            "refusing a diverged or corrupt backbone"
+        )
     model.load_state_dict(weights)
     return model.to(device).eval(), info
 
 # %% ../nbs/00_core.ipynb #48df0c5c
-def tensorboard_writer(log_dir, purge_step:int=0):
+def tensorboard_writer(log_dir, purge_step: int = 0):
     "A TensorBoard `SummaryWriter` on `log_dir` that drops events from `purge_step` on (a resumed run redoes them)."
-    try: from torch.utils.tensorboard import SummaryWriter
+    try:
+        from torch.utils.tensorboard import SummaryWriter
     except ImportError as e:
         raise ImportError("tensorboard=True needs the tensorboard package: pip install tensorboard") from e
     return SummaryWriter(str(log_dir), purge_step=purge_step or None)
 
-def write_scalars(writer, rows:list[dict], prefix:str, step_key:str='step'):
+
+def write_scalars(writer, rows: list[dict], prefix: str, step_key: str = 'step'):
     "Every finite number of each row as scalar `prefix/<column>` at the row's step."
     for row in rows:
         for name, value in row.items():
@@ -411,10 +669,14 @@ def write_scalars(writer, rows:list[dict], prefix:str, step_key:str='step'):
     writer.flush()
 
 # %% ../nbs/00_core.ipynb #b0a7e002
-def run_parameters(namespace:dict, names_before:set, valid, stage:str) -> dict:
+def run_parameters(namespace: dict, names_before: set, valid, stage: str) -> dict:
     "The parameters a notebook run got (its parameters cell + papermill's injections); unknown names fail."
-    given = {name: namespace[name] for name in namespace if name not in names_before and not name.startswith('_')}
+    given = {
+        name: namespace[name] for name in namespace if name not in names_before and not name.startswith('_')
+    }
     unknown = sorted(set(given) - set(valid))
     if unknown:
-        raise TypeError(f"{stage}: unknown parameter(s) {unknown}; valid parameters: {', '.join(sorted(valid))}")
+        raise TypeError(
+            f"{stage}: unknown parameter(s) {unknown}; valid parameters: {', '.join(sorted(valid))}"
+        )
     return given

@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from .core import SCHEMAS, data_dir, runs_root, repo_root, atomic_path, write_table, read_table, MEDMNIST_2D
+from biovfm.core import (
+    SCHEMAS,
+    data_dir,
+    runs_root,
+    repo_root,
+    atomic_path,
+    write_table,
+    read_table,
+    MEDMNIST_2D,
+)
 
 # %% auto #0
 __all__ = ['MODALITIES', 'VIEWS', 'WSI_SOP', 'SLIDE_LIBRARIES', 'RUN_PARAMETERS', 'DEMO', 'to_modality', 'RejectError',
@@ -27,94 +36,176 @@ __all__ = ['MODALITIES', 'VIEWS', 'WSI_SOP', 'SLIDE_LIBRARIES', 'RUN_PARAMETERS'
 # %% ../nbs/01_curate.ipynb #eb7f10ee
 MODALITIES = ('CT', 'MR', 'X-Ray', 'US', 'NM', 'Microscopy', 'Dermoscopy', 'Endoscopy', 'Fundus', 'OCTA')
 VIEWS = ('axial', 'sagittal', 'coronal', '2d', 'tile')
-_MOD_RULES = [(r'\bocta\b|oct angiograph', 'OCTA'), (r'^\s*ct\b|computed tomograph', 'CT'),
-              (r'^\s*mri?\b|^mr_|magnetic reson', 'MR'), (r'x-?ray|radiograph|mammogra|^cr\b|^dx\b', 'X-Ray'),
-              (r'ultrasound|^us\b|echocardio|sonograph', 'US'), (r'nuclear|^nm\b|^pet\b|spect|scintigra', 'NM'),
-              (r'histopath|patholog|microscop|fluoresc|^sm\b|\bcells?\b|cytolog', 'Microscopy'),
-              (r'dermoscop|dermatolog|skin lesion', 'Dermoscopy'), (r'endoscop|colonoscop|gastroscop|capsule', 'Endoscopy'),
-              (r'fundus|retina', 'Fundus')]
-_DICOM_MODALITY = dict(CT='CT', MR='MR', CR='X-Ray', DX='X-Ray', MG='X-Ray', RF='X-Ray', XA='X-Ray', RG='X-Ray', DR='X-Ray',
-                       PX='X-Ray', IO='X-Ray', US='US', IVUS='US', NM='NM', PT='NM', SM='Microscopy', ES='Endoscopy', OP='Fundus')
+_MOD_RULES = [
+    (r'\bocta\b|oct angiograph', 'OCTA'),
+    (r'^\s*ct\b|computed tomograph', 'CT'),
+    (r'^\s*mri?\b|^mr_|magnetic reson', 'MR'),
+    (r'x-?ray|radiograph|mammogra|^cr\b|^dx\b', 'X-Ray'),
+    (r'ultrasound|^us\b|echocardio|sonograph', 'US'),
+    (r'nuclear|^nm\b|^pet\b|spect|scintigra', 'NM'),
+    (r'histopath|patholog|microscop|fluoresc|^sm\b|\bcells?\b|cytolog', 'Microscopy'),
+    (r'dermoscop|dermatolog|skin lesion', 'Dermoscopy'),
+    (r'endoscop|colonoscop|gastroscop|capsule', 'Endoscopy'),
+    (r'fundus|retina', 'Fundus'),
+]
+_DICOM_MODALITY = dict(
+    CT='CT',
+    MR='MR',
+    CR='X-Ray',
+    DX='X-Ray',
+    MG='X-Ray',
+    RF='X-Ray',
+    XA='X-Ray',
+    RG='X-Ray',
+    DR='X-Ray',
+    PX='X-Ray',
+    IO='X-Ray',
+    US='US',
+    IVUS='US',
+    NM='NM',
+    PT='NM',
+    SM='Microscopy',
+    ES='Endoscopy',
+    OP='Fundus',
+)
 
-def to_modality(text) -> str|None:
+
+def to_modality(text) -> str | None:
     "The paper's modality term for a free-text description, DICOM code or folder name (None if unknown)."
-    if text is None or (isinstance(text, float) and math.isnan(text)): return None
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return None
     t = str(text).strip()
-    if t.upper() in _DICOM_MODALITY: return _DICOM_MODALITY[t.upper()]
-    if t in MODALITIES: return t
+    if t.upper() in _DICOM_MODALITY:
+        return _DICOM_MODALITY[t.upper()]
+    if t in MODALITIES:
+        return t
     for pat, m in _MOD_RULES:
-        if re.search(pat, t.lower()): return m
+        if re.search(pat, t.lower()):
+            return m
     return None
 
 # %% ../nbs/01_curate.ipynb #d1e8c076
 class RejectError(Exception):
     "An input (or part of one) that cannot enter the corpus; the message is the reason."
 
-_NIFTI = ('.nii', '.nii.gz'); _DICOM = ('.dcm', '.dicom', '.ima'); _IMAGE = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
-_TIFF = ('.tif', '.tiff'); _WSI = ('.svs', '.ndpi', '.scn', '.bif', '.vms', '.mrxs')
-_SKIP = ('.tsv', '.csv', '.txt', '.md', '.json', '.yaml', '.yml', '.py', '.html', '.xml', '.zip', '.parquet', '.npz', '.npy', '.pdf')
+
+_NIFTI = ('.nii', '.nii.gz')
+_DICOM = ('.dcm', '.dicom', '.ima')
+_IMAGE = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
+_TIFF = ('.tif', '.tiff')
+_WSI = ('.svs', '.ndpi', '.scn', '.bif', '.vms', '.mrxs')
+_SKIP = (
+    '.tsv',
+    '.csv',
+    '.txt',
+    '.md',
+    '.json',
+    '.yaml',
+    '.yml',
+    '.py',
+    '.html',
+    '.xml',
+    '.zip',
+    '.parquet',
+    '.npz',
+    '.npy',
+    '.pdf',
+)
+
 
 def _suffix(p) -> str:
     n = Path(p).name.lower()
     return '.nii.gz' if n.endswith('.nii.gz') else Path(n).suffix
 
+
 def _in_mirax_folder(path) -> bool:
     "True for the files of a MIRAX slide's data folder (`slide/` beside `slide.mrxs`)."
     folder = Path(path).parent
-    return (folder.parent/f'{folder.name}.mrxs').is_file()
+    return (folder.parent / f'{folder.name}.mrxs').is_file()
+
 
 def file_kind(path) -> str:
     "How a file is read: nifti, dicom, image, tiff, wsi, skip or unknown (DICOM without extension is sniffed)."
     s = _suffix(path)
-    if s in _NIFTI: return 'nifti'
-    if s in _DICOM: return 'dicom'
-    if s in _IMAGE: return 'image'
-    if s in _TIFF: return 'tiff'
-    if s in _WSI: return 'wsi'
-    if _in_mirax_folder(path): return 'skip'   # a MIRAX slide's data files: read through its .mrxs
-    if s in _SKIP or Path(path).name.startswith(('.', 'MANIFEST', 'README', 'LICENSE')): return 'skip'
+    if s in _NIFTI:
+        return 'nifti'
+    if s in _DICOM:
+        return 'dicom'
+    if s in _IMAGE:
+        return 'image'
+    if s in _TIFF:
+        return 'tiff'
+    if s in _WSI:
+        return 'wsi'
+    if _in_mirax_folder(path):
+        return 'skip'  # a MIRAX slide's data files: read through its .mrxs
+    if s in _SKIP or Path(path).name.startswith(('.', 'MANIFEST', 'README', 'LICENSE')):
+        return 'skip'
     try:
-        with open(path, 'rb') as f: f.seek(128); return 'dicom' if f.read(4) == b'DICM' else 'unknown'
-    except OSError: return 'unknown'
+        with open(path, 'rb') as f:
+            f.seek(128)
+            return 'dicom' if f.read(4) == b'DICM' else 'unknown'
+    except OSError:
+        return 'unknown'
 
 # %% ../nbs/01_curate.ipynb #339b0e8d
 def default_raw_dir() -> Path:
     "The data root's raw folder: `$BIOVFM_DATA/raw`, else the repository's embedded `data/raw`."
     raw = data_dir('raw')
     if raw is None:
-        raise FileNotFoundError("no raw folder: pass raw_dir, set BIOVFM_DATA to a folder holding raw/, "
-                                "or restore the repository's embedded data (git checkout -- data)")
+        raise FileNotFoundError(
+            "no raw folder: pass raw_dir, set BIOVFM_DATA to a folder holding raw/, "
+            "or restore the repository's embedded data (git checkout -- data)"
+        )
     return raw
 
 # %% ../nbs/01_curate.ipynb #f6e356d9
 @dataclass
 class Volume:
     "A 3D image in RAS+ canonical orientation: float32 data (X,Y,Z), spacing (mm), metadata."
-    data: np.ndarray; spacing: tuple; meta: dict = field(default_factory=dict); index: int = 0
+
+    data: np.ndarray
+    spacing: tuple
+    meta: dict = field(default_factory=dict)
+    index: int = 0
+
 
 @dataclass
 class Planar:
     "A 2D image (H,W) or (H,W,3), its pixel spacing (row, col) if known, view and index in its file."
-    data: np.ndarray; spacing: tuple|None = None; meta: dict = field(default_factory=dict); view: str = '2d'; index: int = 0
 
-def _fmt(t, nd=3) -> str: return 'x'.join(f'{v:.{nd}g}' if isinstance(v, float) else str(v) for v in t) if t is not None else ''
+    data: np.ndarray
+    spacing: tuple | None = None
+    meta: dict = field(default_factory=dict)
+    view: str = '2d'
+    index: int = 0
 
-def check_pixels(rows:int, cols:int, max_pixels:int|None, what:str='image'):
+
+def _fmt(t, nd=3) -> str:
+    return 'x'.join(f'{v:.{nd}g}' if isinstance(v, float) else str(v) for v in t) if t is not None else ''
+
+
+def check_pixels(rows: int, cols: int, max_pixels: int | None, what: str = 'image'):
     "Reject an image of `rows` x `cols` pixels above `max_pixels` (None: no limit), from its header, before decoding."
     if max_pixels and rows * cols > max_pixels:
-        raise RejectError(f'{what} of {rows}x{cols} = {rows * cols:,} pixels exceeds max_pixels={max_pixels:,} '
-                          '(checked before decoding)')
+        raise RejectError(
+            f'{what} of {rows}x{cols} = {rows * cols:,} pixels exceeds max_pixels={max_pixels:,} '
+            '(checked before decoding)'
+        )
 
 # %% ../nbs/01_curate.ipynb #1e3b770d
 def _nifti_3d(img):
     "A 1D/2D NIfTI image as a 3D one (trailing axes of length 1), its affine kept: a 2D file is one axial slice."
-    if len(img.shape) >= 3: return img
+    if len(img.shape) >= 3:
+        return img
     data = np.asanyarray(img.dataobj).reshape(img.shape + (1,) * (3 - len(img.shape)))
     return type(img)(data, img.affine, img.header)
 
-def read_nifti(path, frame_step:int=1) -> list:
+
+def read_nifti(path, frame_step: int = 1) -> list:
     "Volumes of a NIfTI file in canonical (RAS+) orientation; a 4D file gives one volume per time point."
     import nibabel as nib
+
     try:
         img = nib.load(str(path))
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
@@ -123,116 +214,204 @@ def read_nifti(path, frame_step:int=1) -> list:
         orig_shape = tuple(img.shape)
         img = nib.as_closest_canonical(_nifti_3d(img))
         shape = img.shape
-        if len(shape) > 4 and any(s > 1 for s in shape[4:]): raise RejectError(f'NIfTI with {len(shape)} dimensions {shape} is not supported')
+        if len(shape) > 4 and any(s > 1 for s in shape[4:]):
+            raise RejectError(f'NIfTI with {len(shape)} dimensions {shape} is not supported')
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
         nt = shape[3] if len(shape) >= 4 else 1
         out = []
         for t in range(0, nt, max(1, frame_step)):
             a = np.asarray(img.dataobj[..., t] if len(img.shape) >= 4 else img.dataobj, dtype=np.float32)
             a = a.reshape(shape[:3])
-            out.append(Volume(a, zooms, dict(orig_shape=orig_shape, axcodes=''.join(nib.aff2axcodes(img.affine))), index=t))
+            out.append(
+                Volume(
+                    a,
+                    zooms,
+                    dict(orig_shape=orig_shape, axcodes=''.join(nib.aff2axcodes(img.affine))),
+                    index=t,
+                )
+            )
         return out
-    except RejectError: raise
-    except Exception as e: raise RejectError(f'cannot read NIfTI: {type(e).__name__}: {e}') from e
+    except RejectError:
+        raise
+    except Exception as e:
+        raise RejectError(f'cannot read NIfTI: {type(e).__name__}: {e}') from e
 
 # %% ../nbs/01_curate.ipynb #fe2aada4
 WSI_SOP = '1.2.840.10008.5.1.4.1.1.77.1.6'
 
+
 def _dcmread(path, **kw):
     import pydicom
     from pydicom.errors import InvalidDicomError
-    try: return pydicom.dcmread(str(path), **kw)
-    except InvalidDicomError as e: raise RejectError(f'not a DICOM file: {e}') from e
-    except Exception as e: raise RejectError(f'cannot read DICOM header: {type(e).__name__}: {e}') from e
+
+    try:
+        return pydicom.dcmread(str(path), **kw)
+    except InvalidDicomError as e:
+        raise RejectError(f'not a DICOM file: {e}') from e
+    except Exception as e:
+        raise RejectError(f'cannot read DICOM header: {type(e).__name__}: {e}') from e
+
 
 def _pixels(ds) -> np.ndarray:
     ts = getattr(getattr(ds, 'file_meta', None), 'TransferSyntaxUID', None)
-    if 'PixelData' not in ds and 'FloatPixelData' not in ds: raise RejectError('DICOM without pixel data')
-    try: return ds.pixel_array
+    if 'PixelData' not in ds and 'FloatPixelData' not in ds:
+        raise RejectError('DICOM without pixel data')
+    try:
+        return ds.pixel_array
     except Exception as e:
         name = getattr(ts, 'name', '?')
-        raise RejectError(f'cannot decode pixel data (transfer syntax {ts} {name}): {type(e).__name__}: {str(e)[:200]}') from e
+        raise RejectError(
+            f'cannot decode pixel data (transfer syntax {ts} {name}): {type(e).__name__}: {str(e)[:200]}'
+        ) from e
+
 
 def _fg(ds, kw):
     "Attribute `kw` from the dataset, or its shared functional groups (enhanced multi-frame)."
-    if kw in ds: return ds
+    if kw in ds:
+        return ds
     for seq in ('PixelMeasuresSequence', 'PlaneOrientationSequence', 'PixelValueTransformationSequence'):
         with contextlib.suppress(Exception):
             item = ds.SharedFunctionalGroupsSequence[0][seq][0]
-            if kw in item: return item
+            if kw in item:
+                return item
     return None
+
 
 def _rescale(ds, arr, frame_ds=None):
     src = frame_ds if frame_ds is not None and 'RescaleSlope' in frame_ds else _fg(ds, 'RescaleSlope')
     slope = float(getattr(src, 'RescaleSlope', 1) or 1) if src is not None else 1.0
-    isrc = frame_ds if frame_ds is not None and 'RescaleIntercept' in frame_ds else _fg(ds, 'RescaleIntercept')
+    isrc = (
+        frame_ds if frame_ds is not None and 'RescaleIntercept' in frame_ds else _fg(ds, 'RescaleIntercept')
+    )
     inter = float(getattr(isrc, 'RescaleIntercept', 0) or 0) if isrc is not None else 0.0
-    return arr.astype(np.float32) * slope + inter if (slope != 1 or inter != 0 or arr.dtype != np.float32) else arr
+    return (
+        arr.astype(np.float32) * slope + inter
+        if (slope != 1 or inter != 0 or arr.dtype != np.float32)
+        else arr
+    )
+
 
 def _to_rgb8(ds, arr):
     pi = str(ds.get('PhotometricInterpretation', 'MONOCHROME2'))
     if pi == 'PALETTE COLOR':
         from pydicom.pixels import apply_color_lut
+
         arr = apply_color_lut(arr, ds)
     if arr.dtype != np.uint8:
-        a = arr.astype(np.float32); bits = int(ds.get('BitsStored', 8) or 8)
-        if pi == 'PALETTE COLOR' and a.max() > 255: bits = 16
+        a = arr.astype(np.float32)
+        bits = int(ds.get('BitsStored', 8) or 8)
+        if pi == 'PALETTE COLOR' and a.max() > 255:
+            bits = 16
         arr = np.clip(np.round(a / (2**bits - 1) * 255), 0, 255).astype(np.uint8)
     return arr
+
 
 def _plane(iop) -> str:
     "axial/coronal/sagittal from ImageOrientationPatient (the largest component of the slice normal)."
     n = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
     return ('sagittal', 'coronal', 'axial')[int(np.argmax(np.abs(n)))]
 
+
 def _volume_from_slices(slices, positions, iop, ps, meta) -> Volume:
     "A canonical Volume from 2D slices (rows, cols) at patient positions along the normal of `iop`."
     import nibabel as nib
-    iop = np.asarray(iop, float); r, c = iop[:3], iop[3:]; n = np.cross(r, c)
-    pos = np.asarray(positions, float); d = pos @ n
-    order = np.argsort(d, kind='stable'); d = d[order]
+
+    iop = np.asarray(iop, float)
+    r, c = iop[:3], iop[3:]
+    n = np.cross(r, c)
+    pos = np.asarray(positions, float)
+    d = pos @ n
+    order = np.argsort(d, kind='stable')
+    d = d[order]
     gaps = np.diff(d)
-    if len(gaps) and np.any(np.abs(gaps) < 1e-4): raise RejectError('series has slices at the same position (duplicates or several stacks)')
+    if len(gaps) and np.any(np.abs(gaps) < 1e-4):
+        raise RejectError('series has slices at the same position (duplicates or several stacks)')
     dz = float(np.median(gaps)) if len(gaps) else 1.0
     a = np.stack([slices[i] for i in order], axis=-1).transpose(1, 0, 2)  # (cols, rows, slices)
     aff = np.eye(4)
-    aff[:3, 0] = r * float(ps[1]); aff[:3, 1] = c * float(ps[0]); aff[:3, 2] = n * dz; aff[:3, 3] = pos[order[0]]
+    aff[:3, 0] = r * float(ps[1])
+    aff[:3, 1] = c * float(ps[0])
+    aff[:3, 2] = n * dz
+    aff[:3, 3] = pos[order[0]]
     aff[:2] *= -1  # DICOM LPS -> NIfTI RAS
     img = nib.as_closest_canonical(nib.Nifti1Image(a.astype(np.float32), aff))
-    meta = dict(meta, axcodes=''.join(nib.aff2axcodes(img.affine)), slice_gap_cv=float(np.std(gaps)/abs(dz)) if len(gaps) > 1 else 0.0)
-    return Volume(np.asarray(img.dataobj, dtype=np.float32), tuple(float(z) for z in img.header.get_zooms()[:3]), meta)
+    meta = dict(
+        meta,
+        axcodes=''.join(nib.aff2axcodes(img.affine)),
+        slice_gap_cv=float(np.std(gaps) / abs(dz)) if len(gaps) > 1 else 0.0,
+    )
+    return Volume(
+        np.asarray(img.dataobj, dtype=np.float32), tuple(float(z) for z in img.header.get_zooms()[:3]), meta
+    )
 
 # %% ../nbs/01_curate.ipynb #932a12d1
-def read_dicom(path, frame_step:int=1, tile:int=224, min_tissue:float=0.25, max_pixels:int|None=None) -> list:
+def read_dicom(
+    path, frame_step: int = 1, tile: int = 224, min_tissue: float = 0.25, max_pixels: int | None = None
+) -> list:
     "Items of one DICOM file: a 2D image, a volume (multi-frame with plane positions), frames, or WSI tiles."
-    ds = _dcmread(path, defer_size='2 MB')   # large elements (a slide's frames) are read only when used
-    if str(ds.get('SOPClassUID', '')) == WSI_SOP: return read_dicom_wsi(path, tile, min_tissue)
+    ds = _dcmread(path, defer_size='2 MB')  # large elements (a slide's frames) are read only when used
+    if str(ds.get('SOPClassUID', '')) == WSI_SOP:
+        return read_dicom_wsi(path, tile, min_tissue)
     check_pixels(int(ds.get('Rows', 0) or 0), int(ds.get('Columns', 0) or 0), max_pixels, 'DICOM frame')
     arr = _pixels(ds)
     pi = str(ds.get('PhotometricInterpretation', 'MONOCHROME2'))
     nf = int(ds.get('NumberOfFrames', 1) or 1)
     color = pi not in ('MONOCHROME1', 'MONOCHROME2')
-    meta = dict(dicom_modality=str(ds.get('Modality', '')), monochrome1=pi == 'MONOCHROME1', photometric=pi,
-                hu=str(ds.get('Modality', '')) == 'CT' and _fg(ds, 'RescaleIntercept') is not None,
-                body_part=str(ds.get('BodyPartExamined', '') or '').lower(), orig_shape=tuple(arr.shape))
+    meta = dict(
+        dicom_modality=str(ds.get('Modality', '')),
+        monochrome1=pi == 'MONOCHROME1',
+        photometric=pi,
+        hu=str(ds.get('Modality', '')) == 'CT' and _fg(ds, 'RescaleIntercept') is not None,
+        body_part=str(ds.get('BodyPartExamined', '') or '').lower(),
+        orig_shape=tuple(arr.shape),
+    )
     psrc = _fg(ds, 'PixelSpacing') or _fg(ds, 'ImagerPixelSpacing')
-    ps = tuple(float(v) for v in (psrc.get('PixelSpacing') or psrc.get('ImagerPixelSpacing'))) if psrc is not None else None
-    if ps is not None and (len(ps) != 2 or min(ps) <= 0): ps = None
-    if color: arr = _to_rgb8(ds, arr)
+    ps = (
+        tuple(float(v) for v in (psrc.get('PixelSpacing') or psrc.get('ImagerPixelSpacing')))
+        if psrc is not None
+        else None
+    )
+    if ps is not None and (len(ps) != 2 or min(ps) <= 0):
+        ps = None
+    if color:
+        arr = _to_rgb8(ds, arr)
     if nf == 1:
         a = arr if color else _rescale(ds, arr)
-        view = _plane(ds.ImageOrientationPatient) if ('ImageOrientationPatient' in ds and meta['dicom_modality'] in ('CT', 'MR')) else '2d'
+        view = (
+            _plane(ds.ImageOrientationPatient)
+            if ('ImageOrientationPatient' in ds and meta['dicom_modality'] in ('CT', 'MR'))
+            else '2d'
+        )
         return [Planar(a, ps, meta, view=view, index=0)]
     # multi-frame: a volume when frames have distinct positions along one orientation
     pf = ds.get('PerFrameFunctionalGroupsSequence')
     pos = None
     if pf is not None and not color:
-        with contextlib.suppress(Exception): pos = [fr.PlanePositionSequence[0].ImagePositionPatient for fr in pf]
+        with contextlib.suppress(Exception):
+            pos = [fr.PlanePositionSequence[0].ImagePositionPatient for fr in pf]
     iop_src = _fg(ds, 'ImageOrientationPatient')
-    if pos is not None and iop_src is not None and ps is not None and len({tuple(map(float, p)) for p in pos}) == nf and nf >= 2:
-        frames = [_rescale(ds, arr[i], pf[i].PixelValueTransformationSequence[0] if 'PixelValueTransformationSequence' in pf[i] else None) for i in range(nf)]
+    if (
+        pos is not None
+        and iop_src is not None
+        and ps is not None
+        and len({tuple(map(float, p)) for p in pos}) == nf
+        and nf >= 2
+    ):
+        frames = [
+            _rescale(
+                ds,
+                arr[i],
+                pf[i].PixelValueTransformationSequence[0]
+                if 'PixelValueTransformationSequence' in pf[i]
+                else None,
+            )
+            for i in range(nf)
+        ]
         return [_volume_from_slices(frames, pos, iop_src.ImageOrientationPatient, ps, meta)]
-    return [Planar(arr[i] if color else _rescale(ds, arr[i]), ps, meta, view='2d', index=i) for i in range(0, nf, max(1, frame_step))]
+    return [
+        Planar(arr[i] if color else _rescale(ds, arr[i]), ps, meta, view='2d', index=i)
+        for i in range(0, nf, max(1, frame_step))
+    ]
 
 # %% ../nbs/01_curate.ipynb #9bf2c9e9
 def read_dicom_series(paths) -> list:
@@ -241,89 +420,130 @@ def read_dicom_series(paths) -> list:
     for p in paths:
         ds = _dcmread(p)
         a = _rescale(ds, _pixels(ds))
-        if first is None: first = ds
-        if a.shape != slices[0].shape if slices else False: raise RejectError(f'{Path(p).name}: slice shape {a.shape} differs from {slices[0].shape}')
-        slices.append(a); pos.append([float(v) for v in ds.ImagePositionPatient])
+        if first is None:
+            first = ds
+        if a.shape != slices[0].shape if slices else False:
+            raise RejectError(f'{Path(p).name}: slice shape {a.shape} differs from {slices[0].shape}')
+        slices.append(a)
+        pos.append([float(v) for v in ds.ImagePositionPatient])
     ps = tuple(float(v) for v in first.PixelSpacing)
     pi = str(first.get('PhotometricInterpretation', 'MONOCHROME2'))
-    meta = dict(dicom_modality=str(first.get('Modality', '')), monochrome1=pi == 'MONOCHROME1', photometric=pi,
-                hu=str(first.get('Modality', '')) == 'CT' and 'RescaleIntercept' in first,
-                body_part=str(first.get('BodyPartExamined', '') or '').lower(), orig_shape=(len(paths),) + slices[0].shape)
+    meta = dict(
+        dicom_modality=str(first.get('Modality', '')),
+        monochrome1=pi == 'MONOCHROME1',
+        photometric=pi,
+        hu=str(first.get('Modality', '')) == 'CT' and 'RescaleIntercept' in first,
+        body_part=str(first.get('BodyPartExamined', '') or '').lower(),
+        orig_shape=(len(paths),) + slices[0].shape,
+    )
     return [_volume_from_slices(slices, pos, [float(v) for v in first.ImageOrientationPatient], ps, meta)]
 
 # %% ../nbs/01_curate.ipynb #4712b5e9
-def tissue_fraction(rgb:np.ndarray) -> float:
+def tissue_fraction(rgb: np.ndarray) -> float:
     "Fraction of pixels that look like stained tissue (HSV saturation >= 0.07, value in [0.1, 0.92])."
     a = rgb[..., :3].astype(np.float32) / 255
     mx, mn = a.max(-1), a.min(-1)
     sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0)
     return float(((sat >= 0.07) & (mx >= 0.1) & (mx <= 0.92)).mean())
 
+
 def _tiles(get, H, W, tile, min_tissue, meta, spacing):
-    if H < tile or W < tile: raise RejectError(f'{H}x{W} px is smaller than one {tile}-px tile')
+    if H < tile or W < tile:
+        raise RejectError(f'{H}x{W} px is smaller than one {tile}-px tile')
     k = 0
     for y in range(0, H - tile + 1, tile):
         for x in range(0, W - tile + 1, tile):
             t = get(x, y)
             tf = tissue_fraction(t)
-            yield Planar(t, spacing, dict(meta, x=x, y=y, tissue=tf, background=tf < min_tissue), view='tile', index=k)
+            yield Planar(
+                t, spacing, dict(meta, x=x, y=y, tissue=tf, background=tf < min_tissue), view='tile', index=k
+            )
             k += 1
+
 
 def _open_openslide(path):
     import openslide
+
     return openslide.OpenSlide(str(path)), 'openslide.mpp-x'
+
 
 def _open_tiffslide(path):
     import tiffslide
+
     return tiffslide.open_slide(str(path)), 'tiffslide.mpp-x'
 
-SLIDE_LIBRARIES = {'openslide': _open_openslide, 'tiffslide': _open_tiffslide}   # name -> opener, tried in order
 
-def open_slide(path, library:str='auto'):
+SLIDE_LIBRARIES = {
+    'openslide': _open_openslide,
+    'tiffslide': _open_tiffslide,
+}  # name -> opener, tried in order
+
+
+def open_slide(path, library: str = 'auto'):
     "(library name, slide, mpp property) of the first library in `SLIDE_LIBRARIES` that opens `path`."
     if library != 'auto' and library not in SLIDE_LIBRARIES:
         raise ValueError(f"library={library!r}: use 'auto' or one of {list(SLIDE_LIBRARIES)}")
     errors = []
-    for name in (SLIDE_LIBRARIES if library == 'auto' else [library]):
+    for name in SLIDE_LIBRARIES if library == 'auto' else [library]:
         try:
             slide, mpp_key = SLIDE_LIBRARIES[name](path)
             return name, slide, mpp_key
-        except ImportError: errors.append(f'{name}: not installed')
-        except Exception as e: errors.append(f'{name}: {type(e).__name__}: {e}')
+        except ImportError:
+            errors.append(f'{name}: not installed')
+        except Exception as e:
+            errors.append(f'{name}: {type(e).__name__}: {e}')
     raise RejectError(f"cannot open slide ({'; '.join(errors)})")
 
-def read_wsi(path, tile:int=224, min_tissue:float=0.25, level:int=0, library:str='auto'):
+
+def read_wsi(path, tile: int = 224, min_tissue: float = 0.25, level: int = 0, library: str = 'auto'):
     "Tiles (lazily) of a whole-slide image at `level`, read tile by tile with openslide or tiffslide."
     name, s, mpp_key = open_slide(path, library)
     W, H = s.level_dimensions[level]
     down = s.level_downsamples[level]
     mpp = s.properties.get(mpp_key)
-    sp = (float(mpp)/1000*down,)*2 if mpp else None
+    sp = (float(mpp) / 1000 * down,) * 2 if mpp else None
     meta = dict(orig_shape=(H, W, 3), level=level, photometric='RGB', slide_library=name)
-    def get(x, y): return np.asarray(s.read_region((int(x*down), int(y*down)), level, (tile, tile)).convert('RGB'))
+
+    def get(x, y):
+        return np.asarray(s.read_region((int(x * down), int(y * down)), level, (tile, tile)).convert('RGB'))
+
     return _tiles(get, H, W, tile, min_tissue, meta, sp)
 
-def read_dicom_wsi(path, tile:int=224, min_tissue:float=0.25):
+
+def read_dicom_wsi(path, tile: int = 224, min_tissue: float = 0.25):
     "Tiles (lazily) of a DICOM whole-slide image file's level, read frame by frame with wsidicom (bounded caches)."
     from wsidicom import WsiDicom
-    try: slide = WsiDicom.open([str(path)])
-    except Exception as e: raise RejectError(f'cannot open DICOM WSI: {type(e).__name__}: {e}') from e
+
+    try:
+        slide = WsiDicom.open([str(path)])
+    except Exception as e:
+        raise RejectError(f'cannot open DICOM WSI: {type(e).__name__}: {e}') from e
     W, H = int(slide.size.width), int(slide.size.height)
     sp = None
-    with contextlib.suppress(Exception): sp = (slide.mpp.height/1000, slide.mpp.width/1000)
+    with contextlib.suppress(Exception):
+        sp = (slide.mpp.height / 1000, slide.mpp.width / 1000)
     meta = dict(orig_shape=(H, W, 3), dicom_modality='SM', photometric='RGB', slide_library='wsidicom')
-    def get(x, y): return np.asarray(slide.read_region((x, y), 0, (tile, tile)).convert('RGB'))
+
+    def get(x, y):
+        return np.asarray(slide.read_region((x, y), 0, (tile, tile)).convert('RGB'))
+
     def tiles():
-        with slide: yield from _tiles(get, H, W, tile, min_tissue, meta, sp)
+        with slide:
+            yield from _tiles(get, H, W, tile, min_tissue, meta, sp)
+
     return tiles()
 
 # %% ../nbs/01_curate.ipynb #281b9cd8
 def _from_pil(im) -> np.ndarray:
-    if im.mode == 'P': im = im.convert('RGBA' if 'transparency' in im.info else 'RGB')
-    if im.mode in ('1', 'CMYK', 'YCbCr', 'LAB', 'HSV'): im = im.convert('L' if im.mode == '1' else 'RGB')
+    if im.mode == 'P':
+        im = im.convert('RGBA' if 'transparency' in im.info else 'RGB')
+    if im.mode in ('1', 'CMYK', 'YCbCr', 'LAB', 'HSV'):
+        im = im.convert('L' if im.mode == '1' else 'RGB')
     a = np.asarray(im)
-    if im.mode in ('RGBA', 'LA', 'PA'): a = _composite(a)
+    if im.mode in ('RGBA', 'LA', 'PA'):
+        a = _composite(a)
     return a
+
 
 def _composite(a):
     "Composite an array with a last alpha channel onto black."
@@ -332,72 +552,116 @@ def _composite(a):
     out = out.astype(a.dtype) if a.dtype.kind in 'ui' else out
     return out[..., 0] if out.shape[-1] == 1 else out
 
+
 @contextlib.contextmanager
 def _pil_size_check_off():
     "PIL's own decompression-bomb limit off for a block: `max_pixels` is the limit that applies."
     previous_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
-    try: yield
-    finally: Image.MAX_IMAGE_PIXELS = previous_limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
 
-def read_image(path, frame_step:int=1, max_pixels:int|None=None) -> list:
+
+def read_image(path, frame_step: int = 1, max_pixels: int | None = None) -> list:
     "A PNG/JPEG/BMP/GIF file as a 2D gray or RGB array (first frame); above `max_pixels` rejected before decoding."
     try:
         with _pil_size_check_off(), Image.open(path) as im:
             check_pixels(im.height, im.width, max_pixels)
             im.load()
-            return [Planar(_from_pil(im), None, dict(orig_shape=(im.height, im.width, len(im.getbands())), pil_mode=im.mode))]
-    except RejectError: raise
-    except Exception as e: raise RejectError(f'cannot read image: {type(e).__name__}: {e}') from e
+            return [
+                Planar(
+                    _from_pil(im),
+                    None,
+                    dict(orig_shape=(im.height, im.width, len(im.getbands())), pil_mode=im.mode),
+                )
+            ]
+    except RejectError:
+        raise
+    except Exception as e:
+        raise RejectError(f'cannot read image: {type(e).__name__}: {e}') from e
 
-def read_tiff(path, frame_step:int=1, wsi_min_side:int=8192, tile:int=224, min_tissue:float=0.25, max_pixels:int|None=None):
+
+def read_tiff(
+    path,
+    frame_step: int = 1,
+    wsi_min_side: int = 8192,
+    tile: int = 224,
+    min_tissue: float = 0.25,
+    max_pixels: int | None = None,
+):
     "A TIFF as 2D image(s): (H,W), (H,W,C) or pages (P,H,W[,C]); a huge one is tiled like a slide."
     import tifffile
+
     try:
         with tifffile.TiffFile(str(path)) as tf:
             s = tf.series[0]
             rows, cols = s.shape[-3:-1] if s.shape[-1] in (3, 4) else s.shape[-2:]
             if max(rows, cols) >= wsi_min_side:
-                if not s.keyframe.is_tiled: check_pixels(rows, cols, max_pixels, 'non-tiled TIFF')
+                if not s.keyframe.is_tiled:
+                    check_pixels(rows, cols, max_pixels, 'non-tiled TIFF')
                 return read_wsi(path, tile, min_tissue)
             check_pixels(rows, cols, max_pixels, 'TIFF page')
             a = s.asarray()
-    except RejectError: raise
-    except Exception as e: raise RejectError(f'cannot read TIFF: {type(e).__name__}: {e}') from e
+    except RejectError:
+        raise
+    except Exception as e:
+        raise RejectError(f'cannot read TIFF: {type(e).__name__}: {e}') from e
     a = np.squeeze(a)
     rgb = a.ndim >= 3 and a.shape[-1] in (3, 4)
-    if rgb and a.shape[-1] == 4: a = _composite(a)
-    frames = a[None] if a.ndim == (3 if rgb else 2) else a.reshape((-1,) + a.shape[-(3 if rgb else 2):])
-    return [Planar(frames[i], None, dict(orig_shape=tuple(a.shape)), index=i) for i in range(0, len(frames), max(1, frame_step))]
+    if rgb and a.shape[-1] == 4:
+        a = _composite(a)
+    frames = a[None] if a.ndim == (3 if rgb else 2) else a.reshape((-1,) + a.shape[-(3 if rgb else 2) :])
+    return [
+        Planar(frames[i], None, dict(orig_shape=tuple(a.shape)), index=i)
+        for i in range(0, len(frames), max(1, frame_step))
+    ]
 
 # %% ../nbs/01_curate.ipynb #96a2c40d
-def intensity_window(a:np.ndarray, hu:bool=False, ct_window=(-1000., 1000.), pct=(0.5, 99.5), max_samples:int=2_000_000):
+def intensity_window(
+    a: np.ndarray,
+    hu: bool = False,
+    ct_window=(-1000.0, 1000.0),
+    pct=(0.5, 99.5),
+    max_samples: int = 2_000_000,
+):
     "(lo, hi) intensity window of `a`: `ct_window` for HU data, else robust percentiles (see text)."
     v = a.ravel()
-    if v.size > max_samples: v = v[:: v.size // max_samples + 1]
+    if v.size > max_samples:
+        v = v[:: v.size // max_samples + 1]
     v = v[np.isfinite(v)]
-    if v.size == 0: raise RejectError('all values are NaN/inf')
+    if v.size == 0:
+        raise RejectError('all values are NaN/inf')
     vmin, vmax = float(v.min()), float(v.max())
-    if vmin == vmax: raise RejectError(f'constant intensity ({vmin:g})')
-    if hu and vmin <= -500: return tuple(map(float, ct_window))
-    lo = float(np.percentile(v, pct[0])); fg = v[v > lo]
+    if vmin == vmax:
+        raise RejectError(f'constant intensity ({vmin:g})')
+    if hu and vmin <= -500:
+        return tuple(map(float, ct_window))
+    lo = float(np.percentile(v, pct[0]))
+    fg = v[v > lo]
     hi = float(np.percentile(fg, pct[1])) if fg.size else vmax
     return (lo, hi if hi > lo else vmax)
 
-def to_uint8(a:np.ndarray, window) -> np.ndarray:
+
+def to_uint8(a: np.ndarray, window) -> np.ndarray:
     "Map `a` linearly from `window` to 0-255 (clipped, NaN -> 0)."
     lo, hi = window
     out = (a.astype(np.float32) - lo) * (255.0 / (hi - lo))
     return np.clip(np.nan_to_num(out, nan=0, posinf=255, neginf=0), 0, 255).round().astype(np.uint8)
 
 # %% ../nbs/01_curate.ipynb #5eb68612
-def view_slices(u:np.ndarray, spacing, view:str):
+def view_slices(u: np.ndarray, spacing, view: str):
     "(slice count, function k -> 2D display array, (row, col) spacing) of `view` of a canonical volume."
     sx, sy, sz = spacing
-    if view == 'axial': return u.shape[2], (lambda k: u[:, :, k].T[::-1]), (sy, sx)
-    if view == 'coronal': return u.shape[1], (lambda k: u[:, k, :].T[::-1]), (sz, sx)
-    if view == 'sagittal': return u.shape[0], (lambda k: u[k, :, :].T[::-1]), (sz, sy)
+    if view == 'axial':
+        return u.shape[2], (lambda k: u[:, :, k].T[::-1]), (sy, sx)
+    if view == 'coronal':
+        return u.shape[1], (lambda k: u[:, k, :].T[::-1]), (sz, sx)
+    if view == 'sagittal':
+        return u.shape[0], (lambda k: u[k, :, :].T[::-1]), (sz, sy)
     raise ValueError(f"view={view!r}: use one of axial, sagittal, coronal")
+
 
 def physical_aspect(shape, spacing=None) -> float:
     "Short/long side of an image of `shape` (rows, cols) with pixel `spacing` (mm)."
@@ -405,20 +669,22 @@ def physical_aspect(shape, spacing=None) -> float:
     return min(h, w) / max(h, w) if max(h, w) > 0 else 0.0
 
 # %% ../nbs/01_curate.ipynb #45adb9af
-def foreground_fraction(u:np.ndarray, axis:int, level:int=10) -> np.ndarray:
+def foreground_fraction(u: np.ndarray, axis: int, level: int = 10) -> np.ndarray:
     "Per-slice share of pixels >= `level` in a uint8 volume, along `axis` (0 sagittal, 1 coronal, 2 axial)."
     m = u >= level
     return m.mean(axis=tuple(i for i in range(3) if i != axis))
 
-def padding_mask(frac:np.ndarray, pad_rel:float=0.1, pad_abs:float=0.01) -> np.ndarray:
+
+def padding_mask(frac: np.ndarray, pad_rel: float = 0.1, pad_abs: float = 0.01) -> np.ndarray:
     "True for padding slices: foreground fraction below min(pad_rel x its 95th percentile, pad_abs), or zero."
     thr = min(pad_rel * float(np.percentile(frac, 95)), pad_abs)
     return (frac < thr) | (frac == 0)
 
+
 _AXIS = dict(sagittal=0, coronal=1, axial=2)
 
 # %% ../nbs/01_curate.ipynb #fb6020dc
-def letterbox(a:np.ndarray, spacing=None, img_size:int=224):
+def letterbox(a: np.ndarray, spacing=None, img_size: int = 224):
     "(letterboxed uint8 img_size x img_size array, resized content) keeping the physical aspect."
     h, w = a.shape[:2]
     ph, pw = h * (spacing[0] if spacing else 1), w * (spacing[1] if spacing else 1)
@@ -428,15 +694,18 @@ def letterbox(a:np.ndarray, spacing=None, img_size:int=224):
     c = np.asarray(im.resize((nw, nh), Image.LANCZOS)) if (nh, nw) != (h, w) else a
     out = np.zeros((img_size, img_size) + a.shape[2:], np.uint8)
     y, x = (img_size - nh) // 2, (img_size - nw) // 2
-    out[y:y+nh, x:x+nw] = c
+    out[y : y + nh, x : x + nw] = c
     return out, c
 
-def image_hashes(out:np.ndarray, content:np.ndarray):
+
+def image_hashes(out: np.ndarray, content: np.ndarray):
     "(content_hash, phash, phash_center) of a letterboxed image and its content."
     import imagehash
+
     ch = hashlib.blake2b(out.tobytes() + str(out.shape).encode(), digest_size=16).hexdigest()
     im = Image.fromarray(content)
-    h, w = content.shape[:2]; m = min(h, w)
+    h, w = content.shape[:2]
+    m = min(h, w)
     cc = im.crop(((w - m) // 2, (h - m) // 2, (w - m) // 2 + m, (h - m) // 2 + m))
     return ch, str(imagehash.phash(im)), str(imagehash.phash(cc))
 
@@ -444,100 +713,195 @@ def image_hashes(out:np.ndarray, content:np.ndarray):
 @dataclass
 class Options:
     "Processing options shared by every input of a run."
-    img_size:int = 224; min_aspect:float = 0.4; views:tuple = ('axial', 'sagittal', 'coronal'); slice_step:int = 1
-    frame_step:int = 1; ct_window:tuple = (-1000., 1000.); pad_rel:float = 0.1; pad_abs:float = 0.01; fg_level:int = 10
-    min_side:int = 16; min_tissue:float = 0.25; wsi_min_side:int = 8192; png_compress:int = 1
-    max_pixels:int|None = 100_000_000    # largest 2D image/frame decoded whole (rows x columns); None: no limit
-    max_seconds:float|None = 3600.       # wall-clock limit of one input, reading and writing; None: no limit
-    follow_external_links:bool = False   # curate files that symlinks in the raw folder point to outside it
 
-def _save_png(a, path, compress:int=1):
+    img_size: int = 224
+    min_aspect: float = 0.4
+    views: tuple = ('axial', 'sagittal', 'coronal')
+    slice_step: int = 1
+    frame_step: int = 1
+    ct_window: tuple = (-1000.0, 1000.0)
+    pad_rel: float = 0.1
+    pad_abs: float = 0.01
+    fg_level: int = 10
+    min_side: int = 16
+    min_tissue: float = 0.25
+    wsi_min_side: int = 8192
+    png_compress: int = 1
+    max_pixels: int | None = (
+        100_000_000  # largest 2D image/frame decoded whole (rows x columns); None: no limit
+    )
+    max_seconds: float | None = 3600.0  # wall-clock limit of one input, reading and writing; None: no limit
+    follow_external_links: bool = False  # curate files that symlinks in the raw folder point to outside it
+
+
+def _save_png(a, path, compress: int = 1):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(a).save(path, compress_level=compress)
+
 
 def _emit(a, spacing, view, idx, ctx, rows, opts, extra):
     out, content = letterbox(a, spacing, opts.img_size)
     ch, ph, pc = image_hashes(out, content)
     rel = f"{ctx['img_prefix']}_{view[0]}{ctx['item']:03d}_{idx:04d}.png"
-    _save_png(out, ctx['out_dir']/rel, opts.png_compress)
+    _save_png(out, ctx['out_dir'] / rel, opts.png_compress)
     g = content if content.ndim == 2 else content.mean(-1)
-    rows.append(dict(path=rel, view=view, slice_index=int(idx), content_h=content.shape[0], content_w=content.shape[1],
-                     content_hash=ch, phash=ph, phash_center=pc, fg_frac=round(float((g >= opts.fg_level).mean()), 4), **extra))
+    rows.append(
+        dict(
+            path=rel,
+            view=view,
+            slice_index=int(idx),
+            content_h=content.shape[0],
+            content_w=content.shape[1],
+            content_hash=ch,
+            phash=ph,
+            phash_center=pc,
+            fg_frac=round(float((g >= opts.fg_level).mean()), 4),
+            **extra,
+        )
+    )
 
-def process_item(item, ctx:dict, opts:Options, rows:list, rejects:list, stats:dict):
+
+def process_item(item, ctx: dict, opts: Options, rows: list, rejects: list, stats: dict):
     "Write the images of one reader item (Volume or Planar); append rows, rejects and counts."
     src = ctx['src']
     if isinstance(item, Volume):
         vol = item
-        if min(vol.data.shape) < 1: raise RejectError(f'empty volume {vol.data.shape}')
+        if min(vol.data.shape) < 1:
+            raise RejectError(f'empty volume {vol.data.shape}')
         hu = bool(vol.meta.get('hu')) or (ctx['modality'] == 'CT' and np.nanmin(vol.data) <= -500)
         win = intensity_window(vol.data, hu=hu, ct_window=opts.ct_window)
         u = to_uint8(vol.data, win)
-        if vol.meta.get('monochrome1'): u = 255 - u
+        if vol.meta.get('monochrome1'):
+            u = 255 - u
         for view in opts.views:
             n, get, sp = view_slices(u, vol.spacing, view)
             frac = foreground_fraction(u, _AXIS[view], opts.fg_level)
             pad = padding_mask(frac, opts.pad_rel, opts.pad_abs)
             asp = physical_aspect(get(0).shape, sp)
-            stats['candidates'] += n; stats['padding'] += int(pad.sum())
+            stats['candidates'] += n
+            stats['padding'] += int(pad.sum())
             tag = f"{src}#{view}" + (f"@{item.index}" if item.index else '')
             if asp < opts.min_aspect:
-                stats['aspect'] += int((~pad).sum()); rejects.append(dict(path=tag, reason=f'aspect ratio {asp:.2f} < {opts.min_aspect} (all {n} {view} slices)')); continue
+                stats['aspect'] += int((~pad).sum())
+                rejects.append(
+                    dict(
+                        path=tag, reason=f'aspect ratio {asp:.2f} < {opts.min_aspect} (all {n} {view} slices)'
+                    )
+                )
+                continue
             if min(get(0).shape) < opts.min_side:
-                stats['small'] += int((~pad).sum()); rejects.append(dict(path=tag, reason=f'{view} slices {get(0).shape} smaller than {opts.min_side} px')); continue
-            if pad.all(): rejects.append(dict(path=tag, reason=f'all {n} {view} slices are padding')); continue
+                stats['small'] += int((~pad).sum())
+                rejects.append(
+                    dict(path=tag, reason=f'{view} slices {get(0).shape} smaller than {opts.min_side} px')
+                )
+                continue
+            if pad.all():
+                rejects.append(dict(path=tag, reason=f'all {n} {view} slices are padding'))
+                continue
             kept = np.flatnonzero(~pad)
-            sel = kept[::opts.slice_step]
+            sel = kept[:: opts.slice_step]
             stats['stride'] += len(kept) - len(sel)
-            extra = dict(orig_shape=_fmt(vol.meta.get('orig_shape', vol.data.shape)), spacing=_fmt(vol.spacing), volume=item.index,
-                         win_lo=float(win[0]), win_hi=float(win[1]))
-            for k in sel: _emit(np.ascontiguousarray(get(int(k))), sp, view, int(k), ctx, rows, opts, extra)
+            extra = dict(
+                orig_shape=_fmt(vol.meta.get('orig_shape', vol.data.shape)),
+                spacing=_fmt(vol.spacing),
+                volume=item.index,
+                win_lo=float(win[0]),
+                win_hi=float(win[1]),
+            )
+            for k in sel:
+                _emit(np.ascontiguousarray(get(int(k))), sp, view, int(k), ctx, rows, opts, extra)
         return
     a = item.data
     tag = f"{src}#{item.view}{item.index}" if (item.index or item.view == 'tile') else src
     stats['candidates'] += 1
-    if item.view == 'tile' and item.meta.get('background'): stats['background'] += 1; return
-    if a.ndim == 3 and a.shape[-1] == 3 and a.dtype == np.uint8 and (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all(): a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3): raise RejectError(f'unsupported image shape {a.shape}')
+    if item.view == 'tile' and item.meta.get('background'):
+        stats['background'] += 1
+        return
+    if (
+        a.ndim == 3
+        and a.shape[-1] == 3
+        and a.dtype == np.uint8
+        and (a[..., 0] == a[..., 1]).all()
+        and (a[..., 1] == a[..., 2]).all()
+    ):
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
+        raise RejectError(f'unsupported image shape {a.shape}')
     asp = physical_aspect(a.shape, item.spacing)
-    if asp < opts.min_aspect: stats['aspect'] += 1; rejects.append(dict(path=tag, reason=f'aspect ratio {asp:.3f} < {opts.min_aspect} (shape {a.shape[:2]})')); return
-    if min(a.shape[:2]) < opts.min_side: stats['small'] += 1; rejects.append(dict(path=tag, reason=f'image {a.shape[:2]} smaller than {opts.min_side} px')); return
-    win = (0., 255.)
+    if asp < opts.min_aspect:
+        stats['aspect'] += 1
+        rejects.append(
+            dict(path=tag, reason=f'aspect ratio {asp:.3f} < {opts.min_aspect} (shape {a.shape[:2]})')
+        )
+        return
+    if min(a.shape[:2]) < opts.min_side:
+        stats['small'] += 1
+        rejects.append(dict(path=tag, reason=f'image {a.shape[:2]} smaller than {opts.min_side} px'))
+        return
+    win = (0.0, 255.0)
     if a.dtype != np.uint8:
         hu = bool(item.meta.get('hu')) and ctx['modality'] == 'CT'
         win = intensity_window(a.astype(np.float32), hu=hu, ct_window=opts.ct_window)
         a = to_uint8(a, win)
-    elif a.min() == a.max(): raise RejectError(f'constant intensity ({a.min()})')
-    if item.meta.get('monochrome1'): a = 255 - a
-    extra = dict(orig_shape=_fmt(item.meta.get('orig_shape', a.shape)), spacing=_fmt(item.spacing), volume=0,
-                 win_lo=float(win[0]), win_hi=float(win[1]))
+    elif a.min() == a.max():
+        raise RejectError(f'constant intensity ({a.min()})')
+    if item.meta.get('monochrome1'):
+        a = 255 - a
+    extra = dict(
+        orig_shape=_fmt(item.meta.get('orig_shape', a.shape)),
+        spacing=_fmt(item.spacing),
+        volume=0,
+        win_lo=float(win[0]),
+        win_hi=float(win[1]),
+    )
     _emit(np.ascontiguousarray(a), item.spacing, item.view, item.index, ctx, rows, opts, extra)
 
 # %% ../nbs/01_curate.ipynb #e5aa42d6
 def _clean_anatomy(t) -> str:
-    if t is None or (isinstance(t, float) and math.isnan(t)) or not str(t).strip(): return 'unspecified'
+    if t is None or (isinstance(t, float) and math.isnan(t)) or not str(t).strip():
+        return 'unspecified'
     return re.split(r'\s*\(', str(t).strip().lower())[0].strip() or 'unspecified'
+
 
 def read_manifest(raw_dir) -> dict:
     "{relative path: {modality_detail, anatomy, split}} from `raw_dir/MANIFEST.tsv` (or .csv), if any."
     raw_dir = Path(raw_dir)
     for name, sep in (('MANIFEST.tsv', '\t'), ('MANIFEST.csv', ',')):
-        if (raw_dir/name).exists():
-            m = pd.read_csv(raw_dir/name, sep=sep, dtype=str)
-            if 'file' not in m.columns: raise ValueError(f"{raw_dir/name}: needs a 'file' column (got {list(m.columns)})")
-            return {r['file']: dict(modality_detail=r.get('modality'), anatomy=r.get('anatomy'), split=r.get('split')) for _, r in m.iterrows()}
+        if (raw_dir / name).exists():
+            m = pd.read_csv(raw_dir / name, sep=sep, dtype=str)
+            if 'file' not in m.columns:
+                raise ValueError(f"{raw_dir / name}: needs a 'file' column (got {list(m.columns)})")
+            return {
+                r['file']: dict(
+                    modality_detail=r.get('modality'), anatomy=r.get('anatomy'), split=r.get('split')
+                )
+                for _, r in m.iterrows()
+            }
     return {}
 
-_SPLIT_DIRS = {'val': 'val', 'valid': 'val', 'validation': 'val', 'dev': 'val', 'test': 'test', 'testing': 'test', 'holdout': 'test'}
 
-def split_of(rel:str, manifest_split=None) -> str:
+_SPLIT_DIRS = {
+    'val': 'val',
+    'valid': 'val',
+    'validation': 'val',
+    'dev': 'val',
+    'test': 'test',
+    'testing': 'test',
+    'holdout': 'test',
+}
+
+
+def split_of(rel: str, manifest_split=None) -> str:
     "A file's split: the manifest's, else a folder named val/valid/validation/test/testing in its path, else train."
-    if isinstance(manifest_split, str) and manifest_split.strip(): return manifest_split.strip().lower()
+    if isinstance(manifest_split, str) and manifest_split.strip():
+        return manifest_split.strip().lower()
     for part in Path(rel).parts[:-1]:
-        if part.lower() in _SPLIT_DIRS: return _SPLIT_DIRS[part.lower()]
+        if part.lower() in _SPLIT_DIRS:
+            return _SPLIT_DIRS[part.lower()]
     return 'train'
 
-def source_of(rel:str) -> str:
+
+def source_of(rel: str) -> str:
     "A file's source: the second folder of `<modality>/<source>/...`, else its first folder, else 'root'."
     parts = Path(rel).parts
     return parts[1] if len(parts) >= 3 else parts[0] if len(parts) == 2 else 'root'
@@ -545,145 +909,274 @@ def source_of(rel:str) -> str:
 # %% ../nbs/01_curate.ipynb #c1552421
 def _dicom_series_key(p):
     import pydicom
-    try:
-        ds = pydicom.dcmread(str(p), stop_before_pixels=True, specific_tags=['SeriesInstanceUID', 'NumberOfFrames', 'ImageOrientationPatient',
-                                                                           'ImagePositionPatient', 'Rows', 'Columns', 'SOPClassUID', 'PixelSpacing'])
-        if int(ds.get('NumberOfFrames', 1) or 1) != 1 or 'ImagePositionPatient' not in ds or 'SeriesInstanceUID' not in ds or 'PixelSpacing' not in ds: return None
-        return (str(ds.SeriesInstanceUID), tuple(round(float(v), 3) for v in ds.ImageOrientationPatient), int(ds.Rows), int(ds.Columns))
-    except Exception: return None
 
-def _link_problem(path:Path, root:Path, follow_external_links:bool) -> str:
+    try:
+        ds = pydicom.dcmread(
+            str(p),
+            stop_before_pixels=True,
+            specific_tags=[
+                'SeriesInstanceUID',
+                'NumberOfFrames',
+                'ImageOrientationPatient',
+                'ImagePositionPatient',
+                'Rows',
+                'Columns',
+                'SOPClassUID',
+                'PixelSpacing',
+            ],
+        )
+        if (
+            int(ds.get('NumberOfFrames', 1) or 1) != 1
+            or 'ImagePositionPatient' not in ds
+            or 'SeriesInstanceUID' not in ds
+            or 'PixelSpacing' not in ds
+        ):
+            return None
+        return (
+            str(ds.SeriesInstanceUID),
+            tuple(round(float(v), 3) for v in ds.ImageOrientationPatient),
+            int(ds.Rows),
+            int(ds.Columns),
+        )
+    except Exception:
+        return None
+
+
+def _link_problem(path: Path, root: Path, follow_external_links: bool) -> str:
     "Why the symlink `path` cannot be an input ('' if it can): dangling, a loop, or pointing outside `root`."
-    try: os.stat(path)
+    try:
+        os.stat(path)
     except OSError as e:
-        if e.errno == errno.ELOOP: return 'symlink loop'
-        if e.errno in (errno.ENOENT, errno.ENOTDIR): return f'dangling symlink -> {os.readlink(path)}'
+        if e.errno == errno.ELOOP:
+            return 'symlink loop'
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return f'dangling symlink -> {os.readlink(path)}'
         return f'unreadable symlink -> {os.readlink(path)} ({e.strerror})'
     target = Path(os.path.realpath(path))
     if not follow_external_links and not target.is_relative_to(root):
-        return f'symlink points outside the raw folder (-> {target}); curate it with follow_external_links=True'
+        return (
+            f'symlink points outside the raw folder (-> {target}); curate it with follow_external_links=True'
+        )
     return ''
 
-def scan_raw(raw_dir, follow_external_links:bool=False) -> pd.DataFrame:
+
+def scan_raw(raw_dir, follow_external_links: bool = False) -> pd.DataFrame:
     "Every non-hidden entry under `raw_dir`, sorted: path (relative), size, mtime_ns, problem ('' for a readable file)."
     raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir(): raise FileNotFoundError(f"raw_dir={str(raw_dir)!r} is not a folder")
+    if not raw_dir.is_dir():
+        raise FileNotFoundError(f"raw_dir={str(raw_dir)!r} is not a folder")
     root = raw_dir.resolve()
     entries, listed_folders = [], set()
 
-    def add(rel:str, st=None, problem:str=''):
-        entries.append(dict(path=rel, size=st.st_size if st else 0, mtime_ns=st.st_mtime_ns if st else 0, problem=problem))
+    def add(rel: str, st=None, problem: str = ''):
+        entries.append(
+            dict(
+                path=rel, size=st.st_size if st else 0, mtime_ns=st.st_mtime_ns if st else 0, problem=problem
+            )
+        )
 
-    def walk(folder:Path, prefix:str):
+    def walk(folder: Path, prefix: str):
         real = folder.resolve()
         if real in listed_folders:
-            return add(prefix.rstrip('/'), folder.lstat(), 'folder already listed (through a symlink): not followed')
+            return add(
+                prefix.rstrip('/'), folder.lstat(), 'folder already listed (through a symlink): not followed'
+            )
         listed_folders.add(real)
-        try: children = sorted(os.scandir(folder), key=lambda child: child.name)
-        except OSError as e: return add(prefix.rstrip('/') or '.', None, f'cannot list folder: {e.strerror}')
+        try:
+            children = sorted(os.scandir(folder), key=lambda child: child.name)
+        except OSError as e:
+            return add(prefix.rstrip('/') or '.', None, f'cannot list folder: {e.strerror}')
         for child in children:
-            if child.name.startswith('.'): continue
+            if child.name.startswith('.'):
+                continue
             rel, path = prefix + child.name, Path(child.path)
             if child.is_symlink():
                 problem = _link_problem(path, root, follow_external_links)
-                if problem: add(rel, path.lstat(), problem)
+                if problem:
+                    add(rel, path.lstat(), problem)
                 elif path.is_dir() and path.resolve().is_relative_to(root):
-                    add(rel, path.lstat(), 'symlink to a folder inside the raw folder: not followed '
-                                           '(its files are curated where they are)')
-                elif path.is_dir(): walk(path, rel + '/')
-                elif path.is_file(): add(rel, path.stat())
-                else: add(rel, path.lstat(), 'symlink to something that is not a regular file (a fifo, socket or device)')
-            elif child.is_dir(follow_symlinks=False): walk(path, rel + '/')
-            elif child.is_file(follow_symlinks=False): add(rel, child.stat(follow_symlinks=False))
-            else: add(rel, child.stat(follow_symlinks=False), 'not a regular file (a fifo, socket or device)')
+                    add(
+                        rel,
+                        path.lstat(),
+                        'symlink to a folder inside the raw folder: not followed '
+                        '(its files are curated where they are)',
+                    )
+                elif path.is_dir():
+                    walk(path, rel + '/')
+                elif path.is_file():
+                    add(rel, path.stat())
+                else:
+                    add(
+                        rel,
+                        path.lstat(),
+                        'symlink to something that is not a regular file (a fifo, socket or device)',
+                    )
+            elif child.is_dir(follow_symlinks=False):
+                walk(path, rel + '/')
+            elif child.is_file(follow_symlinks=False):
+                add(rel, child.stat(follow_symlinks=False))
+            else:
+                add(rel, child.stat(follow_symlinks=False), 'not a regular file (a fifo, socket or device)')
 
     walk(raw_dir, '')
     listing = pd.DataFrame(entries, columns=['path', 'size', 'mtime_ns', 'problem'])
     return listing.astype(dict(size='int64', mtime_ns='int64')).sort_values('path', ignore_index=True)
 
-def _signature(files:list, listing:pd.DataFrame) -> str:
+
+def _signature(files: list, listing: pd.DataFrame) -> str:
     "A hash of the paths, sizes and modification times of `files` (rows of `listing`, indexed by path)."
     stats = [[f, int(listing.at[f, 'size']), int(listing.at[f, 'mtime_ns'])] for f in files]
     return hashlib.sha1(json.dumps(stats).encode()).hexdigest()[:16]
 
-def plan_jobs(raw_dir, min_series:int=3, max_files:int|None=None, follow_external_links:bool=False,
-              listing:pd.DataFrame|None=None) -> pd.DataFrame:
+
+def plan_jobs(
+    raw_dir,
+    min_series: int = 3,
+    max_files: int | None = None,
+    follow_external_links: bool = False,
+    listing: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     "One row per job (file, DICOM series or unreadable entry) of `raw_dir`, by key; `max_files` spreads a subset over modalities."
     raw_dir = Path(raw_dir)
     listing = scan_raw(raw_dir, follow_external_links) if listing is None else listing
     man = read_manifest(raw_dir)
     jobs, series = [], {}
     from tqdm.auto import tqdm
-    entries = tqdm(zip(listing.path, listing.problem), total=len(listing), desc='planning', unit='file', leave=False,
-                   disable=len(listing) < 1000)
+
+    entries = tqdm(
+        zip(listing.path, listing.problem),
+        total=len(listing),
+        desc='planning',
+        unit='file',
+        leave=False,
+        disable=len(listing) < 1000,
+    )
     for rel, problem in entries:
         if problem:
             jobs.append(dict(job=rel, kind='reject', files=[rel], note=problem))
             continue
-        p = raw_dir/rel; kind = file_kind(p)
-        if kind == 'skip': continue
-        if kind == 'dicom' and (key := _dicom_series_key(p)) is not None: series.setdefault(key, []).append(rel); continue
+        p = raw_dir / rel
+        kind = file_kind(p)
+        if kind == 'skip':
+            continue
+        if kind == 'dicom' and (key := _dicom_series_key(p)) is not None:
+            series.setdefault(key, []).append(rel)
+            continue
         jobs.append(dict(job=rel, kind=kind, files=[rel]))
     for key, rels in series.items():
-        if len(rels) >= min_series: jobs.append(dict(job=os.path.commonpath(rels) + '/' + f'series-{hashlib.sha1(key[0].encode()).hexdigest()[:8]}', kind='dicom_series', files=sorted(rels)))
-        else: jobs += [dict(job=r, kind='dicom', files=[r]) for r in rels]
+        if len(rels) >= min_series:
+            jobs.append(
+                dict(
+                    job=os.path.commonpath(rels)
+                    + '/'
+                    + f'series-{hashlib.sha1(key[0].encode()).hexdigest()[:8]}',
+                    kind='dicom_series',
+                    files=sorted(rels),
+                )
+            )
+        else:
+            jobs += [dict(job=r, kind='dicom', files=[r]) for r in rels]
     by_path = listing.set_index('path')
     for j in jobs:
         m = man.get(j['files'][0], {})
         j['source'] = source_of(j['files'][0])
-        j['modality'] = to_modality(m.get('modality_detail')) or to_modality(Path(j['files'][0]).parts[0]) or 'unknown'
+        j['modality'] = (
+            to_modality(m.get('modality_detail')) or to_modality(Path(j['files'][0]).parts[0]) or 'unknown'
+        )
         j['modality_detail'] = m.get('modality_detail') or ''
         j['anatomy'] = _clean_anatomy(m.get('anatomy'))
         j['split'] = split_of(j['files'][0], m.get('split'))
         j['bytes'] = int(by_path.loc[j['files'], 'size'].sum())
         j['note'] = j.get('note', '')
         j['signature'] = _signature(j['files'], by_path)
-    columns = ['job', 'kind', 'files', 'source', 'modality', 'modality_detail', 'anatomy', 'split', 'bytes', 'note',
-               'signature']
+    columns = [
+        'job',
+        'kind',
+        'files',
+        'source',
+        'modality',
+        'modality_detail',
+        'anatomy',
+        'split',
+        'bytes',
+        'note',
+        'signature',
+    ]
     df = pd.DataFrame(jobs, columns=columns).sort_values('job', ignore_index=True)
-    if max_files is not None and len(df) > max_files:  # round-robin over top-level folders (modalities), in key order
-        df['_g'] = df.job.map(lambda s: Path(s).parts[0]); df['_r'] = df.groupby('_g').cumcount()
-        df = df.sort_values(['_r', '_g', 'job']).head(max_files).drop(columns=['_g', '_r']).sort_values('job', ignore_index=True)
+    if (
+        max_files is not None and len(df) > max_files
+    ):  # round-robin over top-level folders (modalities), in key order
+        df['_g'] = df.job.map(lambda s: Path(s).parts[0])
+        df['_r'] = df.groupby('_g').cumcount()
+        df = (
+            df.sort_values(['_r', '_g', 'job'])
+            .head(max_files)
+            .drop(columns=['_g', '_r'])
+            .sort_values('job', ignore_index=True)
+        )
     return df
 
-def shard_of(key:str, num_shards:int) -> int:
+
+def shard_of(key: str, num_shards: int) -> int:
     "The shard (0..num_shards-1) of a job key: a stable hash, the same on every machine."
     return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % num_shards
 
-def assign_chunks(plan:pd.DataFrame, num_shards:int=1, chunk_jobs:int=8, chunk_mb:float=16) -> pd.DataFrame:
+
+def assign_chunks(
+    plan: pd.DataFrame, num_shards: int = 1, chunk_jobs: int = 8, chunk_mb: float = 16
+) -> pd.DataFrame:
     "`plan` with `shard` and `chunk` columns: jobs of a shard grouped in key order into chunks."
-    plan = plan.copy(); plan['shard'] = [shard_of(k, num_shards) for k in plan.job]; plan['chunk'] = -1
+    plan = plan.copy()
+    plan['shard'] = [shard_of(k, num_shards) for k in plan.job]
+    plan['chunk'] = -1
     for s, g in plan.groupby('shard'):
         c, n, b = 0, 0, 0
         for i in g.sort_values('job').index:
-            if n and (n >= chunk_jobs or b + plan.at[i, 'bytes'] > chunk_mb * 2**20): c, n, b = c + 1, 0, 0
-            plan.at[i, 'chunk'] = c; n += 1; b += plan.at[i, 'bytes']
+            if n and (n >= chunk_jobs or b + plan.at[i, 'bytes'] > chunk_mb * 2**20):
+                c, n, b = c + 1, 0, 0
+            plan.at[i, 'chunk'] = c
+            n += 1
+            b += plan.at[i, 'bytes']
     return plan
 
 # %% ../nbs/01_curate.ipynb #31e106b5
-def read_job(raw_dir, job:dict, opts:Options):
+def read_job(raw_dir, job: dict, opts: Options):
     "The reader items of one job."
-    files = [Path(raw_dir)/f for f in job['files']]
+    files = [Path(raw_dir) / f for f in job['files']]
     k = job['kind']
-    if k == 'reject': raise RejectError(job.get('note') or 'not an input file')   # found unusable when listed
-    if k == 'nifti': return read_nifti(files[0], opts.frame_step)
-    if k == 'dicom_series': return read_dicom_series(files)
-    if k == 'dicom': return read_dicom(files[0], opts.frame_step, opts.img_size, opts.min_tissue, opts.max_pixels)
-    if k == 'image': return read_image(files[0], max_pixels=opts.max_pixels)
+    if k == 'reject':
+        raise RejectError(job.get('note') or 'not an input file')  # found unusable when listed
+    if k == 'nifti':
+        return read_nifti(files[0], opts.frame_step)
+    if k == 'dicom_series':
+        return read_dicom_series(files)
+    if k == 'dicom':
+        return read_dicom(files[0], opts.frame_step, opts.img_size, opts.min_tissue, opts.max_pixels)
+    if k == 'image':
+        return read_image(files[0], max_pixels=opts.max_pixels)
     if k == 'tiff':
-        return read_tiff(files[0], opts.frame_step, opts.wsi_min_side, opts.img_size, opts.min_tissue, opts.max_pixels)
-    if k == 'wsi': return read_wsi(files[0], opts.img_size, opts.min_tissue)
+        return read_tiff(
+            files[0], opts.frame_step, opts.wsi_min_side, opts.img_size, opts.min_tissue, opts.max_pixels
+        )
+    if k == 'wsi':
+        return read_wsi(files[0], opts.img_size, opts.min_tissue)
     raise RejectError(f'unsupported file type {_suffix(files[0]) or "(no extension)"}')
+
 
 _STATS = ('candidates', 'padding', 'aspect', 'small', 'background', 'stride')
 
-def _discard_images(out_dir, img_prefix:str):
-    "Delete every image a job wrote, a half-written one included (a job stopped by its time limit leaves nothing)."
-    for path in Path(out_dir).glob(f'{img_prefix}_*.png'): path.unlink(missing_ok=True)
 
-def process_job(raw_dir, job:dict, out_dir, img_prefix:str, opts:Options):
+def _discard_images(out_dir, img_prefix: str):
+    "Delete every image a job wrote, a half-written one included (a job stopped by its time limit leaves nothing)."
+    for path in Path(out_dir).glob(f'{img_prefix}_*.png'):
+        path.unlink(missing_ok=True)
+
+
+def process_job(raw_dir, job: dict, out_dir, img_prefix: str, opts: Options):
     "(rows, rejects, stats) of one job; never raises for a bad input, nor for one that runs past `max_seconds`."
-    t0 = time.time(); rows, rejects = [], []; stats = dict.fromkeys(_STATS, 0)
+    t0 = time.time()
+    rows, rejects = [], []
+    stats = dict.fromkeys(_STATS, 0)
     ctx = dict(src=job['job'], out_dir=Path(out_dir), img_prefix=img_prefix, modality=job['modality'], item=0)
     status = 'ok'
     items = 0
@@ -694,78 +1187,137 @@ def process_job(raw_dir, job:dict, out_dir, img_prefix:str, opts:Options):
                 items += 1
                 tiles += getattr(item, 'view', '') == 'tile'
                 ctx['item'] = item.index if isinstance(item, Volume) else 0
-                try: process_item(item, ctx, opts, rows, rejects, stats)
+                try:
+                    process_item(item, ctx, opts, rows, rejects, stats)
                 except RejectError as e:
-                    tag = job['job'] if not item.index else f"{job['job']}#{getattr(item, 'view', 'volume')}{item.index}"; rejects.append(dict(path=tag, reason=str(e)))
-                if opts.max_seconds and time.time() - t0 > opts.max_seconds: raise _too_long(opts.max_seconds)
-    except TimeLimit as e:   # the whole input is a reject: machine speed must not shape the corpus
+                    tag = (
+                        job['job']
+                        if not item.index
+                        else f"{job['job']}#{getattr(item, 'view', 'volume')}{item.index}"
+                    )
+                    rejects.append(dict(path=tag, reason=str(e)))
+                if opts.max_seconds and time.time() - t0 > opts.max_seconds:
+                    raise _too_long(opts.max_seconds)
+    except TimeLimit as e:  # the whole input is a reject: machine speed must not shape the corpus
         _discard_images(out_dir, img_prefix)
         rows, rejects, status = [], [dict(path=job['job'], reason=str(e))], 'timeout'
         stats.update(dict.fromkeys(_STATS, 0))
-    except RejectError as e: rejects.append(dict(path=job['job'], reason=str(e))); status = 'rejected'
-    except Exception as e: rejects.append(dict(path=job['job'], reason=f'unexpected {type(e).__name__}: {e}')); status = 'error'
-    if status == 'ok' and not rows and not rejects:   # nothing written and nothing said: say why
-        reason = f'no tissue in any of {tiles} tiles (min_tissue={opts.min_tissue})' if tiles else 'no image in the file'
+    except RejectError as e:
+        rejects.append(dict(path=job['job'], reason=str(e)))
+        status = 'rejected'
+    except Exception as e:
+        rejects.append(dict(path=job['job'], reason=f'unexpected {type(e).__name__}: {e}'))
+        status = 'error'
+    if status == 'ok' and not rows and not rejects:  # nothing written and nothing said: say why
+        reason = (
+            f'no tissue in any of {tiles} tiles (min_tissue={opts.min_tissue})'
+            if tiles
+            else 'no image in the file'
+        )
         rejects.append(dict(path=job['job'], reason=reason))
         status = 'rejected'
     for r in rows:
-        r.update(source=job['source'], modality=job['modality'], anatomy=job['anatomy'], split=job['split'], src=job['job'],
-                 modality_detail=job['modality_detail'])
-    stats.update(job=job['job'], kind=job['kind'], source=job['source'], modality=job['modality'], written=len(rows),
-                 rejects=len(rejects), status=status, seconds=round(time.time() - t0, 3))
+        r.update(
+            source=job['source'],
+            modality=job['modality'],
+            anatomy=job['anatomy'],
+            split=job['split'],
+            src=job['job'],
+            modality_detail=job['modality_detail'],
+        )
+    stats.update(
+        job=job['job'],
+        kind=job['kind'],
+        source=job['source'],
+        modality=job['modality'],
+        written=len(rows),
+        rejects=len(rejects),
+        status=status,
+        seconds=round(time.time() - t0, 3),
+    )
     return rows, rejects, stats
 
 # %% ../nbs/01_curate.ipynb #6da8b369
-def _chunk_dir(out_dir, shard:int, chunk:int) -> Path: return Path(out_dir)/'shards'/f'{shard:04d}'/f'{chunk:05d}'
+def _chunk_dir(out_dir, shard: int, chunk: int) -> Path:
+    return Path(out_dir) / 'shards' / f'{shard:04d}' / f'{chunk:05d}'
 
-def chunk_done(out_dir, shard:int, chunk:int) -> bool:
+
+def chunk_done(out_dir, shard: int, chunk: int) -> bool:
     "Whether a chunk finished (its `.done` marker exists)."
-    return (_chunk_dir(out_dir, shard, chunk)/'.done').exists()
+    return (_chunk_dir(out_dir, shard, chunk) / '.done').exists()
+
 
 def _import_readers():
     "Import the readers' libraries once per process, so that no input's `max_seconds` pays for them."
     import imagehash, nibabel, pydicom, tifffile, tiffslide
 
+
 def process_chunk(args) -> dict:
     "Process one chunk (raw_dir, out_dir, shard, chunk, jobs, opts) and write its results atomically."
     raw_dir, out_dir, shard, chunk, jobs, opts = args
-    if isinstance(opts, dict): opts = Options(**opts)   # sent to a worker process as plain data
+    if isinstance(opts, dict):
+        opts = Options(**opts)  # sent to a worker process as plain data
     d = _chunk_dir(out_dir, shard, chunk)
-    if (d/'.done').exists(): return json.loads((d/'.done').read_text())
+    if (d / '.done').exists():
+        return json.loads((d / '.done').read_text())
     _import_readers()
-    t0 = time.time(); rows, rejects, stats = [], [], []
+    t0 = time.time()
+    rows, rejects, stats = [], [], []
     for i, job in enumerate(jobs):
         r, rj, st = process_job(raw_dir, job, out_dir, f'images/{shard:04d}/{chunk:05d}/{i:03d}', opts)
-        rows += r; rejects += rj; stats.append(st)
+        rows += r
+        rejects += rj
+        stats.append(st)
     d.mkdir(parents=True, exist_ok=True)
-    with atomic_path(d/'rows.parquet') as tmp: pd.DataFrame(rows).to_parquet(tmp, index=False)
-    write_table(pd.DataFrame(rejects, columns=SCHEMAS['rejects']), d/'rejects.csv', 'rejects')
-    with atomic_path(d/'jobs.csv') as tmp: pd.DataFrame(stats).to_csv(tmp, index=False)
-    done = dict(shard=shard, chunk=chunk, jobs=len(jobs), images=len(rows), rejects=len(rejects), slices=sum(s['candidates'] for s in stats),
-                seconds=round(time.time() - t0, 3), pid=os.getpid())
-    with atomic_path(d/'.done') as tmp: tmp.write_text(json.dumps(done))
+    with atomic_path(d / 'rows.parquet') as tmp:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
+    write_table(pd.DataFrame(rejects, columns=SCHEMAS['rejects']), d / 'rejects.csv', 'rejects')
+    with atomic_path(d / 'jobs.csv') as tmp:
+        pd.DataFrame(stats).to_csv(tmp, index=False)
+    done = dict(
+        shard=shard,
+        chunk=chunk,
+        jobs=len(jobs),
+        images=len(rows),
+        rejects=len(rejects),
+        slices=sum(s['candidates'] for s in stats),
+        seconds=round(time.time() - t0, 3),
+        pid=os.getpid(),
+    )
+    with atomic_path(d / '.done') as tmp:
+        tmp.write_text(json.dumps(done))
     return done
 
 # %% ../nbs/01_curate.ipynb #3ce0ee4f
 class TimeLimit(BaseException):
     "An input ran past `max_seconds` (a BaseException: no reader's `except Exception` swallows it)."
 
-def _too_long(seconds:float) -> TimeLimit: return TimeLimit(f'took longer than {seconds:g} s (max_seconds={seconds:g})')
+
+def _too_long(seconds: float) -> TimeLimit:
+    return TimeLimit(f'took longer than {seconds:g} s (max_seconds={seconds:g})')
+
 
 @contextlib.contextmanager
-def time_limit(seconds:float|None):
+def time_limit(seconds: float | None):
     "Raise `TimeLimit` in the block after `seconds` (SIGALRM); a no-op where no timer can be armed (see text)."
     import signal, threading
-    usable = bool(seconds) and hasattr(signal, 'setitimer') and threading.current_thread() is threading.main_thread()
+
+    usable = (
+        bool(seconds)
+        and hasattr(signal, 'setitimer')
+        and threading.current_thread() is threading.main_thread()
+    )
     if not usable or signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
         yield
         return
     armed = True
+
     def on_alarm(signum, frame):
         nonlocal armed
         if armed:
             armed = False
             raise _too_long(seconds)
+
     previous_handler = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -776,9 +1328,11 @@ def time_limit(seconds:float|None):
         signal.signal(signal.SIGALRM, previous_handler if previous_handler is not None else signal.SIG_DFL)
 
 # %% ../nbs/01_curate.ipynb #32ba3089
-def _opts_dict(o:Options) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in o.__dict__.items()}
+def _opts_dict(o: Options) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in o.__dict__.items()}
 
-def _settings_diff(cfg:dict, old:dict) -> list:
+
+def _settings_diff(cfg: dict, old: dict) -> list:
     "Settings that differ between two `config.json`s; an option missing from `old` (added later) counts as its default."
     defaults = _opts_dict(Options())
     old_opts = defaults | old.get('options', {})
@@ -786,16 +1340,22 @@ def _settings_diff(cfg:dict, old:dict) -> list:
     option_names = set(cfg['options']) | set(old_opts)
     return diff + sorted(f'options.{k}' for k in option_names if cfg['options'].get(k) != old_opts.get(k))
 
+
 def _comparable(value):
     "A plan cell as a value that compares equal to itself: lists as tuples, NaN as None."
-    if isinstance(value, (list, np.ndarray)): return tuple(value)
+    if isinstance(value, (list, np.ndarray)):
+        return tuple(value)
     return None if isinstance(value, float) and math.isnan(value) else value
 
-def _job_descriptions(plan:pd.DataFrame, columns:list) -> dict:
+
+def _job_descriptions(plan: pd.DataFrame, columns: list) -> dict:
     "{job: its values in `columns`}, to compare two plans."
     return {r['job']: tuple(_comparable(r[c]) for c in columns) for r in plan.to_dict('records')}
 
-def update_plan(old:pd.DataFrame, fresh:pd.DataFrame, num_shards:int=1, chunk_jobs:int=8, chunk_mb:float=16):
+
+def update_plan(
+    old: pd.DataFrame, fresh: pd.DataFrame, num_shards: int = 1, chunk_jobs: int = 8, chunk_mb: float = 16
+):
     "(plan, changes): `old`'s chunks for the unchanged jobs of `fresh`, new chunks for added ones, stale chunks to redo."
     # a plan written before the `note` and `signature` columns existed is compared on the others
     columns = [c for c in fresh.columns if c != 'job' and c in old.columns]
@@ -816,64 +1376,105 @@ def update_plan(old:pd.DataFrame, fresh:pd.DataFrame, num_shards:int=1, chunk_jo
     plan[['shard', 'chunk']] = plan[['shard', 'chunk']].astype(int)
     return plan, dict(added=added, removed=removed, changed=changed, redo=redo)
 
-def _forget_chunk(out_dir, shard:int, chunk:int):
+
+def _forget_chunk(out_dir, shard: int, chunk: int):
     "Delete a chunk's results and images so that it is processed again (its `.done` first)."
-    (_chunk_dir(out_dir, shard, chunk)/'.done').unlink(missing_ok=True)
+    (_chunk_dir(out_dir, shard, chunk) / '.done').unlink(missing_ok=True)
     shutil.rmtree(_chunk_dir(out_dir, shard, chunk), ignore_errors=True)
-    shutil.rmtree(Path(out_dir)/'images'/f'{shard:04d}'/f'{chunk:05d}', ignore_errors=True)
+    shutil.rmtree(Path(out_dir) / 'images' / f'{shard:04d}' / f'{chunk:05d}', ignore_errors=True)
+
 
 @contextlib.contextmanager
 def _plan_lock(out_dir):
     "Hold `out_dir/.plan.lock` (exclusive `flock`; none where fcntl is missing) while the plan is read or updated."
-    try: import fcntl
-    except ImportError: fcntl = None
-    with open(Path(out_dir)/'.plan.lock', 'a') as lock_file:
-        if fcntl: fcntl.flock(lock_file, fcntl.LOCK_EX)
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    with open(Path(out_dir) / '.plan.lock', 'a') as lock_file:
+        if fcntl:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
         yield
 
-def _no_inputs_message(raw_dir, listing:pd.DataFrame) -> str:
+
+def _no_inputs_message(raw_dir, listing: pd.DataFrame) -> str:
     examples = ', '.join(listing.path[:3])
     found = f'only {len(listing)} files that are not images (e.g. {examples})' if len(listing) else 'nothing'
-    return (f"no input files under {raw_dir}: found {found}; put NIfTI, DICOM, PNG/JPEG/TIFF or slide files there, "
-            "in <modality>/<source>/ folders")
+    return (
+        f"no input files under {raw_dir}: found {found}; put NIfTI, DICOM, PNG/JPEG/TIFF or slide files there, "
+        "in <modality>/<source>/ folders"
+    )
 
-def prepare_run(raw_dir, out_dir, opts:Options, num_shards:int=1, max_files=None, chunk_jobs:int=8, chunk_mb:float=16) -> pd.DataFrame:
+
+def prepare_run(
+    raw_dir,
+    out_dir,
+    opts: Options,
+    num_shards: int = 1,
+    max_files=None,
+    chunk_jobs: int = 8,
+    chunk_mb: float = 16,
+) -> pd.DataFrame:
     "Write (or check and reuse) a run folder's `config.json` and `plan.parquet`, the plan following the raw folder."
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = dict(raw_dir=str(Path(raw_dir).resolve()), num_shards=num_shards, max_files=max_files, chunk_jobs=chunk_jobs, chunk_mb=chunk_mb, options=_opts_dict(opts))
-    plan_path, listing_path = out_dir/'plan.parquet', out_dir/'listing.parquet'
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = dict(
+        raw_dir=str(Path(raw_dir).resolve()),
+        num_shards=num_shards,
+        max_files=max_files,
+        chunk_jobs=chunk_jobs,
+        chunk_mb=chunk_mb,
+        options=_opts_dict(opts),
+    )
+    plan_path, listing_path = out_dir / 'plan.parquet', out_dir / 'listing.parquet'
     with _plan_lock(out_dir):
-        if (out_dir/'config.json').exists():
-            if diff := _settings_diff(cfg, json.loads((out_dir/'config.json').read_text())):
-                raise ValueError(f"{out_dir} holds a run with other settings ({', '.join(diff)}); "
-                                 "use another out_dir or delete it")
+        if (out_dir / 'config.json').exists():
+            if diff := _settings_diff(cfg, json.loads((out_dir / 'config.json').read_text())):
+                raise ValueError(
+                    f"{out_dir} holds a run with other settings ({', '.join(diff)}); "
+                    "use another out_dir or delete it"
+                )
         listing = scan_raw(raw_dir, opts.follow_external_links)
         if plan_path.exists() and listing_path.exists() and pd.read_parquet(listing_path).equals(listing):
             return pd.read_parquet(plan_path)
         fresh = plan_jobs(raw_dir, max_files=max_files, listing=listing)
-        if fresh.empty: raise FileNotFoundError(_no_inputs_message(raw_dir, listing))
+        if fresh.empty:
+            raise FileNotFoundError(_no_inputs_message(raw_dir, listing))
         if plan_path.exists():
             plan, changes = update_plan(pd.read_parquet(plan_path), fresh, num_shards, chunk_jobs, chunk_mb)
-            for shard, chunk in changes['redo']: _forget_chunk(out_dir, shard, chunk)   # before the new plan is written
+            for shard, chunk in changes['redo']:
+                _forget_chunk(out_dir, shard, chunk)  # before the new plan is written
             if changes['added'] or changes['removed'] or changes['changed']:
-                print(f"{raw_dir} changed since {plan_path} was written: {len(changes['added'])} added, "
-                      f"{len(changes['removed'])} removed, {len(changes['changed'])} changed inputs; "
-                      f"{len(changes['redo'])} finished chunks are redone, the others kept")
-        else: plan = assign_chunks(fresh, num_shards, chunk_jobs, chunk_mb)
-        with atomic_path(plan_path) as tmp: plan.to_parquet(tmp, index=False)
-        with atomic_path(listing_path) as tmp: listing.to_parquet(tmp, index=False)
-        if not (out_dir/'config.json').exists():
-            with atomic_path(out_dir/'config.json') as tmp: tmp.write_text(json.dumps(cfg, indent=1))
+                print(
+                    f"{raw_dir} changed since {plan_path} was written: {len(changes['added'])} added, "
+                    f"{len(changes['removed'])} removed, {len(changes['changed'])} changed inputs; "
+                    f"{len(changes['redo'])} finished chunks are redone, the others kept"
+                )
+        else:
+            plan = assign_chunks(fresh, num_shards, chunk_jobs, chunk_mb)
+        with atomic_path(plan_path) as tmp:
+            plan.to_parquet(tmp, index=False)
+        with atomic_path(listing_path) as tmp:
+            listing.to_parquet(tmp, index=False)
+        if not (out_dir / 'config.json').exists():
+            with atomic_path(out_dir / 'config.json') as tmp:
+                tmp.write_text(json.dumps(cfg, indent=1))
     return plan
+
 
 def _worker_fn():
     "`process_chunk` as the installed module's function: spawned workers cannot import one defined in a notebook kernel."
     import biovfm.curate
+
     return biovfm.curate.process_chunk
 
-def run_shard(raw_dir, out_dir, plan:pd.DataFrame, shard:int, opts:Options, workers:int=1, progress:bool=True) -> list:
+
+def run_shard(
+    raw_dir, out_dir, plan: pd.DataFrame, shard: int, opts: Options, workers: int = 1, progress: bool = True
+) -> list:
     "Process every unfinished chunk of `shard` with `workers` processes; return the chunks' `.done` records."
     from tqdm.auto import tqdm
+
     mine = plan[plan['shard'] == shard]
     tasks = []
     for c, g in mine.groupby('chunk'):
@@ -881,14 +1482,24 @@ def run_shard(raw_dir, out_dir, plan:pd.DataFrame, shard:int, opts:Options, work
         tasks.append((str(raw_dir), str(out_dir), int(shard), int(c), jobs, opts))
     todo = [t for t in tasks if not chunk_done(out_dir, t[2], t[3])]
     todo.sort(key=lambda t: -sum(j['bytes'] for j in t[4]))  # big chunks first: better load balance
-    done = [json.loads((_chunk_dir(out_dir, t[2], t[3])/'.done').read_text()) for t in tasks if chunk_done(out_dir, t[2], t[3])]
+    done = [
+        json.loads((_chunk_dir(out_dir, t[2], t[3]) / '.done').read_text())
+        for t in tasks
+        if chunk_done(out_dir, t[2], t[3])
+    ]
     bar = tqdm(total=len(tasks), initial=len(done), desc=f'shard {shard}', unit='chunk', disable=not progress)
     if workers <= 1 or len(todo) <= 1:
-        for t in todo: done.append(process_chunk(t)); bar.update()
+        for t in todo:
+            done.append(process_chunk(t))
+            bar.update()
     else:
         import multiprocessing as mp
+
         with mp.get_context('spawn').Pool(workers) as pool:
-            for r in pool.imap_unordered(_worker_fn(), [t[:5] + (asdict(t[5]),) for t in todo]): done.append(r); bar.update(); bar.set_postfix(images=sum(d['images'] for d in done))
+            for r in pool.imap_unordered(_worker_fn(), [t[:5] + (asdict(t[5]),) for t in todo]):
+                done.append(r)
+                bar.update()
+                bar.set_postfix(images=sum(d['images'] for d in done))
     bar.close()
     return done
 
@@ -897,190 +1508,357 @@ def phash_int(h) -> np.ndarray:
     "uint64 array from hex perceptual-hash strings."
     return np.array([int(x, 16) for x in np.atleast_1d(h)], dtype=np.uint64)
 
+
 def hamming(a, b) -> np.ndarray:
     "Bitwise Hamming distance between uint64 arrays."
     return np.bitwise_count(np.asarray(a, np.uint64) ^ np.asarray(b, np.uint64)).astype(np.int64)
 
-def near_pairs(q, ref=None, threshold:int=6) -> pd.DataFrame:
+
+def near_pairs(q, ref=None, threshold: int = 6) -> pd.DataFrame:
     "Pairs (i, j, d) with Hamming(q[i], ref[j]) <= threshold (self-pairs i<j when `ref` is None)."
-    from biovfm.scale import near_duplicates, cross_duplicates   # exact multi-index search that scales (nbs/00a_scale)
+    from biovfm.scale import (
+        near_duplicates,
+        cross_duplicates,
+    )  # exact multi-index search that scales (nbs/00a_scale)
+
     query = np.asarray(q, np.uint64)
     reference = query if ref is None else np.asarray(ref, np.uint64)
-    if ref is None: index_pairs = near_duplicates(query, max_dist=threshold)
-    else: index_pairs = cross_duplicates(query, reference, max_dist=threshold)
+    if ref is None:
+        index_pairs = near_duplicates(query, max_dist=threshold)
+    else:
+        index_pairs = cross_duplicates(query, reference, max_dist=threshold)
     index_pairs = np.asarray(index_pairs, np.int64).reshape(-1, 2)
     pairs = pd.DataFrame({'i': index_pairs[:, 0], 'j': index_pairs[:, 1]})
     pairs['d'] = hamming(query[pairs.i.to_numpy()], reference[pairs.j.to_numpy()]) if len(pairs) else []
     return pairs.sort_values(['i', 'j'], ignore_index=True)
 
 # %% ../nbs/01_curate.ipynb #ddf9bb8a
-def benchmark_hashes(flags=MEDMNIST_2D, splits=('val', 'test'), size:int=28, cache_dir=None):
+def benchmark_hashes(flags=MEDMNIST_2D, splits=('val', 'test'), size: int = 28, cache_dir=None):
     "({flag: DataFrame(split, index, phash)}, notes) for the available MedMNIST benchmarks."
     import imagehash
     from biovfm.core import load_medmnist, find_medmnist, file_md5
-    cache_dir = Path(cache_dir) if cache_dir else repo_root()/'cache'/'medmnist_phash'
+
+    cache_dir = Path(cache_dir) if cache_dir else repo_root() / 'cache' / 'medmnist_phash'
     out, notes = {}, []
     for flag in flags:
-        try: p = find_medmnist(flag, size)
-        except FileNotFoundError: notes.append(f'{flag}: not available locally (size {size}), leakage NOT checked'); continue
-        except Exception as e: notes.append(f'{flag}: {type(e).__name__}: {e}'); continue
-        cf = cache_dir/f'{flag}_{size}_{file_md5(p)[:8]}.parquet'
-        if cf.exists(): out[flag] = pd.read_parquet(cf); continue
+        try:
+            p = find_medmnist(flag, size)
+        except FileNotFoundError:
+            notes.append(f'{flag}: not available locally (size {size}), leakage NOT checked')
+            continue
+        except Exception as e:
+            notes.append(f'{flag}: {type(e).__name__}: {e}')
+            continue
+        cf = cache_dir / f'{flag}_{size}_{file_md5(p)[:8]}.parquet'
+        if cf.exists():
+            out[flag] = pd.read_parquet(cf)
+            continue
         rows = []
         for split in splits:
             x, _ = load_medmnist(flag, split, size)
-            rows += [dict(split=split, index=i, phash=str(imagehash.phash(Image.fromarray(im)))) for i, im in enumerate(x)]
-        df = pd.DataFrame(rows); cf.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cf) as tmp: df.to_parquet(tmp, index=False)
+            rows += [
+                dict(split=split, index=i, phash=str(imagehash.phash(Image.fromarray(im))))
+                for i, im in enumerate(x)
+            ]
+        df = pd.DataFrame(rows)
+        cf.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cf) as tmp:
+            df.to_parquet(tmp, index=False)
         out[flag] = df
     return out, notes
 
 # %% ../nbs/01_curate.ipynb #64028bb2
-def _sort_rows(rows:pd.DataFrame) -> pd.DataFrame:
+def _sort_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values(['src', 'volume', 'view', 'slice_index', 'path'], ignore_index=True)
 
-def audit(rows:pd.DataFrame, bench:dict|None=None, near_dup:int=4, leak:int=6, min_fg:float=0.1) -> pd.DataFrame:
+
+def audit(
+    rows: pd.DataFrame, bench: dict | None = None, near_dup: int = 4, leak: int = 6, min_fg: float = 0.1
+) -> pd.DataFrame:
     "`rows` (sorted) with `excluded` reason and `match` columns: val/test split, exact/near duplicates, benchmark leakage."
-    rows = _sort_rows(rows); n = len(rows)
-    reason = np.array([''] * n, dtype=object); match = np.array([''] * n, dtype=object)
+    rows = _sort_rows(rows)
+    n = len(rows)
+    reason = np.array([''] * n, dtype=object)
+    match = np.array([''] * n, dtype=object)
     train = (rows.split == 'train').to_numpy()
     reason[~train] = ['source ' + s + ' split' for s in rows.split[~train]]
+
     def excl(i, r, m):
-        if not reason[i]: reason[i], match[i] = r, m
+        if not reason[i]:
+            reason[i], match[i] = r, m
+
     # exact duplicates of processed pixels
     for h, g in rows.groupby('content_hash').groups.items():
-        if len(g) < 2: continue
-        g = sorted(g); held = [i for i in g if not train[i]]
+        if len(g) < 2:
+            continue
+        g = sorted(g)
+        held = [i for i in g if not train[i]]
         ref = held[0] if held else g[0]
         for i in g:
-            if i != ref and train[i]: excl(i, 'exact duplicate' + (' of a val/test image' if held else ''), rows.path[ref])
+            if i != ref and train[i]:
+                excl(i, 'exact duplicate' + (' of a val/test image' if held else ''), rows.path[ref])
     # leakage into MedMNIST val/test (content and centre-square hashes)
     info = (rows.fg_frac >= min_fg).to_numpy() if 'fg_frac' in rows else np.ones(n, bool)
     for flag, bh in (bench or {}).items():
         ref = phash_int(bh.phash)
         for col in ('phash', 'phash_center'):
             for i, j, d in near_pairs(phash_int(rows[col]), ref, leak).itertuples(index=False):
-                if train[i] and info[i]: excl(i, f'near-duplicate of {flag} {bh.split.iloc[j]} image', f"{flag}:{bh.split.iloc[j]}:{bh['index'].iloc[j]} (Hamming {d}, {col})")
+                if train[i] and info[i]:
+                    excl(
+                        i,
+                        f'near-duplicate of {flag} {bh.split.iloc[j]} image',
+                        f"{flag}:{bh.split.iloc[j]}:{bh['index'].iloc[j]} (Hamming {d}, {col})",
+                    )
     # near duplicates between different inputs (consecutive slices of one volume are kept, as in the paper)
     src = rows.src.to_numpy()
     pairs = near_pairs(phash_int(rows.phash), threshold=near_dup)
     pairs = pairs[(src[pairs.i] != src[pairs.j]) & info[pairs.i] & info[pairs.j]].sort_values(['j', 'i'])
     for i, j, d in pairs.itertuples(index=False):
         if train[i] and train[j]:
-            if not reason[i].startswith('near-duplicate of corpus') and not reason[i].startswith('exact'): excl(j, 'near-duplicate of corpus image', f'{rows.path[i]} (Hamming {d})')
-        elif train[j]: excl(j, 'near-duplicate of a val/test image', f'{rows.path[i]} (Hamming {d})')
-        elif train[i]: excl(i, 'near-duplicate of a val/test image', f'{rows.path[j]} (Hamming {d})')
+            if not reason[i].startswith('near-duplicate of corpus') and not reason[i].startswith('exact'):
+                excl(j, 'near-duplicate of corpus image', f'{rows.path[i]} (Hamming {d})')
+        elif train[j]:
+            excl(j, 'near-duplicate of a val/test image', f'{rows.path[i]} (Hamming {d})')
+        elif train[i]:
+            excl(i, 'near-duplicate of a val/test image', f'{rows.path[j]} (Hamming {d})')
     return rows.assign(excluded=reason, match=match)
 
 # %% ../nbs/01_curate.ipynb #99097719
-_EXTRA = ['src', 'modality_detail', 'volume', 'content_h', 'content_w', 'phash_center', 'fg_frac', 'win_lo', 'win_hi']
+_EXTRA = [
+    'src',
+    'modality_detail',
+    'volume',
+    'content_h',
+    'content_w',
+    'phash_center',
+    'fg_frac',
+    'win_lo',
+    'win_hi',
+]
+
 
 def missing_chunks(out_dir, plan) -> list:
     "(shard, chunk) pairs of the plan not finished yet."
-    return [(int(s), int(c)) for s, c in plan[['shard', 'chunk']].drop_duplicates().itertuples(index=False) if not chunk_done(out_dir, s, c)]
+    return [
+        (int(s), int(c))
+        for s, c in plan[['shard', 'chunk']].drop_duplicates().itertuples(index=False)
+        if not chunk_done(out_dir, s, c)
+    ]
 
-def merge(out_dir, near_dup:int=4, leak:int=6, benchmarks=MEDMNIST_2D, bench_size:int=28, min_fg:float=0.1) -> dict:
+
+def merge(
+    out_dir,
+    near_dup: int = 4,
+    leak: int = 6,
+    benchmarks=MEDMNIST_2D,
+    bench_size: int = 28,
+    min_fg: float = 0.1,
+) -> dict:
     "Build `data_list.parquet`, `excluded.parquet`, `rejects.csv`, `inputs.csv`, `leakage.csv`, `summary.json` from finished chunks."
-    out_dir = Path(out_dir); t0 = time.time()
-    plan = pd.read_parquet(out_dir/'plan.parquet')
+    out_dir = Path(out_dir)
+    t0 = time.time()
+    plan = pd.read_parquet(out_dir / 'plan.parquet')
     if plan.empty:
-        raise FileNotFoundError(f"{out_dir/'plan.parquet'} lists no inputs: run curate, which lists the raw folder again")
-    if (miss := missing_chunks(out_dir, plan)):
+        raise FileNotFoundError(
+            f"{out_dir / 'plan.parquet'} lists no inputs: run curate, which lists the raw folder again"
+        )
+    if miss := missing_chunks(out_dir, plan):
         shards = sorted({s for s, _ in miss})
-        raise RuntimeError(f"{len(miss)} chunks not finished (shards {shards}); run curate with shard=... for them first")
+        raise RuntimeError(
+            f"{len(miss)} chunks not finished (shards {shards}); run curate with shard=... for them first"
+        )
     chunks = sorted({(int(s), int(c)) for s, c in plan[['shard', 'chunk']].itertuples(index=False)})
-    rows = pd.concat([pd.read_parquet(_chunk_dir(out_dir, s, c)/'rows.parquet') for s, c in chunks], ignore_index=True)
-    rejects = pd.concat([pd.read_csv(_chunk_dir(out_dir, s, c)/'rejects.csv', dtype=str) for s, c in chunks], ignore_index=True)
-    inputs = pd.concat([pd.read_csv(_chunk_dir(out_dir, s, c)/'jobs.csv') for s, c in chunks], ignore_index=True).sort_values('job', ignore_index=True)
-    bench, notes = benchmark_hashes(benchmarks, size=bench_size) if benchmarks else ({}, ['no benchmarks checked'])
-    if len(rows) == 0: rows = pd.DataFrame(columns=SCHEMAS['data_list'] + _EXTRA)
-    no_text = pd.Series(dtype=object)   # a corpus of 0 images keeps text columns
-    aud = audit(rows, bench, near_dup, leak, min_fg) if len(rows) else rows.assign(excluded=no_text, match=no_text)
+    rows = pd.concat(
+        [pd.read_parquet(_chunk_dir(out_dir, s, c) / 'rows.parquet') for s, c in chunks], ignore_index=True
+    )
+    rejects = pd.concat(
+        [pd.read_csv(_chunk_dir(out_dir, s, c) / 'rejects.csv', dtype=str) for s, c in chunks],
+        ignore_index=True,
+    )
+    inputs = pd.concat(
+        [pd.read_csv(_chunk_dir(out_dir, s, c) / 'jobs.csv') for s, c in chunks], ignore_index=True
+    ).sort_values('job', ignore_index=True)
+    bench, notes = (
+        benchmark_hashes(benchmarks, size=bench_size) if benchmarks else ({}, ['no benchmarks checked'])
+    )
+    if len(rows) == 0:
+        rows = pd.DataFrame(columns=SCHEMAS['data_list'] + _EXTRA)
+    no_text = pd.Series(dtype=object)  # a corpus of 0 images keeps text columns
+    aud = (
+        audit(rows, bench, near_dup, leak, min_fg)
+        if len(rows)
+        else rows.assign(excluded=no_text, match=no_text)
+    )
     keep = aud.excluded == ''
     cols = SCHEMAS['data_list'] + [c for c in _EXTRA if c in aud.columns]
     dl = aud.loc[keep, cols].reset_index(drop=True)
-    write_table(dl, out_dir/'data_list.parquet', 'data_list', extra_ok=True)
-    write_table(aud.loc[~keep, cols + ['excluded', 'match']].reset_index(drop=True), out_dir/'excluded.parquet', 'data_list', extra_ok=True)
-    write_table(rejects.sort_values('path', ignore_index=True), out_dir/'rejects.csv', 'rejects')
-    with atomic_path(out_dir/'inputs.csv') as tmp: inputs.to_csv(tmp, index=False)
+    write_table(dl, out_dir / 'data_list.parquet', 'data_list', extra_ok=True)
+    write_table(
+        aud.loc[~keep, cols + ['excluded', 'match']].reset_index(drop=True),
+        out_dir / 'excluded.parquet',
+        'data_list',
+        extra_ok=True,
+    )
+    write_table(rejects.sort_values('path', ignore_index=True), out_dir / 'rejects.csv', 'rejects')
+    with atomic_path(out_dir / 'inputs.csv') as tmp:
+        inputs.to_csv(tmp, index=False)
     ex = aud.loc[~keep]
-    leak_tab = ex[ex.excluded.str.contains('mnist')].assign(benchmark=lambda d: d.match.str.split(':').str[0]).groupby(['source', 'benchmark']).size().rename('hits').reset_index() \
-        if len(ex) else pd.DataFrame(columns=['source', 'benchmark', 'hits'])
-    with atomic_path(out_dir/'leakage.csv') as tmp: leak_tab.to_csv(tmp, index=False)
+    leak_tab = (
+        ex[ex.excluded.str.contains('mnist')]
+        .assign(benchmark=lambda d: d.match.str.split(':').str[0])
+        .groupby(['source', 'benchmark'])
+        .size()
+        .rename('hits')
+        .reset_index()
+        if len(ex)
+        else pd.DataFrame(columns=['source', 'benchmark', 'hits'])
+    )
+    with atomic_path(out_dir / 'leakage.csv') as tmp:
+        leak_tab.to_csv(tmp, index=False)
     per_source = inputs.groupby('source')[list(_STATS) + ['written']].sum()
     per_source['excluded'] = ex.groupby('source').size().reindex(per_source.index, fill_value=0)
     per_source['kept'] = dl.groupby('source').size().reindex(per_source.index, fill_value=0)
-    per_source['rejected_inputs'] = inputs[inputs.status != 'ok'].groupby('source').size().reindex(per_source.index, fill_value=0)
-    with atomic_path(out_dir/'summary.csv') as tmp: per_source.reset_index().to_csv(tmp, index=False)
-    summary = dict(images=len(dl), inputs=len(inputs), rejected_inputs=int((inputs.status != 'ok').sum()), reject_rows=len(rejects),
-                   candidates=int(inputs.candidates.sum()), padding=int(inputs.padding.sum()), aspect=int(inputs.aspect.sum()),
-                   small=int(inputs.small.sum()), background_tiles=int(inputs.background.sum()), stride_skipped=int(inputs.stride.sum()),
-                   written=int(inputs.written.sum()), excluded=ex.excluded.str.replace(r' of .*', '', regex=True).value_counts().to_dict(),
-                   by_modality=dl.modality.value_counts().to_dict(), by_view=dl.view.value_counts().to_dict(),
-                   leakage=leak_tab.to_dict('records'), benchmarks_checked=sorted(bench), benchmark_notes=notes,
-                   thresholds=dict(near_dup=near_dup, leak=leak, min_fg=min_fg), process_seconds=float(inputs.seconds.sum()), merge_seconds=round(time.time() - t0, 2))
-    with atomic_path(out_dir/'summary.json') as tmp: tmp.write_text(json.dumps(summary, indent=1, default=int))
+    per_source['rejected_inputs'] = (
+        inputs[inputs.status != 'ok'].groupby('source').size().reindex(per_source.index, fill_value=0)
+    )
+    with atomic_path(out_dir / 'summary.csv') as tmp:
+        per_source.reset_index().to_csv(tmp, index=False)
+    summary = dict(
+        images=len(dl),
+        inputs=len(inputs),
+        rejected_inputs=int((inputs.status != 'ok').sum()),
+        reject_rows=len(rejects),
+        candidates=int(inputs.candidates.sum()),
+        padding=int(inputs.padding.sum()),
+        aspect=int(inputs.aspect.sum()),
+        small=int(inputs.small.sum()),
+        background_tiles=int(inputs.background.sum()),
+        stride_skipped=int(inputs.stride.sum()),
+        written=int(inputs.written.sum()),
+        excluded=ex.excluded.str.replace(r' of .*', '', regex=True).value_counts().to_dict(),
+        by_modality=dl.modality.value_counts().to_dict(),
+        by_view=dl.view.value_counts().to_dict(),
+        leakage=leak_tab.to_dict('records'),
+        benchmarks_checked=sorted(bench),
+        benchmark_notes=notes,
+        thresholds=dict(near_dup=near_dup, leak=leak, min_fg=min_fg),
+        process_seconds=float(inputs.seconds.sum()),
+        merge_seconds=round(time.time() - t0, 2),
+    )
+    with atomic_path(out_dir / 'summary.json') as tmp:
+        tmp.write_text(json.dumps(summary, indent=1, default=int))
     return summary
 
 # %% ../nbs/01_curate.ipynb #e3c4fc2b
-def curate(raw_dir=None, out_dir=None, workers:int=1, num_shards:int=1, shard:int=0, img_size:int=224, min_aspect:float=0.4,
-           views='axial,sagittal,coronal', slice_step:int=1, frame_step:int=1, max_files:int|None=None, chunk_jobs:int=8, chunk_mb:float=16,
-           near_dup:int=4, leak:int=6, min_fg:float=0.1, benchmarks=MEDMNIST_2D, progress:bool=True, **opts) -> dict|None:
+def curate(
+    raw_dir=None,
+    out_dir=None,
+    workers: int = 1,
+    num_shards: int = 1,
+    shard: int = 0,
+    img_size: int = 224,
+    min_aspect: float = 0.4,
+    views='axial,sagittal,coronal',
+    slice_step: int = 1,
+    frame_step: int = 1,
+    max_files: int | None = None,
+    chunk_jobs: int = 8,
+    chunk_mb: float = 16,
+    near_dup: int = 4,
+    leak: int = 6,
+    min_fg: float = 0.1,
+    benchmarks=MEDMNIST_2D,
+    progress: bool = True,
+    **opts,
+) -> dict | None:
     "Curate `raw_dir` into `out_dir` (see module docs); returns the summary once all shards are merged, else None."
     raw_dir = Path(raw_dir) if raw_dir else default_raw_dir()
-    out_dir = Path(out_dir) if out_dir else runs_root()/'curate'
-    if not 0 <= shard < num_shards: raise ValueError(f"shard={shard} must be in 0..num_shards-1={num_shards-1}")
+    out_dir = Path(out_dir) if out_dir else runs_root() / 'curate'
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard={shard} must be in 0..num_shards-1={num_shards - 1}")
     views = tuple(v.strip() for v in views.split(',')) if isinstance(views, str) else tuple(views)
-    if bad := [v for v in views if v not in _AXIS]: raise ValueError(f"views={bad}: use axial, sagittal, coronal")
-    for name, v in dict(slice_step=slice_step, frame_step=frame_step, img_size=img_size, workers=workers).items():
-        if int(v) < 1: raise ValueError(f"{name}={v} must be >= 1")
-    o = Options(img_size=int(img_size), min_aspect=float(min_aspect), views=views, slice_step=int(slice_step), frame_step=int(frame_step), **opts)
+    if bad := [v for v in views if v not in _AXIS]:
+        raise ValueError(f"views={bad}: use axial, sagittal, coronal")
+    for name, v in dict(
+        slice_step=slice_step, frame_step=frame_step, img_size=img_size, workers=workers
+    ).items():
+        if int(v) < 1:
+            raise ValueError(f"{name}={v} must be >= 1")
+    o = Options(
+        img_size=int(img_size),
+        min_aspect=float(min_aspect),
+        views=views,
+        slice_step=int(slice_step),
+        frame_step=int(frame_step),
+        **opts,
+    )
     plan = prepare_run(raw_dir, out_dir, o, num_shards, max_files, chunk_jobs, chunk_mb)
     run_shard(raw_dir, out_dir, plan, shard, o, workers, progress)
-    if missing_chunks(out_dir, plan): return None
+    if missing_chunks(out_dir, plan):
+        return None
     return merge(out_dir, near_dup, leak, benchmarks, min_fg=min_fg)
 
-RUN_PARAMETERS = (set(inspect.signature(curate).parameters) - {'opts', 'progress'}
-                  | {f.name for f in fields(Options)} | {'demo'})   # what `papermill -p` may set
+
+RUN_PARAMETERS = (
+    set(inspect.signature(curate).parameters) - {'opts', 'progress'}
+    | {f.name for f in fields(Options)}
+    | {'demo'}
+)  # what `papermill -p` may set
 
 # %% ../nbs/01_curate.ipynb #8946a713
-def subset_by_modality(dl:pd.DataFrame, modalities) -> pd.DataFrame:
+def subset_by_modality(dl: pd.DataFrame, modalities) -> pd.DataFrame:
     "Rows of `dl` whose modality is in `modalities` (e.g. 'US' for BioVFM-US)."
     mods = [modalities] if isinstance(modalities, str) else list(modalities)
-    if bad := [m for m in mods if m not in MODALITIES]: raise ValueError(f"unknown modality {bad}; choose from {MODALITIES}")
+    if bad := [m for m in mods if m not in MODALITIES]:
+        raise ValueError(f"unknown modality {bad}; choose from {MODALITIES}")
     return dl[dl.modality.isin(mods)].sort_values('path', ignore_index=True)
 
-def random_subset(dl:pd.DataFrame, n:int, seed:int=0, keep:str='modality') -> pd.DataFrame:
+
+def random_subset(dl: pd.DataFrame, n: int, seed: int = 0, keep: str = 'modality') -> pd.DataFrame:
     "A seeded random subset of `n` rows containing every value of `keep` present in `dl` (when n allows)."
     dl = dl.sort_values('path', ignore_index=True)
-    if n >= len(dl): return dl
+    if n >= len(dl):
+        return dl
     rng = np.random.default_rng(seed)
     first = [int(rng.choice(g)) for _, g in sorted(dl.groupby(keep).indices.items())][:n]
     rest = np.setdiff1d(np.arange(len(dl)), first)
     pick = np.concatenate([first, rng.choice(rest, n - len(first), replace=False)]).astype(int)
     return dl.iloc[np.sort(pick)].reset_index(drop=True)
 
-def write_subset(dl:pd.DataFrame, list_dir, dest) -> Path:
+
+def write_subset(dl: pd.DataFrame, list_dir, dest) -> Path:
     "Write `dl` (paths relative to `list_dir`) as a data list at `dest`, paths made relative to its folder."
-    dest = Path(dest); rel = os.path.relpath(Path(list_dir).resolve(), dest.parent.resolve())
+    dest = Path(dest)
+    rel = os.path.relpath(Path(list_dir).resolve(), dest.parent.resolve())
     out = dl.assign(path=[os.path.normpath(os.path.join(rel, p)) for p in dl.path])
     return write_table(out, dest, 'data_list', extra_ok=True)
 
 # %% ../nbs/01_curate.ipynb #da9ef90b
-def composition(dl:pd.DataFrame) -> pd.DataFrame:
+def composition(dl: pd.DataFrame) -> pd.DataFrame:
     "Image counts by modality and anatomy (the numbers behind the paper's Fig. 1)."
-    return dl.groupby(['modality', 'anatomy']).size().rename('images').reset_index().sort_values(['modality', 'images'], ascending=[True, False], ignore_index=True)
+    return (
+        dl.groupby(['modality', 'anatomy'])
+        .size()
+        .rename('images')
+        .reset_index()
+        .sort_values(['modality', 'images'], ascending=[True, False], ignore_index=True)
+    )
 
-def plot_composition(dl:pd.DataFrame, ax=None):
+
+def plot_composition(dl: pd.DataFrame, ax=None):
     "Horizontal bar chart (log scale) of images per modality, bars split by anatomy."
-    c = composition(dl); ax = ax or plt.subplots(figsize=(7, 0.45 * c.modality.nunique() + 1))[1]
+    c = composition(dl)
+    ax = ax or plt.subplots(figsize=(7, 0.45 * c.modality.nunique() + 1))[1]
     order = c.groupby('modality').images.sum().sort_values().index
     for y, m in enumerate(order):
         left = 0
         for r in c[c.modality == m].itertuples():
-            ax.barh(y, r.images, left=left if left else None, height=0.7, edgecolor='w'); left += r.images
+            ax.barh(y, r.images, left=left if left else None, height=0.7, edgecolor='w')
+            left += r.images
         ax.text(left * 1.1, y, f'{left:,}', va='center', fontsize=8)
-    ax.set_yticks(range(len(order)), order); ax.set_xscale('log'); ax.set_xlabel('images (log scale); segments = anatomies')
+    ax.set_yticks(range(len(order)), order)
+    ax.set_xscale('log')
+    ax.set_xlabel('images (log scale); segments = anatomies')
     return ax
 
 # %% ../nbs/01_curate.ipynb #2033125b
@@ -1089,51 +1867,81 @@ def make_corrupt_inputs(d) -> Path:
     import nibabel as nib, pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-    d = Path(d); m = d/'mr'/'broken'; m.mkdir(parents=True, exist_ok=True); x = d/'xray'/'broken'; x.mkdir(parents=True, exist_ok=True)
+
+    d = Path(d)
+    m = d / 'mr' / 'broken'
+    m.mkdir(parents=True, exist_ok=True)
+    x = d / 'xray' / 'broken'
+    x.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     good = (rng.random((32, 32, 20)) * 100).astype(np.float32)
-    nib.save(nib.Nifti1Image(good, np.eye(4)), str(m/'good.nii.gz'))
-    (m/'truncated.nii.gz').write_bytes((m/'good.nii.gz').read_bytes()[:300])
-    nib.save(nib.Nifti1Image(np.full((8, 8, 8), np.nan, np.float32), np.eye(4)), str(m/'all_nan.nii.gz'))
-    nib.save(nib.Nifti1Image(np.full((8, 8, 8), 7, np.float32), np.eye(4)), str(m/'constant.nii.gz'))
-    (x/'empty.png').write_bytes(b'')
-    (x/'not_dicom.dcm').write_text('this is not a DICOM file\n')
-    Image.fromarray((rng.random((300, 1)) * 255).astype(np.uint8)).save(x/'one_px_wide.png')
-    rgba = np.zeros((64, 64, 4), np.uint8); rgba[..., 0] = 200; rgba[16:48, 16:48, 3] = 255
-    Image.fromarray(rgba).save(x/'rgba.png')
-    Image.fromarray((np.arange(64*64).reshape(64, 64) * 16).astype(np.uint16)).save(x/'gray16.png')
+    nib.save(nib.Nifti1Image(good, np.eye(4)), str(m / 'good.nii.gz'))
+    (m / 'truncated.nii.gz').write_bytes((m / 'good.nii.gz').read_bytes()[:300])
+    nib.save(nib.Nifti1Image(np.full((8, 8, 8), np.nan, np.float32), np.eye(4)), str(m / 'all_nan.nii.gz'))
+    nib.save(nib.Nifti1Image(np.full((8, 8, 8), 7, np.float32), np.eye(4)), str(m / 'constant.nii.gz'))
+    (x / 'empty.png').write_bytes(b'')
+    (x / 'not_dicom.dcm').write_text('this is not a DICOM file\n')
+    Image.fromarray((rng.random((300, 1)) * 255).astype(np.uint8)).save(x / 'one_px_wide.png')
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[16:48, 16:48, 3] = 255
+    Image.fromarray(rgba).save(x / 'rgba.png')
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(x / 'gray16.png')
+
     def dcm(path, ts):
-        fm = FileMetaDataset(); fm.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.1.1'; fm.MediaStorageSOPInstanceUID = generate_uid(); fm.TransferSyntaxUID = ts
-        ds = Dataset(); ds.file_meta = fm; ds.Modality = 'DX'; ds.SOPClassUID = fm.MediaStorageSOPClassUID; ds.SOPInstanceUID = fm.MediaStorageSOPInstanceUID
-        ds.Rows = ds.Columns = 32; ds.SamplesPerPixel = 1; ds.PhotometricInterpretation = 'MONOCHROME1'; ds.BitsAllocated = 16; ds.BitsStored = 12; ds.HighBit = 11; ds.PixelRepresentation = 0
+        fm = FileMetaDataset()
+        fm.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.1.1'
+        fm.MediaStorageSOPInstanceUID = generate_uid()
+        fm.TransferSyntaxUID = ts
+        ds = Dataset()
+        ds.file_meta = fm
+        ds.Modality = 'DX'
+        ds.SOPClassUID = fm.MediaStorageSOPClassUID
+        ds.SOPInstanceUID = fm.MediaStorageSOPInstanceUID
+        ds.Rows = ds.Columns = 32
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = 'MONOCHROME1'
+        ds.BitsAllocated = 16
+        ds.BitsStored = 12
+        ds.HighBit = 11
+        ds.PixelRepresentation = 0
         ds.PixelData = (rng.random((32, 32)) * 4000).astype(np.uint16).tobytes()
-        if ts != ExplicitVRLittleEndian: ds['PixelData'].VR = 'OB'; ds.PixelData = pydicom.encaps.encapsulate([b'\x00' * 64])
+        if ts != ExplicitVRLittleEndian:
+            ds['PixelData'].VR = 'OB'
+            ds.PixelData = pydicom.encaps.encapsulate([b'\x00' * 64])
         ds.save_as(str(path), enforce_file_format=True)
-    dcm(x/'mono1.dcm', ExplicitVRLittleEndian)
-    dcm(x/'mpeg2.dcm', '1.2.840.10008.1.2.4.100')
+
+    dcm(x / 'mono1.dcm', ExplicitVRLittleEndian)
+    dcm(x / 'mpeg2.dcm', '1.2.840.10008.1.2.4.100')
     nan_spacing = nib.Nifti1Image(good[:16, :16, :16], np.eye(4))
-    nan_spacing.header['pixdim'][1] = np.nan   # a voxel size of NaN: invalid geometry
-    nib.save(nan_spacing, str(m/'nan_spacing.nii.gz'))
+    nan_spacing.header['pixdim'][1] = np.nan  # a voxel size of NaN: invalid geometry
+    nib.save(nan_spacing, str(m / 'nan_spacing.nii.gz'))
     flat = (np.random.default_rng(1).random((40, 30)) * 100).astype(np.float32)
-    nib.save(nib.Nifti1Image(flat, np.eye(4)), str(m/'flat_2d.nii.gz'))   # a 2D NIfTI: one axial slice, valid
-    with contextlib.suppress(OSError):   # not every filesystem has symlinks
-        os.symlink('missing.png', x/'dangling.png')
-        os.symlink('loop.png', x/'loop.png')
+    nib.save(
+        nib.Nifti1Image(flat, np.eye(4)), str(m / 'flat_2d.nii.gz')
+    )  # a 2D NIfTI: one axial slice, valid
+    with contextlib.suppress(OSError):  # not every filesystem has symlinks
+        os.symlink('missing.png', x / 'dangling.png')
+        os.symlink('loop.png', x / 'loop.png')
     return d
 
 # %% ../nbs/01_curate.ipynb #a6b6c627
 DEMO = dict(slice_step=1, frame_step=1, max_files=None, workers=2)
 
+
 def export_data_list(run_dir, dest) -> Path:
     "Copy a run's data list (paths made relative to `dest`), rejects and summary into folder `dest`."
-    run_dir, dest = Path(run_dir), Path(dest); dest.mkdir(parents=True, exist_ok=True)
-    write_subset(read_table(run_dir/'data_list.parquet', 'data_list'), run_dir, dest/'data_list.parquet')
-    for f in ('rejects.csv', 'summary.json', 'summary.csv', 'leakage.csv'): shutil.copy(run_dir/f, dest/f)
+    run_dir, dest = Path(run_dir), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    write_subset(read_table(run_dir / 'data_list.parquet', 'data_list'), run_dir, dest / 'data_list.parquet')
+    for f in ('rejects.csv', 'summary.json', 'summary.csv', 'leakage.csv'):
+        shutil.copy(run_dir / f, dest / f)
     return dest
 
-def build_demo(raw_dir=None, run_dir=None, dest=None, progress:bool=True) -> dict:
+
+def build_demo(raw_dir=None, run_dir=None, dest=None, progress: bool = True) -> dict:
     "Curate all raw files with the demo settings (`DEMO`) and export `data_lists/demo`."
-    run_dir = Path(run_dir) if run_dir else runs_root()/'curate'/'demo'
+    run_dir = Path(run_dir) if run_dir else runs_root() / 'curate' / 'demo'
     s = curate(raw_dir, run_dir, progress=progress, **DEMO)
-    export_data_list(run_dir, Path(dest) if dest else repo_root()/'data_lists'/'demo')
+    export_data_list(run_dir, Path(dest) if dest else repo_root() / 'data_lists' / 'demo')
     return s

@@ -18,119 +18,217 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'example_data_list', 'seeded', 'chec
            'MultiCrop', 'block_masks', 'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler', 'make_loader']
 
 # %% ../nbs/02_data.ipynb #63f24c46
-def example_data_list(out_dir=None, n:int=256, size:int=224, seed:int=0, raw=None, max_files:int=14, slice_step:int=6) -> Path:
+def example_data_list(
+    out_dir=None,
+    n: int = 256,
+    size: int = 224,
+    seed: int = 0,
+    raw=None,
+    max_files: int = 14,
+    slice_step: int = 6,
+) -> Path:
     "A data list of `n` real images curated (nbs/01_curate) from `max_files` raw files at `size` px; built once, then reused."
     from biovfm.curate import curate, random_subset, write_subset
-    out_dir = Path(out_dir) if out_dir is not None else runs_root()/f'example_data_list_{n}_{size}_{seed}'
-    pq = out_dir/'data_list.parquet'
+
+    out_dir = Path(out_dir) if out_dir is not None else runs_root() / f'example_data_list_{n}_{size}_{seed}'
+    pq = out_dir / 'data_list.parquet'
     stamp = dict(n=n, size=size, seed=seed, raw=str(raw), max_files=max_files, slice_step=slice_step)
-    if pq.exists() and (out_dir/'example.json').exists() and json.loads((out_dir/'example.json').read_text()) == stamp: return pq
-    curate(raw, out_dir/'corpus', img_size=size, max_files=max_files, slice_step=slice_step, progress=False)
-    dl = read_table(out_dir/'corpus'/'data_list.parquet', 'data_list')
-    if len(dl) < n: raise ValueError(f"example_data_list: the curated corpus has {len(dl)} images, fewer than n={n}: raise max_files")
-    write_subset(random_subset(dl, n, seed)[SCHEMAS['data_list']], out_dir/'corpus', pq)
-    (out_dir/'example.json').write_text(json.dumps(stamp))
+    if (
+        pq.exists()
+        and (out_dir / 'example.json').exists()
+        and json.loads((out_dir / 'example.json').read_text()) == stamp
+    ):
+        return pq
+    curate(raw, out_dir / 'corpus', img_size=size, max_files=max_files, slice_step=slice_step, progress=False)
+    dl = read_table(out_dir / 'corpus' / 'data_list.parquet', 'data_list')
+    if len(dl) < n:
+        raise ValueError(
+            f"example_data_list: the curated corpus has {len(dl)} images, fewer than n={n}: raise max_files"
+        )
+    write_subset(random_subset(dl, n, seed)[SCHEMAS['data_list']], out_dir / 'corpus', pq)
+    (out_dir / 'example.json').write_text(json.dumps(stamp))
     return pq
 
 # %% ../nbs/02_data.ipynb #26a6e15a
 @contextlib.contextmanager
-def seeded(seed:int):
+def seeded(seed: int):
     "Run a block with torch's CPU and python's RNGs seeded by `seed`, restoring them afterwards."
     st = random.getstate()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); random.seed(seed)
-        try: yield
-        finally: random.setstate(st)
+        torch.manual_seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(st)
+
 
 def _mix(*xs) -> int:
     "A 63-bit seed mixed from integers."
-    return int.from_bytes(hashlib.blake2b(','.join(map(str, xs)).encode(), digest_size=8).digest(), 'little') >> 1
+    return (
+        int.from_bytes(hashlib.blake2b(','.join(map(str, xs)).encode(), digest_size=8).digest(), 'little')
+        >> 1
+    )
 
 # %% ../nbs/02_data.ipynb #dc0c0002
-def check_data_list(data_list, split:str|None='train', modality:str|list|None=None, n_sample:int=16) -> pd.DataFrame:
+def check_data_list(
+    data_list, split: str | None = 'train', modality: str | list | None = None, n_sample: int = 16
+) -> pd.DataFrame:
     "The rows of `data_list` a run would use; clear errors naming the file, the bad rows or the valid values."
     path = Path(data_list)
     if not path.is_file():
-        raise FileNotFoundError(f"data_list={str(data_list)!r} does not exist: curate a corpus first "
-                                "(nbs/01_curate.ipynb writes OUT/data_list.parquet) or pass data_list=None for the example list")
-    try: table = read_table(path, 'data_list')
-    except Exception as e: raise ValueError(f"{path}: not a readable data list ({type(e).__name__}: {e})") from e
-    if split is not None: table = table[table.split == split]
+        raise FileNotFoundError(
+            f"data_list={str(data_list)!r} does not exist: curate a corpus first "
+            "(nbs/01_curate.ipynb writes OUT/data_list.parquet) or pass data_list=None for the example list"
+        )
+    try:
+        table = read_table(path, 'data_list')
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable data list ({type(e).__name__}: {e})") from e
+    if split is not None:
+        table = table[table.split == split]
     if modality is not None:
         wanted = [modality] if isinstance(modality, str) else list(modality)
         present = sorted(table.modality.dropna().unique())
         if unknown := [m for m in wanted if m not in present]:
             raise ValueError(f"{path}: modality={unknown} has no rows; valid values: {present}")
         table = table[table.modality.isin(wanted)]
-    if not len(table): raise ValueError(f"{path}: no rows with split={split!r}, modality={modality!r}")
+    if not len(table):
+        raise ValueError(f"{path}: no rows with split={split!r}, modality={modality!r}")
     paths = table.path.astype(str)
     escapes = paths[paths.str.startswith('/') | paths.map(lambda p: os.path.normpath(p).startswith('..'))]
     if len(escapes):
-        raise ValueError(f"{path}: {len(escapes)} rows point outside the list's folder (absolute or '..'), "
-                         f"e.g. row {escapes.index[0]}: {escapes.iloc[0]!r}")
-    sample = pd.concat([paths.head(n_sample//2), paths.sample(min(len(paths), n_sample//2), random_state=0)])
-    if missing := [p for p in sample.unique() if not (path.parent/p).is_file()]:
-        raise FileNotFoundError(f"{path}: {len(missing)} of {sample.nunique()} sampled images are missing under "
-                                f"{path.parent}, e.g. {missing[0]!r}")
+        raise ValueError(
+            f"{path}: {len(escapes)} rows point outside the list's folder (absolute or '..'), "
+            f"e.g. row {escapes.index[0]}: {escapes.iloc[0]!r}"
+        )
+    sample = pd.concat(
+        [paths.head(n_sample // 2), paths.sample(min(len(paths), n_sample // 2), random_state=0)]
+    )
+    if missing := [p for p in sample.unique() if not (path.parent / p).is_file()]:
+        raise FileNotFoundError(
+            f"{path}: {len(missing)} of {sample.nunique()} sampled images are missing under "
+            f"{path.parent}, e.g. {missing[0]!r}"
+        )
     return table.reset_index(drop=True)
 
 # %% ../nbs/02_data.ipynb #f0e9407b
 class PretrainDataset(torch.utils.data.Dataset):
     "Images of a curation data list (`split` rows, optional `modality` subset or seeded sample of `n`), as RGB PIL images through `transform`."
-    def __init__(self, data_list, split:str|None='train', modality:str|list|None=None, n:int|None=None,
-                 transform=None, seed:int=0, max_bad:int=100, load_size:int|None=None, cache_mb:float=2048):
+
+    def __init__(
+        self,
+        data_list,
+        split: str | None = 'train',
+        modality: str | list | None = None,
+        n: int | None = None,
+        transform=None,
+        seed: int = 0,
+        max_bad: int = 100,
+        load_size: int | None = None,
+        cache_mb: float = 2048,
+    ):
         self.path = Path(data_list)
         df = check_data_list(self.path, split, modality)
-        if n is not None and n < len(df): df = df.sample(n=n, random_state=seed).sort_index()
-        self.df, self.root, self.transform, self.seed, self.max_bad, self.n_bad = df.reset_index(drop=True), self.path.parent, transform, seed, max_bad, 0
+        if n is not None and n < len(df):
+            df = df.sample(n=n, random_state=seed).sort_index()
+        self.df, self.root, self.transform, self.seed, self.max_bad, self.n_bad = (
+            df.reset_index(drop=True),
+            self.path.parent,
+            transform,
+            seed,
+            max_bad,
+            0,
+        )
         self.load_size, self._cache = load_size, {}
         # small runs: keep the downsized images in memory when they fit in `cache_mb` (per process / worker)
-        self._use_cache = load_size is not None and len(self.df)*load_size**2*3/2**20 <= cache_mb
+        self._use_cache = load_size is not None and len(self.df) * load_size**2 * 3 / 2**20 <= cache_mb
 
-    def __len__(self): return len(self.df)
-    def load(self, i:int) -> Image.Image:
+    def __len__(self):
+        return len(self.df)
+
+    def load(self, i: int) -> Image.Image:
         "Image `i` as RGB (downsized so its longer side is at most `load_size`, when set)."
-        if i in self._cache: return self._cache[i]
-        with Image.open(self.root/self.df.path.iat[i]) as im: im = im.convert('RGB')
-        if self.load_size and max(im.size) > self.load_size: im.thumbnail((self.load_size, self.load_size), Image.BICUBIC)
-        if self._use_cache: self._cache[i] = im
+        if i in self._cache:
+            return self._cache[i]
+        with Image.open(self.root / self.df.path.iat[i]) as im:
+            im = im.convert('RGB')
+        if self.load_size and max(im.size) > self.load_size:
+            im.thumbnail((self.load_size, self.load_size), Image.BICUBIC)
+        if self._use_cache:
+            self._cache[i] = im
         return im
 
-    def __getitem__(self, key:int):
-        key = int(key); i = key % len(self)
+    def __getitem__(self, key: int):
+        key = int(key)
+        i = key % len(self)
         for attempt in range(len(self)):
             j = (i + attempt) % len(self)
-            try: im = self.load(j); break
+            try:
+                im = self.load(j)
+                break
             except Exception as e:
                 self.n_bad += 1
-                warnings.warn(f"PretrainDataset: cannot read {self.root/self.df.path.iat[j]} ({e}); using the next image")
-                if self.n_bad > self.max_bad: raise RuntimeError(f"{self.path}: more than {self.max_bad} unreadable images") from e
+                warnings.warn(
+                    f"PretrainDataset: cannot read {self.root / self.df.path.iat[j]} ({e}); using the next image"
+                )
+                if self.n_bad > self.max_bad:
+                    raise RuntimeError(f"{self.path}: more than {self.max_bad} unreadable images") from e
                 last_error = e
-        else: raise RuntimeError(f"{self.path}: none of its {len(self)} images could be read, e.g. {last_error}")
-        if self.transform is None: return im, key
-        with seeded(_mix(self.seed, key)): return self.transform(im), key
+        else:
+            raise RuntimeError(
+                f"{self.path}: none of its {len(self)} images could be read, e.g. {last_error}"
+            )
+        if self.transform is None:
+            return im, key
+        with seeded(_mix(self.seed, key)):
+            return self.transform(im), key
 
 # %% ../nbs/02_data.ipynb #cc7069c4
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
+
 class RandomBlur:
     "PIL Gaussian blur with probability `p` and radius uniform in `radius` x size/224."
-    def __init__(self, p:float, radius=(0.1, 2.0)): self.p, self.radius = p, radius
+
+    def __init__(self, p: float, radius=(0.1, 2.0)):
+        self.p, self.radius = p, radius
+
     def __call__(self, im):
-        if torch.rand(1).item() >= self.p: return im
-        r = torch.empty(1).uniform_(*self.radius).item()*im.size[0]/224
+        if torch.rand(1).item() >= self.p:
+            return im
+        r = torch.empty(1).uniform_(*self.radius).item() * im.size[0] / 224
         return im.filter(ImageFilter.GaussianBlur(radius=r))
 
-def _normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD): return T.Compose([T.ToTensor(), T.Normalize(mean, std)])
 
-def _photometric(blur_p:float, solarize_p:float=0.):
-    return [T.RandomHorizontalFlip(), T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), T.RandomGrayscale(p=0.2),
-            RandomBlur(blur_p), T.RandomSolarize(128, p=solarize_p)]
+def _normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    return T.Compose([T.ToTensor(), T.Normalize(mean, std)])
+
+
+def _photometric(blur_p: float, solarize_p: float = 0.0):
+    return [
+        T.RandomHorizontalFlip(),
+        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+        T.RandomGrayscale(p=0.2),
+        RandomBlur(blur_p),
+        T.RandomSolarize(128, p=solarize_p),
+    ]
+
 
 class MultiCrop:
     "DINOv2 views of one image: 2 global crops then `n_local` local crops, normalised tensors."
-    def __init__(self, global_size:int=224, local_size:int=96, n_local:int=8, global_scale=(0.32, 1.0),
-                 local_scale=(0.05, 0.32), mean=IMAGENET_MEAN, std=IMAGENET_STD, blur_probs=(1.0, 0.1, 0.5)):
+
+    def __init__(
+        self,
+        global_size: int = 224,
+        local_size: int = 96,
+        n_local: int = 8,
+        global_scale=(0.32, 1.0),
+        local_scale=(0.05, 0.32),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        blur_probs=(1.0, 0.1, 0.5),
+    ):
         rrc = lambda s, sc: T.RandomResizedCrop(s, scale=tuple(sc), interpolation=T.InterpolationMode.BICUBIC)
         norm = _normalize(mean, std)
         blur_global1, blur_global2, blur_local = blur_probs
@@ -138,74 +236,131 @@ class MultiCrop:
         self.g2 = T.Compose([rrc(global_size, global_scale), *_photometric(blur_global2, 0.2), norm])
         self.loc = T.Compose([rrc(local_size, local_scale), *_photometric(blur_local), norm])
         self.n_local = n_local
-    def __call__(self, im): return [self.g1(im), self.g2(im)] + [self.loc(im) for _ in range(self.n_local)]
+
+    def __call__(self, im):
+        return [self.g1(im), self.g2(im)] + [self.loc(im) for _ in range(self.n_local)]
 
 # %% ../nbs/02_data.ipynb #006e92aa
-def block_masks(n:int, grid:int, mask_prob:float=0.5, ratio=(0.1, 0.5)) -> torch.Tensor:
+def block_masks(n: int, grid: int, mask_prob: float = 0.5, ratio=(0.1, 0.5)) -> torch.Tensor:
     "Boolean (n, grid, grid) iBOT block masks: `mask_prob` of the crops masked, ratios spread over `ratio`."
     from lightly.models.utils import random_block_mask
-    return random_block_mask(size=(n, grid, grid), batch_mask_ratio=mask_prob, min_image_mask_ratio=ratio[0],
-                             max_image_mask_ratio=ratio[1], min_num_masks_per_block=4 if grid*grid >= 64 else 1)
+
+    return random_block_mask(
+        size=(n, grid, grid),
+        batch_mask_ratio=mask_prob,
+        min_image_mask_ratio=ratio[0],
+        max_image_mask_ratio=ratio[1],
+        min_num_masks_per_block=4 if grid * grid >= 64 else 1,
+    )
+
 
 class DINOv2Collate:
     "Batch of multi-crop views: global crops (crop-major), local crops, iBOT masks over the global crops' patch grid."
-    def __init__(self, global_size:int, patch_size:int, seed:int=0, mask_prob:float=0.5, ratio=(0.1, 0.5)):
-        if global_size % patch_size: raise ValueError(f"img_size={global_size} is not a multiple of patch_size={patch_size}")
-        self.grid, self.seed, self.mask_prob, self.ratio = global_size//patch_size, seed, mask_prob, ratio
+
+    def __init__(
+        self, global_size: int, patch_size: int, seed: int = 0, mask_prob: float = 0.5, ratio=(0.1, 0.5)
+    ):
+        if global_size % patch_size:
+            raise ValueError(f"img_size={global_size} is not a multiple of patch_size={patch_size}")
+        self.grid, self.seed, self.mask_prob, self.ratio = global_size // patch_size, seed, mask_prob, ratio
+
     def __call__(self, batch):
         views, keys = zip(*batch)
         n_local = len(views[0]) - 2
         g = torch.cat([torch.stack([v[i] for v in views]) for i in range(2)])
-        loc = torch.cat([torch.stack([v[i] for v in views]) for i in range(2, 2+n_local)]) if n_local else None
-        with seeded(_mix(self.seed, 'mask', *keys)): m = block_masks(len(g), self.grid, self.mask_prob, self.ratio)
+        loc = (
+            torch.cat([torch.stack([v[i] for v in views]) for i in range(2, 2 + n_local)])
+            if n_local
+            else None
+        )
+        with seeded(_mix(self.seed, 'mask', *keys)):
+            m = block_masks(len(g), self.grid, self.mask_prob, self.ratio)
         return dict(global_crops=g, local_crops=loc, masks=m, keys=torch.tensor(keys))
 
 # %% ../nbs/02_data.ipynb #64b94269
-def mae_transform(size:int=224, scale=(0.2, 1.0), mean=IMAGENET_MEAN, std=IMAGENET_STD):
+def mae_transform(size: int = 224, scale=(0.2, 1.0), mean=IMAGENET_MEAN, std=IMAGENET_STD):
     "MAE reference augmentation: random resized crop + horizontal flip, normalised."
-    return T.Compose([T.RandomResizedCrop(size, scale=tuple(scale), interpolation=T.InterpolationMode.BICUBIC),
-                      T.RandomHorizontalFlip(), _normalize(mean, std)])
+    return T.Compose(
+        [
+            T.RandomResizedCrop(size, scale=tuple(scale), interpolation=T.InterpolationMode.BICUBIC),
+            T.RandomHorizontalFlip(),
+            _normalize(mean, std),
+        ]
+    )
+
 
 class MAECollate:
     "Batch of MAE crops with token indices to keep / to mask (class token at index 0 always kept)."
-    def __init__(self, img_size:int, patch_size:int, mask_ratio:float=0.75, seed:int=0):
-        if img_size % patch_size: raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
-        self.seq, self.mask_ratio, self.seed = (img_size//patch_size)**2 + 1, mask_ratio, seed
+
+    def __init__(self, img_size: int, patch_size: int, mask_ratio: float = 0.75, seed: int = 0):
+        if img_size % patch_size:
+            raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
+        self.seq, self.mask_ratio, self.seed = (img_size // patch_size) ** 2 + 1, mask_ratio, seed
+
     def __call__(self, batch):
         from lightly.models.utils import random_token_mask
+
         ims, keys = zip(*batch)
-        with seeded(_mix(self.seed, 'mae', *keys)): keep, mask = random_token_mask((len(ims), self.seq), self.mask_ratio)
+        with seeded(_mix(self.seed, 'mae', *keys)):
+            keep, mask = random_token_mask((len(ims), self.seq), self.mask_ratio)
         return dict(images=torch.stack(ims), idx_keep=keep, idx_mask=mask, keys=torch.tensor(keys))
 
 # %% ../nbs/02_data.ipynb #339421e8
 class StepSampler(torch.utils.data.Sampler):
     "Infinite batch sampler: for each step from `start_step`, this rank's list of item keys (`epoch*n + index`)."
-    def __init__(self, n:int, batch_size:int, world_size:int=1, rank:int=0, seed:int=0, start_step:int=0):
-        if n < 1: raise ValueError("StepSampler: empty dataset")
-        self.n, self.bs, self.world, self.rank, self.seed, self.start_step = n, batch_size, world_size, rank, seed, start_step
-        self.global_bs = batch_size*world_size
-        self.steps_per_epoch = max(n, self.global_bs)//self.global_bs
+
+    def __init__(
+        self, n: int, batch_size: int, world_size: int = 1, rank: int = 0, seed: int = 0, start_step: int = 0
+    ):
+        if n < 1:
+            raise ValueError("StepSampler: empty dataset")
+        self.n, self.bs, self.world, self.rank, self.seed, self.start_step = (
+            n,
+            batch_size,
+            world_size,
+            rank,
+            seed,
+            start_step,
+        )
+        self.global_bs = batch_size * world_size
+        self.steps_per_epoch = max(n, self.global_bs) // self.global_bs
         self._perm = {}
-    def epoch(self, step:int) -> int: return step//self.steps_per_epoch
-    def order(self, epoch:int) -> torch.Tensor:
+
+    def epoch(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def order(self, epoch: int) -> torch.Tensor:
         "Item indices of `epoch`, seeded."
         if epoch not in self._perm:
             g = torch.Generator().manual_seed(_mix(self.seed, 'epoch', epoch) % 2**62)
-            reps = math.ceil(self.global_bs/self.n)
+            reps = math.ceil(self.global_bs / self.n)
             self._perm = {epoch: torch.cat([torch.randperm(self.n, generator=g) for _ in range(reps)])}
         return self._perm[epoch]
-    def batch(self, step:int) -> list[int]:
+
+    def batch(self, step: int) -> list[int]:
         "This rank's keys at `step`."
         e, j = divmod(step, self.steps_per_epoch)
-        idx = self.order(e)[j*self.global_bs + self.rank*self.bs: j*self.global_bs + (self.rank+1)*self.bs]
-        return (idx + e*self.n).tolist()
+        idx = self.order(e)[
+            j * self.global_bs + self.rank * self.bs : j * self.global_bs + (self.rank + 1) * self.bs
+        ]
+        return (idx + e * self.n).tolist()
+
     def __iter__(self):
         s = self.start_step
-        while True: yield self.batch(s); s += 1
+        while True:
+            yield self.batch(s)
+            s += 1
 
 # %% ../nbs/02_data.ipynb #adcc3347
-def make_loader(dataset, sampler:StepSampler, collate, num_workers:int=0, pin_memory:bool=False):
+def make_loader(dataset, sampler: StepSampler, collate, num_workers: int = 0, pin_memory: bool = False):
     "A DataLoader over `dataset` driven by the infinite step `sampler` (its own generator: the global RNG is left alone)."
     kw = dict(prefetch_factor=2, persistent_workers=False) if num_workers > 0 else {}
-    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
-                                       pin_memory=pin_memory, generator=torch.Generator().manual_seed(sampler.seed), **kw)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(sampler.seed),
+        **kw,
+    )

@@ -9,7 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import repo_root, runs_root, read_table, find_medmnist, MEDMNIST_2D, BACKBONES
-from .experiments import small_matrix, write_configs, configs_match, load_matrix, launch, plan, collect, analyse, Run
+from biovfm.experiments import (
+    small_matrix,
+    write_configs,
+    configs_match,
+    load_matrix,
+    launch,
+    plan,
+    collect,
+    analyse,
+    Run,
+)
 from .probe import bootstrap_metrics
 
 # %% auto #0
@@ -17,202 +27,434 @@ __all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'demo_benchmarks', 'check
            'verdict', 'compare_to_random', 'pretrain_summary', 'write_report', 'run_demo', 'main']
 
 # %% ../nbs/08_demo.ipynb #31a5e1f7
-DEMO_BUDGET = {('mae', 'vit_tiny'): (200, 128), ('mae', 'vit_small'): (80, 128),
-               ('dinov2', 'vit_tiny'): (20, 32), ('dinov2', 'vit_small'): (15, 32)}
-DEMO_PATCH = {'vit_tiny': 4, 'vit_small': 8}   # px per patch: 64 and 16 tokens at 32 px
-DEMO_CURATE = dict(slice_step=1, frame_step=1, max_files=None, workers=2)   # every raw file and slice (curate.DEMO)
+DEMO_BUDGET = {
+    ('mae', 'vit_tiny'): (200, 128),
+    ('mae', 'vit_small'): (80, 128),
+    ('dinov2', 'vit_tiny'): (20, 32),
+    ('dinov2', 'vit_small'): (15, 32),
+}
+DEMO_PATCH = {'vit_tiny': 4, 'vit_small': 8}  # px per patch: 64 and 16 tokens at 32 px
+DEMO_CURATE = dict(
+    slice_step=1, frame_step=1, max_files=None, workers=2
+)  # every raw file and slice (curate.DEMO)
+
 
 def demo_benchmarks() -> str:
     "The MedMNIST benchmarks whose verified 28 px files are here (the embedded data has BreastMNIST and PneumoniaMNIST)."
+
     def here(flag):
-        try: return find_medmnist(flag, 28) is not None
-        except (FileNotFoundError, ValueError): return False
+        try:
+            return find_medmnist(flag, 28) is not None
+        except (FileNotFoundError, ValueError):
+            return False
+
     found = [flag for flag in MEDMNIST_2D if here(flag)]
     if not found:
-        find_medmnist('breastmnist', 28)   # raises the error that says where it looked and how to fetch the file
+        find_medmnist(
+            'breastmnist', 28
+        )  # raises the error that says where it looked and how to fetch the file
     return ','.join(found)
 
-def check_demo_inputs(benchmarks:str) -> dict:
+
+def check_demo_inputs(benchmarks: str) -> dict:
     "Fail within seconds, before any expensive step, naming what is missing and how to get it."
     from biovfm.curate import default_raw_dir
+
     raw = default_raw_dir()
-    files = [p for p in raw.rglob('*') if p.is_file() and not p.name.startswith('.') and p.name != 'MANIFEST.tsv']
+    files = [
+        p for p in raw.rglob('*') if p.is_file() and not p.name.startswith('.') and p.name != 'MANIFEST.tsv'
+    ]
     if not files:
-        raise FileNotFoundError(f"the raw folder {raw} holds no files: restore the embedded data (git checkout -- data) "
-                                "or set BIOVFM_DATA to a folder with raw/")
-    for flag in benchmarks.split(','): find_medmnist(flag, 28)   # missing or corrupted: an error naming the file
+        raise FileNotFoundError(
+            f"the raw folder {raw} holds no files: restore the embedded data (git checkout -- data) "
+            "or set BIOVFM_DATA to a folder with raw/"
+        )
+    for flag in benchmarks.split(','):
+        find_medmnist(flag, 28)  # missing or corrupted: an error naming the file
     from jupyter_client.kernelspec import find_kernel_specs
+
     if 'python3' not in find_kernel_specs():
-        raise RuntimeError("no Jupyter kernel named python3 (papermill runs the stage notebooks with it): "
-                           "pip install ipykernel && python -m ipykernel install --user")
+        raise RuntimeError(
+            "no Jupyter kernel named python3 (papermill runs the stage notebooks with it): "
+            "pip install ipykernel && python -m ipykernel install --user"
+        )
     return dict(raw=str(raw), raw_files=len(files), benchmarks=benchmarks)
 
-def demo_matrix(budget:dict=DEMO_BUDGET, img_size:int=32, patch_size:int|dict=DEMO_PATCH,
-                benchmarks:str|None=None) -> tuple[list[Run], dict]:
+
+def demo_matrix(
+    budget: dict = DEMO_BUDGET,
+    img_size: int = 32,
+    patch_size: int | dict = DEMO_PATCH,
+    benchmarks: str | None = None,
+) -> tuple[list[Run], dict]:
     "The demo's runs and corpus step (configs/demo)."
     # un-augmented cached features (aug_views=0): one forward pass per image keeps six probes in the CPU budget;
     # pretrained and random-init backbones get the same protocol, so the paired verdicts compare like with like
-    probe = dict(benchmarks=benchmarks or 'breastmnist,pneumoniamnist', img_size=img_size, resize_from=28, protocol='fast',
-                 epochs=100, aug_views=0, n_boot=1000, seed=42, normalize='backbone', demo=False)
+    probe = dict(
+        benchmarks=benchmarks or 'breastmnist,pneumoniamnist',
+        img_size=img_size,
+        resize_from=28,
+        protocol='fast',
+        epochs=100,
+        aug_views=0,
+        n_boot=1000,
+        seed=42,
+        normalize='backbone',
+        demo=False,
+    )
     return small_matrix('demo', DEMO_CURATE, budget, img_size, patch_size, probe, save_every=25, about='demo')
 
 # %% ../nbs/08_demo.ipynb #ea47a06a
-def _predictions(results:Path, run:str, benchmark:str) -> Path:
-    hits = sorted((Path(results)/run/'predictions').glob(f'*/{benchmark}_*_test_predictions.npz'))
-    if not hits: raise FileNotFoundError(f"no test predictions of {benchmark} under {Path(results)/run/'predictions'}")
+def _predictions(results: Path, run: str, benchmark: str) -> Path:
+    hits = sorted((Path(results) / run / 'predictions').glob(f'*/{benchmark}_*_test_predictions.npz'))
+    if not hits:
+        raise FileNotFoundError(
+            f"no test predictions of {benchmark} under {Path(results) / run / 'predictions'}"
+        )
     return hits[0]
 
-def paired_auc(y, s_a, s_b, kind:str, n_boot:int=1000, seed:int=42) -> dict:
+
+def paired_auc(y, s_a, s_b, kind: str, n_boot: int = 1000, seed: int = 42) -> dict:
     "AUC of a and b on the same bootstrap resamples: the difference a-b and its 95% interval."
     a = bootstrap_metrics(y, s_a, kind, n_boot=n_boot, seed=seed)['auc']
     b = bootstrap_metrics(y, s_b, kind, n_boot=n_boot, seed=seed)['auc']
-    d = a - b; d = d[~np.isnan(d)]
+    d = a - b
+    d = d[~np.isnan(d)]
     lo, hi = np.percentile(d, [2.5, 97.5])
-    return dict(delta=float(np.mean(d)), delta_lo=float(lo), delta_hi=float(hi), p_not_better=float((d <= 0).mean()))
+    return dict(
+        delta=float(np.mean(d)), delta_lo=float(lo), delta_hi=float(hi), p_not_better=float((d <= 0).mean())
+    )
 
-def verdict(lo:float, hi:float) -> str:
-    return 'beats random' if lo > 0 else ('worse than random' if hi < 0 else 'not distinguishable from random')
 
-def compare_to_random(results, runs:list[Run], n_boot:int=1000, seed:int=42) -> pd.DataFrame:
+def verdict(lo: float, hi: float) -> str:
+    return (
+        'beats random' if lo > 0 else ('worse than random' if hi < 0 else 'not distinguishable from random')
+    )
+
+
+def compare_to_random(results, runs: list[Run], n_boot: int = 1000, seed: int = 42) -> pd.DataFrame:
     "One row per (pretrained run, benchmark): its AUC and CI, the same-size random baseline's, and the paired verdict."
-    results = Path(results); rows = []
+    results = Path(results)
+    rows = []
     base = {r.name.split('random_')[-1]: r.name for r in runs if r.pretrain is None}
     for r in runs:
-        if r.pretrain is None: continue
+        if r.pretrain is None:
+            continue
         arch = next(k for k, v in BACKBONES.items() if v == r.pretrain['arch'])
         rb = base.get(arch)
-        if rb is None or not (results/r.name/'metrics.csv').exists() or not (results/rb/'metrics.csv').exists(): continue
-        ma, mb = read_table(results/r.name/'metrics.csv', 'metrics'), read_table(results/rb/'metrics.csv', 'metrics')
+        if (
+            rb is None
+            or not (results / r.name / 'metrics.csv').exists()
+            or not (results / rb / 'metrics.csv').exists()
+        ):
+            continue
+        ma, mb = (
+            read_table(results / r.name / 'metrics.csv', 'metrics'),
+            read_table(results / rb / 'metrics.csv', 'metrics'),
+        )
         for bench in sorted(set(ma.benchmark) & set(mb.benchmark)):
             A, B = np.load(_predictions(results, r.name, bench)), np.load(_predictions(results, rb, bench))
-            if not np.array_equal(A['y_true'], B['y_true']): raise ValueError(f"{bench}: {r.name} and {rb} were tested on different labels")
+            if not np.array_equal(A['y_true'], B['y_true']):
+                raise ValueError(f"{bench}: {r.name} and {rb} were tested on different labels")
             auc = lambda m: m[(m.benchmark == bench) & (m.metric == 'auc')].iloc[0]
             a, b = auc(ma), auc(mb)
             p = paired_auc(A['y_true'], A['y_score'], B['y_score'], str(A['kind']), n_boot, seed)
-            rows.append(dict(run=r.name, method=r.pretrain['method'], arch=arch, benchmark=bench, steps=r.pretrain['max_steps'],
-                             auc=a.value, auc_lo=a.ci_lo, auc_hi=a.ci_hi, random_auc=b.value, random_lo=b.ci_lo, random_hi=b.ci_hi,
-                             **p, cis_overlap=bool(a.ci_lo <= b.ci_hi and b.ci_lo <= a.ci_hi), verdict=verdict(p['delta_lo'], p['delta_hi'])))
+            rows.append(
+                dict(
+                    run=r.name,
+                    method=r.pretrain['method'],
+                    arch=arch,
+                    benchmark=bench,
+                    steps=r.pretrain['max_steps'],
+                    auc=a.value,
+                    auc_lo=a.ci_lo,
+                    auc_hi=a.ci_hi,
+                    random_auc=b.value,
+                    random_lo=b.ci_lo,
+                    random_hi=b.ci_hi,
+                    **p,
+                    cis_overlap=bool(a.ci_lo <= b.ci_hi and b.ci_lo <= a.ci_hi),
+                    verdict=verdict(p['delta_lo'], p['delta_hi']),
+                )
+            )
     return pd.DataFrame(rows)
 
 # %% ../nbs/08_demo.ipynb #da3e6257
 def _machine() -> str:
     import torch
-    cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), platform.processor()) \
-          if Path('/proc/cpuinfo').exists() else platform.processor()
+
+    cpu = (
+        next(
+            (
+                l.split(':', 1)[1].strip()
+                for l in Path('/proc/cpuinfo').read_text().splitlines()
+                if l.startswith('model name')
+            ),
+            platform.processor(),
+        )
+        if Path('/proc/cpuinfo').exists()
+        else platform.processor()
+    )
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, python {platform.python_version()}"
 
-def _commit() -> str:
-    try: return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=repo_root(), capture_output=True, text=True).stdout.strip() or '?'
-    except OSError: return '?'
 
-def _md(df:pd.DataFrame) -> str:
+def _commit() -> str:
+    try:
+        return (
+            subprocess.run(
+                ['git', 'rev-parse', '--short', 'HEAD'], cwd=repo_root(), capture_output=True, text=True
+            ).stdout.strip()
+            or '?'
+        )
+    except OSError:
+        return '?'
+
+
+def _md(df: pd.DataFrame) -> str:
     "A markdown table (no tabulate dependency)."
     cols = list(df.columns)
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
-    return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)] + ['| ' + ' | '.join(fmt(v) for v in row) + ' |' for row in df.itertuples(index=False)])
+    return '\n'.join(
+        ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+        + ['| ' + ' | '.join(fmt(v) for v in row) + ' |' for row in df.itertuples(index=False)]
+    )
 
-def pretrain_summary(runs_dir, runs:list[Run]) -> pd.DataFrame:
+
+def pretrain_summary(runs_dir, runs: list[Run]) -> pd.DataFrame:
     "Per pretraining run: size, steps, the loss at the start and the end, throughput."
     rows = []
     for r in runs:
-        if r.pretrain is None: continue
-        d = Path(runs_dir)/r.name/'pretrain'
-        if not (d/'log.csv').exists(): continue
-        log, info = pd.read_csv(d/'log.csv'), json.loads((d/'backbone.json').read_text()) if (d/'backbone.json').exists() else {}
-        k = max(1, len(log)//10)
-        rows.append(dict(run=r.name, method=r.pretrain['method'], backbone_M=info.get('backbone_params', float('nan'))/1e6,
-                         total_M=info.get('total_params', float('nan'))/1e6, steps=int(log.step.max()) + 1, batch=r.pretrain['batch_size'],
-                         loss_first=float(log.loss.iloc[:k].mean()), loss_last=float(log.loss.iloc[-k:].mean()),
-                         dino_kl_first=float(log.dino_kl.iloc[:k].mean()) if 'dino_kl' in log else float('nan'),
-                         dino_kl_last=float(log.dino_kl.iloc[-k:].mean()) if 'dino_kl' in log else float('nan'),
-                         images_per_s=float(log.images_per_s.median()), train_s=float((log.step_s + log.data_s).sum())))
+        if r.pretrain is None:
+            continue
+        d = Path(runs_dir) / r.name / 'pretrain'
+        if not (d / 'log.csv').exists():
+            continue
+        log, info = (
+            pd.read_csv(d / 'log.csv'),
+            json.loads((d / 'backbone.json').read_text()) if (d / 'backbone.json').exists() else {},
+        )
+        k = max(1, len(log) // 10)
+        rows.append(
+            dict(
+                run=r.name,
+                method=r.pretrain['method'],
+                backbone_M=info.get('backbone_params', float('nan')) / 1e6,
+                total_M=info.get('total_params', float('nan')) / 1e6,
+                steps=int(log.step.max()) + 1,
+                batch=r.pretrain['batch_size'],
+                loss_first=float(log.loss.iloc[:k].mean()),
+                loss_last=float(log.loss.iloc[-k:].mean()),
+                dino_kl_first=float(log.dino_kl.iloc[:k].mean()) if 'dino_kl' in log else float('nan'),
+                dino_kl_last=float(log.dino_kl.iloc[-k:].mean()) if 'dino_kl' in log else float('nan'),
+                images_per_s=float(log.images_per_s.median()),
+                train_s=float((log.step_s + log.data_s).sum()),
+            )
+        )
     return pd.DataFrame(rows)
 
-def write_report(out, runs:list[Run], wall_s:float|None=None, runs_dir=None, results=None, corpus:str='demo') -> Path:
+
+def write_report(
+    out, runs: list[Run], wall_s: float | None = None, runs_dir=None, results=None, corpus: str = 'demo'
+) -> Path:
     "Write `out/REPORT.md` from the stored files of a small matrix (default layout: `out/runs`, `out/results`)."
-    out = Path(out); rd, res = Path(runs_dir or out/'runs'), Path(results or out/'results')
+    out = Path(out)
+    rd, res = Path(runs_dir or out / 'runs'), Path(results or out / 'results')
     cmp = compare_to_random(res, runs)
-    met = pd.concat([read_table(f, 'metrics').assign(run=f.parent.relative_to(res).as_posix()) for f in sorted(res.rglob('metrics.csv'))
-                     if f.parent.name != 'scaling'], ignore_index=True)
-    dl = read_table(rd/'data'/corpus/'data_list.parquet', 'data_list')
-    rej = pd.read_csv(rd/'data'/corpus/'rejects.csv') if (rd/'data'/corpus/'rejects.csv').exists() else pd.DataFrame()
+    met = pd.concat(
+        [
+            read_table(f, 'metrics').assign(run=f.parent.relative_to(res).as_posix())
+            for f in sorted(res.rglob('metrics.csv'))
+            if f.parent.name != 'scaling'
+        ],
+        ignore_index=True,
+    )
+    dl = read_table(rd / 'data' / corpus / 'data_list.parquet', 'data_list')
+    rej = (
+        pd.read_csv(rd / 'data' / corpus / 'rejects.csv')
+        if (rd / 'data' / corpus / 'rejects.csv').exists()
+        else pd.DataFrame()
+    )
     pre = pretrain_summary(rd, runs)
-    tim = pd.read_csv(rd/'timings.csv') if (rd/'timings.csv').exists() else pd.DataFrame(columns=['step', 'notebook', 'seconds'])
-    tim = tim.drop_duplicates(['step', 'notebook'], keep='last')   # the latest execution of each stage
-    L = [f"# BioVFM demo report", "",
-         f"Written {time.strftime('%Y-%m-%d %H:%M')} by `make demo` (commit {_commit()}) on {_machine()}."
-         + (f" Wall time of this invocation: {wall_s/60:.1f} min." if wall_s else ''), ""]
+    tim = (
+        pd.read_csv(rd / 'timings.csv')
+        if (rd / 'timings.csv').exists()
+        else pd.DataFrame(columns=['step', 'notebook', 'seconds'])
+    )
+    tim = tim.drop_duplicates(['step', 'notebook'], keep='last')  # the latest execution of each stage
+    L = [
+        f"# BioVFM demo report",
+        "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `make demo` (commit {_commit()}) on {_machine()}."
+        + (f" Wall time of this invocation: {wall_s / 60:.1f} min." if wall_s else ''),
+        "",
+    ]
     if len(cmp):
         n_win = int((cmp.verdict == 'beats random').sum())
         L += ["## Verdict", ""]
         for m, g in cmp.groupby('run', sort=False):
             wins = g[g.verdict == 'beats random'].benchmark.tolist()
-            L.append(f"- **{m}** ({g.method.iloc[0]}, {g.arch.iloc[0]}, {g.steps.iloc[0]} steps): "
-                     + (f"beats the random-init {g.arch.iloc[0]} beyond the paired 95% CI on {', '.join(wins)}" if wins else
-                        f"does **not** beat the random-init {g.arch.iloc[0]} beyond the paired 95% CI on any benchmark")
-                     + ('' if not wins or len(wins) == len(g) else f"; not on {', '.join(g[g.verdict != 'beats random'].benchmark)}") + '.')
-        L += ["", f"{n_win} of {len(cmp)} (backbone, benchmark) pairs beat random init beyond the paired 95% CI; "
-              f"{int((~cmp.cis_overlap).sum())} of {len(cmp)} also have non-overlapping per-backbone CIs. "
-              "These are CPU-scale runs (ViT-T/S, 32 px, minutes of pretraining): they test that the pipeline learns, "
-              "not the paper's numbers.", ""]
-        t = cmp[['run', 'benchmark', 'auc', 'auc_lo', 'auc_hi', 'random_auc', 'random_lo', 'random_hi', 'delta', 'delta_lo', 'delta_hi', 'verdict']]
-        L += ["### AUC against random init of the same size (paired bootstrap, 1,000 resamples)", "", _md(t), ""]
-    else: L += ["## Verdict", "", "No pretrained backbone and its baseline were both probed: nothing to compare.", ""]
+            L.append(
+                f"- **{m}** ({g.method.iloc[0]}, {g.arch.iloc[0]}, {g.steps.iloc[0]} steps): "
+                + (
+                    f"beats the random-init {g.arch.iloc[0]} beyond the paired 95% CI on {', '.join(wins)}"
+                    if wins
+                    else f"does **not** beat the random-init {g.arch.iloc[0]} beyond the paired 95% CI on any benchmark"
+                )
+                + (
+                    ''
+                    if not wins or len(wins) == len(g)
+                    else f"; not on {', '.join(g[g.verdict != 'beats random'].benchmark)}"
+                )
+                + '.'
+            )
+        L += [
+            "",
+            f"{n_win} of {len(cmp)} (backbone, benchmark) pairs beat random init beyond the paired 95% CI; "
+            f"{int((~cmp.cis_overlap).sum())} of {len(cmp)} also have non-overlapping per-backbone CIs. "
+            "These are CPU-scale runs (ViT-T/S, 32 px, minutes of pretraining): they test that the pipeline learns, "
+            "not the paper's numbers.",
+            "",
+        ]
+        t = cmp[
+            [
+                'run',
+                'benchmark',
+                'auc',
+                'auc_lo',
+                'auc_hi',
+                'random_auc',
+                'random_lo',
+                'random_hi',
+                'delta',
+                'delta_lo',
+                'delta_hi',
+                'verdict',
+            ]
+        ]
+        L += [
+            "### AUC against random init of the same size (paired bootstrap, 1,000 resamples)",
+            "",
+            _md(t),
+            "",
+        ]
+    else:
+        L += [
+            "## Verdict",
+            "",
+            "No pretrained backbone and its baseline were both probed: nothing to compare.",
+            "",
+        ]
     mods = dl.modality.value_counts()
-    L += ["## Data", "",
-          f"Corpus: {len(dl):,} images curated from the raw files ({', '.join(f'{k} {v}' for k, v in mods.items())}); "
-          f"{len(rej):,} inputs or slices rejected (reasons in `runs/data/{corpus}/rejects.csv`). "
-          f"Views: {', '.join(f'{k} {v}' for k, v in dl.view.value_counts().items())}.", "",
-          "Benchmarks: " + ', '.join(f"{b} (test n={n})" for b, n in met[met.metric == 'auc'].groupby('benchmark').n_test.first().items()) + ".", ""]
-    if len(pre): L += ["## Pretraining", "", "Loss = mean of the first / last 10% of steps. For DINOv2 the total loss is not a learning "
-                       "signal this early (the teacher's temperature and entropy move); `dino_kl` (DINO loss minus the teacher's "
-                       "entropy) is the part the student controls.", "", _md(pre), ""]
-    piv = met[met.metric.isin(['auc', 'acc'])].assign(ci=lambda d: d.apply(lambda r: f"{r.value:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}]", axis=1))
-    piv = piv.pivot_table(index=['run', 'benchmark'], columns='metric', values='ci', aggfunc='first').reset_index()
-    L += ["## Probing (linear probe, fast protocol on un-augmented cached features, 95% bootstrap CIs)", "", _md(piv), ""]
-    sl = res/'scaling'/'slopes.csv'
+    L += [
+        "## Data",
+        "",
+        f"Corpus: {len(dl):,} images curated from the raw files ({', '.join(f'{k} {v}' for k, v in mods.items())}); "
+        f"{len(rej):,} inputs or slices rejected (reasons in `runs/data/{corpus}/rejects.csv`). "
+        f"Views: {', '.join(f'{k} {v}' for k, v in dl.view.value_counts().items())}.",
+        "",
+        "Benchmarks: "
+        + ', '.join(
+            f"{b} (test n={n})"
+            for b, n in met[met.metric == 'auc'].groupby('benchmark').n_test.first().items()
+        )
+        + ".",
+        "",
+    ]
+    if len(pre):
+        L += [
+            "## Pretraining",
+            "",
+            "Loss = mean of the first / last 10% of steps. For DINOv2 the total loss is not a learning "
+            "signal this early (the teacher's temperature and entropy move); `dino_kl` (DINO loss minus the teacher's "
+            "entropy) is the part the student controls.",
+            "",
+            _md(pre),
+            "",
+        ]
+    piv = met[met.metric.isin(['auc', 'acc'])].assign(
+        ci=lambda d: d.apply(lambda r: f"{r.value:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}]", axis=1)
+    )
+    piv = piv.pivot_table(
+        index=['run', 'benchmark'], columns='metric', values='ci', aggfunc='first'
+    ).reset_index()
+    L += [
+        "## Probing (linear probe, fast protocol on un-augmented cached features, 95% bootstrap CIs)",
+        "",
+        _md(piv),
+        "",
+    ]
+    sl = res / 'scaling' / 'slopes.csv'
     if sl.exists():
         s = pd.read_csv(sl)
-        L += ["## Scaling", "", "Power-law slopes of AUC against backbone parameters, from two sizes per method "
-              "(a two-point fit: a direction, not a law):", "", _md(s.head(20)), ""]
-    figs = sorted((res/'figures').glob('*.png'))
-    if figs: L += ["## Figures", ""] + [f"![{f.stem}]({os.path.relpath(f, out)})" for f in figs] + [""]
+        L += [
+            "## Scaling",
+            "",
+            "Power-law slopes of AUC against backbone parameters, from two sizes per method "
+            "(a two-point fit: a direction, not a law):",
+            "",
+            _md(s.head(20)),
+            "",
+        ]
+    figs = sorted((res / 'figures').glob('*.png'))
+    if figs:
+        L += ["## Figures", ""] + [f"![{f.stem}]({os.path.relpath(f, out)})" for f in figs] + [""]
     if len(tim):
-        L += ["## Timings", "", _md(tim[['step', 'notebook', 'seconds']]),
-              "", f"Sum of stage times (latest execution of each): {tim.seconds.sum()/60:.1f} min; reused stages cost nothing on a rerun.", ""]
-    L += ["## Files", "", "- `runs/`: executed stage notebooks (`*.ipynb`) and their logs, checkpoints, exported backbones, probe outputs",
-          "- `results/`: collected metrics and predictions per run, `scaling/`, `figures/`, executed `05_scaling`/`06_figures`", ""]
-    p = out/'REPORT.md'; p.write_text('\n'.join(L))
+        L += [
+            "## Timings",
+            "",
+            _md(tim[['step', 'notebook', 'seconds']]),
+            "",
+            f"Sum of stage times (latest execution of each): {tim.seconds.sum() / 60:.1f} min; reused stages cost nothing on a rerun.",
+            "",
+        ]
+    L += [
+        "## Files",
+        "",
+        "- `runs/`: executed stage notebooks (`*.ipynb`) and their logs, checkpoints, exported backbones, probe outputs",
+        "- `results/`: collected metrics and predictions per run, `scaling/`, `figures/`, executed `05_scaling`/`06_figures`",
+        "",
+    ]
+    p = out / 'REPORT.md'
+    p.write_text('\n'.join(L))
     return p
 
 # %% ../nbs/08_demo.ipynb #da0f5832
-def run_demo(out=None, fresh:bool=False, log=print) -> Path:
+def run_demo(out=None, fresh: bool = False, log=print) -> Path:
     "The whole demo into `out` (default runs/demo); returns the report's path."
     t0 = time.time()
-    out = Path(out) if out else runs_root()/'demo'
-    if fresh and out.exists(): shutil.rmtree(out)
+    out = Path(out) if out else runs_root() / 'demo'
+    if fresh and out.exists():
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     benchmarks = demo_benchmarks()
     inputs = check_demo_inputs(benchmarks)
     log(f"demo inputs: {inputs['raw_files']} raw files in {inputs['raw']}; benchmarks {benchmarks}")
     runs, cur = demo_matrix(benchmarks=benchmarks)
-    mp = out/'configs'; write_configs(runs, mp, cur)   # this machine's benchmarks; same recipes as configs/demo
-    todo = plan(str(mp), out/'runs')
+    mp = out / 'configs'
+    write_configs(runs, mp, cur)  # this machine's benchmarks; same recipes as configs/demo
+    todo = plan(str(mp), out / 'runs')
     log(f"demo: {len(todo)} runs in {out} ({(todo.state == 'probed').sum()} already probed)")
-    launch(str(mp), out/'runs', log=lambda s: log(f"  {time.time()-t0:6.0f} s  {s}"))
-    collect(str(mp), out/'runs', out/'results')
-    log(f"  {time.time()-t0:6.0f} s  scaling fits and figures")
-    analyse(out/'results', x_axis='backbone', data_list=out/'runs'/'data'/'demo'/'data_list.parquet')
+    launch(str(mp), out / 'runs', log=lambda s: log(f"  {time.time() - t0:6.0f} s  {s}"))
+    collect(str(mp), out / 'runs', out / 'results')
+    log(f"  {time.time() - t0:6.0f} s  scaling fits and figures")
+    analyse(
+        out / 'results', x_axis='backbone', data_list=out / 'runs' / 'data' / 'demo' / 'data_list.parquet'
+    )
     p = write_report(out, runs, time.time() - t0)
-    log(f"demo finished in {(time.time()-t0)/60:.1f} min: {p}")
+    log(f"demo finished in {(time.time() - t0) / 60:.1f} min: {p}")
     return p
+
 
 def main(argv=None):
     "python -m biovfm.demo [--out DIR] [--fresh]"
-    ap = argparse.ArgumentParser('python -m biovfm.demo', description='BioVFM end-to-end demo on embedded real data.')
-    ap.add_argument('--out'); ap.add_argument('--fresh', action='store_true')
+    ap = argparse.ArgumentParser(
+        'python -m biovfm.demo', description='BioVFM end-to-end demo on embedded real data.'
+    )
+    ap.add_argument('--out')
+    ap.add_argument('--fresh', action='store_true')
     a = ap.parse_args(argv)
     print(Path(run_demo(a.out, a.fresh, log=lambda s: print(s, flush=True))).read_text())
 
 # %% ../nbs/08_demo.ipynb #ddd836d7
-if __name__ == '__main__' and sys.argv and sys.argv[0].endswith('demo.py'): main()
+if __name__ == '__main__' and sys.argv and sys.argv[0].endswith('demo.py'):
+    main()

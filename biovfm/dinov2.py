@@ -10,8 +10,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
-from .pretrain import (Config, SSLMethod, register_method, make_vit, cosine, preset_steps, short_arch, EPOCH,
-                             _all_reduce, vit_forward_flops)
+from biovfm.pretrain import (
+    Config,
+    SSLMethod,
+    register_method,
+    make_vit,
+    cosine,
+    preset_steps,
+    short_arch,
+    EPOCH,
+    _all_reduce,
+    vit_forward_flops,
+)
 from .data import MultiCrop, DINOv2Collate
 
 # %% auto #0
@@ -20,20 +30,29 @@ __all__ = ['DINOv2Student', 'sinkhorn_knopp', 'cross_entropy_views', 'ibot_cross
 # %% ../nbs/03a_dinov2.ipynb #f2208091
 class DINOv2Student(nn.Module):
     "DINOv2 backbone + DINO and iBOT heads; `forward` is the student's pass, `teacher_forward` the teacher's."
-    def __init__(self, cfg:Config, drop_path:float|None=None):
+
+    def __init__(self, cfg: Config, drop_path: float | None = None):
         super().__init__()
         from lightly.models.modules import DINOv2ProjectionHead, MaskedVisionTransformerTIMM
+
         vit, self.model_kwargs = make_vit(cfg, drop_path)
-        self.backbone = MaskedVisionTransformerTIMM(vit=vit, antialias=False, pos_embed_initialization='skip', weight_initialization='skip')
+        self.backbone = MaskedVisionTransformerTIMM(
+            vit=vit, antialias=False, pos_embed_initialization='skip', weight_initialization='skip'
+        )
         warnings.filterwarnings('ignore', message='.*weight_norm.*is deprecated', category=FutureWarning)
-        head = partial(DINOv2ProjectionHead, input_dim=vit.embed_dim, hidden_dim=cfg.head_hidden,
-                       bottleneck_dim=cfg.head_bottleneck, output_dim=cfg.n_prototypes)
+        head = partial(
+            DINOv2ProjectionHead,
+            input_dim=vit.embed_dim,
+            hidden_dim=cfg.head_hidden,
+            bottleneck_dim=cfg.head_bottleneck,
+            output_dim=cfg.n_prototypes,
+        )
         self.dino_head = head()
         self.ibot_head = head() if cfg.ibot_separate_head else self.dino_head
 
     def forward(self, global_crops, local_crops, masks):
         "Student: class tokens of all crops through the DINO head, masked patch tokens through the iBOT head."
-        mask = torch.cat([masks.new_zeros(len(masks), 1), masks.flatten(1)], 1)   # never mask the class token
+        mask = torch.cat([masks.new_zeros(len(masks), 1), masks.flatten(1)], 1)  # never mask the class token
         f = self.backbone.encode(global_crops, mask=mask)
         cls = f[:, 0]
         all_cls = cls if local_crops is None else torch.cat([cls, self.backbone.encode(local_crops)[:, 0]])
@@ -43,154 +62,280 @@ class DINOv2Student(nn.Module):
     def teacher_forward(self, global_crops, masks):
         "Teacher: unmasked global crops; DINO head on class tokens, iBOT head on the patches the student had masked."
         f = self.backbone.encode(global_crops)
-        return dict(cls=f[:, 0], dino=self.dino_head(f[:, 0]), ibot=self.ibot_head(f[:, 1:][masks.flatten(1)]))
+        return dict(
+            cls=f[:, 0], dino=self.dino_head(f[:, 0]), ibot=self.ibot_head(f[:, 1:][masks.flatten(1)])
+        )
 
 # %% ../nbs/03a_dinov2.ipynb #8fb2ad1d
 @torch.no_grad()
-def sinkhorn_knopp(logits:torch.Tensor, temp:float, n_iters:int=3) -> torch.Tensor:
+def sinkhorn_knopp(logits: torch.Tensor, temp: float, n_iters: int = 3) -> torch.Tensor:
     "Teacher targets (rows sum to 1) with prototype usage equalised over the global batch (Sinkhorn-Knopp)."
     logits = logits.float()
     mx = _all_reduce(logits.max().reshape(1).clone(), dist.ReduceOp.MAX if dist.is_initialized() else None)
-    Q = torch.exp((logits - mx)/temp).t()                        # K x B
-    B = _all_reduce(torch.tensor([Q.shape[1]], dtype=Q.dtype, device=Q.device)); K = Q.shape[0]
+    Q = torch.exp((logits - mx) / temp).t()  # K x B
+    B = _all_reduce(torch.tensor([Q.shape[1]], dtype=Q.dtype, device=Q.device))
+    K = Q.shape[0]
     Q /= _all_reduce(Q.sum().reshape(1))
     for _ in range(n_iters):
-        Q /= _all_reduce(Q.sum(dim=1, keepdim=True)); Q /= K   # rows: equal prototype mass
-        Q /= Q.sum(dim=0, keepdim=True).clamp_min(1e-30); Q /= B   # columns: one distribution per sample
-    return (Q*B).t()
+        Q /= _all_reduce(Q.sum(dim=1, keepdim=True))
+        Q /= K  # rows: equal prototype mass
+        Q /= Q.sum(dim=0, keepdim=True).clamp_min(1e-30)
+        Q /= B  # columns: one distribution per sample
+    return (Q * B).t()
 
-def cross_entropy_views(teacher_probs:list, student_logits:list, student_temp:float) -> torch.Tensor:
+
+def cross_entropy_views(teacher_probs: list, student_logits: list, student_temp: float) -> torch.Tensor:
     "Mean cross-entropy of teacher targets against student logits over all (teacher view, student view) pairs of different views."
-    total, n = 0., 0
+    total, n = 0.0, 0
     for ti, t in enumerate(teacher_probs):
         for si, s in enumerate(student_logits):
-            if ti == si: continue
-            total = total + torch.sum(-t*F.log_softmax(s/student_temp, dim=-1), dim=-1).mean(); n += 1
-    return total/n
+            if ti == si:
+                continue
+            total = total + torch.sum(-t * F.log_softmax(s / student_temp, dim=-1), dim=-1).mean()
+            n += 1
+    return total / n
 
-def ibot_cross_entropy(teacher_probs, student_logits, masks, student_temp:float) -> torch.Tensor:
+
+def ibot_cross_entropy(teacher_probs, student_logits, masks, student_temp: float) -> torch.Tensor:
     "iBOT loss: masked-patch cross-entropy, averaged per crop then over the crops (as lightly's IBOTPatchLoss)."
-    loss = torch.sum(-teacher_probs*F.log_softmax(student_logits/student_temp, dim=-1), dim=-1)
-    w = (1./masks.flatten(1).sum(1, keepdim=True).clamp(min=1)).expand_as(masks.flatten(1))[masks.flatten(1)]
-    return (loss*w).sum()/len(masks)
+    loss = torch.sum(-teacher_probs * F.log_softmax(student_logits / student_temp, dim=-1), dim=-1)
+    w = (1.0 / masks.flatten(1).sum(1, keepdim=True).clamp(min=1)).expand_as(masks.flatten(1))[
+        masks.flatten(1)
+    ]
+    return (loss * w).sum() / len(masks)
 
 # %% ../nbs/03a_dinov2.ipynb #b9570698
 class DINOv2Loss(nn.Module):
     "DINO + iBOT + KoLeo with centring (lightly) or Sinkhorn-Knopp targets; also returns collapse signals."
-    def __init__(self, cfg:Config):
+
+    def __init__(self, cfg: Config):
         super().__init__()
         from lightly.loss import DINOLoss, IBOTPatchLoss, KoLeoLoss
+
         self.cfg = cfg
         self.dino = DINOLoss(output_dim=cfg.n_prototypes, student_temp=cfg.student_temp)
         self.ibot = IBOTPatchLoss(output_dim=cfg.n_prototypes, student_temp=cfg.student_temp)
         self.koleo = KoLeoLoss()
 
-    def forward(self, s:dict, t:dict, masks, teacher_temp:float) -> dict:
-        c, n_views = self.cfg, len(s['dino'])//(len(t['dino'])//2)
+    def forward(self, s: dict, t: dict, masks, teacher_temp: float) -> dict:
+        c, n_views = self.cfg, len(s['dino']) // (len(t['dino']) // 2)
         t_views, s_views = t['dino'].float().chunk(2), s['dino'].float().chunk(n_views)
         if c.centering == 'sinkhorn_knopp':
             tp = sinkhorn_knopp(t['dino'], teacher_temp).chunk(2)
             dino = cross_entropy_views(tp, s_views, c.student_temp)
-            ibot = ibot_cross_entropy(sinkhorn_knopp(t['ibot'], teacher_temp), s['ibot'].float(), masks, c.student_temp) if len(t['ibot']) else s['ibot'].sum()*0
+            ibot = (
+                ibot_cross_entropy(
+                    sinkhorn_knopp(t['ibot'], teacher_temp), s['ibot'].float(), masks, c.student_temp
+                )
+                if len(t['ibot'])
+                else s['ibot'].sum() * 0
+            )
         else:
-            with torch.no_grad(): tp = F.softmax((t['dino'].float() - self.dino.center[0])/teacher_temp, -1).chunk(2)
+            with torch.no_grad():
+                tp = F.softmax((t['dino'].float() - self.dino.center[0]) / teacher_temp, -1).chunk(2)
             dino = self.dino(list(t_views), list(s_views), teacher_temp=teacher_temp)
-            ibot = self.ibot(t['ibot'].float(), s['ibot'].float(), mask=masks, teacher_temp=teacher_temp) if len(t['ibot']) else s['ibot'].sum()*0
+            ibot = (
+                self.ibot(t['ibot'].float(), s['ibot'].float(), mask=masks, teacher_temp=teacher_temp)
+                if len(t['ibot'])
+                else s['ibot'].sum() * 0
+            )
         koleo = sum(self.koleo(x) for x in s['cls'].float().chunk(2))
-        loss = dino + c.ibot_weight*ibot + c.koleo_weight*koleo
+        loss = dino + c.ibot_weight * ibot + c.koleo_weight * koleo
         with torch.no_grad():
             p = torch.cat(tp)
-            ent = -(p*p.clamp_min(1e-12).log()).sum(-1).mean()
-            pm = p.mean(0); bent = -(pm*pm.clamp_min(1e-12).log()).sum()
-        return dict(loss=loss, dino_loss=dino.detach(), ibot_loss=ibot.detach(), koleo_loss=koleo.detach(),
-                    teacher_entropy=ent, teacher_batch_entropy=bent, dino_kl=dino.detach() - ent)
+            ent = -(p * p.clamp_min(1e-12).log()).sum(-1).mean()
+            pm = p.mean(0)
+            bent = -(pm * pm.clamp_min(1e-12).log()).sum()
+        return dict(
+            loss=loss,
+            dino_loss=dino.detach(),
+            ibot_loss=ibot.detach(),
+            koleo_loss=koleo.detach(),
+            teacher_entropy=ent,
+            teacher_batch_entropy=bent,
+            dino_kl=dino.detach() - ent,
+        )
 
 # %% ../nbs/03a_dinov2.ipynb #18f3c75a
 class DINOv2(SSLMethod):
     "DINOv2 (Oquab et al. 2024): DINO + iBOT + KoLeo, EMA teacher, multi-crop with masked global crops."
+
     name, dynamic_img_size = 'dinov2', True
 
-    def preset(self, preset:str, arch:str, img_size:int, batch_size:int, max_steps:int, patch_size:int) -> dict:
+    def preset(
+        self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
+    ) -> dict:
         "`reference`: DINOv2's `ssl_default_config` (one recipe for ViT-T..L); `small`: a CPU-sized variant."
         big = short_arch(arch) in ('vit_large', 'vit_huge')
         steps = partial(preset_steps, max_steps=max_steps)
         if preset == 'reference':
-            return dict(lr=0.004*math.sqrt(batch_size/1024), min_lr=1e-6, warmup_steps=steps(0.1, 10*EPOCH), weight_decay=0.04,
-                        drop_path_uniform=True, clip_grad_per_module=True, blur_probs=[1.0, 0.1, 0.5],
-                        weight_decay_end=0.4, betas=[0.9, 0.999], layer_decay=0.9, patch_embed_lr_mult=0.2, clip_grad=3.0,
-                        drop_path=0.4 if short_arch(arch) == 'vit_huge' else 0.3, layerscale=1e-5, n_prototypes=65536,
-                        head_hidden=2048, head_bottleneck=256, ibot_separate_head=big,
-                        centering='sinkhorn_knopp' if big else 'centering', koleo_weight=0.1, ibot_weight=1.0, n_local=8,
-                        local_size=round(img_size*96/224/patch_size)*patch_size, global_scale=[0.32, 1.0],
-                        local_scale=[0.05, 0.32], momentum=0.992, momentum_end=1.0, teacher_temp=0.07,
-                        warmup_teacher_temp=0.04, teacher_temp_warmup_steps=steps(0.3, 30*EPOCH), student_temp=0.1,
-                        freeze_last_layer_steps=steps(0.01, EPOCH), mask_prob=0.5, mask_ratio_range=[0.1, 0.5])
-        return dict(lr=2*0.004*math.sqrt(batch_size/1024), min_lr=1e-6, warmup_steps=steps(0.1, 10**9), weight_decay=0.04,
-                    drop_path_uniform=True, clip_grad_per_module=True, blur_probs=[1.0, 0.1, 0.5],
-                    weight_decay_end=0.2, betas=[0.9, 0.999], layer_decay=1.0, patch_embed_lr_mult=0.2, clip_grad=3.0,
-                    drop_path=0.0, layerscale=None, n_prototypes=1024, head_hidden=512, head_bottleneck=128,
-                    ibot_separate_head=False, centering='centering', koleo_weight=0.1, ibot_weight=1.0, n_local=4,
-                    local_size=max(patch_size, (img_size//2)//patch_size*patch_size), global_scale=[0.32, 1.0],
-                    local_scale=[0.05, 0.32], momentum=0.99, momentum_end=1.0, teacher_temp=0.07, warmup_teacher_temp=0.04,
-                    teacher_temp_warmup_steps=steps(0.3, 10**9), student_temp=0.1,
-                    freeze_last_layer_steps=steps(0.02, 10**9), mask_prob=0.5, mask_ratio_range=[0.1, 0.5])
+            return dict(
+                lr=0.004 * math.sqrt(batch_size / 1024),
+                min_lr=1e-6,
+                warmup_steps=steps(0.1, 10 * EPOCH),
+                weight_decay=0.04,
+                drop_path_uniform=True,
+                clip_grad_per_module=True,
+                blur_probs=[1.0, 0.1, 0.5],
+                weight_decay_end=0.4,
+                betas=[0.9, 0.999],
+                layer_decay=0.9,
+                patch_embed_lr_mult=0.2,
+                clip_grad=3.0,
+                drop_path=0.4 if short_arch(arch) == 'vit_huge' else 0.3,
+                layerscale=1e-5,
+                n_prototypes=65536,
+                head_hidden=2048,
+                head_bottleneck=256,
+                ibot_separate_head=big,
+                centering='sinkhorn_knopp' if big else 'centering',
+                koleo_weight=0.1,
+                ibot_weight=1.0,
+                n_local=8,
+                local_size=round(img_size * 96 / 224 / patch_size) * patch_size,
+                global_scale=[0.32, 1.0],
+                local_scale=[0.05, 0.32],
+                momentum=0.992,
+                momentum_end=1.0,
+                teacher_temp=0.07,
+                warmup_teacher_temp=0.04,
+                teacher_temp_warmup_steps=steps(0.3, 30 * EPOCH),
+                student_temp=0.1,
+                freeze_last_layer_steps=steps(0.01, EPOCH),
+                mask_prob=0.5,
+                mask_ratio_range=[0.1, 0.5],
+            )
+        return dict(
+            lr=2 * 0.004 * math.sqrt(batch_size / 1024),
+            min_lr=1e-6,
+            warmup_steps=steps(0.1, 10**9),
+            weight_decay=0.04,
+            drop_path_uniform=True,
+            clip_grad_per_module=True,
+            blur_probs=[1.0, 0.1, 0.5],
+            weight_decay_end=0.2,
+            betas=[0.9, 0.999],
+            layer_decay=1.0,
+            patch_embed_lr_mult=0.2,
+            clip_grad=3.0,
+            drop_path=0.0,
+            layerscale=None,
+            n_prototypes=1024,
+            head_hidden=512,
+            head_bottleneck=128,
+            ibot_separate_head=False,
+            centering='centering',
+            koleo_weight=0.1,
+            ibot_weight=1.0,
+            n_local=4,
+            local_size=max(patch_size, (img_size // 2) // patch_size * patch_size),
+            global_scale=[0.32, 1.0],
+            local_scale=[0.05, 0.32],
+            momentum=0.99,
+            momentum_end=1.0,
+            teacher_temp=0.07,
+            warmup_teacher_temp=0.04,
+            teacher_temp_warmup_steps=steps(0.3, 10**9),
+            student_temp=0.1,
+            freeze_last_layer_steps=steps(0.02, 10**9),
+            mask_prob=0.5,
+            mask_ratio_range=[0.1, 0.5],
+        )
 
-    def validate(self, cfg:Config):
+    def validate(self, cfg: Config):
         if cfg.local_size % cfg.patch_size:
             raise ValueError(f"local_size={cfg.local_size} is not a multiple of patch_size={cfg.patch_size}")
 
-    def build(self, cfg:Config) -> nn.Module: return DINOv2Student(cfg)
+    def build(self, cfg: Config) -> nn.Module:
+        return DINOv2Student(cfg)
 
-    def teacher(self, cfg:Config, model:nn.Module) -> nn.Module:
+    def teacher(self, cfg: Config, model: nn.Module) -> nn.Module:
         "The EMA teacher: the student's architecture without drop path, starting from the student's weights."
-        teacher = DINOv2Student(cfg, drop_path=0.)
+        teacher = DINOv2Student(cfg, drop_path=0.0)
         teacher.load_state_dict(model.state_dict())
         return teacher.requires_grad_(False).eval()
 
-    def criterion(self, cfg:Config) -> nn.Module: return DINOv2Loss(cfg)
+    def criterion(self, cfg: Config) -> nn.Module:
+        return DINOv2Loss(cfg)
 
-    def views(self, cfg:Config) -> tuple:
-        transform = MultiCrop(cfg.img_size, cfg.local_size, cfg.n_local, cfg.global_scale, cfg.local_scale,
-                              blur_probs=tuple(cfg.blur_probs or (1.0, 0.1, 0.5)))
-        collate = DINOv2Collate(cfg.img_size, cfg.patch_size, cfg.seed, cfg.mask_prob, tuple(cfg.mask_ratio_range))
+    def views(self, cfg: Config) -> tuple:
+        transform = MultiCrop(
+            cfg.img_size,
+            cfg.local_size,
+            cfg.n_local,
+            cfg.global_scale,
+            cfg.local_scale,
+            blur_probs=tuple(cfg.blur_probs or (1.0, 0.1, 0.5)),
+        )
+        collate = DINOv2Collate(
+            cfg.img_size, cfg.patch_size, cfg.seed, cfg.mask_prob, tuple(cfg.mask_ratio_range)
+        )
         return transform, collate
 
-    def forward_loss(self, model, teacher, criterion, batch:dict, cfg:Config, schedule:dict, device, amp) -> dict:
+    def forward_loss(
+        self, model, teacher, criterion, batch: dict, cfg: Config, schedule: dict, device, amp
+    ) -> dict:
         global_crops = batch['global_crops'].to(device, non_blocking=True)
         masks = batch['masks'].to(device)
-        local_crops = batch['local_crops'].to(device, non_blocking=True) if batch['local_crops'] is not None else None
+        local_crops = (
+            batch['local_crops'].to(device, non_blocking=True) if batch['local_crops'] is not None else None
+        )
         with amp:
             teacher_out = teacher.teacher_forward(global_crops, masks)
-            if hasattr(teacher, 'reshard'): teacher.reshard()   # FSDP2 keeps a root unsharded after forward (no backward)
+            if hasattr(teacher, 'reshard'):
+                teacher.reshard()  # FSDP2 keeps a root unsharded after forward (no backward)
             student_out = model(global_crops, local_crops, masks)
-        return criterion(student_out, teacher_out, masks, schedule['teacher_temp']) | dict(cls=student_out['cls'])
+        return criterion(student_out, teacher_out, masks, schedule['teacher_temp']) | dict(
+            cls=student_out['cls']
+        )
 
-    def schedules(self, cfg:Config, step:int) -> dict:
+    def schedules(self, cfg: Config, step: int) -> dict:
         "Teacher momentum (cosine to 1), teacher temperature (linear warm-up) and the last-layer freeze."
         total, warmup = max(cfg.max_steps, 1), cfg.teacher_temp_warmup_steps
         temp_gap = cfg.teacher_temp - cfg.warmup_teacher_temp
-        teacher_temp = cfg.warmup_teacher_temp + temp_gap*min(step/warmup, 1.) if warmup else cfg.teacher_temp
-        return dict(momentum=cosine(step, total, cfg.momentum, cfg.momentum_end), teacher_temp=teacher_temp,
-                    freeze_last_layer=step < cfg.freeze_last_layer_steps)
+        teacher_temp = (
+            cfg.warmup_teacher_temp + temp_gap * min(step / warmup, 1.0) if warmup else cfg.teacher_temp
+        )
+        return dict(
+            momentum=cosine(step, total, cfg.momentum, cfg.momentum_end),
+            teacher_temp=teacher_temp,
+            freeze_last_layer=step < cfg.freeze_last_layer_steps,
+        )
 
-    def clip_modules(self, model:nn.Module, cfg:Config) -> list:
+    def clip_modules(self, model: nn.Module, cfg: Config) -> list:
         "DINOv2 clips the backbone, the DINO head and (when separate) the iBOT head each on its own."
         separate_ibot = model.ibot_head is not model.dino_head
         return [model.backbone, model.dino_head] + ([model.ibot_head] if separate_ibot else [])
 
-    def probe_drop_path(self, arch:str) -> float:
+    def probe_drop_path(self, arch: str) -> float:
         "The authors' evaluation keeps DINOv2 backbones in train mode: drop path at the recipe's rate while the head trains."
         return 0.4 if short_arch(arch) == 'vit_huge' else 0.3
 
-    def flops_per_image(self, dims:dict, img_size:int, grad_ckpt:bool=False, local_size:int=96, n_local:int=8,
-                        n_prototypes:int=65536, head_bottleneck:int=256, **other_knobs) -> float:
+    def flops_per_image(
+        self,
+        dims: dict,
+        img_size: int,
+        grad_ckpt: bool = False,
+        local_size: int = 96,
+        n_local: int = 8,
+        n_prototypes: int = 65536,
+        head_bottleneck: int = 256,
+        **other_knobs,
+    ) -> float:
         "Student on 2 global + `n_local` local crops and heads (3x: forward + backward), teacher forward on the global crops."
-        n_global_tokens = (img_size//dims['patch'])**2 + 1
-        n_local_tokens = (local_size//dims['patch'])**2 + 1
-        head = 2*(dims['dim']*2048 + 2048*2048 + 2048*head_bottleneck + head_bottleneck*n_prototypes)   # per token
-        crops = 2*vit_forward_flops(dims, n_global_tokens) + n_local*vit_forward_flops(dims, n_local_tokens)
-        student = crops + (2 + n_local + 0.3*n_global_tokens)*head
-        teacher = 2*vit_forward_flops(dims, n_global_tokens) + (2 + 0.3*n_global_tokens)*head   # a separate iBOT head costs the same
-        return 3*student + teacher + (crops if grad_ckpt else 0)
+        n_global_tokens = (img_size // dims['patch']) ** 2 + 1
+        n_local_tokens = (local_size // dims['patch']) ** 2 + 1
+        head = 2 * (
+            dims['dim'] * 2048 + 2048 * 2048 + 2048 * head_bottleneck + head_bottleneck * n_prototypes
+        )  # per token
+        crops = 2 * vit_forward_flops(dims, n_global_tokens) + n_local * vit_forward_flops(
+            dims, n_local_tokens
+        )
+        student = crops + (2 + n_local + 0.3 * n_global_tokens) * head
+        teacher = (
+            2 * vit_forward_flops(dims, n_global_tokens) + (2 + 0.3 * n_global_tokens) * head
+        )  # a separate iBOT head costs the same
+        return 3 * student + teacher + (crops if grad_ckpt else 0)
+
 
 register_method(DINOv2())

@@ -9,8 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
 import yaml
-from .core import (BACKBONES, short_arch, repo_root, runs_root, results_root, timm_name, backbone_params, read_table, write_table,
-                         atomic_path, MEDMNIST_2D)
+from biovfm.core import (
+    BACKBONES,
+    short_arch,
+    repo_root,
+    runs_root,
+    results_root,
+    timm_name,
+    backbone_params,
+    read_table,
+    write_table,
+    atomic_path,
+    MEDMNIST_2D,
+)
 
 # %% auto #0
 __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe',
@@ -20,45 +31,112 @@ __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'dinov2_rec
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
-    'biovfm_2.45m': 'data_lists/biovfm_2.45m/data_list.parquet',   # PMC-CLIP + RadImageNet sources
-    'biovfm_us': 'data_lists/biovfm_us/data_list.parquet',         # ultrasound subset, 0.4M
-    'biovfm_0.2m': 'data_lists/biovfm_0.2m/data_list.parquet',     # random 0.2M, all 10 modalities
-    'biovfm_21m': 'data_lists/biovfm_21m/data_list.parquet',       # the full corpus
+    'biovfm_2.45m': 'data_lists/biovfm_2.45m/data_list.parquet',  # PMC-CLIP + RadImageNet sources
+    'biovfm_us': 'data_lists/biovfm_us/data_list.parquet',  # ultrasound subset, 0.4M
+    'biovfm_0.2m': 'data_lists/biovfm_0.2m/data_list.parquet',  # random 0.2M, all 10 modalities
+    'biovfm_21m': 'data_lists/biovfm_21m/data_list.parquet',  # the full corpus
 }
-SUBSET_IMAGES = {'biovfm_2.45m': 2_450_000, 'biovfm_us': 400_000, 'biovfm_0.2m': 200_000, 'biovfm_21m': 21_472_715}
+SUBSET_IMAGES = {
+    'biovfm_2.45m': 2_450_000,
+    'biovfm_us': 400_000,
+    'biovfm_0.2m': 200_000,
+    'biovfm_21m': 21_472_715,
+}
 
-DINOV2_BATCH_PER_GPU = 64   # ssl_default_config / vitl16_short: 512 on the paper's 8 GPUs, for every sweep size
+DINOV2_BATCH_PER_GPU = (
+    64  # ssl_default_config / vitl16_short: 512 on the paper's 8 GPUs, for every sweep size
+)
 
-def dinov2_recipe(arch:str, data:str, gpus:int=8) -> dict:
+
+def dinov2_recipe(arch: str, data: str, gpus: int = 8) -> dict:
     "DINOv2 default recipe (ssl_default_config, vitl16_short) for the scaling sweep: the same for ViT-T/S/B/L."
     big = arch in ('vit_large', 'vit_huge')
-    batch = DINOV2_BATCH_PER_GPU*gpus
-    return dict(method='dinov2', arch=timm_name(arch), data_list=PAPER_SUBSETS[data], img_size=224,
-                patch_size=16, batch_size=batch, lr=0.004*math.sqrt(batch/1024), max_steps=100*1250,
-                nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto',
-                preset='reference', centering='centering', ibot_separate_head=False, n_prototypes=65536,
-                head_bottleneck=256, drop_path=0.3, layer_decay=0.9,
-                strategy='fsdp' if big else 'ddp', grad_ckpt=big)   # ViT-L: FSDP2 shards + activation checkpointing
+    batch = DINOV2_BATCH_PER_GPU * gpus
+    return dict(
+        method='dinov2',
+        arch=timm_name(arch),
+        data_list=PAPER_SUBSETS[data],
+        img_size=224,
+        patch_size=16,
+        batch_size=batch,
+        lr=0.004 * math.sqrt(batch / 1024),
+        max_steps=100 * 1250,
+        nproc=gpus,
+        precision='auto',
+        num_workers=10,
+        seed=0,
+        save_every=2500,
+        resume='auto',
+        preset='reference',
+        centering='centering',
+        ibot_separate_head=False,
+        n_prototypes=65536,
+        head_bottleneck=256,
+        drop_path=0.3,
+        layer_decay=0.9,
+        strategy='fsdp' if big else 'ddp',
+        grad_ckpt=big,
+    )  # ViT-L: FSDP2 shards + activation checkpointing
 
-def dinov2_large_recipe(data:str, gpus:int=8, batch_per_gpu:int=32) -> dict:
+
+def dinov2_large_recipe(data: str, gpus: int = 8, batch_per_gpu: int = 32) -> dict:
     "DINOv2's large-model recipe (vitl14 / vitg14) on the SwiGLU ViT-H/14 the authors evaluate (`dino_vit_huge`)."
-    batch = batch_per_gpu*gpus
-    return dict(method='dinov2', arch='vit_huge_patch14_swiglu_224', data_list=PAPER_SUBSETS[data], img_size=224,
-                patch_size=14, batch_size=batch, lr=2e-4*math.sqrt(batch/1024), max_steps=500*1250,   # vitl14: 500 epochs
-                nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto',
-                preset='reference', centering='sinkhorn_knopp', ibot_separate_head=True, n_prototypes=131072,
-                head_bottleneck=384, weight_decay_end=0.2, momentum=0.994, layer_decay=1.0,
-                warmup_steps=80*1250, drop_path=0.4, local_size=98, strategy='fsdp', grad_ckpt=True)
+    batch = batch_per_gpu * gpus
+    return dict(
+        method='dinov2',
+        arch='vit_huge_patch14_swiglu_224',
+        data_list=PAPER_SUBSETS[data],
+        img_size=224,
+        patch_size=14,
+        batch_size=batch,
+        lr=2e-4 * math.sqrt(batch / 1024),
+        max_steps=500 * 1250,  # vitl14: 500 epochs
+        nproc=gpus,
+        precision='auto',
+        num_workers=10,
+        seed=0,
+        save_every=2500,
+        resume='auto',
+        preset='reference',
+        centering='sinkhorn_knopp',
+        ibot_separate_head=True,
+        n_prototypes=131072,
+        head_bottleneck=384,
+        weight_decay_end=0.2,
+        momentum=0.994,
+        layer_decay=1.0,
+        warmup_steps=80 * 1250,
+        drop_path=0.4,
+        local_size=98,
+        strategy='fsdp',
+        grad_ckpt=True,
+    )
 
-def mae_recipe(arch:str, data:str, gpus:int=8, epochs:int=800) -> dict:
+
+def mae_recipe(arch: str, data: str, gpus: int = 8, epochs: int = 800) -> dict:
     "MAE reference parameters for `arch` (batch 4096, lr = 1.5e-4 x batch/256)."
     batch, big = 4096, arch in ('vit_large', 'vit_huge')
-    return dict(method='mae', arch=timm_name(arch), data_list=PAPER_SUBSETS[data], img_size=224, patch_size=16,
-                batch_size=batch, lr=1.5e-4*batch/256, max_steps=math.ceil(epochs*SUBSET_IMAGES[data]/batch),
-                nproc=gpus, precision='auto', num_workers=10, seed=0, save_every=2500, resume='auto',
-                strategy='fsdp' if big else 'ddp', grad_ckpt=False)
+    return dict(
+        method='mae',
+        arch=timm_name(arch),
+        data_list=PAPER_SUBSETS[data],
+        img_size=224,
+        patch_size=16,
+        batch_size=batch,
+        lr=1.5e-4 * batch / 256,
+        max_steps=math.ceil(epochs * SUBSET_IMAGES[data] / batch),
+        nproc=gpus,
+        precision='auto',
+        num_workers=10,
+        seed=0,
+        save_every=2500,
+        resume='auto',
+        strategy='fsdp' if big else 'ddp',
+        grad_ckpt=False,
+    )
 
-def probe_recipe(img_size:int=224, benchmarks=MEDMNIST_2D, protocol='fast') -> dict:
+
+def probe_recipe(img_size: int = 224, benchmarks=MEDMNIST_2D, protocol='fast') -> dict:
     "Probing parameters of the paper: all 12 benchmarks at 224 px, never upsampled (`protocol='faithful'` for the authors' loop)."
     return dict(benchmarks=','.join(benchmarks), img_size=img_size, resize_from=0, protocol=protocol, seed=42)
 
@@ -66,301 +144,568 @@ def probe_recipe(img_size:int=224, benchmarks=MEDMNIST_2D, protocol='fast') -> d
 @dataclass
 class Run:
     "One experiment: a pretraining config (None for a baseline without pretraining) and a probing config."
-    name:str                       # e.g. 'model_scaling/dinov2_vit_large'
-    pretrain:dict|None             # parameters of nbs/03_pretrain.ipynb (out_dir is set by the launcher)
-    probe:dict                     # parameters of nbs/04_probe.ipynb (backbone and out_dir set by the launcher)
-    about:str = ''                 # one line for the plan
+
+    name: str  # e.g. 'model_scaling/dinov2_vit_large'
+    pretrain: dict | None  # parameters of nbs/03_pretrain.ipynb (out_dir is set by the launcher)
+    probe: dict  # parameters of nbs/04_probe.ipynb (backbone and out_dir set by the launcher)
+    about: str = ''  # one line for the plan
+
 
 def paper_matrix() -> list[Run]:
     "The paper's pretraining experiments with reference recipes and matching probing configs."
     runs = []
     for m, recipe in (('dinov2', dinov2_recipe), ('mae', mae_recipe)):
         for a in ('vit_tiny', 'vit_small', 'vit_base', 'vit_large'):
-            runs.append(Run(f'model_scaling/{m}_{a}', recipe(a, 'biovfm_2.45m'), probe_recipe(),
-                            f'model scaling (Fig 2a, 3, 4): {m} {a} on the 2.45M subset'))
+            runs.append(
+                Run(
+                    f'model_scaling/{m}_{a}',
+                    recipe(a, 'biovfm_2.45m'),
+                    probe_recipe(),
+                    f'model scaling (Fig 2a, 3, 4): {m} {a} on the 2.45M subset',
+                )
+            )
     for d in ('biovfm_us', 'biovfm_0.2m', 'biovfm_21m'):
-        runs.append(Run(f'data_scaling/dinov2_vit_large_{d}', dinov2_recipe('vit_large', d), probe_recipe(),
-                        f'data/modality scaling (Fig 2b): dinov2 vit_large on {d}'))
-    runs.append(Run('final/dinov2_vit_huge14_biovfm_21m', dinov2_large_recipe('biovfm_21m'), probe_recipe(),
-                    'the final BioVFM-21M model: dinov2 ViT-H/14 on the full corpus'))
+        runs.append(
+            Run(
+                f'data_scaling/dinov2_vit_large_{d}',
+                dinov2_recipe('vit_large', d),
+                probe_recipe(),
+                f'data/modality scaling (Fig 2b): dinov2 vit_large on {d}',
+            )
+        )
+    runs.append(
+        Run(
+            'final/dinov2_vit_huge14_biovfm_21m',
+            dinov2_large_recipe('biovfm_21m'),
+            probe_recipe(),
+            'the final BioVFM-21M model: dinov2 ViT-H/14 on the full corpus',
+        )
+    )
     return runs
 
 # %% ../nbs/07_experiments.ipynb #8d815436
-def train_flops_per_image(method:str, arch:str, img_size:int=224, patch_size:int|None=None, grad_ckpt:bool=False,
-                          **recipe) -> float:
+def train_flops_per_image(
+    method: str,
+    arch: str,
+    img_size: int = 224,
+    patch_size: int | None = None,
+    grad_ckpt: bool = False,
+    **recipe,
+) -> float:
     "Training FLOPs per pretraining image (forward + backward; `grad_ckpt`: the student's blocks run forward twice), counted by the method."
     from biovfm.pretrain import get_method, vit_dims
-    return get_method(method).flops_per_image(vit_dims(arch, img_size, patch_size), img_size, grad_ckpt, **recipe)
 
-def gpu_hours(pretrain:dict, peak_tflops:float=312., utilisation:float=0.35) -> float:
+    return get_method(method).flops_per_image(
+        vit_dims(arch, img_size, patch_size), img_size, grad_ckpt, **recipe
+    )
+
+
+def gpu_hours(pretrain: dict, peak_tflops: float = 312.0, utilisation: float = 0.35) -> float:
     "Estimated GPU-hours of a pretraining config (A100 bf16 peak by default)."
     short = short_arch(pretrain['arch'])
-    recipe_knobs = {k: pretrain[k] for k in ('local_size', 'n_local', 'n_prototypes', 'head_bottleneck', 'mask_ratio')
-                    if pretrain.get(k) is not None}
-    f = train_flops_per_image(pretrain['method'], short, pretrain.get('img_size', 224), pretrain.get('patch_size'),
-                              grad_ckpt=bool(pretrain.get('grad_ckpt')), **recipe_knobs)
-    images = pretrain['max_steps']*pretrain['batch_size']
-    return f*images/(peak_tflops*1e12*utilisation)/3600
+    recipe_knobs = {
+        k: pretrain[k]
+        for k in ('local_size', 'n_local', 'n_prototypes', 'head_bottleneck', 'mask_ratio')
+        if pretrain.get(k) is not None
+    }
+    f = train_flops_per_image(
+        pretrain['method'],
+        short,
+        pretrain.get('img_size', 224),
+        pretrain.get('patch_size'),
+        grad_ckpt=bool(pretrain.get('grad_ckpt')),
+        **recipe_knobs,
+    )
+    images = pretrain['max_steps'] * pretrain['batch_size']
+    return f * images / (peak_tflops * 1e12 * utilisation) / 3600
 
 # %% ../nbs/07_experiments.ipynb #55e16561
-def _yaml(d:dict) -> str: return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
+def _yaml(d: dict) -> str:
+    return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
 
-def write_configs(runs:list[Run], dest, curate:dict|None=None) -> list[Path]:
+
+def write_configs(runs: list[Run], dest, curate: dict | None = None) -> list[Path]:
     "Write `<name>.pretrain.yaml` / `<name>.probe.yaml` for each run (and `data/<name>.curate.yaml` steps) under `dest`."
-    dest = Path(dest); out = []
+    dest = Path(dest)
+    out = []
     for name, params in (curate or {}).items():
-        p = dest/'data'/f'{name}.curate.yaml'; p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(f"# corpus {name}: papermill nbs/01_curate.ipynb runs/<name>.ipynb -f {p.name} -p out_dir $RUNS/data/{name}\n"
-                     + _yaml(params)); out.append(p)
+        p = dest / 'data' / f'{name}.curate.yaml'
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(
+            f"# corpus {name}: papermill nbs/01_curate.ipynb runs/<name>.ipynb -f {p.name} -p out_dir $RUNS/data/{name}\n"
+            + _yaml(params)
+        )
+        out.append(p)
     for r in runs:
-        base = dest/r.name
+        base = dest / r.name
         base.parent.mkdir(parents=True, exist_ok=True)
         if r.pretrain is not None:
-            hdr = (f"# {r.about}\n# papermill nbs/03_pretrain.ipynb runs/<name>.ipynb -f {base.name}.pretrain.yaml -p out_dir DIR\n"
-                   f"# estimated cost: {gpu_hours(r.pretrain):,.0f} GPU-hours (A100 bf16, 35% utilisation), "
-                   f"{r.pretrain['nproc']} GPU(s)\n")
-            p = base.with_name(base.name + '.pretrain.yaml'); p.write_text(hdr + _yaml(r.pretrain)); out.append(p)
+            hdr = (
+                f"# {r.about}\n# papermill nbs/03_pretrain.ipynb runs/<name>.ipynb -f {base.name}.pretrain.yaml -p out_dir DIR\n"
+                f"# estimated cost: {gpu_hours(r.pretrain):,.0f} GPU-hours (A100 bf16, 35% utilisation), "
+                f"{r.pretrain['nproc']} GPU(s)\n"
+            )
+            p = base.with_name(base.name + '.pretrain.yaml')
+            p.write_text(hdr + _yaml(r.pretrain))
+            out.append(p)
         p = base.with_name(base.name + '.probe.yaml')
-        p.write_text(f"# probing for {r.name}: papermill nbs/04_probe.ipynb runs/<name>.ipynb -f {p.name} -p backbone DIR -p out_dir DIR\n"
-                     + _yaml(r.probe)); out.append(p)
+        p.write_text(
+            f"# probing for {r.name}: papermill nbs/04_probe.ipynb runs/<name>.ipynb -f {p.name} -p backbone DIR -p out_dir DIR\n"
+            + _yaml(r.probe)
+        )
+        out.append(p)
     return out
+
 
 def load_matrix(path) -> list[Run]:
     "Read a matrix folder of `*.probe.yaml` (+ optional `*.pretrain.yaml`) files into `Run`s."
     path = Path(path)
-    if not path.is_dir(): raise FileNotFoundError(f"matrix folder {path} does not exist")
+    if not path.is_dir():
+        raise FileNotFoundError(f"matrix folder {path} does not exist")
     runs = []
     for probe in sorted(path.rglob('*.probe.yaml')):
-        name = str(probe.relative_to(path))[:-len('.probe.yaml')]
+        name = str(probe.relative_to(path))[: -len('.probe.yaml')]
         pre = probe.with_name(probe.name.replace('.probe.yaml', '.pretrain.yaml'))
         about = probe.read_text().splitlines()[0].lstrip('# ')
-        if pre.exists(): about = pre.read_text().splitlines()[0].lstrip('# ')
-        runs.append(Run(name, yaml.safe_load(pre.read_text()) if pre.exists() else None, yaml.safe_load(probe.read_text()), about))
-    if not runs: raise FileNotFoundError(f"no *.probe.yaml files under {path}")
+        if pre.exists():
+            about = pre.read_text().splitlines()[0].lstrip('# ')
+        runs.append(
+            Run(
+                name,
+                yaml.safe_load(pre.read_text()) if pre.exists() else None,
+                yaml.safe_load(probe.read_text()),
+                about,
+            )
+        )
+    if not runs:
+        raise FileNotFoundError(f"no *.probe.yaml files under {path}")
     return runs
 
-def matrix_dir(matrix:str) -> Path:
+
+def matrix_dir(matrix: str) -> Path:
     "The folder of a matrix name ('paper', 'cpu_twin') or path."
     p = Path(matrix)
-    return p if p.is_dir() else repo_root()/'configs'/matrix
+    return p if p.is_dir() else repo_root() / 'configs' / matrix
 
 # %% ../nbs/07_experiments.ipynb #8ffa51d2
 def _abs(p) -> Path:
-    p = Path(p); return p if p.is_absolute() else repo_root()/p
+    p = Path(p)
+    return p if p.is_absolute() else repo_root() / p
 
-def _last_step(log:Path) -> int|None:
-    if not log.exists(): return None
-    try: s = pd.read_csv(log, usecols=['step'])['step']
-    except (ValueError, pd.errors.EmptyDataError): return None
+
+def _last_step(log: Path) -> int | None:
+    if not log.exists():
+        return None
+    try:
+        s = pd.read_csv(log, usecols=['step'])['step']
+    except (ValueError, pd.errors.EmptyDataError):
+        return None
     return int(s.max()) if len(s) else None
+
 
 def expand(value, runs_dir):
     "Replace the `$RUNS` placeholder of a config value by the runs folder (data lists built by a matrix)."
     return str(value).replace('$RUNS', str(Path(runs_dir).resolve())) if isinstance(value, str) else value
 
-def probed(run:Run, runs_dir) -> bool:
+
+def probed(run: Run, runs_dir) -> bool:
     "Whether every benchmark of the run's probing config has results (a killed probe leaves some out)."
-    met = Path(runs_dir)/run.name/'probe'/'metrics.csv'
-    if not met.exists(): return False
+    met = Path(runs_dir) / run.name / 'probe' / 'metrics.csv'
+    if not met.exists():
+        return False
     want = {b.strip() for b in str(run.probe.get('benchmarks', '')).split(',') if b.strip()}
-    if want == {'all'}: want = set(MEDMNIST_2D)
-    try: got = set(pd.read_csv(met, usecols=['benchmark']).benchmark.astype(str))
-    except (ValueError, pd.errors.EmptyDataError): return False
+    if want == {'all'}:
+        want = set(MEDMNIST_2D)
+    try:
+        got = set(pd.read_csv(met, usecols=['benchmark']).benchmark.astype(str))
+    except (ValueError, pd.errors.EmptyDataError):
+        return False
     return want <= got
 
-def run_state(run:Run, runs_dir) -> str:
+
+def run_state(run: Run, runs_dir) -> str:
     "One of: needs data list, not started, pretraining at step N/M, exported, probed."
-    out = Path(runs_dir)/run.name
-    if probed(run, runs_dir): return 'probed'
-    if run.pretrain is None: return 'not started'
-    pre = out/'pretrain'
-    if (pre/'backbone.json').exists():
-        steps = json.loads((pre/'backbone.json').read_text()).get('steps')
-        if steps is None or int(steps) >= int(run.pretrain['max_steps']): return 'exported'
-    step = _last_step(pre/'log.csv')
-    if step is not None: return f"pretraining at step {step}/{run.pretrain['max_steps']}"
-    if not _abs(expand(run.pretrain['data_list'], runs_dir)).exists(): return 'needs data list'
+    out = Path(runs_dir) / run.name
+    if probed(run, runs_dir):
+        return 'probed'
+    if run.pretrain is None:
+        return 'not started'
+    pre = out / 'pretrain'
+    if (pre / 'backbone.json').exists():
+        steps = json.loads((pre / 'backbone.json').read_text()).get('steps')
+        if steps is None or int(steps) >= int(run.pretrain['max_steps']):
+            return 'exported'
+    step = _last_step(pre / 'log.csv')
+    if step is not None:
+        return f"pretraining at step {step}/{run.pretrain['max_steps']}"
+    if not _abs(expand(run.pretrain['data_list'], runs_dir)).exists():
+        return 'needs data list'
     return 'not started'
 
 # %% ../nbs/07_experiments.ipynb #b5bff34b
-def run_commands(run:Run, runs_dir, matrix_path) -> list[list[str]]:
+def run_commands(run: Run, runs_dir, matrix_path) -> list[list[str]]:
     "The papermill command lines (argv lists) that complete `run`."
-    out, mp, nbs = _abs(runs_dir)/run.name, _abs(matrix_path), repo_root()/'nbs'
+    out, mp, nbs = _abs(runs_dir) / run.name, _abs(matrix_path), repo_root() / 'nbs'
     cmds = []
     if run.pretrain is not None:
-        cmds.append(['papermill', '-k', 'python3', '--cwd', str(nbs), str(nbs/'03_pretrain.ipynb'), str(out/'03_pretrain.ipynb'),
-                     '-f', str(mp/f'{run.name}.pretrain.yaml'), '-p', 'out_dir', str(out/'pretrain'),
-                     '-p', 'data_list', str(_abs(expand(run.pretrain['data_list'], runs_dir)))])
-    backbone = run.probe.get('backbone') or str(out/'pretrain')
-    cmds.append(['papermill', '-k', 'python3', '--cwd', str(nbs), str(nbs/'04_probe.ipynb'), str(out/'04_probe.ipynb'),
-                 '-f', str(mp/f'{run.name}.probe.yaml'), '-p', 'backbone', backbone, '-p', 'out_dir', str(out/'probe')]
-                + ([] if run.probe.get('cache_dir') else ['-p', 'cache_dir', str(_abs(runs_dir)/'probe_feature_cache')]))  # one feature cache per runs folder
+        cmds.append(
+            [
+                'papermill',
+                '-k',
+                'python3',
+                '--cwd',
+                str(nbs),
+                str(nbs / '03_pretrain.ipynb'),
+                str(out / '03_pretrain.ipynb'),
+                '-f',
+                str(mp / f'{run.name}.pretrain.yaml'),
+                '-p',
+                'out_dir',
+                str(out / 'pretrain'),
+                '-p',
+                'data_list',
+                str(_abs(expand(run.pretrain['data_list'], runs_dir))),
+            ]
+        )
+    backbone = run.probe.get('backbone') or str(out / 'pretrain')
+    cmds.append(
+        [
+            'papermill',
+            '-k',
+            'python3',
+            '--cwd',
+            str(nbs),
+            str(nbs / '04_probe.ipynb'),
+            str(out / '04_probe.ipynb'),
+            '-f',
+            str(mp / f'{run.name}.probe.yaml'),
+            '-p',
+            'backbone',
+            backbone,
+            '-p',
+            'out_dir',
+            str(out / 'probe'),
+        ]
+        + (
+            []
+            if run.probe.get('cache_dir')
+            else ['-p', 'cache_dir', str(_abs(runs_dir) / 'probe_feature_cache')]
+        )
+    )  # one feature cache per runs folder
     return cmds
 
 # %% ../nbs/07_experiments.ipynb #cd54f8bb
 def curate_steps(matrix_path) -> dict[str, Path]:
     "The matrix's corpus-building steps: name -> its `*.curate.yaml` file."
-    return {f.name[:-len('.curate.yaml')]: f for f in sorted(Path(matrix_path).glob('data/*.curate.yaml'))}
+    return {f.name[: -len('.curate.yaml')]: f for f in sorted(Path(matrix_path).glob('data/*.curate.yaml'))}
 
-def curate_command(name:str, cfg:Path, runs_dir) -> list[str]:
+
+def curate_command(name: str, cfg: Path, runs_dir) -> list[str]:
     "The papermill command line that builds data list `name` of a matrix."
-    out, nbs = _abs(runs_dir)/'data'/name, repo_root()/'nbs'
-    return ['papermill', '-k', 'python3', '--cwd', str(nbs), str(nbs/'01_curate.ipynb'), str(out/'01_curate.ipynb'),
-            '-f', str(_abs(cfg)), '-p', 'out_dir', str(out)]
+    out, nbs = _abs(runs_dir) / 'data' / name, repo_root() / 'nbs'
+    return [
+        'papermill',
+        '-k',
+        'python3',
+        '--cwd',
+        str(nbs),
+        str(nbs / '01_curate.ipynb'),
+        str(out / '01_curate.ipynb'),
+        '-f',
+        str(_abs(cfg)),
+        '-p',
+        'out_dir',
+        str(out),
+    ]
 
 # %% ../nbs/07_experiments.ipynb #4d397f7a
-def plan(matrix:str='paper', runs_dir=None, only=None) -> pd.DataFrame:
+def plan(matrix: str = 'paper', runs_dir=None, only=None) -> pd.DataFrame:
     "A table of the matrix's runs: state, GPUs, estimated GPU-hours and what they are."
-    mp = matrix_dir(matrix); runs = _select(load_matrix(mp), only)
-    rd = Path(runs_dir) if runs_dir else runs_root()/mp.name
-    rows = [dict(run=r.name, state=run_state(r, rd), gpus=(r.pretrain or {}).get('nproc', 0),
-                 gpu_hours=round(gpu_hours(r.pretrain), 1) if r.pretrain else 0.0, about=r.about) for r in runs]
+    mp = matrix_dir(matrix)
+    runs = _select(load_matrix(mp), only)
+    rd = Path(runs_dir) if runs_dir else runs_root() / mp.name
+    rows = [
+        dict(
+            run=r.name,
+            state=run_state(r, rd),
+            gpus=(r.pretrain or {}).get('nproc', 0),
+            gpu_hours=round(gpu_hours(r.pretrain), 1) if r.pretrain else 0.0,
+            about=r.about,
+        )
+        for r in runs
+    ]
     return pd.DataFrame(rows)
 
+
 def _select(runs, only):
-    if not only: return runs
+    if not only:
+        return runs
     keys = [o.strip() for o in (only.split(',') if isinstance(only, str) else only)]
     sel = [r for r in runs if any(r.name == k or r.name.startswith(k) for k in keys)]
-    if not sel: raise ValueError(f"only={only!r} matches no run; runs are: {', '.join(r.name for r in runs)}")
+    if not sel:
+        raise ValueError(f"only={only!r} matches no run; runs are: {', '.join(r.name for r in runs)}")
     return sel
 
 # %% ../nbs/07_experiments.ipynb #a9da3796
-def _run_logged(argv:list[str], logf:Path, timings:Path|None=None, step:str='') -> int:
+def _run_logged(argv: list[str], logf: Path, timings: Path | None = None, step: str = '') -> int:
     "Run `argv` with its output in `logf`; the exit code. Appends (step, notebook, seconds, exit code) to `timings`."
     logf.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    with open(logf, 'w') as fh: rc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode
+    with open(logf, 'w') as fh:
+        rc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode
     if timings is not None:
-        row = pd.DataFrame([dict(step=step, notebook=Path(logf).stem, seconds=round(time.time()-t0, 1), exit_code=rc,
-                                 finished=time.strftime('%Y-%m-%d %H:%M:%S'))])
+        row = pd.DataFrame(
+            [
+                dict(
+                    step=step,
+                    notebook=Path(logf).stem,
+                    seconds=round(time.time() - t0, 1),
+                    exit_code=rc,
+                    finished=time.strftime('%Y-%m-%d %H:%M:%S'),
+                )
+            ]
+        )
         row.to_csv(timings, mode='a', header=not Path(timings).exists(), index=False)
     return rc
 
-def launch(matrix:str='cpu_twin', runs_dir=None, only=None, dry_run:bool=False, papermill:str|None=None, log=print) -> pd.DataFrame:
+
+def launch(
+    matrix: str = 'cpu_twin',
+    runs_dir=None,
+    only=None,
+    dry_run: bool = False,
+    papermill: str | None = None,
+    log=print,
+) -> pd.DataFrame:
     "Run what is missing in each selected run of the matrix; returns the final plan."
-    mp = matrix_dir(matrix); runs = _select(load_matrix(mp), only)
-    rd = Path(runs_dir) if runs_dir else runs_root()/mp.name
+    mp = matrix_dir(matrix)
+    runs = _select(load_matrix(mp), only)
+    rd = Path(runs_dir) if runs_dir else runs_root() / mp.name
     pm_bin = papermill or str(Path(sys.executable).with_name('papermill'))
     failed = {}
     for name, cfg in curate_steps(mp).items():
-        if (rd/'data'/name/'data_list.parquet').exists(): continue
+        if (rd / 'data' / name / 'data_list.parquet').exists():
+            continue
         c = curate_command(name, cfg, rd)
         log(f"[data/{name}] {'would run' if dry_run else 'running'}: {shlex.join([pm_bin] + c[1:])}")
-        if not dry_run and (rc := _run_logged([pm_bin] + c[1:], rd/'data'/name/'01_curate.log', rd/'timings.csv', f'data/{name}')):
-            raise RuntimeError(f"building data list {name} failed (exit {rc}), see {rd/'data'/name/'01_curate.log'}")
+        if not dry_run and (
+            rc := _run_logged(
+                [pm_bin] + c[1:], rd / 'data' / name / '01_curate.log', rd / 'timings.csv', f'data/{name}'
+            )
+        ):
+            raise RuntimeError(
+                f"building data list {name} failed (exit {rc}), see {rd / 'data' / name / '01_curate.log'}"
+            )
     for r in runs:
         state = run_state(r, rd)
-        if state == 'probed': log(f"[{r.name}] probed: nothing to do"); continue
+        if state == 'probed':
+            log(f"[{r.name}] probed: nothing to do")
+            continue
         if state == 'needs data list':
-            failed[r.name] = f"data list {expand(r.pretrain['data_list'], rd)} is missing (build it with nbs/01_curate.ipynb)"
+            failed[r.name] = (
+                f"data list {expand(r.pretrain['data_list'], rd)} is missing (build it with nbs/01_curate.ipynb)"
+            )
             log(f"[{r.name}] {failed[r.name]}")
-            if not dry_run: continue
+            if not dry_run:
+                continue
         cmds = run_commands(r, rd, mp)
-        if state == 'exported': cmds = cmds[-1:]
+        if state == 'exported':
+            cmds = cmds[-1:]
         for c in cmds:
             line = shlex.join([pm_bin] + c[1:])
             log(f"[{r.name}] {'would run' if dry_run else 'running'}: {line}")
-            if dry_run: continue
-            logf = rd/r.name/(Path(c[5]).stem + '.log')
-            if (rc := _run_logged([pm_bin] + c[1:], logf, rd/'timings.csv', r.name)) != 0: failed[r.name] = f"exit {rc}, see {logf}"; log(f"[{r.name}] FAILED ({failed[r.name]})"); break
+            if dry_run:
+                continue
+            logf = rd / r.name / (Path(c[5]).stem + '.log')
+            if (rc := _run_logged([pm_bin] + c[1:], logf, rd / 'timings.csv', r.name)) != 0:
+                failed[r.name] = f"exit {rc}, see {logf}"
+                log(f"[{r.name}] FAILED ({failed[r.name]})")
+                break
     if failed and not dry_run:
         raise RuntimeError("runs failed: " + '; '.join(f"{k}: {v}" for k, v in failed.items()))
     return plan(str(mp), rd, only)
 
 # %% ../nbs/07_experiments.ipynb #3a1a7221
-def collect(matrix:str='cpu_twin', runs_dir=None, dest=None) -> pd.DataFrame:
+def collect(matrix: str = 'cpu_twin', runs_dir=None, dest=None) -> pd.DataFrame:
     "Copy each probed run's metrics.csv (and predictions) into `dest/<run>/`; return all metrics."
     mp = matrix_dir(matrix)
-    rd = Path(runs_dir) if runs_dir else runs_root()/mp.name
-    dest = Path(dest) if dest else results_root()/'own'
+    rd = Path(runs_dir) if runs_dir else runs_root() / mp.name
+    dest = Path(dest) if dest else results_root() / 'own'
     frames = []
     for r in load_matrix(mp):
-        src = rd/r.name/'probe'
-        if not (src/'metrics.csv').exists(): continue
-        df = read_table(src/'metrics.csv', 'metrics')
-        write_table(df.assign(run=r.name), dest/r.name/'metrics.csv', 'metrics', extra_ok=True)
-        for f in src.rglob('*.npz'):   # predictions/<backbone>/<benchmark>_..._test_predictions.npz
-            with atomic_path(dest/r.name/f.relative_to(src)) as tmp: shutil.copyfile(f, tmp)
+        src = rd / r.name / 'probe'
+        if not (src / 'metrics.csv').exists():
+            continue
+        df = read_table(src / 'metrics.csv', 'metrics')
+        write_table(df.assign(run=r.name), dest / r.name / 'metrics.csv', 'metrics', extra_ok=True)
+        for f in src.rglob('*.npz'):  # predictions/<backbone>/<benchmark>_..._test_predictions.npz
+            with atomic_path(dest / r.name / f.relative_to(src)) as tmp:
+                shutil.copyfile(f, tmp)
         frames.append(df.assign(run=r.name))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=['run'])
 
 # %% ../nbs/07_experiments.ipynb #495ec067
-def configs_match(runs:list[Run], dest, curate:dict|None=None) -> list[str]:
+def configs_match(runs: list[Run], dest, curate: dict | None = None) -> list[str]:
     "Names of config files under `dest` that differ from what `runs` generate (empty when in sync)."
     with tempfile.TemporaryDirectory() as d:
         files = write_configs(runs, d, curate)
-        return [str(f.relative_to(d)) for f in files if not (Path(dest)/f.relative_to(d)).exists()
-                or (Path(dest)/f.relative_to(d)).read_text() != f.read_text()]
+        return [
+            str(f.relative_to(d))
+            for f in files
+            if not (Path(dest) / f.relative_to(d)).exists()
+            or (Path(dest) / f.relative_to(d)).read_text() != f.read_text()
+        ]
 
 # %% ../nbs/07_experiments.ipynb #d640f33d
-def small_matrix(corpus:str, curate:dict, budget:dict, img_size:int, patch_size:int|dict, probe:dict, save_every:int=50,
-                 about:str='CPU run') -> tuple[list[Run], dict]:
+def small_matrix(
+    corpus: str,
+    curate: dict,
+    budget: dict,
+    img_size: int,
+    patch_size: int | dict,
+    probe: dict,
+    save_every: int = 50,
+    about: str = 'CPU run',
+) -> tuple[list[Run], dict]:
     """A CPU-sized matrix on corpus `corpus` (built with `curate` options): `budget` maps (method, arch) to
     (max_steps, global batch); plus random-init baselines of each arch. `patch_size`: one for every run, or a
     dict arch -> patch size (each arch's random baseline gets its arch's patch size)."""
     patches = patch_size if isinstance(patch_size, dict) else {a: patch_size for _, a in budget}
     missing = sorted({a for _, a in budget} - set(patches))
-    if missing: raise ValueError(f"patch_size has no entry for {missing}; it maps {sorted(patches)}")
+    if missing:
+        raise ValueError(f"patch_size has no entry for {missing}; it maps {sorted(patches)}")
     runs = []
     for (m, a), (steps, bs) in budget.items():
-        runs.append(Run(f'model_scaling/{m}_{a}',
-                        dict(method=m, arch=timm_name(a), data_list=f'$RUNS/data/{corpus}/data_list.parquet', img_size=img_size,
-                             patch_size=patches[a], batch_size=bs, max_steps=steps, nproc=1, precision='auto',
-                             num_workers=0, seed=0, save_every=save_every, resume='auto'),
-                        dict(probe), f'{about}: {m} {a}'))
+        runs.append(
+            Run(
+                f'model_scaling/{m}_{a}',
+                dict(
+                    method=m,
+                    arch=timm_name(a),
+                    data_list=f'$RUNS/data/{corpus}/data_list.parquet',
+                    img_size=img_size,
+                    patch_size=patches[a],
+                    batch_size=bs,
+                    max_steps=steps,
+                    nproc=1,
+                    precision='auto',
+                    num_workers=0,
+                    seed=0,
+                    save_every=save_every,
+                    resume='auto',
+                ),
+                dict(probe),
+                f'{about}: {m} {a}',
+            )
+        )
     for a in sorted({a for _, a in budget}, key=list(BACKBONES).index):
-        runs.append(Run(f'baselines/random_{a}', None,
-                        dict(probe, backbone=f'random:{timm_name(a)}:patch_size={patches[a]},norm=imagenet'),
-                        f'random-init baseline: {a}, patch {patches[a]}'))
+        runs.append(
+            Run(
+                f'baselines/random_{a}',
+                None,
+                dict(probe, backbone=f'random:{timm_name(a)}:patch_size={patches[a]},norm=imagenet'),
+                f'random-init baseline: {a}, patch {patches[a]}',
+            )
+        )
     return runs, {corpus: curate}
 
-def cpu_twin_matrix(steps:int=4, img_size:int=32, patch_size:int=8, benchmarks='breastmnist') -> tuple[list[Run], dict]:
+
+def cpu_twin_matrix(
+    steps: int = 4, img_size: int = 32, patch_size: int = 8, benchmarks='breastmnist'
+) -> tuple[list[Run], dict]:
     "A CPU-sized twin of the paper's matrix (runs, curate steps)."
-    probe = dict(benchmarks=benchmarks, img_size=img_size, protocol='fast', epochs=10, aug_views=0, n_boot=200, seed=42,
-                 demo=False)
+    probe = dict(
+        benchmarks=benchmarks,
+        img_size=img_size,
+        protocol='fast',
+        epochs=10,
+        aug_views=0,
+        n_boot=200,
+        seed=42,
+        demo=False,
+    )
     budget = {(m, a): (steps, 16) for m in ('dinov2', 'mae') for a in ('vit_tiny', 'vit_small')}
-    return small_matrix('twin', dict(max_files=14, slice_step=6, workers=1), budget, img_size, patch_size, probe, save_every=2,
-                        about='CPU twin of model scaling')
+    return small_matrix(
+        'twin',
+        dict(max_files=14, slice_step=6, workers=1),
+        budget,
+        img_size,
+        patch_size,
+        probe,
+        save_every=2,
+        about='CPU twin of model scaling',
+    )
 
 # %% ../nbs/07_experiments.ipynb #41de18df
-def analyse(results, x_axis:str='backbone', data_list=None, papermill:str|None=None, log=print) -> Path:
+def analyse(
+    results, x_axis: str = 'backbone', data_list=None, papermill: str | None = None, log=print
+) -> Path:
     "Run nbs/05_scaling and nbs/06_figures on a folder of collected results; returns the figures folder."
-    results = Path(results).resolve(); nbs = repo_root()/'nbs'
+    results = Path(results).resolve()
+    nbs = repo_root() / 'nbs'
     pm_bin = papermill or str(Path(sys.executable).with_name('papermill'))
-    steps = [('05_scaling', ['-p', 'out_dir', str(results/'scaling')]),
-             ('06_figures', ['-p', 'out_dir', str(results/'figures'), '-p', 'scaling_dir', str(results/'scaling')]
-                            + (['-p', 'data_list', str(data_list)] if data_list else []))]
+    steps = [
+        ('05_scaling', ['-p', 'out_dir', str(results / 'scaling')]),
+        (
+            '06_figures',
+            ['-p', 'out_dir', str(results / 'figures'), '-p', 'scaling_dir', str(results / 'scaling')]
+            + (['-p', 'data_list', str(data_list)] if data_list else []),
+        ),
+    ]
     for nb, extra in steps:
-        argv = [pm_bin, '-k', 'python3', '--cwd', str(nbs), str(nbs/f'{nb}.ipynb'), str(results/f'{nb}.ipynb'),
-                '-p', 'results', str(results), '-p', 'x_axis', x_axis] + extra
+        argv = [
+            pm_bin,
+            '-k',
+            'python3',
+            '--cwd',
+            str(nbs),
+            str(nbs / f'{nb}.ipynb'),
+            str(results / f'{nb}.ipynb'),
+            '-p',
+            'results',
+            str(results),
+            '-p',
+            'x_axis',
+            x_axis,
+        ] + extra
         log(f"running: {shlex.join(argv)}")
-        if (rc := _run_logged(argv, results/f'{nb}.log')): raise RuntimeError(f"{nb} failed (exit {rc}), see {results/f'{nb}.log'}")
-    return results/'figures'
+        if rc := _run_logged(argv, results / f'{nb}.log'):
+            raise RuntimeError(f"{nb} failed (exit {rc}), see {results / f'{nb}.log'}")
+    return results / 'figures'
 
 # %% ../nbs/07_experiments.ipynb #0a20c704
 def main(argv=None):
     "Command line: biovfm-experiments {plan,run,collect,analyse,configs} [matrix] [--runs-dir D] [--only R] [--dest D] [--dry-run]."
     import argparse
+
     ap = argparse.ArgumentParser('biovfm-experiments', description='The paper matrix: plan, run, collect.')
     ap.add_argument('action', choices=['plan', 'run', 'collect', 'analyse', 'configs'])
     ap.add_argument('matrix', nargs='?', default='paper')
-    ap.add_argument('--runs-dir'); ap.add_argument('--only'); ap.add_argument('--dest')
+    ap.add_argument('--runs-dir')
+    ap.add_argument('--only')
+    ap.add_argument('--dest')
     ap.add_argument('--dry-run', action='store_true')
     a = ap.parse_args(argv)
     pd.set_option('display.width', 200, 'display.max_colwidth', 80)
     if a.action == 'configs':
-        for f in write_configs(paper_matrix(), repo_root()/'configs'/'paper'): print(f)
+        for f in write_configs(paper_matrix(), repo_root() / 'configs' / 'paper'):
+            print(f)
         runs, cur = cpu_twin_matrix()
-        for f in write_configs(runs, repo_root()/'configs'/'cpu_twin', cur): print(f)
+        for f in write_configs(runs, repo_root() / 'configs' / 'cpu_twin', cur):
+            print(f)
         from .demo import demo_matrix
+
         runs, cur = demo_matrix()
-        for f in write_configs(runs, repo_root()/'configs'/'demo', cur): print(f)
+        for f in write_configs(runs, repo_root() / 'configs' / 'demo', cur):
+            print(f)
     elif a.action == 'plan':
         print(plan(a.matrix, a.runs_dir, a.only).to_string(index=False))
-        if a.dry_run: launch(a.matrix, a.runs_dir, a.only, dry_run=True)
+        if a.dry_run:
+            launch(a.matrix, a.runs_dir, a.only, dry_run=True)
     elif a.action == 'run':
         print(launch(a.matrix, a.runs_dir, a.only, dry_run=a.dry_run).to_string(index=False))
     else:
         df = collect(a.matrix, a.runs_dir, a.dest)
         print(f"collected {df['run'].nunique() if len(df) else 0} runs")
-        if a.action == 'analyse': print(analyse(Path(a.dest) if a.dest else results_root()/'own'))
+        if a.action == 'analyse':
+            print(analyse(Path(a.dest) if a.dest else results_root() / 'own'))

@@ -12,8 +12,19 @@ import matplotlib
 import matplotlib.pyplot as plt
 import seaborn as sns
 from .core import SCHEMAS, MEDMNIST_2D, read_table, write_table, atomic_path, repo_root, figures_root
-from .scaling import (paper_dir, paper_metrics, load_metrics, scaling_points, mean_curve, fit_power_law,
-                            fit_slopes, task_properties, correlations, paper_slopes, default_scaling_dir)
+from biovfm.scaling import (
+    paper_dir,
+    paper_metrics,
+    load_metrics,
+    scaling_points,
+    mean_curve,
+    fit_power_law,
+    fit_slopes,
+    task_properties,
+    correlations,
+    paper_slopes,
+    default_scaling_dir,
+)
 
 # %% auto #0
 __all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'T1_METRICS', 'FIGURE_NAMES',
@@ -24,35 +35,63 @@ __all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLOR
 
 # %% ../nbs/06_figures.ipynb #0f051cbf
 METHOD_COLORS = {'dinov2': '#1f5fa8', 'mae': '#e0722b', 'biomedclip': '#1fbfb0', 'random': '#7f7f7f'}
-METHOD_LABELS = {'dinov2': 'BioVFM-D (DINOv2)', 'mae': 'BioVFM-M (MAE)', 'biomedclip': 'BiomedCLIP', 'random': 'random init'}
+METHOD_LABELS = {
+    'dinov2': 'BioVFM-D (DINOv2)',
+    'mae': 'BioVFM-M (MAE)',
+    'biomedclip': 'BiomedCLIP',
+    'random': 'random init',
+}
 BENCHMARK_COLORS = dict(zip(MEDMNIST_2D, sns.color_palette('tab10') + [(0.55, 0.55, 0.0), (0.0, 0.35, 0.35)]))
-MODALITY_COLORS = dict(zip(['CT', 'MR', 'X-Ray', 'US', 'NM', 'Microscopy', 'Dermoscopy', 'Endoscopy', 'Fundus', 'OCTA'],
-                           sns.color_palette('tab10'))) | {'multi-modality': (0.6, 0.6, 0.6)}
+MODALITY_COLORS = dict(
+    zip(
+        ['CT', 'MR', 'X-Ray', 'US', 'NM', 'Microscopy', 'Dermoscopy', 'Endoscopy', 'Fundus', 'OCTA'],
+        sns.color_palette('tab10'),
+    )
+) | {'multi-modality': (0.6, 0.6, 0.6)}
 
-def benchmark_label(flag:str) -> str:
+
+def benchmark_label(flag: str) -> str:
     "Display name of a MedMNIST flag: 'organamnist' -> 'OrganAMNIST'."
-    if flag.startswith('organ') and flag.endswith('mnist') and len(flag) == 11: return 'Organ' + flag[5].upper() + 'MNIST'
-    if flag == 'octmnist': return 'OCTMNIST'
+    if flag.startswith('organ') and flag.endswith('mnist') and len(flag) == 11:
+        return 'Organ' + flag[5].upper() + 'MNIST'
+    if flag == 'octmnist':
+        return 'OCTMNIST'
     return flag[:-5].capitalize() + 'MNIST' if flag.endswith('mnist') else flag
 
-def method_color(m:str): return METHOD_COLORS.get(m, '#444444')
-def method_label(m:str) -> str: return METHOD_LABELS.get(m, m)
+
+def method_color(m: str):
+    return METHOD_COLORS.get(m, '#444444')
+
+
+def method_label(m: str) -> str:
+    return METHOD_LABELS.get(m, m)
+
 
 def set_style():
     "The one seaborn/matplotlib style of every figure."
     sns.set_theme(context='paper', style='whitegrid', font_scale=1.1)
-    matplotlib.rcParams.update({'pdf.fonttype': 42, 'axes.spines.top': False, 'axes.spines.right': False,
-                                'savefig.bbox': 'tight', 'figure.dpi': 100, 'legend.frameon': False})
+    matplotlib.rcParams.update(
+        {
+            'pdf.fonttype': 42,
+            'axes.spines.top': False,
+            'axes.spines.right': False,
+            'savefig.bbox': 'tight',
+            'figure.dpi': 100,
+            'legend.frameon': False,
+        }
+    )
 
 # %% ../nbs/06_figures.ipynb #103c2d75
-def save_figure(fig, out_dir, name:str, formats=('pdf', 'png'), dpi:int=150) -> list[Path]:
+def save_figure(fig, out_dir, name: str, formats=('pdf', 'png'), dpi: int = 150) -> list[Path]:
     "Write `fig` as `out_dir/name.{pdf,png}` atomically and without timestamps; close it."
     paths = []
     for fmt in formats:
-        p = Path(out_dir)/f'{name}.{fmt}'
+        p = Path(out_dir) / f'{name}.{fmt}'
         meta = {'CreationDate': None} if fmt == 'pdf' else {'Software': None} if fmt == 'png' else None
-        with atomic_path(p) as tmp: fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
-        os.chmod(p, 0o644); paths.append(p)
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
+        os.chmod(p, 0o644)
+        paths.append(p)
     plt.close(fig)
     return paths
 
@@ -62,14 +101,20 @@ def load_scaling_tables(results='paper', scaling_dir=None, x_axis='paper') -> di
     sd = Path(scaling_dir) if scaling_dir else default_scaling_dir(results)
     names = ('slopes', 'task_properties', 'correlations')
     pts = scaling_points(load_metrics(results), x_axis)
-    if all((sd/f'{n}.csv').exists() for n in names):
-        t = {n: read_table(sd/f'{n}.csv', n) for n in names}
-        if (sd/'scaling_info.json').exists():  # the CI strategy per slope (decides whether CIs are drawn)
-            how = json.loads((sd/'scaling_info.json').read_text()).get('ci_method', {})
-            t['slopes']['ci_method'] = [how.get(f'{b}/{m}') for b, m in zip(t['slopes'].benchmark, t['slopes'].method)]
-        if len(t['slopes']) and set(t['slopes'].x_axis) == set(pts.x_axis): return t | dict(points=pts, source=str(sd))
+    if all((sd / f'{n}.csv').exists() for n in names):
+        t = {n: read_table(sd / f'{n}.csv', n) for n in names}
+        if (sd / 'scaling_info.json').exists():  # the CI strategy per slope (decides whether CIs are drawn)
+            how = json.loads((sd / 'scaling_info.json').read_text()).get('ci_method', {})
+            t['slopes']['ci_method'] = [
+                how.get(f'{b}/{m}') for b, m in zip(t['slopes'].benchmark, t['slopes'].method)
+            ]
+        if len(t['slopes']) and set(t['slopes'].x_axis) == set(pts.x_axis):
+            return t | dict(points=pts, source=str(sd))
         print(f"{sd}/slopes.csv is on x-axis {set(t['slopes'].x_axis)}, not {x_axis!r}: refitting in memory")
-    else: print(f"no scaling tables in {sd}: computing them in memory from the stored points (run 05_scaling to store them)")
+    else:
+        print(
+            f"no scaling tables in {sd}: computing them in memory from the stored points (run 05_scaling to store them)"
+        )
     sl = fit_slopes(pts, n_boot=200)
     props = task_properties(sorted(set(pts.benchmark)))
     corr = correlations(paper_slopes() if str(results) == 'paper' else sl, props)
@@ -79,47 +124,100 @@ def load_scaling_tables(results='paper', scaling_dir=None, x_axis='paper') -> di
 def composition_from_sources(path) -> pd.DataFrame:
     "source, modality, n_images from the paper's per-source table (multi-modality sources kept as one row)."
     t = pd.read_csv(path, sep='\t')
-    if not {'dataset', 'modality', 'n_images'} <= set(t.columns): raise ValueError(f"{path}: needs columns dataset, modality, n_images")
-    return pd.DataFrame(dict(source=t.dataset, modality=t.modality.where(~t.modality.str.contains(','), 'multi-modality'),
-                             n_images=t.n_images.astype(int), anatomy=None))
+    if not {'dataset', 'modality', 'n_images'} <= set(t.columns):
+        raise ValueError(f"{path}: needs columns dataset, modality, n_images")
+    return pd.DataFrame(
+        dict(
+            source=t.dataset,
+            modality=t.modality.where(~t.modality.str.contains(','), 'multi-modality'),
+            n_images=t.n_images.astype(int),
+            anatomy=None,
+        )
+    )
 
-def composition_from_data_list(df:pd.DataFrame) -> pd.DataFrame:
+
+def composition_from_data_list(df: pd.DataFrame) -> pd.DataFrame:
     "source, modality, anatomy, n_images from a curation data list (one row per image)."
     missing = {'source', 'modality', 'anatomy'} - set(df.columns)
-    if missing: raise ValueError(f"data list lacks columns {sorted(missing)} (schema: SCHEMAS['data_list'])")
+    if missing:
+        raise ValueError(f"data list lacks columns {sorted(missing)} (schema: SCHEMAS['data_list'])")
     return df.groupby(['source', 'modality', 'anatomy'], dropna=False).size().rename('n_images').reset_index()
 
 # %% ../nbs/06_figures.ipynb #7b2db97f
-def fig1_composition(comp:pd.DataFrame, title:str=''):
+def fig1_composition(comp: pd.DataFrame, title: str = ''):
     "Fig 1: images per modality and per source (log scale); modality x anatomy when anatomies are known."
     has_anat = comp.anatomy.notna().any()
-    by_src = comp.groupby(['source', 'modality']).n_images.sum().reset_index().sort_values('n_images', ascending=False)
-    by_src['label'] = by_src.source + np.where(by_src.duplicated('source', keep=False), ' (' + by_src.modality + ')', '')
+    by_src = (
+        comp.groupby(['source', 'modality'])
+        .n_images.sum()
+        .reset_index()
+        .sort_values('n_images', ascending=False)
+    )
+    by_src['label'] = by_src.source + np.where(
+        by_src.duplicated('source', keep=False), ' (' + by_src.modality + ')', ''
+    )
     by_mod = comp.groupby('modality').n_images.sum().sort_values(ascending=False)
-    h = max(4.0, 0.16*len(by_src) + 1)
+    h = max(4.0, 0.16 * len(by_src) + 1)
     fig = plt.figure(figsize=(13 if has_anat else 10, h))
     gs = fig.add_gridspec(2, 2, width_ratios=[1, 1.1])
     ax = fig.add_subplot(gs[0, 0])
-    ax.barh(by_mod.index, by_mod.values, color=[MODALITY_COLORS.get(m, (.3, .3, .3)) for m in by_mod.index])
-    ax.set_xscale('log'); ax.set_xlim(0.8, by_mod.max()*4); ax.invert_yaxis(); ax.set_xlabel('images (log scale)')
+    ax.barh(
+        by_mod.index, by_mod.values, color=[MODALITY_COLORS.get(m, (0.3, 0.3, 0.3)) for m in by_mod.index]
+    )
+    ax.set_xscale('log')
+    ax.set_xlim(0.8, by_mod.max() * 4)
+    ax.invert_yaxis()
+    ax.set_xlabel('images (log scale)')
     ax.set_title(f'a  images per modality (total {comp.n_images.sum():,})', loc='left')
-    for y, v in enumerate(by_mod.values): ax.text(v, y, f' {v:,}', va='center', fontsize=7)
+    for y, v in enumerate(by_mod.values):
+        ax.text(v, y, f' {v:,}', va='center', fontsize=7)
     ax2 = fig.add_subplot(gs[:, 1])
-    ax2.barh(by_src.label, by_src.n_images, color=[MODALITY_COLORS.get(m, (.3, .3, .3)) for m in by_src.modality])
-    ax2.set_xscale('log'); ax2.set_xlim(0.8, by_src.n_images.max()*2); ax2.invert_yaxis(); ax2.set_xlabel('images (log scale)')
-    ax2.tick_params(axis='y', labelsize=max(4, min(8, 400/len(by_src)))); ax2.set_title(f'b  images per source ({comp.source.nunique()} sources)', loc='left')
+    ax2.barh(
+        by_src.label,
+        by_src.n_images,
+        color=[MODALITY_COLORS.get(m, (0.3, 0.3, 0.3)) for m in by_src.modality],
+    )
+    ax2.set_xscale('log')
+    ax2.set_xlim(0.8, by_src.n_images.max() * 2)
+    ax2.invert_yaxis()
+    ax2.set_xlabel('images (log scale)')
+    ax2.tick_params(axis='y', labelsize=max(4, min(8, 400 / len(by_src))))
+    ax2.set_title(f'b  images per source ({comp.source.nunique()} sources)', loc='left')
     if has_anat:
         ax3 = fig.add_subplot(gs[1, 0])
         mat = comp.pivot_table(index='modality', columns='anatomy', values='n_images', aggfunc='sum')
-        sns.heatmap(np.log10(mat), ax=ax3, cmap='viridis', cbar_kws={'label': 'log10 images'}, annot=mat.fillna(0).astype(int).values,
-                    fmt='d', annot_kws={'fontsize': 6})
-        ax3.set_title('c  modality x anatomy', loc='left'); ax3.tick_params(axis='y', rotation=0)
+        sns.heatmap(
+            np.log10(mat),
+            ax=ax3,
+            cmap='viridis',
+            cbar_kws={'label': 'log10 images'},
+            annot=mat.fillna(0).astype(int).values,
+            fmt='d',
+            annot_kws={'fontsize': 6},
+        )
+        ax3.set_title('c  modality x anatomy', loc='left')
+        ax3.tick_params(axis='y', rotation=0)
     else:
-        ax3 = fig.add_subplot(gs[1, 0]); ax3.axis('off')
+        ax3 = fig.add_subplot(gs[1, 0])
+        ax3.axis('off')
         mods = [m for m in MODALITY_COLORS if m in set(comp.modality)]
-        ax3.legend([plt.Rectangle((0, 0), 1, 1, color=MODALITY_COLORS[m]) for m in mods], mods, title='modality', loc='upper left', ncol=2)
-        if 'multi-modality' in mods: ax3.text(0, 0.45, 'multi-modality: sources spanning several\nmodalities (their split is not published)', fontsize=8, transform=ax3.transAxes)
-    if title: fig.suptitle(title)
+        ax3.legend(
+            [plt.Rectangle((0, 0), 1, 1, color=MODALITY_COLORS[m]) for m in mods],
+            mods,
+            title='modality',
+            loc='upper left',
+            ncol=2,
+        )
+        if 'multi-modality' in mods:
+            ax3.text(
+                0,
+                0.45,
+                'multi-modality: sources spanning several\nmodalities (their split is not published)',
+                fontsize=8,
+                transform=ax3.transAxes,
+            )
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -128,238 +226,427 @@ def _slope_row(slopes, benchmark, method):
     r = slopes[(slopes.benchmark == benchmark) & (slopes.method == method)] if slopes is not None else []
     return r.iloc[0] if len(r) else None
 
-def _scaling_axes(ax, curves:pd.DataFrame, slopes, benchmark:str, x_label:str, legend:bool=True):
+
+def _scaling_axes(ax, curves: pd.DataFrame, slopes, benchmark: str, x_label: str, legend: bool = True):
     "Draw one scaling panel: points + fitted power law per method; single-size methods as stars."
     notes = []
     for m, g in curves.groupby('method', sort=False):
-        g = g.sort_values('x'); c = method_color(m)
+        g = g.sort_values('x')
+        c = method_color(m)
         if g.x.nunique() < 2:
-            ax.scatter(g.x, g.y*100, marker='*', s=160, color=c, edgecolor='k', linewidth=0.5, zorder=5, label=method_label(m))
+            ax.scatter(
+                g.x,
+                g.y * 100,
+                marker='*',
+                s=160,
+                color=c,
+                edgecolor='k',
+                linewidth=0.5,
+                zorder=5,
+                label=method_label(m),
+            )
             continue
         r = _slope_row(slopes, benchmark, m)
-        a, b = (r.slope, r.intercept) if r is not None and np.isfinite(r.intercept) else fit_power_law(g.x, g.y)
+        a, b = (
+            (r.slope, r.intercept) if r is not None and np.isfinite(r.intercept) else fit_power_law(g.x, g.y)
+        )
         xx = np.geomspace(g.x.min(), g.x.max(), 50)
-        ax.plot(xx, 100*np.exp(b)*xx**a, ls='--', color=c, lw=1.2)
-        ax.plot(g.x, g.y*100, 'o', color=c, ms=5, label=f'{method_label(m)} ({a:.4f})' if legend else method_label(m))
+        ax.plot(xx, 100 * np.exp(b) * xx**a, ls='--', color=c, lw=1.2)
+        ax.plot(
+            g.x,
+            g.y * 100,
+            'o',
+            color=c,
+            ms=5,
+            label=f'{method_label(m)} ({a:.4f})' if legend else method_label(m),
+        )
         notes.append((f'({a:.4f})', c))
-    if not legend:  # compact panels: the slopes as coloured text in headroom above the data, instead of a legend
-        lo, hi = ax.get_ylim(); ax.set_ylim(lo, hi + 0.1*len(notes)*(hi - lo) + 0.02*(hi - lo))
+    if (
+        not legend
+    ):  # compact panels: the slopes as coloured text in headroom above the data, instead of a legend
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.1 * len(notes) * (hi - lo) + 0.02 * (hi - lo))
         for i, (t, c) in enumerate(notes):
-            ax.text(0.03, 0.98 - 0.085*i, t, color=c, transform=ax.transAxes, va='top', fontsize=8, zorder=10,
-                    bbox=dict(boxstyle='round,pad=0.15', fc='white', ec='none', alpha=0.8))
+            ax.text(
+                0.03,
+                0.98 - 0.085 * i,
+                t,
+                color=c,
+                transform=ax.transAxes,
+                va='top',
+                fontsize=8,
+                zorder=10,
+                bbox=dict(boxstyle='round,pad=0.15', fc='white', ec='none', alpha=0.8),
+            )
     xs = sorted(curves.x.unique())
-    ax.set_xscale('log'); ax.set_xticks(xs); ax.set_xticklabels([f'{x:g}' for x in xs], rotation=0)
+    ax.set_xscale('log')
+    ax.set_xticks(xs)
+    ax.set_xticklabels([f'{x:g}' for x in xs], rotation=0)
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel(x_label); ax.set_ylabel('AUC (%)')
-    if legend: ax.legend(fontsize=7, loc='lower right')
+    ax.set_xlabel(x_label)
+    ax.set_ylabel('AUC (%)')
+    if legend:
+        ax.legend(fontsize=7, loc='lower right')
 
-X_LABELS = {'paper_x_params_m': 'parameters (M, paper x-values)', 'backbone_params_m': 'backbone parameters (M)',
-            'total_params_m': 'pretraining-model parameters (M)', 'given': 'parameters (M)'}
+
+X_LABELS = {
+    'paper_x_params_m': 'parameters (M, paper x-values)',
+    'backbone_params_m': 'backbone parameters (M)',
+    'total_params_m': 'pretraining-model parameters (M)',
+    'given': 'parameters (M)',
+}
 
 # %% ../nbs/06_figures.ipynb #552849ca
-def fig2a_model_scaling(pts:pd.DataFrame, slopes:pd.DataFrame|None=None):
+def fig2a_model_scaling(pts: pd.DataFrame, slopes: pd.DataFrame | None = None):
     "Fig 2a: mean AUC over benchmarks vs parameters, both methods with fitted curves, BiomedCLIP star."
     mc = mean_curve(pts)
     single = pts.groupby('method').x.nunique().loc[lambda s: s < 2].index
     bms = set(pts[pts.method.isin(mc.method)].benchmark)
-    for m in single:  # one-size methods (BiomedCLIP): mean over the benchmarks it has in common with the curves
+    for (
+        m
+    ) in single:  # one-size methods (BiomedCLIP): mean over the benchmarks it has in common with the curves
         g = pts[(pts.method == m)]
         common = g[g.benchmark.isin(bms)]
-        for x, gx in common.groupby('x'): mc = pd.concat([mc, pd.DataFrame(dict(method=[m], x=[x], y=[gx.y.mean()], n_benchmarks=[len(gx)]))])
+        for x, gx in common.groupby('x'):
+            mc = pd.concat(
+                [mc, pd.DataFrame(dict(method=[m], x=[x], y=[gx.y.mean()], n_benchmarks=[len(gx)]))]
+            )
     fig, ax = plt.subplots(figsize=(5, 4))
     _scaling_axes(ax, mc, slopes, 'mean', X_LABELS.get(pts.x_axis.iloc[0], 'parameters (M)'))
     n = int(mc.n_benchmarks.max()) if len(mc) else 0
-    ax.set_title(f'a  model scaling (mean AUC over {n} benchmark{"s"*(n != 1)})', loc='left')
+    ax.set_title(f'a  model scaling (mean AUC over {n} benchmark{"s" * (n != 1)})', loc='left')
     fig.tight_layout()
     return fig
 
 # %% ../nbs/06_figures.ipynb #cefccf9a
-def fig3_per_benchmark(pts:pd.DataFrame, slopes:pd.DataFrame|None=None, ncols:int=4):
+def fig3_per_benchmark(pts: pd.DataFrame, slopes: pd.DataFrame | None = None, ncols: int = 4):
     "Fig 3: one scaling panel per benchmark present (paper order), with fitted curves and BiomedCLIP."
     bms = [b for b in MEDMNIST_2D if b in set(pts.benchmark)] + sorted(set(pts.benchmark) - set(MEDMNIST_2D))
-    ncols = min(ncols, len(bms)); nrows = math.ceil(len(bms)/ncols)
-    fig, axs = plt.subplots(nrows, ncols, figsize=(3.3*ncols, 2.8*nrows), squeeze=False)
+    ncols = min(ncols, len(bms))
+    nrows = math.ceil(len(bms) / ncols)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 2.8 * nrows), squeeze=False)
     for ax, b in zip(axs.flat, bms):
-        _scaling_axes(ax, pts[pts.benchmark == b], slopes, b, X_LABELS.get(pts.x_axis.iloc[0], 'parameters (M)'), legend=False)
+        _scaling_axes(
+            ax,
+            pts[pts.benchmark == b],
+            slopes,
+            b,
+            X_LABELS.get(pts.x_axis.iloc[0], 'parameters (M)'),
+            legend=False,
+        )
         ax.set_title(benchmark_label(b), fontsize=10)
-    for ax in axs.flat[len(bms):]: ax.set_visible(False)
+    for ax in axs.flat[len(bms) :]:
+        ax.set_visible(False)
     handles = {h.get_label(): h for ax in axs.flat for h in ax.get_legend_handles_labels()[0]}
     rank = {method_label(m): i for i, m in enumerate(METHOD_LABELS)}
     handles = dict(sorted(handles.items(), key=lambda kv: rank.get(kv[0], 99)))
     fig.tight_layout(rect=(0, 0.05 if nrows > 1 else 0.1, 1, 1))
-    fig.legend(handles.values(), handles.keys(), loc='lower center', ncol=len(handles), fontsize=9,
-               title='fitted slope a in brackets; dashed: y = e^b x^a', title_fontsize=8)
+    fig.legend(
+        handles.values(),
+        handles.keys(),
+        loc='lower center',
+        ncol=len(handles),
+        fontsize=9,
+        title='fitted slope a in brackets; dashed: y = e^b x^a',
+        title_fontsize=8,
+    )
     return fig
 
 # %% ../nbs/06_figures.ipynb #22e4b94f
-def fig2b_data_scaling(ds:pd.DataFrame):
+def fig2b_data_scaling(ds: pd.DataFrame):
     "Fig 2b: mean AUC per pretraining corpus, annotated with its size and number of modalities."
     need = {'pretraining_data', 'n_images', 'n_modalities', 'mean_auc'}
-    if not need <= set(ds.columns): raise ValueError(f"data scaling table needs columns {sorted(need)}")
+    if not need <= set(ds.columns):
+        raise ValueError(f"data scaling table needs columns {sorted(need)}")
     ds = ds.sort_values(['n_modalities', 'n_images'])
     fig, ax = plt.subplots(figsize=(4.5, 4))
     cols = sns.color_palette('Blues', len(ds) + 1)[1:]
     ax.bar(ds.pretraining_data, ds.mean_auc, color=cols, edgecolor='k', linewidth=0.5)
     lo, hi = ds.mean_auc.min(), ds.mean_auc.max()
-    ax.set_ylim(lo - max(1.0, hi - lo), hi + 0.5*max(1.0, hi - lo))
+    ax.set_ylim(lo - max(1.0, hi - lo), hi + 0.5 * max(1.0, hi - lo))
     for i, r in enumerate(ds.itertuples()):
-        n = f'{r.n_images/1e6:.1f}M' if r.n_images < 1e7 else f'{r.n_images/1e6:.0f}M'
-        ax.text(i, r.mean_auc, f'{r.mean_auc:.2f}\n{n} images\n{r.n_modalities} modalit{"y" if r.n_modalities == 1 else "ies"}',
-                ha='center', va='bottom', fontsize=7)
-    ax.set_ylabel('mean AUC (%)'); ax.set_xlabel('pretraining data (DINOv2, ViT-L)')
+        n = f'{r.n_images / 1e6:.1f}M' if r.n_images < 1e7 else f'{r.n_images / 1e6:.0f}M'
+        ax.text(
+            i,
+            r.mean_auc,
+            f'{r.mean_auc:.2f}\n{n} images\n{r.n_modalities} modalit{"y" if r.n_modalities == 1 else "ies"}',
+            ha='center',
+            va='bottom',
+            fontsize=7,
+        )
+    ax.set_ylabel('mean AUC (%)')
+    ax.set_xlabel('pretraining data (DINOv2, ViT-L)')
     ax.set_title('b  data and modality scaling', loc='left')
     fig.tight_layout()
     return fig
 
 # %% ../nbs/06_figures.ipynb #73af3133
-def _slopes_ax(ax, s:pd.DataFrame, method:str, show_ci='auto', letter:str=''):
+def _slopes_ax(ax, s: pd.DataFrame, method: str, show_ci='auto', letter: str = ''):
     g = s[(s.method == method) & (s.benchmark != 'mean')].sort_values('slope', ascending=False)
     ci_ok = 'ci_method' not in g or g.get('ci_method', pd.Series(['ci'])).isin(['ci', 'predictions']).all()
     show = (show_ci is True) or (show_ci == 'auto' and ci_ok and g.ci_lo.notna().all())
     err = np.vstack([g.slope - g.ci_lo, g.ci_hi - g.slope]) if show else None
-    ax.bar([benchmark_label(b) for b in g.benchmark], g.slope, yerr=err, capsize=2,
-           color=[BENCHMARK_COLORS.get(b, (.4, .4, .4)) for b in g.benchmark])
+    ax.bar(
+        [benchmark_label(b) for b in g.benchmark],
+        g.slope,
+        yerr=err,
+        capsize=2,
+        color=[BENCHMARK_COLORS.get(b, (0.4, 0.4, 0.4)) for b in g.benchmark],
+    )
     tops = np.maximum(g.slope, 0) if err is None else np.maximum(g.ci_hi, 0)
-    for i, (v, t) in enumerate(zip(g.slope, tops)): ax.text(i, t, f'{v:.4f}', ha='center', va='bottom', fontsize=6, rotation=90)
+    for i, (v, t) in enumerate(zip(g.slope, tops)):
+        ax.text(i, t, f'{v:.4f}', ha='center', va='bottom', fontsize=6, rotation=90)
     mean = s[(s.method == method) & (s.benchmark == 'mean')]
-    if len(mean): ax.axhline(mean.slope.iloc[0], color='k', ls=':', lw=1, label=f'mean AUC slope {mean.slope.iloc[0]:.4f}'); ax.legend(fontsize=7)
+    if len(mean):
+        ax.axhline(
+            mean.slope.iloc[0], color='k', ls=':', lw=1, label=f'mean AUC slope {mean.slope.iloc[0]:.4f}'
+        )
+        ax.legend(fontsize=7)
     ax.tick_params(axis='x', rotation=60, labelsize=7)
-    ax.set_ylabel('scaling slope a'); ax.set_title(f'{letter}  {method_label(method)}', loc='left')
-    ax.set_ylim(top=ax.get_ylim()[1]*1.15)
+    ax.set_ylabel('scaling slope a')
+    ax.set_title(f'{letter}  {method_label(method)}', loc='left')
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.15)
 
-def _corr_ax(ax, corr:pd.DataFrame, letter:str='c'):
+
+def _corr_ax(ax, corr: pd.DataFrame, letter: str = 'c'):
     r = corr.pivot(index='property', columns='method', values='r')
-    order = [p for p in ('n_samples', 'dbi', 'n_classes', 'gzip') if p in r.index] + [p for p in r.index if p not in ('n_samples', 'dbi', 'n_classes', 'gzip')]
+    order = [p for p in ('n_samples', 'dbi', 'n_classes', 'gzip') if p in r.index] + [
+        p for p in r.index if p not in ('n_samples', 'dbi', 'n_classes', 'gzip')
+    ]
     r = r.loc[order]
     p = corr.pivot(index='property', columns='method', values='p').loc[order, r.columns]
     n = corr.pivot(index='property', columns='method', values='n_benchmarks').loc[order, r.columns]
-    ann = np.where(r.notna(), r.round(2).astype(str) + '\n(p=' + p.round(3).astype(str) + ')', 'n/a\n(n=' + n.astype(int).astype(str) + ')')
+    ann = np.where(
+        r.notna(),
+        r.round(2).astype(str) + '\n(p=' + p.round(3).astype(str) + ')',
+        'n/a\n(n=' + n.astype(int).astype(str) + ')',
+    )
     ax.set_facecolor((0.92, 0.92, 0.92))  # cells without a correlation stay grey
-    sns.heatmap(r.astype(float), ax=ax, vmin=-1, vmax=1, cmap='RdBu_r', annot=False,
-                cbar_kws={'label': 'Pearson r'}, linewidths=0.5, linecolor='w')
+    sns.heatmap(
+        r.astype(float),
+        ax=ax,
+        vmin=-1,
+        vmax=1,
+        cmap='RdBu_r',
+        annot=False,
+        cbar_kws={'label': 'Pearson r'},
+        linewidths=0.5,
+        linecolor='w',
+    )
     for i in range(ann.shape[0]):
         for j in range(ann.shape[1]):
             dark = np.isfinite(r.iat[i, j]) and abs(r.iat[i, j]) > 0.6
-            ax.text(j + 0.5, i + 0.5, ann[i, j], ha='center', va='center', fontsize=7, color='w' if dark else 'k')
+            ax.text(
+                j + 0.5, i + 0.5, ann[i, j], ha='center', va='center', fontsize=7, color='w' if dark else 'k'
+            )
     ax.set_xticklabels([method_label(m).replace(' (', '\n(') for m in r.columns], rotation=0, fontsize=7)
-    ax.set_yticklabels([{'n_samples': 'samples', 'dbi': 'DBI', 'n_classes': 'classes', 'gzip': 'gzip'}.get(q, q) for q in order], rotation=0)
-    ax.set_ylabel(''); ax.set_xlabel(''); ax.set_title(f'{letter}  correlation with slopes', loc='left')
+    ax.set_yticklabels(
+        [
+            {'n_samples': 'samples', 'dbi': 'DBI', 'n_classes': 'classes', 'gzip': 'gzip'}.get(q, q)
+            for q in order
+        ],
+        rotation=0,
+    )
+    ax.set_ylabel('')
+    ax.set_xlabel('')
+    ax.set_title(f'{letter}  correlation with slopes', loc='left')
 
-def fig4_slopes(slopes:pd.DataFrame, corr:pd.DataFrame|None=None, methods=None, show_ci='auto'):
+
+def fig4_slopes(slopes: pd.DataFrame, corr: pd.DataFrame | None = None, methods=None, show_ci='auto'):
     "Fig 4: slopes per benchmark for each method (a, b) and their correlations with task properties (c)."
-    methods = [m for m in (methods or ('dinov2', 'mae')) if m in set(slopes[slopes.benchmark != 'mean'].method)] or \
-              sorted(set(slopes[slopes.benchmark != 'mean'].method))
+    methods = [
+        m for m in (methods or ('dinov2', 'mae')) if m in set(slopes[slopes.benchmark != 'mean'].method)
+    ] or sorted(set(slopes[slopes.benchmark != 'mean'].method))
     n = len(methods) + (corr is not None and len(corr) > 0)
-    fig, axs = plt.subplots(1, n, figsize=(4.6*n, 4.2), squeeze=False, gridspec_kw={'width_ratios': [1.3]*len(methods) + [1]*(n - len(methods))})
-    for i, m in enumerate(methods): _slopes_ax(axs[0, i], slopes, m, show_ci, 'abcdefg'[i])
-    if n > len(methods): _corr_ax(axs[0, -1], corr, 'abcdefg'[len(methods)])
+    fig, axs = plt.subplots(
+        1,
+        n,
+        figsize=(4.6 * n, 4.2),
+        squeeze=False,
+        gridspec_kw={'width_ratios': [1.3] * len(methods) + [1] * (n - len(methods))},
+    )
+    for i, m in enumerate(methods):
+        _slopes_ax(axs[0, i], slopes, m, show_ci, 'abcdefg'[i])
+    if n > len(methods):
+        _corr_ax(axs[0, -1], corr, 'abcdefg'[len(methods)])
     fig.tight_layout()
     return fig
 
 # %% ../nbs/06_figures.ipynb #8cef112a
 T1_METRICS = ('mcc', 'ba', 'f1', 'auc')
 
+
 def table1_from_metrics(results) -> pd.DataFrame:
     "Table 1 from own metrics: mean over benchmarks per backbone of MCC/BA/F1/AUC and CI bounds, in percent."
     parts = []
     for metric in T1_METRICS:
-        try: parts.append(load_metrics(results, metric))
+        try:
+            parts.append(load_metrics(results, metric))
         except ValueError as e:
-            if 'no rows with metric' not in str(e): raise
-    if not parts: raise ValueError(f"{results}: no {'/'.join(T1_METRICS)} rows for Table 1")
+            if 'no rows with metric' not in str(e):
+                raise
+    if not parts:
+        raise ValueError(f"{results}: no {'/'.join(T1_METRICS)} rows for Table 1")
     df = pd.concat(parts)
     g = df.groupby(['backbone', 'method', 'metric'])
     t = g[['value', 'ci_lo', 'ci_hi']].mean().mul(100).unstack('metric')
     t.columns = [m if v == 'value' else f'{m}_{v[3:]}' for v, m in t.columns]
-    out = pd.DataFrame(dict(model=t.index.get_level_values(0), kind=t.index.get_level_values(1),
-                            params_m=df.groupby(['backbone', 'method']).backbone_params_m.first().round(1).values))
+    out = pd.DataFrame(
+        dict(
+            model=t.index.get_level_values(0),
+            kind=t.index.get_level_values(1),
+            params_m=df.groupby(['backbone', 'method']).backbone_params_m.first().round(1).values,
+        )
+    )
     for m in T1_METRICS:
-        for suf in ('', '_lo', '_hi'): out[m + suf] = t[m + suf].round(2).values if m + suf in t else np.nan
+        for suf in ('', '_lo', '_hi'):
+            out[m + suf] = t[m + suf].round(2).values if m + suf in t else np.nan
     out['n_benchmarks'] = g.benchmark.nunique().unstack('metric').max(axis=1).values
     return out.sort_values(['kind', 'params_m'], ignore_index=True)
 
-def _fmt_cells(t:pd.DataFrame) -> pd.DataFrame:
+
+def _fmt_cells(t: pd.DataFrame) -> pd.DataFrame:
     cells = pd.DataFrame(dict(Model=t.model))
     for m in T1_METRICS:
-        if m in t: cells[m.upper() if m != 'ba' else 'BA'] = [f'{v:.2f} ({lo:.2f}, {hi:.2f})' if np.isfinite(lo) else f'{v:.2f}' if np.isfinite(v) else '-'
-                                                               for v, lo, hi in zip(t[m], t.get(m + '_lo', np.nan*t[m]), t.get(m + '_hi', np.nan*t[m]))]
+        if m in t:
+            cells[m.upper() if m != 'ba' else 'BA'] = [
+                f'{v:.2f} ({lo:.2f}, {hi:.2f})' if np.isfinite(lo) else f'{v:.2f}' if np.isfinite(v) else '-'
+                for v, lo, hi in zip(t[m], t.get(m + '_lo', np.nan * t[m]), t.get(m + '_hi', np.nan * t[m]))
+            ]
     return cells
 
-def table1_markdown(t:pd.DataFrame) -> str:
+
+def table1_markdown(t: pd.DataFrame) -> str:
     "Table 1 as a Markdown table, 'value (ci_lo, ci_hi)' in percent."
     c = _fmt_cells(t)
-    if 'n_benchmarks' in t: c['n'] = t.n_benchmarks.values
-    lines = ['| ' + ' | '.join(c.columns) + ' |', '|' + '---|'*len(c.columns)]
-    return '\n'.join(lines + ['| ' + ' | '.join(map(str, r)) + ' |' for r in c.itertuples(index=False)]) + '\n'
+    if 'n_benchmarks' in t:
+        c['n'] = t.n_benchmarks.values
+    lines = ['| ' + ' | '.join(c.columns) + ' |', '|' + '---|' * len(c.columns)]
+    return (
+        '\n'.join(lines + ['| ' + ' | '.join(map(str, r)) + ' |' for r in c.itertuples(index=False)]) + '\n'
+    )
 
-def table1_latex(t:pd.DataFrame) -> str:
+
+def table1_latex(t: pd.DataFrame) -> str:
     "Table 1 as a LaTeX booktabs tabular, 'value (ci_lo, ci_hi)' in percent."
     c = _fmt_cells(t)
     esc = lambda s: str(s).replace('&', r'\&').replace('%', r'\%').replace('_', r'\_')
     rows = [' & '.join(esc(v) for v in r) + r' \\' for r in c.itertuples(index=False)]
-    return '\n'.join([r'\begin{tabular}{l' + 'c'*(len(c.columns) - 1) + '}', r'\toprule', ' & '.join(c.columns) + r' \\',
-                      r'\midrule', *rows, r'\bottomrule', r'\end{tabular}']) + '\n'
+    return (
+        '\n'.join(
+            [
+                r'\begin{tabular}{l' + 'c' * (len(c.columns) - 1) + '}',
+                r'\toprule',
+                ' & '.join(c.columns) + r' \\',
+                r'\midrule',
+                *rows,
+                r'\bottomrule',
+                r'\end{tabular}',
+            ]
+        )
+        + '\n'
+    )
 
-def write_table1(t:pd.DataFrame, out_dir) -> list[Path]:
+
+def write_table1(t: pd.DataFrame, out_dir) -> list[Path]:
     "Write Table 1 as table1.csv, table1.md and table1.tex into `out_dir`."
-    out = Path(out_dir); paths = [write_table(t, out/'table1.csv')]
+    out = Path(out_dir)
+    paths = [write_table(t, out / 'table1.csv')]
     for ext, txt in (('md', table1_markdown(t)), ('tex', table1_latex(t))):
-        with atomic_path(out/f'table1.{ext}') as tmp: tmp.write_text(txt)
-        paths.append(out/f'table1.{ext}')
+        with atomic_path(out / f'table1.{ext}') as tmp:
+            tmp.write_text(txt)
+        paths.append(out / f'table1.{ext}')
     return paths
 
 # %% ../nbs/06_figures.ipynb #3213a454
 def _find_data_list(results, data_list=None):
-    if data_list: return Path(data_list)
+    if data_list:
+        return Path(data_list)
     if str(results) != 'paper':
         found = sorted(Path(results).rglob('data_list.parquet'))
-        if found: return found[0]
-    demo = repo_root()/'data_lists'/'demo'/'data_list.parquet'
+        if found:
+            return found[0]
+    demo = repo_root() / 'data_lists' / 'demo' / 'data_list.parquet'
     return demo if demo.exists() else None
 
-def make_figures(results='paper', out_dir=None, scaling_dir=None, x_axis='paper', data_list=None, formats=('pdf', 'png'), dpi:int=150) -> dict:
+
+def make_figures(
+    results='paper',
+    out_dir=None,
+    scaling_dir=None,
+    x_axis='paper',
+    data_list=None,
+    formats=('pdf', 'png'),
+    dpi: int = 150,
+) -> dict:
     "Draw Figs 1, 2a, 2b, 3, 4 and Table 1 from stored results into `out_dir`; returns written and skipped items."
     set_style()
     paper = str(results) == 'paper'
-    tabs = load_scaling_tables(results, scaling_dir, x_axis)  # first: fails clearly before creating any folder
-    out = Path(out_dir) if out_dir else (figures_root() if paper else Path(results)/'figures')
+    tabs = load_scaling_tables(
+        results, scaling_dir, x_axis
+    )  # first: fails clearly before creating any folder
+    out = Path(out_dir) if out_dir else (figures_root() if paper else Path(results) / 'figures')
     out.mkdir(parents=True, exist_ok=True)
     written, skipped = [], {}
     pts, sl = tabs['points'], tabs['slopes']
-    if paper: comp = composition_from_sources(paper_dir()/'data_sources.tsv')
+    if paper:
+        comp = composition_from_sources(paper_dir() / 'data_sources.tsv')
     else:
         dl = _find_data_list(results, data_list)
         comp = composition_from_data_list(read_table(dl, 'data_list')) if dl else None
-    if comp is not None: written += save_figure(fig1_composition(comp), out, 'fig1_composition', formats, dpi)
-    else: skipped['fig1_composition'] = 'no data_list.parquet found (pass data_list=...)'
+    if comp is not None:
+        written += save_figure(fig1_composition(comp), out, 'fig1_composition', formats, dpi)
+    else:
+        skipped['fig1_composition'] = 'no data_list.parquet found (pass data_list=...)'
     if pts.groupby('method').x.nunique().max() >= 2:
         written += save_figure(fig2a_model_scaling(pts, sl), out, 'fig2a_model_scaling', formats, dpi)
         written += save_figure(fig3_per_benchmark(pts, sl), out, 'fig3_per_benchmark_scaling', formats, dpi)
-        written += save_figure(fig4_slopes(sl, tabs['correlations']), out, 'fig4_slopes_correlations', formats, dpi)
-    else: skipped['fig2a/fig3/fig4'] = 'fewer than two model sizes per method'
-    ds_path = paper_dir()/'data_scaling.csv' if paper else Path(results)/'data_scaling.csv'
-    if ds_path.exists(): written += save_figure(fig2b_data_scaling(pd.read_csv(ds_path)), out, 'fig2b_data_scaling', formats, dpi)
-    else: skipped['fig2b_data_scaling'] = f'no {ds_path}'
-    written += write_table1(pd.read_csv(paper_dir()/'table1.csv') if paper else table1_from_metrics(results), out)
-    for k, v in skipped.items(): print(f'skipped {k}: {v}')
+        written += save_figure(
+            fig4_slopes(sl, tabs['correlations']), out, 'fig4_slopes_correlations', formats, dpi
+        )
+    else:
+        skipped['fig2a/fig3/fig4'] = 'fewer than two model sizes per method'
+    ds_path = paper_dir() / 'data_scaling.csv' if paper else Path(results) / 'data_scaling.csv'
+    if ds_path.exists():
+        written += save_figure(
+            fig2b_data_scaling(pd.read_csv(ds_path)), out, 'fig2b_data_scaling', formats, dpi
+        )
+    else:
+        skipped['fig2b_data_scaling'] = f'no {ds_path}'
+    written += write_table1(
+        pd.read_csv(paper_dir() / 'table1.csv') if paper else table1_from_metrics(results), out
+    )
+    for k, v in skipped.items():
+        print(f'skipped {k}: {v}')
     return dict(written=written, skipped=skipped, out_dir=out)
 
 # %% ../nbs/06_figures.ipynb #49f30bc2
-FIGURE_NAMES = ('fig1_composition', 'fig2a_model_scaling', 'fig2b_data_scaling', 'fig3_per_benchmark_scaling',
-                'fig4_slopes_correlations')
+FIGURE_NAMES = (
+    'fig1_composition',
+    'fig2a_model_scaling',
+    'fig2b_data_scaling',
+    'fig3_per_benchmark_scaling',
+    'fig4_slopes_correlations',
+)
 
-def side_by_side(left, right=None, titles=('paper (published numbers)', 'this compendium (stored own results)')):
+
+def side_by_side(
+    left, right=None, titles=('paper (published numbers)', 'this compendium (stored own results)')
+):
     "One figure showing two stored PNGs side by side; with `right` missing, the left one alone, titled so."
     import matplotlib.image as mpimg
+
     paths = [Path(left)] + ([Path(right)] if right is not None and Path(right).exists() else [])
     images = [mpimg.imread(p) for p in paths]
-    widths = [image.shape[1]/image.shape[0] for image in images]
-    fig, axes = plt.subplots(1, len(images), figsize=(3.6*sum(widths), 3.9), squeeze=False,
-                             gridspec_kw=dict(width_ratios=widths))
+    widths = [image.shape[1] / image.shape[0] for image in images]
+    fig, axes = plt.subplots(
+        1, len(images), figsize=(3.6 * sum(widths), 3.9), squeeze=False, gridspec_kw=dict(width_ratios=widths)
+    )
     for ax, image, title in zip(axes[0], images, titles):
         ax.imshow(image)
         ax.set_axis_off()
         ax.set_title(title, fontsize=9, loc='left')
-    if len(images) == 1: axes[0][0].set_title(f'{titles[0]} (no counterpart in the own results)', fontsize=9, loc='left')
+    if len(images) == 1:
+        axes[0][0].set_title(f'{titles[0]} (no counterpart in the own results)', fontsize=9, loc='left')
     fig.tight_layout()
     return fig

@@ -10,8 +10,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
-from .pretrain import (Config, SSLMethod, register_method, make_vit, cosine, preset_steps, short_arch, EPOCH,
-                             _all_reduce, vit_forward_flops)
+from biovfm.pretrain import (
+    Config,
+    SSLMethod,
+    register_method,
+    make_vit,
+    cosine,
+    preset_steps,
+    short_arch,
+    EPOCH,
+    _all_reduce,
+    vit_forward_flops,
+)
 from .data import seeded, mae_transform, MAECollate
 
 # %% auto #0
@@ -20,47 +30,62 @@ __all__ = ['MAEModel', 'mae_loss', 'mae_reconstruct', 'MAE']
 # %% ../nbs/03b_mae.ipynb #f5856f5e
 class MAEModel(nn.Module):
     "MAE: ViT encoder on visible tokens, light decoder, linear pixel prediction of the masked patches."
-    def __init__(self, cfg:Config):
+
+    def __init__(self, cfg: Config):
         super().__init__()
         from lightly.models.modules import MaskedVisionTransformerTIMM, MaskedVisionTransformerDecoderTIMM
+
         vit, self.model_kwargs = make_vit(cfg)
-        self.backbone = MaskedVisionTransformerTIMM(vit=vit, pos_embed_initialization='sincos')  # MAE init, fixed sin-cos
+        self.backbone = MaskedVisionTransformerTIMM(
+            vit=vit, pos_embed_initialization='sincos'
+        )  # MAE init, fixed sin-cos
         self.backbone.vit.pos_embed.requires_grad_(False)
         self.backbone.mask_token.requires_grad_(False)  # MAE's encoder never sees mask tokens
         self.patch_size = cfg.patch_size
         self.decoder_embed = nn.Linear(vit.embed_dim, cfg.decoder_dim)
-        self.decoder = MaskedVisionTransformerDecoderTIMM(num_patches=vit.patch_embed.num_patches, embed_dim=cfg.decoder_dim,
-                                                          depth=cfg.decoder_depth, num_heads=cfg.decoder_heads)
-        self.decoder_pred = nn.Linear(cfg.decoder_dim, cfg.patch_size**2*3)
-        nn.init.xavier_uniform_(self.decoder_embed.weight); nn.init.zeros_(self.decoder_embed.bias)
-        nn.init.xavier_uniform_(self.decoder_pred.weight); nn.init.zeros_(self.decoder_pred.bias)
+        self.decoder = MaskedVisionTransformerDecoderTIMM(
+            num_patches=vit.patch_embed.num_patches,
+            embed_dim=cfg.decoder_dim,
+            depth=cfg.decoder_depth,
+            num_heads=cfg.decoder_heads,
+        )
+        self.decoder_pred = nn.Linear(cfg.decoder_dim, cfg.patch_size**2 * 3)
+        nn.init.xavier_uniform_(self.decoder_embed.weight)
+        nn.init.zeros_(self.decoder_embed.bias)
+        nn.init.xavier_uniform_(self.decoder_pred.weight)
+        nn.init.zeros_(self.decoder_pred.bias)
 
     def forward(self, images, idx_keep, idx_mask):
         "Predicted and target pixels of the masked patches, and the encoder's class token."
         from lightly.models import utils as lu
+
         x = self.backbone.encode(images, idx_keep=idx_keep)
         y = self.decoder_embed(x)
         full = lu.set_at_index(y.new_zeros(len(y), self.decoder.sequence_length, y.shape[-1]), idx_keep, y)
         dec = self.decoder(full, idx_mask=idx_mask)
         pred = self.decoder_pred(lu.get_at_index(dec, idx_mask))
-        target = lu.get_at_index(lu.patchify(images, self.patch_size), idx_mask - 1)  # idx_mask counts the class token
+        target = lu.get_at_index(
+            lu.patchify(images, self.patch_size), idx_mask - 1
+        )  # idx_mask counts the class token
         return dict(cls=x[:, 0], pred=pred, target=target)
 
 # %% ../nbs/03b_mae.ipynb #5d101c4e
-def mae_loss(pred, target, norm_pix:bool=True) -> torch.Tensor:
+def mae_loss(pred, target, norm_pix: bool = True) -> torch.Tensor:
     "MAE loss: mean squared error on masked patches, targets normalised per patch when `norm_pix`."
     if norm_pix:
         mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
-        target = (target - mean)/(var + 1e-6)**0.5
-    return ((pred.float() - target.float())**2).mean()
+        target = (target - mean) / (var + 1e-6) ** 0.5
+    return ((pred.float() - target.float()) ** 2).mean()
 
 # %% ../nbs/03b_mae.ipynb #151fd21f
 @torch.no_grad()
-def mae_reconstruct(model:MAEModel, images:torch.Tensor, mask_ratio:float=0.75, seed:int=0,
-                    norm_pix:bool=True) -> dict:
+def mae_reconstruct(
+    model: MAEModel, images: torch.Tensor, mask_ratio: float = 0.75, seed: int = 0, norm_pix: bool = True
+) -> dict:
     "Masked input and reconstruction of `images` (B,3,H,W, model space) by an MAE model, as in MAE's Fig. 2."
     from lightly.models import utils as lightly_utils
-    n_tokens = (images.shape[-1]//model.patch_size)**2 + 1
+
+    n_tokens = (images.shape[-1] // model.patch_size) ** 2 + 1
     with seeded(seed):
         idx_keep, idx_mask = lightly_utils.random_token_mask((len(images), n_tokens), mask_ratio)
     was_training = model.training
@@ -69,9 +94,11 @@ def mae_reconstruct(model:MAEModel, images:torch.Tensor, mask_ratio:float=0.75, 
     model.train(was_training)
     patches = lightly_utils.patchify(images, model.patch_size)
     predicted = out['pred'].float()
-    if norm_pix:   # the loss predicts per-patch normalised pixels: undo with each target patch's own statistics
+    if (
+        norm_pix
+    ):  # the loss predicts per-patch normalised pixels: undo with each target patch's own statistics
         mean, var = out['target'].mean(dim=-1, keepdim=True), out['target'].var(dim=-1, keepdim=True)
-        predicted = predicted*(var + 1e-6)**0.5 + mean
+        predicted = predicted * (var + 1e-6) ** 0.5 + mean
     masked = lightly_utils.set_at_index(patches, idx_mask - 1, torch.zeros_like(predicted))
     pasted = lightly_utils.set_at_index(patches, idx_mask - 1, predicted)
     to_image = lambda p: lightly_utils.unpatchify(p, model.patch_size)
@@ -80,36 +107,61 @@ def mae_reconstruct(model:MAEModel, images:torch.Tensor, mask_ratio:float=0.75, 
 # %% ../nbs/03b_mae.ipynb #9b33f360
 class MAE(SSLMethod):
     "MAE (He et al. 2022): encoder on the visible 25% of patches, light decoder, pixel loss on the masked ones."
+
     name = 'mae'
 
-    def preset(self, preset:str, arch:str, img_size:int, batch_size:int, max_steps:int, patch_size:int) -> dict:
+    def preset(
+        self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
+    ) -> dict:
         "`reference`: MAE's pretraining recipe (lr 1.5e-4 x batch/256, 512-wide 8-block decoder); `small`: CPU-sized."
         steps = partial(preset_steps, max_steps=max_steps)
-        common = dict(min_lr=0.0, warmup_steps=steps(0.05, 10**9), weight_decay=0.05, weight_decay_end=0.05,
-                      betas=[0.9, 0.95], layer_decay=1.0, patch_embed_lr_mult=1.0, clip_grad=None, drop_path=0.0,
-                      layerscale=None, mask_ratio=0.75, norm_pix_loss=True, crop_scale=[0.2, 1.0])
+        common = dict(
+            min_lr=0.0,
+            warmup_steps=steps(0.05, 10**9),
+            weight_decay=0.05,
+            weight_decay_end=0.05,
+            betas=[0.9, 0.95],
+            layer_decay=1.0,
+            patch_embed_lr_mult=1.0,
+            clip_grad=None,
+            drop_path=0.0,
+            layerscale=None,
+            mask_ratio=0.75,
+            norm_pix_loss=True,
+            crop_scale=[0.2, 1.0],
+        )
         if preset == 'reference':
-            return common | dict(lr=1.5e-4*batch_size/256, decoder_dim=512, decoder_depth=8, decoder_heads=16)
-        return common | dict(lr=6e-4*batch_size/128, decoder_dim=128, decoder_depth=2, decoder_heads=4)
+            return common | dict(
+                lr=1.5e-4 * batch_size / 256, decoder_dim=512, decoder_depth=8, decoder_heads=16
+            )
+        return common | dict(lr=6e-4 * batch_size / 128, decoder_dim=128, decoder_depth=2, decoder_heads=4)
 
-    def build(self, cfg:Config) -> nn.Module: return MAEModel(cfg)
+    def build(self, cfg: Config) -> nn.Module:
+        return MAEModel(cfg)
 
-    def views(self, cfg:Config) -> tuple:
-        return mae_transform(cfg.img_size, cfg.crop_scale), MAECollate(cfg.img_size, cfg.patch_size, cfg.mask_ratio, cfg.seed)
+    def views(self, cfg: Config) -> tuple:
+        return mae_transform(cfg.img_size, cfg.crop_scale), MAECollate(
+            cfg.img_size, cfg.patch_size, cfg.mask_ratio, cfg.seed
+        )
 
-    def forward_loss(self, model, teacher, criterion, batch:dict, cfg:Config, schedule:dict, device, amp) -> dict:
+    def forward_loss(
+        self, model, teacher, criterion, batch: dict, cfg: Config, schedule: dict, device, amp
+    ) -> dict:
         images = batch['images'].to(device, non_blocking=True)
-        with amp: out = model(images, batch['idx_keep'].to(device), batch['idx_mask'].to(device))
+        with amp:
+            out = model(images, batch['idx_keep'].to(device), batch['idx_mask'].to(device))
         loss = mae_loss(out['pred'], out['target'], cfg.norm_pix_loss)
         return dict(loss=loss, mae_loss=loss.detach(), cls=out['cls'])
 
-    def flops_per_image(self, dims:dict, img_size:int, grad_ckpt:bool=False, mask_ratio:float=0.75,
-                        **other_knobs) -> float:
+    def flops_per_image(
+        self, dims: dict, img_size: int, grad_ckpt: bool = False, mask_ratio: float = 0.75, **other_knobs
+    ) -> float:
         "Encoder on the visible tokens + the reference 512-wide 8-block decoder on all tokens (3x: forward + backward)."
-        n_tokens = (img_size//dims['patch'])**2 + 1
-        decoder = dict(depth=8, dim=512, block_params=8*(12*512*512 + 13*512))
-        n_visible = int(round((n_tokens - 1)*(1 - mask_ratio))) + 1
+        n_tokens = (img_size // dims['patch']) ** 2 + 1
+        decoder = dict(depth=8, dim=512, block_params=8 * (12 * 512 * 512 + 13 * 512))
+        n_visible = int(round((n_tokens - 1) * (1 - mask_ratio))) + 1
         encoder = vit_forward_flops(dims, n_visible)
-        return 3*(encoder + vit_forward_flops(decoder, n_tokens)) + (encoder if grad_ckpt else 0)
+        return 3 * (encoder + vit_forward_flops(decoder, n_tokens)) + (encoder if grad_ckpt else 0)
+
 
 register_method(MAE())

@@ -14,12 +14,36 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
-from .core import (BACKBONES, timm_name, short_arch, seed_everything, get_device, autocast_dtype, atomic_path, save_backbone,
-                         load_backbone, write_table, SCHEMAS, runs_root, atomic_temp_files, file_md5, WEIGHTS,
-                         tensorboard_writer, write_scalars,
-                         LEGACY_WEIGHTS)
-from .data import (seeded, PretrainDataset, StepSampler, make_loader, IMAGENET_MEAN, IMAGENET_STD, example_data_list,
-                         check_data_list)
+from biovfm.core import (
+    BACKBONES,
+    timm_name,
+    short_arch,
+    seed_everything,
+    get_device,
+    autocast_dtype,
+    atomic_path,
+    save_backbone,
+    load_backbone,
+    write_table,
+    SCHEMAS,
+    runs_root,
+    atomic_temp_files,
+    file_md5,
+    WEIGHTS,
+    tensorboard_writer,
+    write_scalars,
+    LEGACY_WEIGHTS,
+)
+from biovfm.data import (
+    seeded,
+    PretrainDataset,
+    StepSampler,
+    make_loader,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    example_data_list,
+    check_data_list,
+)
 
 # %% auto #0
 __all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'Config', 'SSLMethod', 'register_method',
@@ -34,300 +58,481 @@ __all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_
 @dataclass
 class Config:
     "Everything that defines a pretraining run (plain types only: it is stored in checkpoints and logs)."
-    method:str = 'dinov2'; arch:str = 'vit_tiny_patch16'; data_list:str|None = None; out_dir:str|None = None
-    img_size:int = 224; patch_size:int|None = None; max_steps:int = 100; batch_size:int = 64; lr:float|None = None
-    num_workers:int = 0; seed:int = 0; nproc:int = 1; precision:str = 'auto'; save_every:int = 500; resume:str = 'auto'
-    preset:str = 'auto'; modality:str|None = None; subset_n:int|None = None; device:str = 'auto'
-    load_size:int|None = None  # downsize images once to this side and keep them in memory (0: off; None: preset)
-    strategy:str = 'auto'      # above one process: 'ddp' | 'fsdp' (FSDP2, sharded weights/grads/optimiser); auto: fsdp for ViT-L/H
-    grad_ckpt:bool|None = None # activation checkpointing of the student's blocks (None: preset; on for ViT-L/H reference)
+
+    method: str = 'dinov2'
+    arch: str = 'vit_tiny_patch16'
+    data_list: str | None = None
+    out_dir: str | None = None
+    img_size: int = 224
+    patch_size: int | None = None
+    max_steps: int = 100
+    batch_size: int = 64
+    lr: float | None = None
+    num_workers: int = 0
+    seed: int = 0
+    nproc: int = 1
+    precision: str = 'auto'
+    save_every: int = 500
+    resume: str = 'auto'
+    preset: str = 'auto'
+    modality: str | None = None
+    subset_n: int | None = None
+    device: str = 'auto'
+    load_size: int | None = (
+        None  # downsize images once to this side and keep them in memory (0: off; None: preset)
+    )
+    strategy: str = 'auto'  # above one process: 'ddp' | 'fsdp' (FSDP2, sharded weights/grads/optimiser); auto: fsdp for ViT-L/H
+    grad_ckpt: bool | None = (
+        None  # activation checkpointing of the student's blocks (None: preset; on for ViT-L/H reference)
+    )
     # optimisation (None: preset)
-    min_lr:float|None = None; warmup_steps:int|None = None; weight_decay:float|None = None; weight_decay_end:float|None = None
-    betas:list|None = None; layer_decay:float|None = None; patch_embed_lr_mult:float|None = None; clip_grad:float|None = None
-    drop_path:float|None = None; layerscale:float|None = None
-    drop_path_uniform:bool|None = None     # DINOv2: the same rate in every block (timm's default ramps 0 -> rate)
-    clip_grad_per_module:bool|None = None  # DINOv2: clip backbone, DINO head and iBOT head separately
-    blur_probs:list|None = None            # DINOv2 blur probability of global crop 1, global crop 2, local crops
+    min_lr: float | None = None
+    warmup_steps: int | None = None
+    weight_decay: float | None = None
+    weight_decay_end: float | None = None
+    betas: list | None = None
+    layer_decay: float | None = None
+    patch_embed_lr_mult: float | None = None
+    clip_grad: float | None = None
+    drop_path: float | None = None
+    layerscale: float | None = None
+    drop_path_uniform: bool | None = (
+        None  # DINOv2: the same rate in every block (timm's default ramps 0 -> rate)
+    )
+    clip_grad_per_module: bool | None = None  # DINOv2: clip backbone, DINO head and iBOT head separately
+    blur_probs: list | None = None  # DINOv2 blur probability of global crop 1, global crop 2, local crops
     # DINOv2
-    n_prototypes:int|None = None; head_hidden:int|None = None; head_bottleneck:int|None = None; ibot_separate_head:bool|None = None
-    centering:str|None = None; koleo_weight:float|None = None; ibot_weight:float|None = None; n_local:int|None = None
-    local_size:int|None = None; global_scale:list|None = None; local_scale:list|None = None
-    momentum:float|None = None; momentum_end:float|None = None; teacher_temp:float|None = None; warmup_teacher_temp:float|None = None
-    teacher_temp_warmup_steps:int|None = None; student_temp:float|None = None; freeze_last_layer_steps:int|None = None
-    mask_prob:float|None = None; mask_ratio_range:list|None = None
+    n_prototypes: int | None = None
+    head_hidden: int | None = None
+    head_bottleneck: int | None = None
+    ibot_separate_head: bool | None = None
+    centering: str | None = None
+    koleo_weight: float | None = None
+    ibot_weight: float | None = None
+    n_local: int | None = None
+    local_size: int | None = None
+    global_scale: list | None = None
+    local_scale: list | None = None
+    momentum: float | None = None
+    momentum_end: float | None = None
+    teacher_temp: float | None = None
+    warmup_teacher_temp: float | None = None
+    teacher_temp_warmup_steps: int | None = None
+    student_temp: float | None = None
+    freeze_last_layer_steps: int | None = None
+    mask_prob: float | None = None
+    mask_ratio_range: list | None = None
     # MAE
-    mask_ratio:float|None = None; decoder_dim:int|None = None; decoder_depth:int|None = None; decoder_heads:int|None = None
-    norm_pix_loss:bool|None = None; crop_scale:list|None = None
+    mask_ratio: float | None = None
+    decoder_dim: int | None = None
+    decoder_depth: int | None = None
+    decoder_heads: int | None = None
+    norm_pix_loss: bool | None = None
+    crop_scale: list | None = None
     # safety
-    max_bad_steps:int = 10
+    max_bad_steps: int = 10
     # logging
-    tensorboard:bool = False   # also write log.csv's scalars as TensorBoard events in out_dir/tensorboard
+    tensorboard: bool = False  # also write log.csv's scalars as TensorBoard events in out_dir/tensorboard
     # a registered method's own knobs (plain types), for methods beyond DINOv2 and MAE
-    method_options:dict|None = None
+    method_options: dict | None = None
 
 # %% ../nbs/03_pretrain.ipynb #20ddbb31
 class SSLMethod:
     "What a self-supervised method gives the shared training loop. Subclass, then `register_method(Subclass())`."
-    name:str = ''
-    dynamic_img_size:bool = False   # the ViT takes crops of several sizes (DINOv2's local crops)
 
-    def preset(self, preset:str, arch:str, img_size:int, batch_size:int, max_steps:int, patch_size:int) -> dict:
+    name: str = ''
+    dynamic_img_size: bool = False  # the ViT takes crops of several sizes (DINOv2's local crops)
+
+    def preset(
+        self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
+    ) -> dict:
         "Values of the `Config` knobs this method sets for `preset` ('reference' or 'small'); `None` knobs are filled from it."
         raise NotImplementedError
-    def validate(self, cfg:Config):
+
+    def validate(self, cfg: Config):
         "Raise a clear `ValueError` for a config this method cannot run."
-    def build(self, cfg:Config) -> nn.Module:
+
+    def build(self, cfg: Config) -> nn.Module:
         "The trainable pretraining model; its ViT is `model.backbone.vit`."
         raise NotImplementedError
-    def teacher(self, cfg:Config, model:nn.Module) -> nn.Module|None:
+
+    def teacher(self, cfg: Config, model: nn.Module) -> nn.Module | None:
         "An EMA teacher of `model` (updated with `schedules()['momentum']`), or None."
         return None
-    def criterion(self, cfg:Config) -> nn.Module|None:
+
+    def criterion(self, cfg: Config) -> nn.Module | None:
         "A loss module with state stored in checkpoints (DINOv2's centres), or None."
         return None
-    def views(self, cfg:Config) -> tuple:
+
+    def views(self, cfg: Config) -> tuple:
         "(per-image transform, collate function) of the data path."
         raise NotImplementedError
-    def forward_loss(self, model, teacher, criterion, batch:dict, cfg:Config, schedule:dict, device, amp) -> dict:
+
+    def forward_loss(
+        self, model, teacher, criterion, batch: dict, cfg: Config, schedule: dict, device, amp
+    ) -> dict:
         "Loss terms of one batch: `loss` (to backpropagate), `cls` (class tokens, for the collapse signal), logged scalars."
         raise NotImplementedError
-    def schedules(self, cfg:Config, step:int) -> dict:
+
+    def schedules(self, cfg: Config, step: int) -> dict:
         "Per-step values beyond lr and weight decay: `momentum`, `teacher_temp`, `freeze_last_layer`."
         return dict(momentum=float('nan'), teacher_temp=float('nan'), freeze_last_layer=False)
-    def clip_modules(self, model:nn.Module, cfg:Config) -> list|None:
+
+    def clip_modules(self, model: nn.Module, cfg: Config) -> list | None:
         "Modules whose gradients are clipped each on its own, or None for one global norm."
         return None
-    def flops_per_image(self, dims:dict, img_size:int, grad_ckpt:bool=False, **recipe) -> float:
+
+    def flops_per_image(self, dims: dict, img_size: int, grad_ckpt: bool = False, **recipe) -> float:
         "Training FLOPs (forward + backward) per pretraining image for a ViT of `dims` (`vit_dims`)."
         raise NotImplementedError
-    def probe_drop_path(self, arch:str) -> float:
-        "Stochastic depth the authors' linear probe leaves active in this method's backbones (0: eval mode)."
-        return 0.
 
-METHODS:dict[str, SSLMethod] = {}
-BUILTIN_METHODS = {'dinov2': 'biovfm.dinov2:DINOv2', 'mae': 'biovfm.mae:MAE'}   # module:class, registered when first asked for
+    def probe_drop_path(self, arch: str) -> float:
+        "Stochastic depth the authors' linear probe leaves active in this method's backbones (0: eval mode)."
+        return 0.0
+
+
+METHODS: dict[str, SSLMethod] = {}
+BUILTIN_METHODS = {
+    'dinov2': 'biovfm.dinov2:DINOv2',
+    'mae': 'biovfm.mae:MAE',
+}  # module:class, registered when first asked for
 _HOOKS = ('preset', 'build', 'views', 'forward_loss', 'flops_per_image')
 
-def register_method(method:SSLMethod) -> SSLMethod:
+
+def register_method(method: SSLMethod) -> SSLMethod:
     "Make `method` (an `SSLMethod` instance) available by its name to `make_config`, `train`, the recipes and the estimates."
     missing = [hook for hook in _HOOKS if not callable(getattr(method, hook, None))]
     if not getattr(method, 'name', '') or isinstance(method, type) or missing:
-        raise TypeError(f"register_method: expected an SSLMethod instance with a name, got {method!r}"
-                        + (f" (no {missing})" if missing else ''))
+        raise TypeError(
+            f"register_method: expected an SSLMethod instance with a name, got {method!r}"
+            + (f" (no {missing})" if missing else '')
+        )
     METHODS[method.name] = method
     return method
 
-def get_method(name:str) -> SSLMethod:
+
+def get_method(name: str) -> SSLMethod:
     "The registered method called `name`; a clear error listing the known ones."
     if name not in METHODS and name in BUILTIN_METHODS:
         import importlib
+
         module_name, class_name = BUILTIN_METHODS[name].split(':')
         register_method(getattr(importlib.import_module(module_name), class_name)())
     if name not in METHODS:
-        raise ValueError(f"method={name!r}: unknown; registered methods are {sorted(set(METHODS) | set(BUILTIN_METHODS))}")
+        raise ValueError(
+            f"method={name!r}: unknown; registered methods are {sorted(set(METHODS) | set(BUILTIN_METHODS))}"
+        )
     return METHODS[name]
 
-def vit_dims(arch:str, img_size:int=224, patch_size:int|None=None) -> dict:
+
+def vit_dims(arch: str, img_size: int = 224, patch_size: int | None = None) -> dict:
     "Depth, width, patch size and block parameters of a timm ViT (built on the meta device: no memory)."
     import timm
-    kw = dict(img_size=img_size) | (dict(patch_size=patch_size) if patch_size else {})
-    with torch.device('meta'): m = timm.create_model(timm_name(arch), pretrained=False, num_classes=0, **kw)
-    return dict(depth=len(m.blocks), dim=m.embed_dim, patch=m.patch_embed.patch_size[0],
-                block_params=sum(p.numel() for p in m.blocks.parameters()))
 
-def vit_forward_flops(dims:dict, n_tokens:int) -> float:
+    kw = dict(img_size=img_size) | (dict(patch_size=patch_size) if patch_size else {})
+    with torch.device('meta'):
+        m = timm.create_model(timm_name(arch), pretrained=False, num_classes=0, **kw)
+    return dict(
+        depth=len(m.blocks),
+        dim=m.embed_dim,
+        patch=m.patch_embed.patch_size[0],
+        block_params=sum(p.numel() for p in m.blocks.parameters()),
+    )
+
+
+def vit_forward_flops(dims: dict, n_tokens: int) -> float:
     "Forward FLOPs of a ViT on `n_tokens` tokens: patch embedding, block matmuls, attention."
-    embed = 2*(n_tokens - 1)*3*dims.get('patch', 0)**2*dims['dim']
-    return embed + 2*n_tokens*dims['block_params'] + 4*dims['depth']*n_tokens**2*dims['dim']
+    embed = 2 * (n_tokens - 1) * 3 * dims.get('patch', 0) ** 2 * dims['dim']
+    return embed + 2 * n_tokens * dims['block_params'] + 4 * dims['depth'] * n_tokens**2 * dims['dim']
 
 # %% ../nbs/03_pretrain.ipynb #e07c54ba
 ARCHS = ('vit_tiny_patch16', 'vit_small_patch16', 'vit_base_patch16', 'vit_large_patch16', 'vit_huge_patch14')
 EPOCH = 1250  # DINOv2's "epoch" in iterations
 
-def preset_steps(fraction:float, cap:int, max_steps:int) -> int:
-    "A schedule length as a fraction of the run, capped (DINOv2 caps warm-ups in epochs of `EPOCH` iterations)."
-    return max(0, min(round(fraction*max_steps), cap))
 
-def preset_values(method:str, arch:str, img_size:int, batch_size:int, max_steps:int, preset:str='auto') -> dict:
+def preset_steps(fraction: float, cap: int, max_steps: int) -> int:
+    "A schedule length as a fraction of the run, capped (DINOv2 caps warm-ups in epochs of `EPOCH` iterations)."
+    return max(0, min(round(fraction * max_steps), cap))
+
+
+def preset_values(
+    method: str, arch: str, img_size: int, batch_size: int, max_steps: int, preset: str = 'auto'
+) -> dict:
     "The recipe values of `preset` ('reference' or 'small'; 'auto': small below 112 px) for a run: shared + the method's own."
     ssl_method = get_method(method)
-    if preset == 'auto': preset = 'small' if img_size < 112 else 'reference'
-    if preset not in ('small', 'reference'): raise ValueError(f"preset={preset!r}: use 'auto', 'small' or 'reference'")
+    if preset == 'auto':
+        preset = 'small' if img_size < 112 else 'reference'
+    if preset not in ('small', 'reference'):
+        raise ValueError(f"preset={preset!r}: use 'auto', 'small' or 'reference'")
     big = short_arch(arch) in ('vit_large', 'vit_huge')
     if preset == 'reference':
         shared = dict(patch_size=14 if short_arch(arch) == 'vit_huge' else 16, load_size=0, grad_ckpt=big)
     else:
-        shared = dict(patch_size=max(2, img_size//8), load_size=2*img_size, grad_ckpt=False)
+        shared = dict(patch_size=max(2, img_size // 8), load_size=2 * img_size, grad_ckpt=False)
     return shared | ssl_method.preset(preset, arch, img_size, batch_size, max_steps, shared['patch_size'])
+
 
 def make_config(**kw) -> Config:
     "A `Config` from keyword arguments, `None` knobs filled from the preset; clear errors for bad values."
     unknown = set(kw) - {f.name for f in fields(Config)}
-    if unknown: raise TypeError(f"unknown pretraining parameter(s): {sorted(unknown)}")
+    if unknown:
+        raise TypeError(f"unknown pretraining parameter(s): {sorted(unknown)}")
     cfg = Config(**{k: v for k, v in kw.items() if v is not None})
     for name in ('batch_size', 'save_every', 'nproc', 'img_size'):
-        if getattr(cfg, name) < 1: raise ValueError(f"{name}={getattr(cfg, name)} must be >= 1")
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name}={getattr(cfg, name)} must be >= 1")
     cfg.arch = timm_name(cfg.arch)
-    for name in ('data_list', 'out_dir', 'resume'):   # plain str: a Path would make the checkpoint unloadable with weights_only
-        if getattr(cfg, name) is not None: setattr(cfg, name, str(getattr(cfg, name)))
-    for k, v in preset_values(cfg.method, cfg.arch, cfg.img_size, cfg.batch_size, cfg.max_steps, cfg.preset).items():
-        if getattr(cfg, k) is None: setattr(cfg, k, v)
-    if cfg.img_size % cfg.patch_size: raise ValueError(f"img_size={cfg.img_size} is not a multiple of patch_size={cfg.patch_size}")
+    for name in (
+        'data_list',
+        'out_dir',
+        'resume',
+    ):  # plain str: a Path would make the checkpoint unloadable with weights_only
+        if getattr(cfg, name) is not None:
+            setattr(cfg, name, str(getattr(cfg, name)))
+    for k, v in preset_values(
+        cfg.method, cfg.arch, cfg.img_size, cfg.batch_size, cfg.max_steps, cfg.preset
+    ).items():
+        if getattr(cfg, k) is None:
+            setattr(cfg, k, v)
+    if cfg.img_size % cfg.patch_size:
+        raise ValueError(f"img_size={cfg.img_size} is not a multiple of patch_size={cfg.patch_size}")
     get_method(cfg.method).validate(cfg)
-    if cfg.batch_size % cfg.nproc: raise ValueError(f"batch_size={cfg.batch_size} is not divisible by nproc={cfg.nproc}")
-    if cfg.max_steps < 0: raise ValueError(f"max_steps={cfg.max_steps} must be >= 0")
-    if cfg.strategy == 'auto': cfg.strategy = 'fsdp' if short_arch(cfg.arch) in ('vit_large', 'vit_huge') else 'ddp'
+    if cfg.batch_size % cfg.nproc:
+        raise ValueError(f"batch_size={cfg.batch_size} is not divisible by nproc={cfg.nproc}")
+    if cfg.max_steps < 0:
+        raise ValueError(f"max_steps={cfg.max_steps} must be >= 0")
+    if cfg.strategy == 'auto':
+        cfg.strategy = 'fsdp' if short_arch(cfg.arch) in ('vit_large', 'vit_huge') else 'ddp'
     if cfg.tensorboard:
-        try: import tensorboard   # noqa: F401 -- fail now, not after the first 50 steps
-        except ImportError: raise ImportError("tensorboard=True needs the tensorboard package: pip install tensorboard") from None
-    if cfg.strategy not in ('ddp', 'fsdp'): raise ValueError(f"strategy={cfg.strategy!r}: use 'auto', 'ddp' or 'fsdp'")
+        try:
+            import tensorboard  # noqa: F401 -- fail now, not after the first 50 steps
+        except ImportError:
+            raise ImportError(
+                "tensorboard=True needs the tensorboard package: pip install tensorboard"
+            ) from None
+    if cfg.strategy not in ('ddp', 'fsdp'):
+        raise ValueError(f"strategy={cfg.strategy!r}: use 'auto', 'ddp' or 'fsdp'")
     return cfg
 
 # %% ../nbs/03_pretrain.ipynb #5840ada1
-def cosine(step:float, total:float, start:float, end:float) -> float:
+def cosine(step: float, total: float, start: float, end: float) -> float:
     "Cosine interpolation from `start` (step 0) to `end` (step `total` and after)."
-    t = min(max(step/total, 0.), 1.) if total > 0 else 1.
-    return end + 0.5*(start-end)*(1 + math.cos(math.pi*t))
+    t = min(max(step / total, 0.0), 1.0) if total > 0 else 1.0
+    return end + 0.5 * (start - end) * (1 + math.cos(math.pi * t))
 
-def schedules(cfg:Config, step:int) -> dict:
+
+def schedules(cfg: Config, step: int) -> dict:
     "lr and weight decay at `step`, plus the method's own (EMA momentum, teacher temperature, last-layer freeze)."
     total, warmup = max(cfg.max_steps, 1), cfg.warmup_steps
-    lr = cfg.lr*(step+1)/warmup if step < warmup else cosine(step-warmup, total-warmup, cfg.lr, cfg.min_lr)
+    lr = (
+        cfg.lr * (step + 1) / warmup
+        if step < warmup
+        else cosine(step - warmup, total - warmup, cfg.lr, cfg.min_lr)
+    )
     shared = dict(lr=lr, wd=cosine(step, total, cfg.weight_decay, cfg.weight_decay_end))
     return shared | get_method(cfg.method).schedules(cfg, step)
 
 # %% ../nbs/03_pretrain.ipynb #adb9ca23
-def make_vit(cfg:Config, drop_path:float|None=None):
+def make_vit(cfg: Config, drop_path: float | None = None):
     "The timm ViT of `cfg` and the `model_kwargs` that rebuild it (patch size, LayerScale)."
     import timm
+
     kw = dict(patch_size=cfg.patch_size) | (dict(init_values=cfg.layerscale) if cfg.layerscale else {})
     rate = cfg.drop_path if drop_path is None else drop_path
-    vit = timm.create_model(cfg.arch, pretrained=False, num_classes=0, img_size=cfg.img_size, dynamic_img_size=get_method(cfg.method).dynamic_img_size,
-                            drop_path_rate=rate, **kw)
-    if cfg.drop_path_uniform and rate:   # DINOv2 (drop_path_uniform: true): every block drops at `rate`
+    vit = timm.create_model(
+        cfg.arch,
+        pretrained=False,
+        num_classes=0,
+        img_size=cfg.img_size,
+        dynamic_img_size=get_method(cfg.method).dynamic_img_size,
+        drop_path_rate=rate,
+        **kw,
+    )
+    if cfg.drop_path_uniform and rate:  # DINOv2 (drop_path_uniform: true): every block drops at `rate`
         from timm.layers import DropPath
+
         for block in vit.blocks:
             block.drop_path1, block.drop_path2 = DropPath(rate), DropPath(rate)
     return vit, kw
 
 # %% ../nbs/03_pretrain.ipynb #dfabd1b4
-def build_model(cfg:Config):
+def build_model(cfg: Config):
     "The trainable model of `cfg` and its EMA teacher (None for methods without one), from the registered method."
     ssl_method = get_method(cfg.method)
     model = ssl_method.build(cfg)
     return model, ssl_method.teacher(cfg, model)
 
-def backbone_of(model:nn.Module) -> nn.Module:
+
+def backbone_of(model: nn.Module) -> nn.Module:
     "The plain timm ViT inside a pretraining model (the DINOv2 teacher's, the MAE encoder's)."
     return model.backbone.vit
 
-def param_count(method:str, arch:str, img_size:int=224, patch_size:int|None=None, **kw) -> dict:
+
+def param_count(method: str, arch: str, img_size: int = 224, patch_size: int | None = None, **kw) -> dict:
     "Parameters of the backbone and of the whole pretraining model (MAE encoder + decoder; DINOv2 student + heads)."
-    cfg = make_config(method=method, arch=arch, img_size=img_size, patch_size=patch_size, preset=kw.pop('preset', 'reference'), **kw)
-    with torch.device('meta'): m = get_method(method).build(cfg)
-    def count(module, trainable_only:bool=False) -> int:
+    cfg = make_config(
+        method=method,
+        arch=arch,
+        img_size=img_size,
+        patch_size=patch_size,
+        preset=kw.pop('preset', 'reference'),
+        **kw,
+    )
+    with torch.device('meta'):
+        m = get_method(method).build(cfg)
+
+    def count(module, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
     return dict(backbone=count(backbone_of(m)), total=count(m), trainable=count(m, trainable_only=True))
 
 # %% ../nbs/03_pretrain.ipynb #7e24d390
-def _all_reduce(x:torch.Tensor, op=None) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized(): dist.all_reduce(x, op=op or dist.ReduceOp.SUM)
+def _all_reduce(x: torch.Tensor, op=None) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(x, op=op or dist.ReduceOp.SUM)
     return x
 
 # %% ../nbs/03_pretrain.ipynb #9e112c10
-def embedding_std(x:torch.Tensor) -> float:
+def embedding_std(x: torch.Tensor) -> float:
     "Collapse signal: per-dimension std of L2-normalised embeddings x sqrt(dim) (about 1 when spread, 0 when collapsed)."
     x = F.normalize(x.detach().float(), dim=-1)
-    return float(x.std(0).mean()*math.sqrt(x.shape[-1])) if len(x) > 1 else float('nan')
+    return float(x.std(0).mean() * math.sqrt(x.shape[-1])) if len(x) > 1 else float('nan')
 
 # %% ../nbs/03_pretrain.ipynb #f03f338b
 _NO_WD = ('cls_token', 'pos_embed', 'mask_token', 'reg_token', 'gamma', 'weight_g')
 
-def param_groups(model:nn.Module, cfg:Config) -> list[dict]:
+
+def param_groups(model: nn.Module, cfg: Config) -> list[dict]:
     "AdamW parameter groups with `lr_mult`, `wd_mult` and `last_layer` flags."
     L = len(backbone_of(model).blocks)
     groups = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad: continue
+        if not p.requires_grad:
+            continue
         if name.startswith('backbone.'):
-            if any(k in name for k in ('patch_embed', 'cls_token', 'pos_embed', 'mask_token', 'reg_token')): lid = 0
-            elif '.blocks.' in name: lid = int(name.split('.blocks.')[1].split('.')[0]) + 1
-            else: lid = L + 1
-        else: lid = L + 1
-        lr_mult = cfg.layer_decay**(L + 1 - lid)*(cfg.patch_embed_lr_mult if 'patch_embed' in name else 1.)
-        wd_mult = 0. if (p.ndim == 1 or name.endswith('.bias') or any(k in name for k in _NO_WD)) else 1.
+            if any(k in name for k in ('patch_embed', 'cls_token', 'pos_embed', 'mask_token', 'reg_token')):
+                lid = 0
+            elif '.blocks.' in name:
+                lid = int(name.split('.blocks.')[1].split('.')[0]) + 1
+            else:
+                lid = L + 1
+        else:
+            lid = L + 1
+        lr_mult = cfg.layer_decay ** (L + 1 - lid) * (
+            cfg.patch_embed_lr_mult if 'patch_embed' in name else 1.0
+        )
+        wd_mult = 0.0 if (p.ndim == 1 or name.endswith('.bias') or any(k in name for k in _NO_WD)) else 1.0
         key = (lr_mult, wd_mult, 'last_layer' in name)
         groups.setdefault(key, dict(params=[], names=[], lr_mult=lr_mult, wd_mult=wd_mult, last_layer=key[2]))
-        groups[key]['params'].append(p); groups[key]['names'].append(name)
+        groups[key]['params'].append(p)
+        groups[key]['names'].append(name)
     return list(groups.values())
 
-def make_optimizer(model:nn.Module, cfg:Config) -> torch.optim.Optimizer:
+
+def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     "AdamW over `param_groups` (lr and weight decay are set every step from `schedules`)."
     gs = param_groups(model, cfg)
-    return torch.optim.AdamW([{k: v for k, v in g.items() if k != 'names'} for g in gs], lr=cfg.lr, betas=tuple(cfg.betas))
+    return torch.optim.AdamW(
+        [{k: v for k, v in g.items() if k != 'names'} for g in gs], lr=cfg.lr, betas=tuple(cfg.betas)
+    )
 
-def apply_schedules(opt:torch.optim.Optimizer, sv:dict):
+
+def apply_schedules(opt: torch.optim.Optimizer, sv: dict):
     "Set each group's lr and weight decay for this step."
     for g in opt.param_groups:
-        g['lr'] = sv['lr']*g['lr_mult']
-        g['weight_decay'] = sv['wd']*g['wd_mult']
+        g['lr'] = sv['lr'] * g['lr_mult']
+        g['weight_decay'] = sv['wd'] * g['wd_mult']
 
 # %% ../nbs/03_pretrain.ipynb #b37a3b89
 CKPT = 'checkpoint.pt'
 _CKPT_KEYS = ('step', 'config', 'model', 'teacher', 'optimizer', 'criterion', 'rng', 'bad_steps')
 
+
 def rng_state() -> dict:
     "This process's RNG states as tensors and plain types."
     st = dict(torch=torch.get_rng_state(), python=list(random.getstate()[1]))
-    if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state()
+    if torch.cuda.is_available():
+        st['cuda'] = torch.cuda.get_rng_state()
     return st
 
-def set_rng_state(st:dict):
+
+def set_rng_state(st: dict):
     "Restore `rng_state()`."
     torch.set_rng_state(st['torch'])
     random.setstate((3, tuple(st['python']), None))
-    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state(st['cuda'])
+    if 'cuda' in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state(st['cuda'])
+
 
 def load_checkpoint(path) -> dict:
     "A checkpoint, loaded without unpickling (weights_only); a clear error naming a file that is not one."
     path = Path(path)
     advice = "resume from a copy, or start over with resume='never' (which moves this run to previous/)"
-    try: checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except OSError: raise                              # missing, unreadable: the OS error names the file
-    except Exception as e:                             # torch's own message may suggest unpickling: not shown
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except OSError:
+        raise  # missing, unreadable: the OS error names the file
+    except Exception as e:  # torch's own message may suggest unpickling: not shown
         size = path.stat().st_size
-        raise ValueError(f"{path} is not a valid checkpoint ({size:,} bytes, {type(e).__name__}): empty, truncated, "
-                         f"or not a plain-tensor biovfm checkpoint; {advice}") from None
+        raise ValueError(
+            f"{path} is not a valid checkpoint ({size:,} bytes, {type(e).__name__}): empty, truncated, "
+            f"or not a plain-tensor biovfm checkpoint; {advice}"
+        ) from None
     missing = [k for k in _CKPT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
-    if missing: raise ValueError(f"{path} is not a valid checkpoint: it lacks {missing}; {advice}")
+    if missing:
+        raise ValueError(f"{path} is not a valid checkpoint: it lacks {missing}; {advice}")
     return checkpoint
 
 # %% ../nbs/03_pretrain.ipynb #1a65647c
-_MUST_MATCH = ('method', 'arch', 'img_size', 'patch_size', 'batch_size', 'seed', 'n_prototypes', 'decoder_dim', 'decoder_depth',
-               'ibot_separate_head', 'layerscale', 'head_hidden', 'head_bottleneck', 'modality', 'subset_n')
+_MUST_MATCH = (
+    'method',
+    'arch',
+    'img_size',
+    'patch_size',
+    'batch_size',
+    'seed',
+    'n_prototypes',
+    'decoder_dim',
+    'decoder_depth',
+    'ibot_separate_head',
+    'layerscale',
+    'head_hidden',
+    'head_bottleneck',
+    'modality',
+    'subset_n',
+)
+
 
 def data_fingerprint(data_list) -> dict:
     "A run's data: the data list's absolute path and MD5 (stored in checkpoints, compared on resume)."
     path = Path(data_list).resolve()
     return dict(path=str(path), md5=file_md5(path))
 
-def check_resumable(old:dict, cfg:Config, old_data:dict|None=None, data:dict|None=None):
+
+def check_resumable(old: dict, cfg: Config, old_data: dict | None = None, data: dict | None = None):
     "Clear error when a checkpoint's config, or its data list (`data_fingerprint`), does not fit this run."
     bad = {k: (old.get(k), getattr(cfg, k)) for k in _MUST_MATCH if old.get(k) != getattr(cfg, k)}
     if old_data is not None and data is not None and old_data['md5'] != data['md5']:
         bad['data_list'] = tuple(f"{d['path']} (md5 {d['md5']})" for d in (old_data, data))
-    if bad: raise ValueError("checkpoint does not fit this run (use another out_dir or resume='never'): "
-                             + ', '.join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in bad.items()))
+    if bad:
+        raise ValueError(
+            "checkpoint does not fit this run (use another out_dir or resume='never'): "
+            + ', '.join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in bad.items())
+        )
     if old_data is None and data is not None:
-        warnings.warn(f"the checkpoint stores no data-list fingerprint (an older biovfm): "
-                      f"cannot check that {data['path']} is the data it was trained on")
+        warnings.warn(
+            f"the checkpoint stores no data-list fingerprint (an older biovfm): "
+            f"cannot check that {data['path']} is the data it was trained on"
+        )
+
 
 def _peak_mem_mb(device) -> float:
-    if device.type == 'cuda': return torch.cuda.max_memory_allocated(device)/2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 # %% ../nbs/03_pretrain.ipynb #3e25188c
-def forward_loss(model, teacher, criterion, batch:dict, cfg:Config, sv:dict, device, dtype) -> dict:
+def forward_loss(model, teacher, criterion, batch: dict, cfg: Config, sv: dict, device, dtype) -> dict:
     "Loss terms of one batch from the run's method, and the collapse signal `emb_std` of its class tokens."
     amp = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     out = get_method(cfg.method).forward_loss(model, teacher, criterion, batch, cfg, sv, device, amp)
@@ -335,56 +540,86 @@ def forward_loss(model, teacher, criterion, batch:dict, cfg:Config, sv:dict, dev
     return out
 
 # %% ../nbs/03_pretrain.ipynb #9a6c2f23
-def make_data(cfg:Config, world:int=1, rank:int=0, start_step:int=0):
+def make_data(cfg: Config, world: int = 1, rank: int = 0, start_step: int = 0):
     "Dataset, step sampler and loader of `cfg` for this process."
     tf, col = get_method(cfg.method).views(cfg)
-    ds = PretrainDataset(cfg.data_list, modality=cfg.modality, n=cfg.subset_n, transform=tf, seed=cfg.seed, load_size=cfg.load_size or None)
-    sampler = StepSampler(len(ds), cfg.batch_size//world, world, rank, cfg.seed, start_step)
+    ds = PretrainDataset(
+        cfg.data_list,
+        modality=cfg.modality,
+        n=cfg.subset_n,
+        transform=tf,
+        seed=cfg.seed,
+        load_size=cfg.load_size or None,
+    )
+    sampler = StepSampler(len(ds), cfg.batch_size // world, world, rank, cfg.seed, start_step)
     return ds, sampler, make_loader(ds, sampler, col, cfg.num_workers, pin_memory=torch.cuda.is_available())
 
 # %% ../nbs/03_pretrain.ipynb #42b42527
 LOCK = '.lock'
-RUN_FILES = (CKPT, 'log.csv', WEIGHTS, LEGACY_WEIGHTS, 'config.json', 'backbone.json', 'tensorboard')   # what `train` writes in a run folder
+RUN_FILES = (
+    CKPT,
+    'log.csv',
+    WEIGHTS,
+    LEGACY_WEIGHTS,
+    'config.json',
+    'backbone.json',
+    'tensorboard',
+)  # what `train` writes in a run folder
+
 
 @contextlib.contextmanager
 def run_lock(out_dir):
     "Hold `out_dir/.lock` (exclusive `flock`, released however the process ends) for a run; a clear error if taken."
-    lock_path = Path(out_dir)/LOCK
+    lock_path = Path(out_dir) / LOCK
     lock_file = open(lock_path, 'a+')
-    try: fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock_file.seek(0)
         holder = lock_file.read().strip() or 'unknown'
         lock_file.close()
-        raise RuntimeError(f"{out_dir} is in use by another pretraining process (pid {holder}; lock {lock_path}): "
-                           "wait for it to finish, stop it, or give another out_dir") from None
-    except OSError as e:                             # a filesystem without locks: say so, run unlocked
-        warnings.warn(f"cannot lock {lock_path} ({e}): nothing stops a second process from writing to {out_dir}")
+        raise RuntimeError(
+            f"{out_dir} is in use by another pretraining process (pid {holder}; lock {lock_path}): "
+            "wait for it to finish, stop it, or give another out_dir"
+        ) from None
+    except OSError as e:  # a filesystem without locks: say so, run unlocked
+        warnings.warn(
+            f"cannot lock {lock_path} ({e}): nothing stops a second process from writing to {out_dir}"
+        )
     try:
         lock_file.truncate(0)
         lock_file.write(f"{os.getpid()} on {socket.gethostname()}\n")
         lock_file.flush()
         yield lock_path
-    finally: lock_file.close()                       # closing releases the lock
+    finally:
+        lock_file.close()  # closing releases the lock
 
-def prepare_run_folder(out_dir, keep_run:bool=True) -> Path|None:
+
+def prepare_run_folder(out_dir, keep_run: bool = True) -> Path | None:
     "Delete a killed save's temporary files; unless `keep_run`, move an earlier run to `previous/<time>/` (returned)."
     out_dir = Path(out_dir)
     stale = [f for name in RUN_FILES for f in atomic_temp_files(out_dir, name)]
-    for f in stale: f.unlink(missing_ok=True)
+    for f in stale:
+        f.unlink(missing_ok=True)
     if stale:
-        print(f"{out_dir}: deleted temporary files of an interrupted save: {', '.join(f.name for f in stale)}")
-    earlier = [out_dir/name for name in RUN_FILES if (out_dir/name).exists()]
-    if keep_run or not earlier: return None
+        print(
+            f"{out_dir}: deleted temporary files of an interrupted save: {', '.join(f.name for f in stale)}"
+        )
+    earlier = [out_dir / name for name in RUN_FILES if (out_dir / name).exists()]
+    if keep_run or not earlier:
+        return None
     stamp = time.strftime('%Y%m%d-%H%M%S')
-    dest = out_dir/'previous'/stamp
+    dest = out_dir / 'previous' / stamp
     n = 1
     while dest.exists():
-        dest = out_dir/'previous'/f'{stamp}-{n}'
+        dest = out_dir / 'previous' / f'{stamp}-{n}'
         n += 1
     dest.mkdir(parents=True)
-    for f in earlier: os.replace(f, dest/f.name)
-    print(f"{out_dir}: starting a new run; the earlier run ({', '.join(f.name for f in earlier)}) moved to {dest}")
+    for f in earlier:
+        os.replace(f, dest / f.name)
+    print(
+        f"{out_dir}: starting a new run; the earlier run ({', '.join(f.name for f in earlier)}) moved to {dest}"
+    )
     return dest
 
 # %% ../nbs/03_pretrain.ipynb #4cb1fec3
@@ -395,40 +630,61 @@ def _dist_setup():
     rank = dist.get_rank() if dist.is_initialized() else 0
     return world, rank, int(os.environ.get('LOCAL_RANK', 0))
 
-def wrap_model(model:nn.Module, teacher, cfg:Config, world:int, device) -> nn.Module:
+
+def wrap_model(model: nn.Module, teacher, cfg: Config, world: int, device) -> nn.Module:
     "Set up `cfg.strategy` across `world` processes; returns the module to call for the student's forward (the teacher is sharded in place)."
-    if cfg.grad_ckpt: model.backbone.set_grad_checkpointing(True)
-    if world == 1: return model
-    if cfg.strategy == 'ddp': return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
+    if cfg.grad_ckpt:
+        model.backbone.set_grad_checkpointing(True)
+    if world == 1:
+        return model
+    if cfg.strategy == 'ddp':
+        return nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == 'cuda' else None
+        )
     from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
     from torch.distributed.device_mesh import init_device_mesh
+
     mesh = init_device_mesh(device.type, (world,))
     for m in (model, teacher):
-        if m is None: continue
-        for blk in backbone_of(m).blocks: fully_shard(blk, mesh=mesh)
+        if m is None:
+            continue
+        for blk in backbone_of(m).blocks:
+            fully_shard(blk, mesh=mesh)
         fully_shard(m, mesh=mesh)
-    if teacher is not None: register_fsdp_forward_method(teacher, 'teacher_forward')
-    warnings.filterwarnings('ignore', message='FSDP2-wrapped module .* returned a view tensor')  # outputs are never changed in place
+    if teacher is not None:
+        register_fsdp_forward_method(teacher, 'teacher_forward')
+    warnings.filterwarnings(
+        'ignore', message='FSDP2-wrapped module .* returned a view tensor'
+    )  # outputs are never changed in place
     return model
 
+
 @torch.no_grad()
-def ema_update(student:nn.Module, teacher:nn.Module, m:float):
+def ema_update(student: nn.Module, teacher: nn.Module, m: float):
     "teacher <- m*teacher + (1-m)*student, parameter by parameter (on the local shards under FSDP2)."
     loc = lambda p: p.to_local() if hasattr(p, 'to_local') else p
     t = [loc(p) for p in teacher.parameters()]
-    torch._foreach_mul_(t, m); torch._foreach_add_(t, [loc(p) for p in student.parameters()], alpha=1-m)
+    torch._foreach_mul_(t, m)
+    torch._foreach_add_(t, [loc(p) for p in student.parameters()], alpha=1 - m)
 
-def _log_write(path:Path, rows:list[dict], header:bool, writer=None):
+
+def _log_write(path: Path, rows: list[dict], header: bool, writer=None):
     "Append `rows` to log.csv (and, with a TensorBoard `writer`, the same scalars as events)."
     pd.DataFrame(rows).to_csv(path, mode='w' if header else 'a', header=header, index=False)
-    if writer is not None: write_scalars(writer, rows, 'pretrain')
+    if writer is not None:
+        write_scalars(writer, rows, 'pretrain')
 
-def _truncate_log(path:Path, step:int) -> bool:
+
+def _truncate_log(path: Path, step: int) -> bool:
     "Keep log rows of steps before `step`; True when rows remain."
-    if not path.exists(): return False
-    df = pd.read_csv(path); df = df[df.step < step]
-    if len(df): write_table(df, path, 'pretrain_log', extra_ok=True)
-    else: path.unlink()
+    if not path.exists():
+        return False
+    df = pd.read_csv(path)
+    df = df[df.step < step]
+    if len(df):
+        write_table(df, path, 'pretrain_log', extra_ok=True)
+    else:
+        path.unlink()
     return len(df) > 0
 
 # %% ../nbs/03_pretrain.ipynb #a674c69a
@@ -437,134 +693,258 @@ def run_name(out_dir) -> str:
     p = Path(out_dir).resolve()
     return p.parent.name if p.name == 'pretrain' else p.name
 
-def _opt_names(model:nn.Module, opt) -> list[str]:
+
+def _opt_names(model: nn.Module, opt) -> list[str]:
     "Parameter names in the optimiser's own order (the integer ids of `opt.state_dict()`)."
     name = {id(p): n for n, p in model.named_parameters()}
     return [name[id(p)] for g in opt.param_groups for p in g['params']]
 
-def full_state(model:nn.Module, teacher, opt, criterion, fsdp:bool=False) -> dict:
+
+def full_state(model: nn.Module, teacher, opt, criterion, fsdp: bool = False) -> dict:
     "Whole (unsharded, CPU under FSDP2) state of a run: weights, teacher, optimiser keyed by parameter name, loss state. Collective under FSDP2."
     if fsdp:
-        from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict, StateDictOptions
+        from torch.distributed.checkpoint.state_dict import (
+            get_model_state_dict,
+            get_optimizer_state_dict,
+            StateDictOptions,
+        )
+
         o = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        m, t, osd = (get_model_state_dict(model, options=o), get_model_state_dict(teacher, options=o) if teacher is not None else {},
-                     get_optimizer_state_dict(model, opt, options=o))
+        m, t, osd = (
+            get_model_state_dict(model, options=o),
+            get_model_state_dict(teacher, options=o) if teacher is not None else {},
+            get_optimizer_state_dict(model, opt, options=o),
+        )
     else:
         names, sd = _opt_names(model, opt), opt.state_dict()
         m, t = model.state_dict(), teacher.state_dict() if teacher is not None else {}
-        osd = dict(state={names[i]: v for i, v in sd['state'].items()},
-                   param_groups=[g | dict(params=[names[i] for i in g['params']]) for g in sd['param_groups']])
-    return dict(model=m, teacher=t, optimizer=osd, criterion=criterion.state_dict() if criterion is not None else {})
+        osd = dict(
+            state={names[i]: v for i, v in sd['state'].items()},
+            param_groups=[g | dict(params=[names[i] for i in g['params']]) for g in sd['param_groups']],
+        )
+    return dict(
+        model=m, teacher=t, optimizer=osd, criterion=criterion.state_dict() if criterion is not None else {}
+    )
 
-def load_optimizer_state(model:nn.Module, opt, sd:dict, fsdp:bool=False):
+
+def load_optimizer_state(model: nn.Module, opt, sd: dict, fsdp: bool = False):
     "Restore a `full_state` optimiser state (by name; also a plain `opt.state_dict()` of the same model) into `opt`."
     by_name = any(isinstance(n, str) for g in sd['param_groups'] for n in g['params'])
     if fsdp:
-        if not by_name: raise ValueError("this checkpoint's optimiser state is keyed by position (an older single-process format): resume it with strategy='ddp'")
+        if not by_name:
+            raise ValueError(
+                "this checkpoint's optimiser state is keyed by position (an older single-process format): resume it with strategy='ddp'"
+            )
         from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict, StateDictOptions
+
         return set_optimizer_state_dict(model, opt, sd, options=StateDictOptions(full_state_dict=True))
     if by_name:
         idx = {n: i for i, n in enumerate(_opt_names(model, opt))}
-        sd = dict(state={idx[n]: v for n, v in sd['state'].items()},
-                  param_groups=[g | dict(params=[idx[n] for n in g['params']]) for g in sd['param_groups']])
+        sd = dict(
+            state={idx[n]: v for n, v in sd['state'].items()},
+            param_groups=[g | dict(params=[idx[n] for n in g['params']]) for g in sd['param_groups']],
+        )
     opt.load_state_dict(sd)
 
-def save_run(out:Path, cfg:Config, state:dict, step:int, bad:int, rngs:list, sv:dict, export:bool=True,
-             data:dict|None=None):
+
+def save_run(
+    out: Path,
+    cfg: Config,
+    state: dict,
+    step: int,
+    bad: int,
+    rngs: list,
+    sv: dict,
+    export: bool = True,
+    data: dict | None = None,
+):
     "Atomic checkpoint (+ backbone export) of a `full_state` at `step` (call on rank 0); leaves the RNG streams untouched."
     st = random.getstate()
     with torch.random.fork_rng(devices=[]):
-        try: _save_run(out, cfg, state, step, bad, rngs, sv, export, data or data_fingerprint(cfg.data_list))
-        finally: random.setstate(st)
+        try:
+            _save_run(out, cfg, state, step, bad, rngs, sv, export, data or data_fingerprint(cfg.data_list))
+        finally:
+            random.setstate(st)
+
 
 def _save_run(out, cfg, state, step, bad, rngs, sv, export, data):
-    ck = dict(step=step, config=asdict(cfg), **state, rng=rngs, bad_steps=bad, schedules={k: float(v) for k, v in sv.items()},
-              world_size=len(rngs), data_list=data, version=3)
-    with atomic_path(out/CKPT) as tmp: torch.save(ck, tmp)
-    if not export: return
+    ck = dict(
+        step=step,
+        config=asdict(cfg),
+        **state,
+        rng=rngs,
+        bad_steps=bad,
+        schedules={k: float(v) for k, v in sv.items()},
+        world_size=len(rngs),
+        data_list=data,
+        version=3,
+    )
+    with atomic_path(out / CKPT) as tmp:
+        torch.save(ck, tmp)
+    if not export:
+        return
     sd = state['teacher'] or state['model']
-    with torch.device('meta'): vit, kw = make_vit(cfg, drop_path=0.)       # no init cost, even for ViT-H
+    with torch.device('meta'):
+        vit, kw = make_vit(cfg, drop_path=0.0)  # no init cost, even for ViT-H
     pre = 'backbone.vit.'
-    vit.load_state_dict({k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)}, assign=True)
-    pc = param_count(cfg.method, cfg.arch, cfg.img_size, cfg.patch_size, **{k: getattr(cfg, k) for k in
-         ('preset', 'n_prototypes', 'head_hidden', 'head_bottleneck', 'ibot_separate_head', 'decoder_dim', 'decoder_depth',
-          'decoder_heads', 'layerscale', 'local_size', 'method_options')})
-    save_backbone(vit, out, cfg.arch, cfg.img_size, cfg.method, model_kwargs=kw, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                  steps=step, total_params=pc['total'], arch=short_arch(cfg.arch), patch_size=cfg.patch_size,
-                  data_list=str(cfg.data_list), data_list_md5=data['md5'], seed=cfg.seed, batch_size=cfg.batch_size,
-                  preset=cfg.preset, name=run_name(out))
+    vit.load_state_dict({k[len(pre) :]: v for k, v in sd.items() if k.startswith(pre)}, assign=True)
+    pc = param_count(
+        cfg.method,
+        cfg.arch,
+        cfg.img_size,
+        cfg.patch_size,
+        **{
+            k: getattr(cfg, k)
+            for k in (
+                'preset',
+                'n_prototypes',
+                'head_hidden',
+                'head_bottleneck',
+                'ibot_separate_head',
+                'decoder_dim',
+                'decoder_depth',
+                'decoder_heads',
+                'layerscale',
+                'local_size',
+                'method_options',
+            )
+        },
+    )
+    save_backbone(
+        vit,
+        out,
+        cfg.arch,
+        cfg.img_size,
+        cfg.method,
+        model_kwargs=kw,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        steps=step,
+        total_params=pc['total'],
+        arch=short_arch(cfg.arch),
+        patch_size=cfg.patch_size,
+        data_list=str(cfg.data_list),
+        data_list_md5=data['md5'],
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+        preset=cfg.preset,
+        name=run_name(out),
+    )
 
 # %% ../nbs/03_pretrain.ipynb #p3c00002
-def clip_gradients(model:nn.Module, params:list, cfg:Config) -> torch.Tensor:
+def clip_gradients(model: nn.Module, params: list, cfg: Config) -> torch.Tensor:
     "Clip gradients (per DINOv2 module or globally); the total norm before clipping, a plain tensor."
     max_norm = cfg.clip_grad if cfg.clip_grad else float('inf')
+
     def clip(group) -> torch.Tensor:
         norm = torch.nn.utils.clip_grad_norm_(group, max_norm)
-        return norm.full_tensor() if hasattr(norm, 'full_tensor') else norm   # FSDP2: a DTensor
+        return norm.full_tensor() if hasattr(norm, 'full_tensor') else norm  # FSDP2: a DTensor
+
     modules = get_method(cfg.method).clip_modules(model, cfg) if cfg.clip_grad_per_module else None
-    if not modules: return clip(params)
+    if not modules:
+        return clip(params)
     norms = [clip([p for p in module.parameters() if p.requires_grad]) for module in modules]
     return torch.stack(norms).pow(2).sum().sqrt()
 
 # %% ../nbs/03_pretrain.ipynb #0a035e09
-def train(cfg:Config, progress:bool=True, stop_after:int|None=None) -> Path:
+def train(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Path:
     "Pretrain `cfg` to `cfg.max_steps` (resuming when a checkpoint exists); returns the run folder. `stop_after`: exit after that many steps (tests)."
     world, rank, local = _dist_setup()
-    if world != cfg.nproc: cfg = dataclasses.replace(cfg, nproc=world)
-    device = torch.device(f'cuda:{local}') if torch.cuda.is_available() and cfg.device in ('auto', 'cuda') else get_device(cfg.device if cfg.device != 'auto' else 'cpu')
-    if device.type == 'cuda': torch.cuda.set_device(device)
+    if world != cfg.nproc:
+        cfg = dataclasses.replace(cfg, nproc=world)
+    device = (
+        torch.device(f'cuda:{local}')
+        if torch.cuda.is_available() and cfg.device in ('auto', 'cuda')
+        else get_device(cfg.device if cfg.device != 'auto' else 'cpu')
+    )
+    if device.type == 'cuda':
+        torch.cuda.set_device(device)
     dtype = autocast_dtype(device, cfg.precision)
-    check_data_list(cfg.data_list, 'train', cfg.modality)   # fail fast: before building the model or the loader
-    out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
-    ck_path = out/CKPT if cfg.resume in ('auto', None, '') else (None if cfg.resume == 'never' else Path(cfg.resume))
+    check_data_list(
+        cfg.data_list, 'train', cfg.modality
+    )  # fail fast: before building the model or the loader
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ck_path = (
+        out / CKPT
+        if cfg.resume in ('auto', None, '')
+        else (None if cfg.resume == 'never' else Path(cfg.resume))
+    )
     if ck_path is not None and cfg.resume not in ('auto', None, '') and not ck_path.exists():
         raise FileNotFoundError(f"resume={cfg.resume!r}: no such checkpoint")
     if cfg.max_steps == 0 and (ck_path is None or not ck_path.exists()):
-        raise ValueError(f"max_steps=0 for a new run in {out}: nothing would be trained "
-                         "(no log, an untrained backbone); use max_steps >= 1")
+        raise ValueError(
+            f"max_steps=0 for a new run in {out}: nothing would be trained "
+            "(no log, an untrained backbone); use max_steps >= 1"
+        )
     data = data_fingerprint(cfg.data_list)
-    continues_this_folder = ck_path is not None and ck_path.resolve() == (out/CKPT).resolve()
-    with run_lock(out) if rank == 0 else contextlib.nullcontext():    # one owner per run folder, for the whole run
-        if rank == 0: prepare_run_folder(out, keep_run=continues_this_folder)
+    continues_this_folder = ck_path is not None and ck_path.resolve() == (out / CKPT).resolve()
+    with (
+        run_lock(out) if rank == 0 else contextlib.nullcontext()
+    ):  # one owner per run folder, for the whole run
+        if rank == 0:
+            prepare_run_folder(out, keep_run=continues_this_folder)
         return _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_after)
+
 
 def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_after) -> Path:
     "The run itself, in a run folder this process owns."
     ck = load_checkpoint(ck_path) if ck_path is not None and ck_path.exists() else None
-    if ck is not None: check_resumable(ck['config'], cfg, ck.get('data_list'), data)   # before building the model
-    seed_everything(cfg.seed)                      # identical init on every process
+    if ck is not None:
+        check_resumable(ck['config'], cfg, ck.get('data_list'), data)  # before building the model
+    seed_everything(cfg.seed)  # identical init on every process
     model, teacher = build_model(cfg)
-    model.to(device); teacher = teacher.to(device) if teacher is not None else None
+    model.to(device)
+    teacher = teacher.to(device) if teacher is not None else None
     criterion = get_method(cfg.method).criterion(cfg)
     criterion = criterion.to(device) if criterion is not None else None
     fsdp = world > 1 and cfg.strategy == 'fsdp'
     step, bad = 0, 0
-    seed_everything(cfg.seed*1000 + rank)          # per-process stream (drop path)
+    seed_everything(cfg.seed * 1000 + rank)  # per-process stream (drop path)
     if ck is not None:
         model.load_state_dict(ck['model'])
-        if teacher is not None: teacher.load_state_dict(ck['teacher'])
-        if criterion is not None: criterion.load_state_dict(ck['criterion'])
+        if teacher is not None:
+            teacher.load_state_dict(ck['teacher'])
+        if criterion is not None:
+            criterion.load_state_dict(ck['criterion'])
         step, bad = ck['step'], ck['bad_steps']
-        if len(ck['rng']) == world: set_rng_state(ck['rng'][rank])
-        elif rank == 0: warnings.warn(f"resuming {len(ck['rng'])}-process run on {world}: data order is kept, dropout RNG is not")
+        if len(ck['rng']) == world:
+            set_rng_state(ck['rng'][rank])
+        elif rank == 0:
+            warnings.warn(
+                f"resuming {len(ck['rng'])}-process run on {world}: data order is kept, dropout RNG is not"
+            )
     ddp = wrap_model(model, teacher, cfg, world, device)
-    opt = make_optimizer(model, cfg)               # after sharding: AdamW state lives on each process's shard
-    if ck is not None: load_optimizer_state(model, opt, ck['optimizer'], fsdp); del ck
-    log_path = out/'log.csv'
-    has_log = (_truncate_log(log_path, step) if rank == 0 else False)
+    opt = make_optimizer(model, cfg)  # after sharding: AdamW state lives on each process's shard
+    if ck is not None:
+        load_optimizer_state(model, opt, ck['optimizer'], fsdp)
+        del ck
+    log_path = out / 'log.csv'
+    has_log = _truncate_log(log_path, step) if rank == 0 else False
     if step >= cfg.max_steps:
-        if rank == 0: print(f"{out}: already at step {step} >= max_steps={cfg.max_steps}; nothing to do")
-        if not (out/'backbone.json').exists():
+        if rank == 0:
+            print(f"{out}: already at step {step} >= max_steps={cfg.max_steps}; nothing to do")
+        if not (out / 'backbone.json').exists():
             state = full_state(model, teacher, opt, criterion, fsdp)
-            last_schedules = schedules(cfg, max(step-1, 0))
-            if rank == 0: save_run(out, cfg, state, step, bad, [rng_state()]*world, last_schedules, data=data)
+            last_schedules = schedules(cfg, max(step - 1, 0))
+            if rank == 0:
+                save_run(out, cfg, state, step, bad, [rng_state()] * world, last_schedules, data=data)
         return out
     ds, sampler, loader = make_data(cfg, world, rank, step)
-    writer = tensorboard_writer(out/'tensorboard', step) if cfg.tensorboard and rank == 0 else None
-    if rank == 0: print(f"{cfg.method} {cfg.arch} @{cfg.img_size}px/p{cfg.patch_size}: {len(ds)} images, {sampler.steps_per_epoch} steps/epoch, "
-                        f"global batch {cfg.batch_size} on {world} process(es), {device}, {dtype}; steps {step} -> {cfg.max_steps}")
+    writer = tensorboard_writer(out / 'tensorboard', step) if cfg.tensorboard and rank == 0 else None
+    if rank == 0:
+        print(
+            f"{cfg.method} {cfg.arch} @{cfg.img_size}px/p{cfg.patch_size}: {len(ds)} images, {sampler.steps_per_epoch} steps/epoch, "
+            f"global batch {cfg.batch_size} on {world} process(es), {device}, {dtype}; steps {step} -> {cfg.max_steps}"
+        )
     from tqdm.auto import tqdm
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress or rank != 0, desc=f'{cfg.method} {short_arch(cfg.arch)}')
+
+    bar = tqdm(
+        total=cfg.max_steps,
+        initial=step,
+        disable=not progress or rank != 0,
+        desc=f'{cfg.method} {short_arch(cfg.arch)}',
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     last_params = [p for g in opt.param_groups if g['last_layer'] for p in g['params']]
     rows, t_data, n_done = [], time.perf_counter(), 0
@@ -572,88 +952,147 @@ def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_a
     try:
         while step < cfg.max_steps:
             batch = next(it)
-            t0 = time.perf_counter(); data_s = t0 - t_data
-            sv = schedules(cfg, step); apply_schedules(opt, sv)
+            t0 = time.perf_counter()
+            data_s = t0 - t_data
+            sv = schedules(cfg, step)
+            apply_schedules(opt, sv)
             out_d = forward_loss(ddp, teacher, criterion, batch, cfg, sv, device, dtype)
-            loss = out_d['loss']; lv = float(loss.detach())
+            loss = out_d['loss']
+            lv = float(loss.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if sv['freeze_last_layer']:
-                for p in last_params: p.grad = None
+                for p in last_params:
+                    p.grad = None
             gn = clip_gradients(model, params, cfg)
             ok = torch.tensor([float(torch.isfinite(loss.detach()) and torch.isfinite(gn))], device=device)
             ok = _all_reduce(ok, dist.ReduceOp.MIN if dist.is_initialized() else None)
-            if ok.item() == 1.:
-                opt.step(); bad = 0
-                if teacher is not None: ema_update(model, teacher, sv['momentum'])
+            if ok.item() == 1.0:
+                opt.step()
+                bad = 0
+                if teacher is not None:
+                    ema_update(model, teacher, sv['momentum'])
             else:
-                bad += 1; opt.zero_grad(set_to_none=True)
-                if rank == 0: warnings.warn(f"step {step}: non-finite loss or gradient ({lv:.4g}); step skipped ({bad} in a row)")
+                bad += 1
+                opt.zero_grad(set_to_none=True)
+                if rank == 0:
+                    warnings.warn(
+                        f"step {step}: non-finite loss or gradient ({lv:.4g}); step skipped ({bad} in a row)"
+                    )
                 if bad >= cfg.max_bad_steps:
-                    raise FloatingPointError(f"{bad} consecutive steps with non-finite loss/gradients at step {step}: "
-                                             f"lower lr (now {sv['lr']:.3g}), check the data, or use precision='fp32'")
-            if device.type == 'cuda': torch.cuda.synchronize(device)
+                    raise FloatingPointError(
+                        f"{bad} consecutive steps with non-finite loss/gradients at step {step}: "
+                        f"lower lr (now {sv['lr']:.3g}), check the data, or use precision='fp32'"
+                    )
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device)
             step_s = time.perf_counter() - t0
-            step += 1; n_done += 1
+            step += 1
+            n_done += 1
             if rank == 0:
-                row = dict(step=step-1, epoch=sampler.epoch(step-1), loss=lv, lr=sv['lr'], wd=sv['wd'], momentum=sv['momentum'],
-                           teacher_temp=sv['teacher_temp'], images_per_s=cfg.batch_size/(step_s + data_s), peak_mem_mb=_peak_mem_mb(device))
+                row = dict(
+                    step=step - 1,
+                    epoch=sampler.epoch(step - 1),
+                    loss=lv,
+                    lr=sv['lr'],
+                    wd=sv['wd'],
+                    momentum=sv['momentum'],
+                    teacher_temp=sv['teacher_temp'],
+                    images_per_s=cfg.batch_size / (step_s + data_s),
+                    peak_mem_mb=_peak_mem_mb(device),
+                )
                 row |= {k: float(v) for k, v in out_d.items() if k != 'loss'}
-                row |= dict(grad_norm=float(gn), skipped=int(ok.item() != 1.), data_s=data_s, step_s=step_s)
+                row |= dict(grad_norm=float(gn), skipped=int(ok.item() != 1.0), data_s=data_s, step_s=step_s)
                 rows.append(row)
-                bar.update(1); bar.set_postfix(loss=f"{lv:.4f}")
-            save = step % cfg.save_every == 0 or step == cfg.max_steps or (stop_after is not None and n_done >= stop_after)
+                bar.update(1)
+                bar.set_postfix(loss=f"{lv:.4f}")
+            save = (
+                step % cfg.save_every == 0
+                or step == cfg.max_steps
+                or (stop_after is not None and n_done >= stop_after)
+            )
             if save or (rank == 0 and len(rows) >= 50):
-                if rank == 0 and rows: _log_write(log_path, rows, not has_log, writer); has_log, rows = True, []
+                if rank == 0 and rows:
+                    _log_write(log_path, rows, not has_log, writer)
+                    has_log, rows = True, []
             if save:
-                rngs = [None]*world
-                if dist.is_initialized(): dist.all_gather_object(rngs, rng_state())
-                else: rngs = [rng_state()]
+                rngs = [None] * world
+                if dist.is_initialized():
+                    dist.all_gather_object(rngs, rng_state())
+                else:
+                    rngs = [rng_state()]
                 state = full_state(model, teacher, opt, criterion, fsdp)
-                if rank == 0: save_run(out, cfg, state, step, bad, rngs, sv, data=data)
+                if rank == 0:
+                    save_run(out, cfg, state, step, bad, rngs, sv, data=data)
                 del state
-                if dist.is_initialized(): dist.barrier()
-            if stop_after is not None and n_done >= stop_after: break
+                if dist.is_initialized():
+                    dist.barrier()
+            if stop_after is not None and n_done >= stop_after:
+                break
             t_data = time.perf_counter()
     finally:
         bar.close()
-        if rank == 0 and rows: _log_write(log_path, rows, not has_log, writer)
-        if writer is not None: writer.close()
+        if rank == 0 and rows:
+            _log_write(log_path, rows, not has_log, writer)
+        if writer is not None:
+            writer.close()
         del it, loader
     return out
 
 # %% ../nbs/03_pretrain.ipynb #cd0992e7
-def cli_args(cfg:Config) -> list[str]:
+def cli_args(cfg: Config) -> list[str]:
     "Command-line arguments of `python -m biovfm.pretrain` reproducing `cfg` (the process count comes from torchrun)."
-    return [a for k, v in asdict(cfg).items() if v is not None and k != 'nproc' for a in (f'--{k}', json.dumps(v) if not isinstance(v, str) else v)]
+    return [
+        a
+        for k, v in asdict(cfg).items()
+        if v is not None and k != 'nproc'
+        for a in (f'--{k}', json.dumps(v) if not isinstance(v, str) else v)
+    ]
+
 
 def main(argv=None) -> Path:
     "CLI: `python -m biovfm.pretrain --method mae --arch vit_tiny_patch16 --data_list DL --out_dir OUT ...` (under torchrun for DDP)."
-    ap = argparse.ArgumentParser(prog='python -m biovfm.pretrain', description='DINOv2 / MAE pretraining of a timm ViT (biovfm).')
+    ap = argparse.ArgumentParser(
+        prog='python -m biovfm.pretrain', description='DINOv2 / MAE pretraining of a timm ViT (biovfm).'
+    )
     for f in fields(Config):  # no --nproc: torchrun's own option would clash with it; WORLD_SIZE says it
-        if f.name != 'nproc': ap.add_argument(f'--{f.name}', default=None, help=f'(default: {f.default})')
+        if f.name != 'nproc':
+            ap.add_argument(f'--{f.name}', default=None, help=f'(default: {f.default})')
     ap.add_argument('--no_progress', action='store_true')
-    a = vars(ap.parse_args(argv)); np_ = a.pop('no_progress')
+    a = vars(ap.parse_args(argv))
+    np_ = a.pop('no_progress')
     strs = {f.name for f in fields(Config) if 'str' in str(f.type)}
     kw = {k: (v if k in strs else json.loads(v)) for k, v in a.items() if v is not None}
     return train(make_config(**kw), progress=not np_)
+
 
 def run(**params) -> Path:
     "Pretrain with notebook parameters: in this process, or under torchrun when `nproc` > 1."
     cfg = make_config(**params)
     if cfg.nproc > 1 and int(os.environ.get('WORLD_SIZE', 1)) == 1:
-        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={cfg.nproc}', '-m', 'biovfm.pretrain', *cli_args(cfg)]
-        print(' '.join(cmd)); subprocess.run(cmd, check=True)
+        cmd = [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--standalone',
+            f'--nproc_per_node={cfg.nproc}',
+            '-m',
+            'biovfm.pretrain',
+            *cli_args(cfg),
+        ]
+        print(' '.join(cmd))
+        subprocess.run(cmd, check=True)
         return Path(cfg.out_dir)
     return train(cfg)
 
 # %% ../nbs/03_pretrain.ipynb #d6575042
-if __name__ == '__main__' and sys.argv and sys.argv[0].endswith('pretrain.py'): main()
+if __name__ == '__main__' and sys.argv and sys.argv[0].endswith('pretrain.py'):
+    main()
 
 # %% ../nbs/03_pretrain.ipynb #3a46e319
 def load_pretraining_model(run_dir) -> tuple[Config, nn.Module]:
     "The whole pretraining model of a run folder's checkpoint (MAE with its decoder, the DINOv2 student), in eval mode."
-    checkpoint = load_checkpoint(Path(run_dir)/CKPT)
+    checkpoint = load_checkpoint(Path(run_dir) / CKPT)
     cfg = Config(**checkpoint['config'])
     model, _ = build_model(cfg)
     model.load_state_dict(checkpoint['model'])

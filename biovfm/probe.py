@@ -12,9 +12,28 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import (MEDMNIST_2D, MEDMNIST_SIZES, BACKBONES, short_arch, SCHEMAS, benchmark_info, load_medmnist, find_medmnist,
-                         file_md5, load_backbone, save_backbone, seed_everything, get_device, atomic_path,
-                         write_table, read_table, runs_root, results_root, tensorboard_writer, write_scalars)
+from biovfm.core import (
+    MEDMNIST_2D,
+    MEDMNIST_SIZES,
+    BACKBONES,
+    short_arch,
+    SCHEMAS,
+    benchmark_info,
+    load_medmnist,
+    find_medmnist,
+    file_md5,
+    load_backbone,
+    save_backbone,
+    seed_everything,
+    get_device,
+    atomic_path,
+    write_table,
+    read_table,
+    runs_root,
+    results_root,
+    tensorboard_writer,
+    write_scalars,
+)
 
 # %% auto #0
 __all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'LABELS_HELP', 'FEATURES', 'BACKBONE_MODES', 'NORMALIZE',
@@ -30,120 +49,175 @@ __all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'LABELS_HELP', 'FE
            'recorded_identities', 'probe_many', 'table1']
 
 # %% ../nbs/04_probe.ipynb #ed3fa6ca
-def task_kind(task:str) -> str:
+def task_kind(task: str) -> str:
     "'binary', 'multi-class' (also ordinal, as the authors do) or 'multi-label' from a medmnist task name."
-    if task.startswith('multi-label'): return 'multi-label'
-    if task == 'binary-class' or task == 'binary': return 'binary'
-    if task in ('multi-class', 'ordinal-regression'): return 'multi-class'
+    if task.startswith('multi-label'):
+        return 'multi-label'
+    if task == 'binary-class' or task == 'binary':
+        return 'binary'
+    if task in ('multi-class', 'ordinal-regression'):
+        return 'multi-class'
     raise ValueError(f"unknown task {task!r}")
 
-def n_outputs(kind:str, n_classes:int) -> int:
+
+def n_outputs(kind: str, n_classes: int) -> int:
     "Width of the linear layer: 2 logits for binary (softmax), one per class or label otherwise."
     return 2 if kind == 'binary' else n_classes
 
 # %% ../nbs/04_probe.ipynb #d4a57ef5
 THRESHOLD_RULES = ('authors', 'midpoint')
 
+
 def _mcc(tp, tn, fp, fn):
     "Matthews correlation from confusion counts (arrays), 0 where undefined (as scikit-learn)."
     tp, tn, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, tn, fp, fn))
-    den = np.sqrt((tp+fp)*(tp+fn)*(tn+fp)*(tn+fn))
-    with np.errstate(invalid='ignore', divide='ignore'): m = (tp*tn - fp*fn)/den
-    return np.where(den > 0, m, 0.)
+    den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    with np.errstate(invalid='ignore', divide='ignore'):
+        m = (tp * tn - fp * fn) / den
+    return np.where(den > 0, m, 0.0)
+
 
 def mcc_threshold(y, s) -> float:
     "Exact MCC-maximising threshold on scores `s` for binary labels `y`, half-way to the next lower score (`s > t`)."
     y, s = np.asarray(y).astype(bool).ravel(), np.asarray(s, dtype=np.float64).ravel()
-    if y.all() or not y.any(): return 0.5
-    o = np.argsort(-s, kind='stable'); ss, ys = s[o], y[o]
-    tp, fp = np.cumsum(ys), np.cumsum(~ys)          # predicting the top k+1 positive
+    if y.all() or not y.any():
+        return 0.5
+    o = np.argsort(-s, kind='stable')
+    ss, ys = s[o], y[o]
+    tp, fp = np.cumsum(ys), np.cumsum(~ys)  # predicting the top k+1 positive
     P, N = ys.sum(), (~ys).sum()
-    m = _mcc(tp, N-fp, fp, P-tp)
-    m[:-1][ss[:-1] == ss[1:]] = -np.inf             # only cut between distinct scores
+    m = _mcc(tp, N - fp, fp, P - tp)
+    m[:-1][ss[:-1] == ss[1:]] = -np.inf  # only cut between distinct scores
     k = int(np.argmax(m))
-    return float((ss[k] + ss[k+1])/2) if k+1 < len(ss) else float(np.nextafter(ss[k], -np.inf))
+    return float((ss[k] + ss[k + 1]) / 2) if k + 1 < len(ss) else float(np.nextafter(ss[k], -np.inf))
 
-def roc_mcc_threshold(y, s, max_candidates:int=1000) -> float:
+
+def roc_mcc_threshold(y, s, max_candidates: int = 1000) -> float:
     "The authors' threshold: the first `roc_curve` threshold (ascending, thinned to ~1000) maximising MCC of `s >= t`."
     from sklearn.metrics import roc_curve
+
     y, s = np.asarray(y).astype(bool).ravel(), np.asarray(s, dtype=np.float64).ravel()
-    if y.all() or not y.any(): return 0.5
-    candidates = np.sort(roc_curve(y, s)[2][1:])   # roc_curve's first threshold (inf) predicts nothing
-    if len(candidates) > max_candidates: candidates = candidates[::len(candidates)//max_candidates]
+    if y.all() or not y.any():
+        return 0.5
+    candidates = np.sort(roc_curve(y, s)[2][1:])  # roc_curve's first threshold (inf) predicts nothing
+    if len(candidates) > max_candidates:
+        candidates = candidates[:: len(candidates) // max_candidates]
     pos, neg = np.sort(s[y]), np.sort(s[~y])
-    tp = len(pos) - np.searchsorted(pos, candidates, side='left')   # positives with s >= t
+    tp = len(pos) - np.searchsorted(pos, candidates, side='left')  # positives with s >= t
     fp = len(neg) - np.searchsorted(neg, candidates, side='left')
     mcc = _mcc(tp, len(neg) - fp, fp, len(pos) - tp)
     return float(candidates[int(np.argmax(mcc))])
 
-def tune_thresholds(y_val, s_val, kind:str, rule:str='authors'):
+
+def tune_thresholds(y_val, s_val, kind: str, rule: str = 'authors'):
     "Per-label MCC-optimal validation thresholds (binary: 1 value, multi-label: L values); None for multi-class."
-    if rule not in THRESHOLD_RULES: raise ValueError(f"thresholds={rule!r}: use one of {THRESHOLD_RULES}")
-    if kind == 'multi-class': return None
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"thresholds={rule!r}: use one of {THRESHOLD_RULES}")
+    if kind == 'multi-class':
+        return None
     find = roc_mcc_threshold if rule == 'authors' else mcc_threshold
-    if kind == 'binary': return np.array([find(np.ravel(y_val), _pos(s_val))])
+    if kind == 'binary':
+        return np.array([find(np.ravel(y_val), _pos(s_val))])
     return np.array([find(y_val[:, j], s_val[:, j]) for j in range(y_val.shape[1])])
+
 
 def _pos(s):
     "Positive-class score of binary predictions given as (N,), (N,1) or (N,2)."
-    s = np.asarray(s); return s[:, -1] if s.ndim == 2 else s
+    s = np.asarray(s)
+    return s[:, -1] if s.ndim == 2 else s
 
 # %% ../nbs/04_probe.ipynb #b0e3aada
 METRICS = ('auc', 'acc', 'mcc', 'ba', 'f1')
 
-def predict(s, kind:str, thresholds=None):
+
+def predict(s, kind: str, thresholds=None):
     "Hard predictions: argmax (multi-class) or `score > threshold` per label (0.5 when not given)."
     s = np.asarray(s)
-    if kind == 'multi-class': return s.argmax(1)
+    if kind == 'multi-class':
+        return s.argmax(1)
     t = np.full(1 if kind == 'binary' else s.shape[1], 0.5) if thresholds is None else np.asarray(thresholds)
     return (_pos(s) > t[0]).astype(int) if kind == 'binary' else (s > t[None]).astype(int)
 
-def point_metrics(y, s, kind:str, thresholds=None) -> dict:
+
+def point_metrics(y, s, kind: str, thresholds=None) -> dict:
     "AUC, ACC, MCC, BA, F1 of scores `s` against labels `y` with scikit-learn (reference implementation)."
-    from sklearn.metrics import roc_auc_score, accuracy_score, matthews_corrcoef, balanced_accuracy_score, f1_score
-    s = np.asarray(s, dtype=np.float64); p = predict(s, kind, thresholds)
+    from sklearn.metrics import (
+        roc_auc_score,
+        accuracy_score,
+        matthews_corrcoef,
+        balanced_accuracy_score,
+        f1_score,
+    )
+
+    s = np.asarray(s, dtype=np.float64)
+    p = predict(s, kind, thresholds)
     if kind == 'multi-label':
-        y = np.asarray(y); L = y.shape[1]
+        y = np.asarray(y)
+        L = y.shape[1]
         per = lambda f: float(np.mean([f(y[:, j], p[:, j]) for j in range(L)]))
-        return dict(auc=float(np.mean([roc_auc_score(y[:, j], s[:, j]) for j in range(L)])), acc=per(accuracy_score),
-                    mcc=per(matthews_corrcoef), ba=per(balanced_accuracy_score),
-                    f1=float(f1_score(y, p, average='macro', zero_division=0)))
+        return dict(
+            auc=float(np.mean([roc_auc_score(y[:, j], s[:, j]) for j in range(L)])),
+            acc=per(accuracy_score),
+            mcc=per(matthews_corrcoef),
+            ba=per(balanced_accuracy_score),
+            f1=float(f1_score(y, p, average='macro', zero_division=0)),
+        )
     y = np.ravel(y)
-    if kind == 'binary': auc = roc_auc_score(y, _pos(s))
-    else: auc = np.mean([roc_auc_score(y == k, s[:, k]) for k in range(s.shape[1])])
-    return dict(auc=float(auc), acc=float(accuracy_score(y, p)), mcc=float(matthews_corrcoef(y, p)),
-                ba=float(balanced_accuracy_score(y, p)),
-                f1=float(f1_score(y, p, average='binary' if kind == 'binary' else 'macro', zero_division=0)))
+    if kind == 'binary':
+        auc = roc_auc_score(y, _pos(s))
+    else:
+        auc = np.mean([roc_auc_score(y == k, s[:, k]) for k in range(s.shape[1])])
+    return dict(
+        auc=float(auc),
+        acc=float(accuracy_score(y, p)),
+        mcc=float(matthews_corrcoef(y, p)),
+        ba=float(balanced_accuracy_score(y, p)),
+        f1=float(f1_score(y, p, average='binary' if kind == 'binary' else 'macro', zero_division=0)),
+    )
 
 # %% ../nbs/04_probe.ipynb #973f6fa5
 BOOTSTRAP_SCHEMES = ('authors', 'seeded')
 
-def bootstrap_indices(n:int, n_boot:int=1000, seed:int=42, chunk:int|None=None, scheme:str='authors'):
+
+def bootstrap_indices(
+    n: int, n_boot: int = 1000, seed: int = 42, chunk: int | None = None, scheme: str = 'authors'
+):
     "Chunks (b, n) of resample indices: resample i from RandomState(i) ('authors') or one Generator(seed) ('seeded')."
-    if scheme not in BOOTSTRAP_SCHEMES: raise ValueError(f"bootstrap={scheme!r}: use one of {BOOTSTRAP_SCHEMES}")
+    if scheme not in BOOTSTRAP_SCHEMES:
+        raise ValueError(f"bootstrap={scheme!r}: use one of {BOOTSTRAP_SCHEMES}")
     rng = np.random.default_rng(seed)
     chunk = chunk or max(1, min(n_boot, int(4e6 // max(n, 1))))
     for i in range(0, n_boot, chunk):
         b = min(chunk, n_boot - i)
-        if scheme == 'seeded': yield rng.integers(0, n, size=(b, n))
-        else: yield np.stack([np.random.RandomState(i + j).randint(0, n, size=n) for j in range(b)])
+        if scheme == 'seeded':
+            yield rng.integers(0, n, size=(b, n))
+        else:
+            yield np.stack([np.random.RandomState(i + j).randint(0, n, size=n) for j in range(b)])
 
-def _counts(idx, n:int):
+
+def _counts(idx, n: int):
     "Resample counts (b, n) from resample indices (b, n)."
     b = len(idx)
-    return np.bincount((idx + np.arange(b)[:, None]*n).ravel(), minlength=b*n).reshape(b, n).astype(np.float64)
+    return (
+        np.bincount((idx + np.arange(b)[:, None] * n).ravel(), minlength=b * n)
+        .reshape(b, n)
+        .astype(np.float64)
+    )
+
 
 def weighted_auc(W, y, s):
     "AUC of binary labels `y`, scores `s` for each row of sample weights `W` (b, n); nan when undefined."
-    o = np.argsort(s, kind='stable'); ss = np.asarray(s)[o]; ys = np.asarray(y).astype(bool)[o]
+    o = np.argsort(s, kind='stable')
+    ss = np.asarray(s)[o]
+    ys = np.asarray(y).astype(bool)[o]
     starts = np.r_[0, np.flatnonzero(ss[1:] != ss[:-1]) + 1]
     Wo = W[:, o]
-    gp = np.add.reduceat(np.where(ys, Wo, 0.), starts, axis=1)
-    gn = np.add.reduceat(np.where(ys, 0., Wo), starts, axis=1)
+    gp = np.add.reduceat(np.where(ys, Wo, 0.0), starts, axis=1)
+    gn = np.add.reduceat(np.where(ys, 0.0, Wo), starts, axis=1)
     below = np.cumsum(gn, axis=1) - gn
     P, N = gp.sum(1), gn.sum(1)
     with np.errstate(invalid='ignore', divide='ignore'):
-        a = (gp*(below + 0.5*gn)).sum(1)/(P*N)
+        a = (gp * (below + 0.5 * gn)).sum(1) / (P * N)
     return np.where((P > 0) & (N > 0), a, np.nan)
 
 # %% ../nbs/04_probe.ipynb #6a089369
@@ -151,110 +225,179 @@ def _binary_counts(W, y, p):
     "tp, tn, fp, fn (b, L) for binary labels/predictions (n, L)."
     y, p = y.astype(bool), p.astype(bool)
     M = np.concatenate([y & p, ~y & ~p, ~y & p, y & ~p], 1).astype(np.float64)  # (n, 4L)
-    C = W @ M; L = y.shape[1]
-    return C[:, :L], C[:, L:2*L], C[:, 2*L:3*L], C[:, 3*L:]
+    C = W @ M
+    L = y.shape[1]
+    return C[:, :L], C[:, L : 2 * L], C[:, 2 * L : 3 * L], C[:, 3 * L :]
+
 
 def _binary_scores(tp, tn, fp, fn):
     "acc, mcc, ba, f1 per label from confusion counts (b, L)."
-    n = tp+tn+fp+fn
+    n = tp + tn + fp + fn
     with np.errstate(invalid='ignore', divide='ignore'):
-        acc = (tp+tn)/n
-        ba = 0.5*(tp/(tp+fn) + tn/(tn+fp))
-        f1 = np.where(2*tp+fp+fn > 0, 2*tp/(2*tp+fp+fn), 0.)
+        acc = (tp + tn) / n
+        ba = 0.5 * (tp / (tp + fn) + tn / (tn + fp))
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
     return acc, _mcc(tp, tn, fp, fn), ba, f1
 
-def _multiclass_scores(W, y, p, K:int):
+
+def _multiclass_scores(W, y, p, K: int):
     "acc, mcc (R_K), balanced accuracy, macro F1 from per-resample confusion matrices."
-    C = (W @ np.eye(K*K)[y*K + p]).reshape(len(W), K, K)  # true x predicted
+    C = (W @ np.eye(K * K)[y * K + p]).reshape(len(W), K, K)  # true x predicted
     t, q, d = C.sum(2), C.sum(1), np.einsum('bkk->bk', C)
-    n = t.sum(1); c = d.sum(1)
-    cov_tp = c*n - (t*q).sum(1); cov_tt = n**2 - (t*t).sum(1); cov_pp = n**2 - (q*q).sum(1)
-    den = np.sqrt(cov_tt*cov_pp)
+    n = t.sum(1)
+    c = d.sum(1)
+    cov_tp = c * n - (t * q).sum(1)
+    cov_tt = n**2 - (t * t).sum(1)
+    cov_pp = n**2 - (q * q).sum(1)
+    den = np.sqrt(cov_tt * cov_pp)
     with np.errstate(invalid='ignore', divide='ignore'):
-        mcc = np.where(den > 0, cov_tp/den, 0.)
-        rec = np.where(t > 0, d/t, np.nan)
-        f1 = np.where(t+q > 0, 2*d/(t+q), np.nan)
-    return c/n, mcc, np.nanmean(rec, 1), np.nanmean(f1, 1)
+        mcc = np.where(den > 0, cov_tp / den, 0.0)
+        rec = np.where(t > 0, d / t, np.nan)
+        f1 = np.where(t + q > 0, 2 * d / (t + q), np.nan)
+    return c / n, mcc, np.nanmean(rec, 1), np.nanmean(f1, 1)
 
 # %% ../nbs/04_probe.ipynb #fd873d53
-def bootstrap_metrics(y, s, kind:str, thresholds=None, n_boot:int=1000, seed:int=42, scheme:str='authors') -> dict:
+def bootstrap_metrics(
+    y, s, kind: str, thresholds=None, n_boot: int = 1000, seed: int = 42, scheme: str = 'authors'
+) -> dict:
     "Per-resample AUC, ACC, MCC, BA, F1 (arrays of length n_boot, nan for degenerate resamples)."
-    s = np.asarray(s, dtype=np.float64); p = predict(s, kind, thresholds)
-    if kind == 'multi-label': Y, S, P = np.asarray(y).astype(int), s, p
-    elif kind == 'binary': Y, S, P = np.ravel(y)[:, None].astype(int), _pos(s)[:, None], p[:, None]
-    else: yk = np.ravel(y).astype(int); K = s.shape[1]; Y, S = np.eye(K, dtype=int)[yk], s
-    n = len(Y); out = {m: [] for m in METRICS}
+    s = np.asarray(s, dtype=np.float64)
+    p = predict(s, kind, thresholds)
+    if kind == 'multi-label':
+        Y, S, P = np.asarray(y).astype(int), s, p
+    elif kind == 'binary':
+        Y, S, P = np.ravel(y)[:, None].astype(int), _pos(s)[:, None], p[:, None]
+    else:
+        yk = np.ravel(y).astype(int)
+        K = s.shape[1]
+        Y, S = np.eye(K, dtype=int)[yk], s
+    n = len(Y)
+    out = {m: [] for m in METRICS}
     for idx in bootstrap_indices(n, n_boot, seed, scheme=scheme):
         W = _counts(idx, n)
         aucs = np.stack([weighted_auc(W, Y[:, j], S[:, j]) for j in range(Y.shape[1])], 1)
-        auc = aucs.mean(1)                            # nan as soon as one label/class is degenerate
-        if kind == 'multi-class': acc, mcc, ba, f1 = _multiclass_scores(W, yk, p, K)
-        else: acc, mcc, ba, f1 = (a.mean(1) for a in _binary_scores(*_binary_counts(W, Y, P)))
+        auc = aucs.mean(1)  # nan as soon as one label/class is degenerate
+        if kind == 'multi-class':
+            acc, mcc, ba, f1 = _multiclass_scores(W, yk, p, K)
+        else:
+            acc, mcc, ba, f1 = (a.mean(1) for a in _binary_scores(*_binary_counts(W, Y, P)))
         bad = np.isnan(auc)
-        for m, v in zip(METRICS, (auc, acc, mcc, ba, f1)): out[m].append(np.where(bad, np.nan, v))
+        for m, v in zip(METRICS, (auc, acc, mcc, ba, f1)):
+            out[m].append(np.where(bad, np.nan, v))
     return {m: np.concatenate(v) for m, v in out.items()}
 
-def ci_bounds(v, scheme:str='authors') -> tuple[float, float]:
+
+def ci_bounds(v, scheme: str = 'authors') -> tuple[float, float]:
     "95% interval of bootstrap values (nan dropped): the official order statistics ('authors') or percentiles ('seeded')."
     v = np.sort(np.asarray(v, dtype=np.float64)[~np.isnan(v)])
-    if len(v) == 0: return np.nan, np.nan
-    if scheme == 'seeded': return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))
+    if len(v) == 0:
+        return np.nan, np.nan
+    if scheme == 'seeded':
+        return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))
     # compute_cis: sorted[int(0.025 B) - 1]; clipped at 0, where the official index -1 would take the maximum (B < 40)
-    return float(v[max(int(0.025*len(v)) - 1, 0)]), float(v[max(int(0.975*len(v)) - 1, 0)])
+    return float(v[max(int(0.025 * len(v)) - 1, 0)]), float(v[max(int(0.975 * len(v)) - 1, 0)])
 
-def summarise_bootstrap(boot:dict, scheme:str='authors') -> pd.DataFrame:
+
+def summarise_bootstrap(boot: dict, scheme: str = 'authors') -> pd.DataFrame:
     "Bootstrap mean (the point estimate reported) and 95% CI per metric, with the valid resample count."
     rows = []
     for m, v in boot.items():
         valid = v[~np.isnan(v)]
         lo, hi = ci_bounds(valid, scheme)
-        rows.append(dict(metric=m, value=valid.mean() if len(valid) else np.nan, ci_lo=lo, ci_hi=hi, n_boot_valid=len(valid)))
+        rows.append(
+            dict(
+                metric=m,
+                value=valid.mean() if len(valid) else np.nan,
+                ci_lo=lo,
+                ci_hi=hi,
+                n_boot_valid=len(valid),
+            )
+        )
     return pd.DataFrame(rows)
 
 # %% ../nbs/04_probe.ipynb #a72dc311
-def sklearn_bootstrap(y, s, kind:str, thresholds=None, n_boot:int=1000, seed:int=42, scheme:str='authors') -> dict:
+def sklearn_bootstrap(
+    y, s, kind: str, thresholds=None, n_boot: int = 1000, seed: int = 42, scheme: str = 'authors'
+) -> dict:
     "The same resamples scored one by one with `point_metrics` (scikit-learn): the slow reference."
-    y = np.asarray(y); s = np.asarray(s); out = {m: [] for m in METRICS}
+    y = np.asarray(y)
+    s = np.asarray(s)
+    out = {m: [] for m in METRICS}
     for idx in np.concatenate(list(bootstrap_indices(len(y), n_boot, seed, scheme=scheme))):
         yy = y[idx]
-        cols = yy if kind == 'multi-label' else (np.eye(s.shape[1])[yy.ravel()] if kind == 'multi-class' else yy.reshape(-1, 1))
-        if ((cols.min(0) == cols.max(0)).any()):
-            for m in METRICS: out[m].append(np.nan)
+        cols = (
+            yy
+            if kind == 'multi-label'
+            else (np.eye(s.shape[1])[yy.ravel()] if kind == 'multi-class' else yy.reshape(-1, 1))
+        )
+        if (cols.min(0) == cols.max(0)).any():
+            for m in METRICS:
+                out[m].append(np.nan)
             continue
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             r = point_metrics(yy, s[idx], kind, thresholds)
-        for m in METRICS: out[m].append(r[m])
+        for m in METRICS:
+            out[m].append(r[m])
     return {m: np.array(v) for m, v in out.items()}
 
 # %% ../nbs/04_probe.ipynb #321a96c6
 @dataclass
 class ProbeData:
     "Images (uint8, N x H x W [x 3]) and labels per split of one benchmark or labelled folder."
-    name:str; kind:str; n_classes:int; x:dict; y:dict; img_size:int; source_img_size:int; data_id:str
-    @property
-    def upsampled(self) -> bool: return self.source_img_size < self.img_size
-    @property
-    def n_out(self) -> int: return n_outputs(self.kind, self.n_classes)
 
-def resize_images(x, size:int):
+    name: str
+    kind: str
+    n_classes: int
+    x: dict
+    y: dict
+    img_size: int
+    source_img_size: int
+    data_id: str
+
+    @property
+    def upsampled(self) -> bool:
+        return self.source_img_size < self.img_size
+
+    @property
+    def n_out(self) -> int:
+        return n_outputs(self.kind, self.n_classes)
+
+
+def resize_images(x, size: int):
     "Resize uint8 images (N,H,W[,C]) to size x size, bilinear (antialiased when shrinking)."
-    if x.shape[1] == size and x.shape[2] == size: return x
+    if x.shape[1] == size and x.shape[2] == size:
+        return x
     t = torch.from_numpy(x).float()
     t = t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
     out = []
     for i in range(0, len(t), 4096):
-        out.append(F.interpolate(t[i:i+4096], size=(size, size), mode='bilinear', align_corners=False,
-                                 antialias=size < x.shape[1]).round().clamp(0, 255).to(torch.uint8))
+        out.append(
+            F.interpolate(
+                t[i : i + 4096],
+                size=(size, size),
+                mode='bilinear',
+                align_corners=False,
+                antialias=size < x.shape[1],
+            )
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
     r = torch.cat(out)
     return (r[:, 0] if x.ndim == 3 else r.permute(0, 2, 3, 1)).numpy()
 
 # %% ../nbs/04_probe.ipynb #2c1b2ea4
-def check_probe_inputs(benchmarks, img_size:int, resize_from:int|None=None, download:bool=False, dataset_dir=None):
+def check_probe_inputs(
+    benchmarks, img_size: int, resize_from: int | None = None, download: bool = False, dataset_dir=None
+):
     "Fail fast, naming each benchmark file that is missing or corrupted (and how to get it) and a missing labelled folder."
-    if dataset_dir is not None and not (Path(dataset_dir)/'labels.csv').is_file():
-        raise FileNotFoundError(f"dataset_dir={str(dataset_dir)!r} has no labels.csv (columns path,label[,split])")
-    if download: return
+    if dataset_dir is not None and not (Path(dataset_dir) / 'labels.csv').is_file():
+        raise FileNotFoundError(
+            f"dataset_dir={str(dataset_dir)!r} has no labels.csv (columns path,label[,split])"
+        )
+    if download:
+        return
     problems = []
     for flag in benchmarks:
         sizes = [s for s in (img_size, resize_from) if s in MEDMNIST_SIZES]
@@ -263,110 +406,168 @@ def check_probe_inputs(benchmarks, img_size:int, resize_from:int|None=None, down
             try:
                 find_medmnist(flag, size)
                 break
-            except (FileNotFoundError, ValueError) as e: errors.append(str(e))
-        else: problems.append(errors[-1] if errors else f"{flag}: img_size={img_size} is not a MedMNIST size: pass resize_from")
-    if problems: raise FileNotFoundError(f"{len(problems)} benchmark(s) unavailable:\n" + '\n'.join(problems))
+            except (FileNotFoundError, ValueError) as e:
+                errors.append(str(e))
+        else:
+            problems.append(
+                errors[-1]
+                if errors
+                else f"{flag}: img_size={img_size} is not a MedMNIST size: pass resize_from"
+            )
+    if problems:
+        raise FileNotFoundError(f"{len(problems)} benchmark(s) unavailable:\n" + '\n'.join(problems))
 
-def load_benchmark(flag:str, img_size:int=28, resize_from:int|None=None, download:bool=False, root=None) -> ProbeData:
+
+def load_benchmark(
+    flag: str, img_size: int = 28, resize_from: int | None = None, download: bool = False, root=None
+) -> ProbeData:
     "A MedMNIST 2D benchmark at `img_size` px, upsampled from `resize_from` px only when asked and needed."
-    info = benchmark_info(flag); src = img_size
+    info = benchmark_info(flag)
+    src = img_size
     if img_size in MEDMNIST_SIZES:
-        try: find_medmnist(flag, img_size, root)
+        try:
+            find_medmnist(flag, img_size, root)
         except FileNotFoundError as e:
-            if not resize_from and not download: raise FileNotFoundError(f"{e} Or pass resize_from=28 to upsample the 28 px file (recorded as upsampled).") from None
-            if resize_from and not download: src = resize_from
-    elif not resize_from: raise ValueError(f"img_size={img_size} is not a MedMNIST size {MEDMNIST_SIZES}: pass resize_from=<a size you have>")
-    else: src = resize_from
+            if not resize_from and not download:
+                raise FileNotFoundError(
+                    f"{e} Or pass resize_from=28 to upsample the 28 px file (recorded as upsampled)."
+                ) from None
+            if resize_from and not download:
+                src = resize_from
+    elif not resize_from:
+        raise ValueError(
+            f"img_size={img_size} is not a MedMNIST size {MEDMNIST_SIZES}: pass resize_from=<a size you have>"
+        )
+    else:
+        src = resize_from
     x, y = {}, {}
     for sp in ('train', 'val', 'test'):
         xi, y[sp] = load_medmnist(flag, sp, src, root=root, download=download)
         x[sp] = resize_images(xi, img_size)
-    if info.multilabel: y = {k: v.astype(np.int64) for k, v in y.items()}
+    if info.multilabel:
+        y = {k: v.astype(np.int64) for k, v in y.items()}
     data_id = f"medmnist:{flag}:{file_md5(find_medmnist(flag, src, root))}:{src}->{img_size}"
     return ProbeData(flag, task_kind(info.task), info.n_classes, x, y, img_size, src, data_id)
 
 # %% ../nbs/04_probe.ipynb #4d342382
 def _parse_label(v) -> list[int]:
     s = str(v).strip()
-    if not re.fullmatch(r'\d+(\|\d+)*|', s): raise ValueError(f"label {v!r} is not an integer or a '|'-separated list of integers")
+    if not re.fullmatch(r'\d+(\|\d+)*|', s):
+        raise ValueError(f"label {v!r} is not an integer or a '|'-separated list of integers")
     return [int(t) for t in s.split('|')] if s else []
 
-def make_split(labels:list, seed:int=42, fractions=(0.7, 0.1, 0.2)) -> np.ndarray:
+
+def make_split(labels: list, seed: int = 42, fractions=(0.7, 0.1, 0.2)) -> np.ndarray:
     "Seeded stratified train/val/test assignment (first label for multi-label; plain when a class is too small)."
     from sklearn.model_selection import train_test_split
-    n = len(labels); idx = np.arange(n)
+
+    n = len(labels)
+    idx = np.arange(n)
     strat = np.array([l[0] if l else -1 for l in labels])
-    def ok(s): u, c = np.unique(s, return_counts=True); return len(u) > 1 and c.min() >= 5
+
+    def ok(s):
+        u, c = np.unique(s, return_counts=True)
+        return len(u) > 1 and c.min() >= 5
+
     st = strat if ok(strat) else None
     tr, rest = train_test_split(idx, train_size=fractions[0], random_state=seed, stratify=st)
     st2 = strat[rest] if st is not None and ok(strat[rest]) else None
-    va, te = train_test_split(rest, test_size=fractions[2]/(fractions[1]+fractions[2]), random_state=seed, stratify=st2)
-    out = np.empty(n, dtype=object); out[tr], out[va], out[te] = 'train', 'val', 'test'
+    va, te = train_test_split(
+        rest, test_size=fractions[2] / (fractions[1] + fractions[2]), random_state=seed, stratify=st2
+    )
+    out = np.empty(n, dtype=object)
+    out[tr], out[va], out[te] = 'train', 'val', 'test'
     return out
 
 # %% ../nbs/04_probe.ipynb #7b60a095
-def _read_image(path, size:int):
+def _read_image(path, size: int):
     from PIL import Image
+
     with Image.open(path) as im:
         im = im.convert('RGB').resize((size, size), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
 
+
 LABELS_HELP = "labels.csv needs columns path,label[,split]: 0-based integer class labels ('|'-separated for multi-label)"
 
-def _rows(csv:Path, mask, values=None, limit:int=5) -> str:
+
+def _rows(csv: Path, mask, values=None, limit: int = 5) -> str:
     "'rows 2, 7 (...)': the labels.csv line numbers (header = line 1) of the rows in `mask`, with their values."
     idx = np.flatnonzero(np.asarray(mask))
     shown = [f"{i + 2}" + (f" ({values[i]!r})" if values is not None else '') for i in idx[:limit]]
     more = f" and {len(idx) - limit} more" if len(idx) > limit else ''
     return f"{csv} line{'s' if len(idx) > 1 else ''} {', '.join(shown)}{more}"
 
-def read_labels_csv(csv:Path) -> pd.DataFrame:
+
+def read_labels_csv(csv: Path) -> pd.DataFrame:
     "labels.csv as strings, refused with a message naming the file when it is empty or lacks a column."
-    try: df = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError: raise ValueError(f"{csv} is empty: {LABELS_HELP}") from None
+    try:
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{csv} is empty: {LABELS_HELP}") from None
     miss = {'path', 'label'} - set(df.columns)
-    if miss: raise ValueError(f"{csv}: missing column(s) {sorted(miss)}; {LABELS_HELP}")
-    if not len(df): raise ValueError(f"{csv} has a header but no rows: {LABELS_HELP}")
+    if miss:
+        raise ValueError(f"{csv}: missing column(s) {sorted(miss)}; {LABELS_HELP}")
+    if not len(df):
+        raise ValueError(f"{csv} has a header but no rows: {LABELS_HELP}")
     return df
 
-def parse_labels(csv:Path, df:pd.DataFrame) -> tuple[list, str, int]:
+
+def parse_labels(csv: Path, df: pd.DataFrame) -> tuple[list, str, int]:
     "(labels per row, kind, n_classes): refuses non-integer labels, empty single labels and classes without images."
     labels, bad = [], np.zeros(len(df), bool)
     for i, v in enumerate(df['label']):
-        try: labels.append(_parse_label(v))
-        except ValueError: labels.append([]); bad[i] = True
+        try:
+            labels.append(_parse_label(v))
+        except ValueError:
+            labels.append([])
+            bad[i] = True
     if bad.any():
-        raise ValueError(f"labels that are not 0-based integers: {_rows(csv, bad, df['label'].to_numpy())}; {LABELS_HELP}")
+        raise ValueError(
+            f"labels that are not 0-based integers: {_rows(csv, bad, df['label'].to_numpy())}; {LABELS_HELP}"
+        )
     multilabel = bool(df['label'].str.contains(r'\|').any())
     empty = np.array([not lab for lab in labels])
-    if empty.all(): raise ValueError(f"{csv}: every label is empty; {LABELS_HELP}")
+    if empty.all():
+        raise ValueError(f"{csv}: every label is empty; {LABELS_HELP}")
     if empty.any() and not multilabel:
         raise ValueError(f"empty labels in a single-label folder: {_rows(csv, empty)}; {LABELS_HELP}")
     present = sorted({k for lab in labels for k in lab})
     n_classes = present[-1] + 1
     unused = sorted(set(range(n_classes)) - set(present))
     if unused:
-        raise ValueError(f"{csv}: class(es) {unused} have no image (labels found: {present}); labels must be "
-                         f"0..K-1 -- 1-based labels 1..K must be renumbered to 0..K-1")
+        raise ValueError(
+            f"{csv}: class(es) {unused} have no image (labels found: {present}); labels must be "
+            f"0..K-1 -- 1-based labels 1..K must be renumbered to 0..K-1"
+        )
     if n_classes < 2:
         raise ValueError(f"{csv}: a single class ({present[0]}); a probe needs at least two classes")
     kind = 'multi-label' if multilabel else ('binary' if n_classes == 2 else 'multi-class')
     return labels, kind, n_classes
 
-def read_splits(csv:Path, df:pd.DataFrame) -> np.ndarray|None:
+
+def read_splits(csv: Path, df: pd.DataFrame) -> np.ndarray | None:
     "The user's train/val/test column, None when there is none (or it is entirely blank); refuses blank or odd cells."
-    if 'split' not in df.columns: return None
+    if 'split' not in df.columns:
+        return None
     split = df['split'].str.strip().str.lower().to_numpy()
     blank = split == ''
-    if blank.all(): return None
+    if blank.all():
+        return None
     if blank.any():
-        raise ValueError(f"blank split cells: {_rows(csv, blank)}; fill every cell with train, val or test "
-                         "(or drop the column for a seeded stratified split)")
+        raise ValueError(
+            f"blank split cells: {_rows(csv, blank)}; fill every cell with train, val or test "
+            "(or drop the column for a seeded stratified split)"
+        )
     bad = ~np.isin(split, ['train', 'val', 'test'])
-    if bad.any(): raise ValueError(f"split values that are not train, val or test: {_rows(csv, bad, df['split'].to_numpy())}")
+    if bad.any():
+        raise ValueError(
+            f"split values that are not train, val or test: {_rows(csv, bad, df['split'].to_numpy())}"
+        )
     return split
 
-def check_split_classes(csv:Path, kind:str, n_classes:int, y:dict):
+
+def check_split_classes(csv: Path, kind: str, n_classes: int, y: dict):
     "Every split holds every class (multi-label: a positive and a negative per class): otherwise AUCs are undefined."
     for split, labels in y.items():
         if kind == 'multi-label':
@@ -377,31 +578,41 @@ def check_split_classes(csv:Path, kind:str, n_classes:int, y:dict):
             lacking = sorted(set(range(n_classes)) - set(np.ravel(labels).tolist()))
             what = 'no image'
         if lacking:
-            raise ValueError(f"{csv}: in the {split} split class(es) {lacking} have {what} ({len(labels)} images); "
-                             "every split needs every class for AUC and thresholds: add images or re-split")
+            raise ValueError(
+                f"{csv}: in the {split} split class(es) {lacking} have {what} ({len(labels)} images); "
+                "every split needs every class for AUC and thresholds: add images or re-split"
+            )
 
-def load_labelled_folder(dataset_dir, img_size:int=28, seed:int=42, out_dir=None, name:str|None=None):
+
+def load_labelled_folder(
+    dataset_dir, img_size: int = 28, seed: int = 42, out_dir=None, name: str | None = None
+):
     "A `ProbeData` from a folder with `labels.csv` (path,label[,split]) and the rejects DataFrame (unreadable images)."
     d = Path(dataset_dir)
-    csv = d/'labels.csv'
-    if not csv.is_file(): raise FileNotFoundError(f"{csv} not found: {LABELS_HELP}")
+    csv = d / 'labels.csv'
+    if not csv.is_file():
+        raise FileNotFoundError(f"{csv} not found: {LABELS_HELP}")
     df = read_labels_csv(csv)
     root = d.resolve()
-    outside = np.array([not (root/p).resolve().is_relative_to(root) for p in df['path']])
+    outside = np.array([not (root / p).resolve().is_relative_to(root) for p in df['path']])
     if outside.any():
-        raise ValueError(f"image paths outside {root} (absolute or '..'): {_rows(csv, outside, df['path'].to_numpy())}")
+        raise ValueError(
+            f"image paths outside {root} (absolute or '..'): {_rows(csv, outside, df['path'].to_numpy())}"
+        )
     labels, kind, n_classes = parse_labels(csv, df)
     user_split = read_splits(csv, df)
     name = name or root.name
     rejects, images, keep = [], [], []
     for i, path in enumerate(df['path']):
-        try: images.append(_read_image(d/path, img_size))
+        try:
+            images.append(_read_image(d / path, img_size))
         except Exception as e:
             rejects.append(dict(path=path, reason=f"unreadable image: {type(e).__name__}: {e}"))
             continue
         keep.append(i)
     rejects = pd.DataFrame(rejects, columns=SCHEMAS['rejects'])
-    if out_dir is not None and len(rejects): write_table(rejects, Path(out_dir)/f'rejects_{name}.csv', 'rejects')
+    if out_dir is not None and len(rejects):
+        write_table(rejects, Path(out_dir) / f'rejects_{name}.csv', 'rejects')
     if not keep:
         raise ValueError(f"{csv}: no readable image; first: {rejects.path.iloc[0]}: {rejects.reason.iloc[0]}")
     df = df.iloc[keep].reset_index(drop=True)
@@ -411,8 +622,9 @@ def load_labelled_folder(dataset_dir, img_size:int=28, seed:int=42, out_dir=None
     else:
         split = make_split(labels, seed)
         if out_dir is not None:
-            sp = Path(out_dir)/'splits'/f'{name}.csv'
-            with atomic_path(sp) as tmp: df.assign(split=split)[['path', 'label', 'split']].to_csv(tmp, index=False)
+            sp = Path(out_dir) / 'splits' / f'{name}.csv'
+            with atomic_path(sp) as tmp:
+                df.assign(split=split)[['path', 'label', 'split']].to_csv(tmp, index=False)
     if kind == 'multi-label':
         Y = np.stack([np.isin(np.arange(n_classes), lab) for lab in labels]).astype(np.int64)
     else:
@@ -421,7 +633,8 @@ def load_labelled_folder(dataset_dir, img_size:int=28, seed:int=42, out_dir=None
     x, y = {}, {}
     for sp_ in ('train', 'val', 'test'):
         m = split == sp_
-        if not m.any(): raise ValueError(f"{csv}: the {sp_} split is empty")
+        if not m.any():
+            raise ValueError(f"{csv}: the {sp_} split is empty")
         x[sp_], y[sp_] = X[m], Y[m]
     check_split_classes(csv, kind, n_classes, y)
     h = hashlib.blake2b(csv.read_bytes(), digest_size=8)
@@ -431,168 +644,312 @@ def load_labelled_folder(dataset_dir, img_size:int=28, seed:int=42, out_dir=None
     return ProbeData(name, kind, n_classes, x, y, img_size, img_size, data_id), rejects
 
 # %% ../nbs/04_probe.ipynb #08ab55ef
-def write_labelled_folder(dest, images, labels, n:int|None=None) -> Path:
+def write_labelled_folder(dest, images, labels, n: int | None = None) -> Path:
     "Write uint8 images as PNGs plus labels.csv (labels: (N,1) ints or (N,L) multi-hot) — for examples and tests."
     from PIL import Image
-    dest = Path(dest); (dest/'img').mkdir(parents=True, exist_ok=True); rows = []
+
+    dest = Path(dest)
+    (dest / 'img').mkdir(parents=True, exist_ok=True)
+    rows = []
     for i in range(n or len(images)):
-        Image.fromarray(images[i]).save(dest/'img'/f'{i:05d}.png')
+        Image.fromarray(images[i]).save(dest / 'img' / f'{i:05d}.png')
         lab = labels[i]
-        rows.append(dict(path=f'img/{i:05d}.png', label='|'.join(map(str, np.flatnonzero(lab))) if len(lab) > 1 else str(int(lab[0]))))
-    pd.DataFrame(rows).to_csv(dest/'labels.csv', index=False)
+        rows.append(
+            dict(
+                path=f'img/{i:05d}.png',
+                label='|'.join(map(str, np.flatnonzero(lab))) if len(lab) > 1 else str(int(lab[0])),
+            )
+        )
+    pd.DataFrame(rows).to_csv(dest / 'labels.csv', index=False)
     return dest
 
 # %% ../nbs/04_probe.ipynb #84b15bd5
 @dataclass
 class Backbone:
     "A frozen feature extractor and what the results tables say about it."
-    model:nn.Module; name:str; method:str; arch:str; backbone_params:int; total_params:int; spec:str; info:dict=field(default_factory=dict)
-    _fp:str|None = None
+
+    model: nn.Module
+    name: str
+    method: str
+    arch: str
+    backbone_params: int
+    total_params: int
+    spec: str
+    info: dict = field(default_factory=dict)
+    _fp: str | None = None
+
     @property
     def fingerprint(self) -> str:
         "Hash of the weights and architecture: part of the feature cache key."
         if self._fp is None:
-            h = hashlib.blake2b(digest_size=12); h.update(type(self.model).__name__.encode())
+            h = hashlib.blake2b(digest_size=12)
+            h.update(type(self.model).__name__.encode())
             for k, v in self.model.state_dict().items():
-                h.update(k.encode()); h.update(str(tuple(v.shape)).encode()); h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+                h.update(k.encode())
+                h.update(str(tuple(v.shape)).encode())
+                h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
             self._fp = h.hexdigest()
         return self._fp
 
-def _kwargs(s:str) -> dict:
+
+def _kwargs(s: str) -> dict:
     out = {}
     for kv in filter(None, s.split(',')):
-        separator = '=' if '=' in kv else ' '   # 'patch_size=8' or 'patch_size 8' (papermill parses the latter)
-        if separator not in kv.strip(): raise ValueError(f"backbone option {kv!r} is not key=value (or 'key value')")
+        separator = (
+            '=' if '=' in kv else ' '
+        )  # 'patch_size=8' or 'patch_size 8' (papermill parses the latter)
+        if separator not in kv.strip():
+            raise ValueError(f"backbone option {kv!r} is not key=value (or 'key value')")
         k, v = kv.strip().split(separator, 1)
-        try: out[k] = ast.literal_eval(v)
-        except (ValueError, SyntaxError): out[k] = v
+        try:
+            out[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            out[k] = v
     return out
 
-def _n(m): return sum(p.numel() for p in m.parameters())
 
-def _slug(s:str) -> str: return re.sub(r'[^A-Za-z0-9_.=+-]+', '-', s).strip('-')
+def _n(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def _slug(s: str) -> str:
+    return re.sub(r'[^A-Za-z0-9_.=+-]+', '-', s).strip('-')
 
 # %% ../nbs/04_probe.ipynb #f0393632
-def _set_size(model, img_size:int):
+def _set_size(model, img_size: int):
     "Resample a timm ViT's position embeddings to `img_size` when it differs."
-    if img_size and hasattr(model, 'set_input_size') and tuple(getattr(model.patch_embed, 'img_size', ())) != (img_size, img_size):
+    if (
+        img_size
+        and hasattr(model, 'set_input_size')
+        and tuple(getattr(model.patch_embed, 'img_size', ())) != (img_size, img_size)
+    ):
         model.set_input_size(img_size=img_size)
     return model
 
+
 def _timm_random(name, kw, img_size, seed):
     import timm
+
     torch.manual_seed(seed)
-    if img_size and 'img_size' not in kw and name.startswith(('vit', 'deit', 'eva')): kw = dict(kw, img_size=img_size)
+    if img_size and 'img_size' not in kw and name.startswith(('vit', 'deit', 'eva')):
+        kw = dict(kw, img_size=img_size)
     return timm.create_model(name, pretrained=False, num_classes=0, **kw)
 
-def _load_state(path:Path) -> dict:
+
+def _load_state(path: Path) -> dict:
     "A state dict from .safetensors or a torch file (weights only: nothing is unpickled)."
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
+
         return load_file(str(path))
     sd = torch.load(path, map_location='cpu', weights_only=True)
     for k in ('state_dict', 'model', 'module'):
-        if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict): sd = sd[k]
+        if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict):
+            sd = sd[k]
     return sd
 
 # %% ../nbs/04_probe.ipynb #21ec60b1
-def load_local_weights(model:nn.Module, path:Path):
+def load_local_weights(model: nn.Module, path: Path):
     "Load a local timm checkpoint (.safetensors, or .pth/.bin with weights_only) into `model`, classifier dropped."
     import sys
+
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
-        try: state = load_file(str(path))
-        except Exception as e: raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
+
+        try:
+            state = load_file(str(path))
+        except Exception as e:
+            raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
     else:
-        try: state = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e: raise ValueError(f"{path}: not a readable weights file ({type(e).__name__})") from e
+        try:
+            state = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as e:
+            raise ValueError(f"{path}: not a readable weights file ({type(e).__name__})") from e
         for key in ('state_dict', 'model'):
-            if isinstance(state, dict) and isinstance(state.get(key), dict): state = state[key]
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
     filter_fn = getattr(sys.modules[type(model).__module__], 'checkpoint_filter_fn', None)
-    if filter_fn is not None: state = filter_fn(state, model)   # timm's key mapping + position-embedding resampling
+    if filter_fn is not None:
+        state = filter_fn(state, model)  # timm's key mapping + position-embedding resampling
     classifier = ('head.', 'fc.', 'classifier.', 'head_dist.')
     state = {k: v for k, v in state.items() if not k.startswith(classifier)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path} does not fit {type(model).__name__}: missing {list(missing)[:5]}, "
-                         f"unexpected {list(unexpected)[:5]}")
+        raise ValueError(
+            f"{path} does not fit {type(model).__name__}: missing {list(missing)[:5]}, "
+            f"unexpected {list(unexpected)[:5]}"
+        )
 
-def load_probe_backbone(spec:str, img_size:int|None=None, seed:int=42, device='cpu') -> Backbone:
+
+def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, device='cpu') -> Backbone:
     "Build the frozen backbone named by `spec` (see the table above) for `img_size` px inputs."
-    spec = str(spec); kind, _, rest = spec.partition(':')
+    spec = str(spec)
+    kind, _, rest = spec.partition(':')
     if kind == 'random':
-        name, _, opts = rest.partition(':'); kw = _kwargs(opts)
-        norm = kw.pop('norm', None)   # the input normalisation of the models it is compared with: 'imagenet'
-        if norm not in (None, 'imagenet'): raise ValueError(f"{spec}: norm={norm!r}: only 'imagenet' (default: mean=std=0.5)")
+        name, _, opts = rest.partition(':')
+        kw = _kwargs(opts)
+        norm = kw.pop('norm', None)  # the input normalisation of the models it is compared with: 'imagenet'
+        if norm not in (None, 'imagenet'):
+            raise ValueError(f"{spec}: norm={norm!r}: only 'imagenet' (default: mean=std=0.5)")
         m = _timm_random(name, kw, img_size, seed)
-        bb = Backbone(m, _slug(spec), 'random', short_arch(name), _n(m), _n(m), spec, dict(timm_name=name, model_kwargs=kw)
-                      | (dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]) if norm else {}))
+        bb = Backbone(
+            m,
+            _slug(spec),
+            'random',
+            short_arch(name),
+            _n(m),
+            _n(m),
+            spec,
+            dict(timm_name=name, model_kwargs=kw)
+            | (dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]) if norm else {}),
+        )
     elif kind == 'random-like':
-        js = Path(rest)/'backbone.json' if Path(rest).is_dir() else Path(rest)
-        if not js.is_file(): raise FileNotFoundError(f"{spec}: {js} not found (random-like needs an exported backbone folder)")
+        js = Path(rest) / 'backbone.json' if Path(rest).is_dir() else Path(rest)
+        if not js.is_file():
+            raise FileNotFoundError(f"{spec}: {js} not found (random-like needs an exported backbone folder)")
         info = json.loads(js.read_text())
-        m = _timm_random(info['timm_name'], dict(info.get('model_kwargs', {})), img_size or info['img_size'], seed)
-        bb = Backbone(m, _slug(f"random-like-{js.parent.name}"), 'random', short_arch(info['timm_name']), _n(m), _n(m), spec, info)
+        m = _timm_random(
+            info['timm_name'], dict(info.get('model_kwargs', {})), img_size or info['img_size'], seed
+        )
+        bb = Backbone(
+            m,
+            _slug(f"random-like-{js.parent.name}"),
+            'random',
+            short_arch(info['timm_name']),
+            _n(m),
+            _n(m),
+            spec,
+            info,
+        )
     elif kind == 'timm':
         import timm
-        name, _, f = rest.partition(':'); opts = ''
-        if ':' in f and '=' in f.rsplit(':', 1)[1]: f, opts = f.rsplit(':', 1)
-        f = Path(f); kw = _kwargs(opts)
-        if not f.is_file(): raise FileNotFoundError(f"{spec}: weights file {f} not found (timm:<model name>:<local .safetensors/.bin/.pth>[:k=v,...])")
-        if img_size and name.startswith(('vit', 'deit', 'eva')): kw.setdefault('img_size', img_size)
+
+        name, _, f = rest.partition(':')
+        opts = ''
+        if ':' in f and '=' in f.rsplit(':', 1)[1]:
+            f, opts = f.rsplit(':', 1)
+        f = Path(f)
+        kw = _kwargs(opts)
+        if not f.is_file():
+            raise FileNotFoundError(
+                f"{spec}: weights file {f} not found (timm:<model name>:<local .safetensors/.bin/.pth>[:k=v,...])"
+            )
+        if img_size and name.startswith(('vit', 'deit', 'eva')):
+            kw.setdefault('img_size', img_size)
         m = timm.create_model(name, pretrained=False, num_classes=0, **kw)
         load_local_weights(m, f)
-        bb = Backbone(m, _slug(f"timm-{name}-{f.stem}"), 'timm', short_arch(name), _n(m), _n(m), spec, dict(timm_name=name, file=str(f)))
+        bb = Backbone(
+            m,
+            _slug(f"timm-{name}-{f.stem}"),
+            'timm',
+            short_arch(name),
+            _n(m),
+            _n(m),
+            spec,
+            dict(timm_name=name, file=str(f)),
+        )
     elif kind == 'biomedclip':
         bb = _biomedclip(Path(rest), img_size, spec)
     elif kind == 'rad-dino':
         bb = _rad_dino(Path(rest), spec)
     else:
         p = Path(spec)
-        if not (p/'backbone.json').exists() and not p.suffix == '.json':
-            raise FileNotFoundError(f"backbone {spec!r}: not an exported backbone folder (no backbone.json) nor a spec "
-                                    "random:<timm name>, random-like:<dir>, timm:<name>:<file>, biomedclip:<dir>, rad-dino:<dir>")
+        if not (p / 'backbone.json').exists() and not p.suffix == '.json':
+            raise FileNotFoundError(
+                f"backbone {spec!r}: not an exported backbone folder (no backbone.json) nor a spec "
+                "random:<timm name>, random-like:<dir>, timm:<name>:<file>, biomedclip:<dir>, rad-dino:<dir>"
+            )
         m, info = load_backbone(p)
         _set_size(m, img_size)
         bp = int(info.get('backbone_params') or _n(m))
-        bb = Backbone(m, _slug(info.get('name') or (p if p.is_dir() else p.parent).resolve().name), info.get('method', 'unknown'),
-                      short_arch(info['timm_name']), bp, int(info.get('total_params') or bp), spec, info)
-    bb.model = bb.model.to(get_device(device) if isinstance(device, str) else device).eval().requires_grad_(False)
+        bb = Backbone(
+            m,
+            _slug(info.get('name') or (p if p.is_dir() else p.parent).resolve().name),
+            info.get('method', 'unknown'),
+            short_arch(info['timm_name']),
+            bp,
+            int(info.get('total_params') or bp),
+            spec,
+            info,
+        )
+    bb.model = (
+        bb.model.to(get_device(device) if isinstance(device, str) else device).eval().requires_grad_(False)
+    )
     return bb
 
 # %% ../nbs/04_probe.ipynb #2c811bfb
-def _biomedclip(path:Path, img_size, spec) -> Backbone:
+def _biomedclip(path: Path, img_size, spec) -> Backbone:
     "BiomedCLIP's vision trunk (a timm ViT-B/16) from open_clip weights, without open_clip."
     import timm
+
     d = path if path.is_dir() else path.parent
-    f = path if path.is_file() else next((d/n for n in ('open_clip_model.safetensors', 'open_clip_pytorch_model.bin') if (d/n).exists()), None)
-    if f is None: raise FileNotFoundError(f"{spec}: no open_clip_pytorch_model.bin / open_clip_model.safetensors in {d} "
-                                          "(download microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224 on a networked machine)")
+    f = (
+        path
+        if path.is_file()
+        else next(
+            (
+                d / n
+                for n in ('open_clip_model.safetensors', 'open_clip_pytorch_model.bin')
+                if (d / n).exists()
+            ),
+            None,
+        )
+    )
+    if f is None:
+        raise FileNotFoundError(
+            f"{spec}: no open_clip_pytorch_model.bin / open_clip_model.safetensors in {d} "
+            "(download microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224 on a networked machine)"
+        )
     name = 'vit_base_patch16_224'
-    if (d/'open_clip_config.json').exists():
-        name = json.loads((d/'open_clip_config.json').read_text())['model_cfg']['vision_cfg'].get('timm_model_name', name)
-    sd = {k[len('visual.trunk.'):]: v for k, v in _load_state(f).items() if k.startswith('visual.trunk.')}
-    if not sd: raise ValueError(f"{f}: no 'visual.trunk.*' weights: not an open_clip timm-vision checkpoint")
+    if (d / 'open_clip_config.json').exists():
+        name = json.loads((d / 'open_clip_config.json').read_text())['model_cfg']['vision_cfg'].get(
+            'timm_model_name', name
+        )
+    sd = {k[len('visual.trunk.') :]: v for k, v in _load_state(f).items() if k.startswith('visual.trunk.')}
+    if not sd:
+        raise ValueError(f"{f}: no 'visual.trunk.*' weights: not an open_clip timm-vision checkpoint")
     m = timm.create_model(name, pretrained=False, num_classes=0)
     missing, unexpected = m.load_state_dict(sd, strict=False)
     unexpected = [k for k in unexpected if not k.startswith('head')]
-    if missing or unexpected: raise ValueError(f"{f}: vision trunk does not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    if missing or unexpected:
+        raise ValueError(
+            f"{f}: vision trunk does not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     _set_size(m, img_size)
-    return Backbone(m, 'biomedclip', 'biomedclip', short_arch(name), _n(m), _n(m), spec, dict(timm_name=name, file=str(f)))
+    return Backbone(
+        m, 'biomedclip', 'biomedclip', short_arch(name), _n(m), _n(m), spec, dict(timm_name=name, file=str(f))
+    )
+
 
 class _HFTokens(nn.Module):
     "A Hugging Face vision model whose `forward_features` returns the last hidden states (prefix tokens first)."
-    def __init__(self, hf, n_prefix): super().__init__(); self.hf, self.num_prefix_tokens = hf, n_prefix
-    def forward_features(self, x): return self.hf(pixel_values=x).last_hidden_state
+
+    def __init__(self, hf, n_prefix):
+        super().__init__()
+        self.hf, self.num_prefix_tokens = hf, n_prefix
+
+    def forward_features(self, x):
+        return self.hf(pixel_values=x).last_hidden_state
+
     def last_block_tokens(self, x):
         "Patch tokens of the last layer before the final layernorm (prefix tokens dropped)."
-        return self.hf(pixel_values=x, output_hidden_states=True).hidden_states[-1][:, self.num_prefix_tokens:]
+        return self.hf(pixel_values=x, output_hidden_states=True).hidden_states[-1][
+            :, self.num_prefix_tokens :
+        ]
 
-def _rad_dino(path:Path, spec) -> Backbone:
+
+def _rad_dino(path: Path, spec) -> Backbone:
     "RAD-DINO (a DINOv2 ViT-B/14) from a local Hugging Face folder (config.json + weights)."
-    if not (path/'config.json').exists(): raise FileNotFoundError(f"{spec}: {path}/config.json not found: download microsoft/rad-dino on a networked machine")
-    try: from transformers import AutoModel
-    except ImportError: raise ImportError(f"{spec}: RAD-DINO needs the `transformers` package (pip install transformers)") from None
+    if not (path / 'config.json').exists():
+        raise FileNotFoundError(
+            f"{spec}: {path}/config.json not found: download microsoft/rad-dino on a networked machine"
+        )
+    try:
+        from transformers import AutoModel
+    except ImportError:
+        raise ImportError(
+            f"{spec}: RAD-DINO needs the `transformers` package (pip install transformers)"
+        ) from None
     hf = AutoModel.from_pretrained(str(path), local_files_only=True)
     m = _HFTokens(hf, 1 + int(getattr(hf.config, 'num_register_tokens', 0) or 0))
     return Backbone(m, 'rad-dino', 'rad-dino', 'vit_base_patch14', _n(m), _n(m), spec, dict(path=str(path)))
@@ -600,288 +957,522 @@ def _rad_dino(path:Path, spec) -> Backbone:
 # %% ../nbs/04_probe.ipynb #13019d56
 FEATURES = ('authors', 'normed-tokens')
 
+
 def _is_vit(model) -> bool:
-    if hasattr(model, 'last_block_tokens'): return True
+    if hasattr(model, 'last_block_tokens'):
+        return True
     return hasattr(model, 'forward_intermediates') and hasattr(model, 'num_prefix_tokens')
+
 
 def last_block_tokens(model, x):
     "Patch tokens (B, L, D) of a ViT's last block before its final norm; class and register tokens dropped."
-    if hasattr(model, 'last_block_tokens'): return model.last_block_tokens(x)
+    if hasattr(model, 'last_block_tokens'):
+        return model.last_block_tokens(x)
     return model.forward_intermediates(x, indices=1, norm=False, output_fmt='NLC', intermediates_only=True)[0]
 
-def pool_features(model, x, features:str='authors'):
+
+def pool_features(model, x, features: str = 'authors'):
     "Probe features: mean of raw last-block patch tokens + parameter-free LayerNorm ('authors'), of final-norm tokens."
-    if features not in FEATURES: raise ValueError(f"features={features!r}: use one of {FEATURES}")
-    if features == 'authors' and _is_vit(model): pooled = last_block_tokens(model, x).mean(1)
+    if features not in FEATURES:
+        raise ValueError(f"features={features!r}: use one of {FEATURES}")
+    if features == 'authors' and _is_vit(model):
+        pooled = last_block_tokens(model, x).mean(1)
     else:
         tokens = model.forward_features(x)
         n_prefix = int(getattr(model, 'num_prefix_tokens', 0))
         pooled = tokens.mean((2, 3)) if tokens.ndim == 4 else tokens[:, n_prefix:].mean(1)
-    if features == 'normed-tokens': return pooled
-    return F.layer_norm(pooled, pooled.shape[-1:], eps=1e-6)   # the authors' fc_norm: fresh and frozen (weight 1, bias 0)
+    if features == 'normed-tokens':
+        return pooled
+    return F.layer_norm(
+        pooled, pooled.shape[-1:], eps=1e-6
+    )  # the authors' fc_norm: fresh and frozen (weight 1, bias 0)
 
 # %% ../nbs/04_probe.ipynb #a1d0f002
 BACKBONE_MODES = ('authors', 'eval')
 
+
 class SubsetDropPath(nn.Module):
     "DINOv2's stochastic depth for rates above 0.1: a residual kept for floor(b(1-p)) random samples, scaled by b/kept."
-    def __init__(self, rate:float, generator:torch.Generator|None=None):
-        super().__init__(); self.rate, self.generator = rate, generator
-    def forward(self, x):
-        if not self.training or self.rate <= 0: return x
-        b = x.shape[0]; kept = max(int(b*(1 - self.rate)), 1)
-        keep = torch.randperm(b, generator=self.generator)[:kept].to(x.device)
-        scale = torch.zeros(b, dtype=x.dtype, device=x.device).index_fill_(0, keep, b/kept)
-        return x*scale.view(b, *(1,)*(x.ndim - 1))
 
-def probe_drop_path(bb:Backbone, backbone_mode:str='authors') -> float:
+    def __init__(self, rate: float, generator: torch.Generator | None = None):
+        super().__init__()
+        self.rate, self.generator = rate, generator
+
+    def forward(self, x):
+        if not self.training or self.rate <= 0:
+            return x
+        b = x.shape[0]
+        kept = max(int(b * (1 - self.rate)), 1)
+        keep = torch.randperm(b, generator=self.generator)[:kept].to(x.device)
+        scale = torch.zeros(b, dtype=x.dtype, device=x.device).index_fill_(0, keep, b / kept)
+        return x * scale.view(b, *(1,) * (x.ndim - 1))
+
+
+def probe_drop_path(bb: Backbone, backbone_mode: str = 'authors') -> float:
     "Stochastic depth active while the head trains, as the backbone's pretraining method asks (DINOv2: 0.3, ViT-H 0.4); else 0."
     if backbone_mode not in BACKBONE_MODES:
         raise ValueError(f"backbone_mode={backbone_mode!r}: use one of {BACKBONE_MODES}")
-    if backbone_mode == 'eval': return 0.
+    if backbone_mode == 'eval':
+        return 0.0
     from biovfm.pretrain import METHODS, BUILTIN_METHODS, get_method
-    if bb.method not in METHODS and bb.method not in BUILTIN_METHODS: return 0.   # random, timm, BiomedCLIP, ...
+
+    if bb.method not in METHODS and bb.method not in BUILTIN_METHODS:
+        return 0.0  # random, timm, BiomedCLIP, ...
     return get_method(bb.method).probe_drop_path(bb.arch)
 
+
 @contextlib.contextmanager
-def stochastic_depth(model, rate:float, generator:torch.Generator|None=None):
+def stochastic_depth(model, rate: float, generator: torch.Generator | None = None):
     "Within the block, `model`'s timm blocks drop residuals as DINOv2's training-mode blocks (rate 0: no-op)."
     swapped = []
-    for blk in (getattr(model, 'blocks', []) if rate > 0 else []):
+    for blk in getattr(model, 'blocks', []) if rate > 0 else []:
         for name in ('drop_path1', 'drop_path2'):
             if hasattr(blk, name):
                 swapped.append((blk, name, getattr(blk, name)))
                 setattr(blk, name, SubsetDropPath(rate, generator))
     if rate > 0 and not swapped:
-        raise ValueError(f"stochastic depth {rate}: {type(model).__name__} has no timm blocks with drop_path1/2")
-    try: yield model
+        raise ValueError(
+            f"stochastic depth {rate}: {type(model).__name__} has no timm blocks with drop_path1/2"
+        )
+    try:
+        yield model
     finally:
-        for blk, name, module in swapped: setattr(blk, name, module)
+        for blk, name, module in swapped:
+            setattr(blk, name, module)
 
 # %% ../nbs/04_probe.ipynb #ba43a533
-def to_input(x, mean=(0.5,)*3, std=(0.5,)*3, device='cpu'):
+def to_input(x, mean=(0.5,) * 3, std=(0.5,) * 3, device='cpu'):
     "uint8 images (N,H,W[,3]) -> normalised float tensor (N,3,H,W)."
     t = torch.as_tensor(x, device=device).float().div_(255)
     t = t[:, None].expand(-1, 3, -1, -1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
-    m, s = torch.tensor(mean, device=device).view(1, 3, 1, 1), torch.tensor(std, device=device).view(1, 3, 1, 1)
-    return (t - m)/s
+    m, s = (
+        torch.tensor(mean, device=device).view(1, 3, 1, 1),
+        torch.tensor(std, device=device).view(1, 3, 1, 1),
+    )
+    return (t - m) / s
+
 
 def rotate_shift(x, angle, dx, dy):
     "Rotate (N,C,H,W) by `angle` radians about the centre (nearest, zero fill), then shift by integers (dx, dy)."
     n, _, h, w = x.shape
     cos, sin = torch.cos(angle), torch.sin(angle)
     # output pixel p samples input at R^-1 (p - shift); normalised coordinates, square pixels
-    theta = torch.stack([torch.stack([cos, -sin*h/w, -(cos*dx*2/w - sin*dy*2/w)], 1),
-                         torch.stack([sin*w/h, cos, -(sin*dx*2/h + cos*dy*2/h)], 1)], 1).to(x)
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin * h / w, -(cos * dx * 2 / w - sin * dy * 2 / w)], 1),
+            torch.stack([sin * w / h, cos, -(sin * dx * 2 / h + cos * dy * 2 / h)], 1),
+        ],
+        1,
+    ).to(x)
     grid = F.affine_grid(theta, x.shape, align_corners=False)
     out = F.grid_sample(x, grid, mode='nearest', padding_mode='zeros', align_corners=False)
     # the rotation's own canvas ends at the image border: what the shift brings in from beyond it is padding (zero)
     rows, cols = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
     src_r, src_c = rows - dy.long().view(n, 1, 1), cols - dx.long().view(n, 1, 1)
     inside = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
-    return out*inside[:, None].to(out)
+    return out * inside[:, None].to(out)
 
-def augment(x, generator:torch.Generator, degrees:float=30., pad:int=4):
+
+def augment(x, generator: torch.Generator, degrees: float = 30.0, pad: int = 4):
     "The authors' RandomRotation(degrees) then RandomCrop(size, padding=pad) per sample, on [0,1]-scaled (N,C,H,W)."
     n = x.shape[0]
-    angle = (torch.rand(n, generator=generator)*2 - 1)*math.radians(degrees)
-    dx = torch.randint(-pad, pad+1, (n,), generator=generator).float()
-    dy = torch.randint(-pad, pad+1, (n,), generator=generator).float()
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(degrees)
+    dx = torch.randint(-pad, pad + 1, (n,), generator=generator).float()
+    dy = torch.randint(-pad, pad + 1, (n,), generator=generator).float()
     return rotate_shift(x, angle, dx, dy)
+
 
 NORMALIZE = ('authors', 'backbone')
 
-def input_stats(bb:Backbone, normalize:str='authors') -> dict:
+
+def input_stats(bb: Backbone, normalize: str = 'authors') -> dict:
     "mean/std fed to the backbone: 0.5 for every backbone ('authors') or its stored statistics ('backbone')."
-    if normalize not in NORMALIZE: raise ValueError(f"normalize={normalize!r}: use one of {NORMALIZE}")
-    if normalize == 'authors': return dict(mean=(0.5,)*3, std=(0.5,)*3)
-    return dict(mean=tuple(bb.info.get('mean') or (0.5,)*3), std=tuple(bb.info.get('std') or (0.5,)*3))
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize={normalize!r}: use one of {NORMALIZE}")
+    if normalize == 'authors':
+        return dict(mean=(0.5,) * 3, std=(0.5,) * 3)
+    return dict(mean=tuple(bb.info.get('mean') or (0.5,) * 3), std=tuple(bb.info.get('std') or (0.5,) * 3))
 
 # %% ../nbs/04_probe.ipynb #06e56545
 FEATURE_VERSION = 2
 
-def epoch_generator(seed:int, epoch:int) -> torch.Generator:
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     "The generator of one training epoch — its shuffle, augmentations and stochastic depth — shared by both protocols."
     digest = hashlib.blake2b(f'probe-epoch:{seed}:{epoch}'.encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, 'little') >> 1)
 
-def _batch_starts(n:int, batch_size:int, drop_last:bool) -> range:
+
+def _batch_starts(n: int, batch_size: int, drop_last: bool) -> range:
     "Batch starts; the last incomplete batch is dropped unless it is the only one."
     return range(0, n - n % batch_size if drop_last and n >= batch_size else n, batch_size)
 
-def augmented_features(model, images, generator:torch.Generator, mean=(0.5,)*3, std=(0.5,)*3, features:str='authors',
-                       drop_path:float=0., device='cpu'):
-    "Features of one training batch of uint8 images: the authors' augmentation, then the backbone with `drop_path`."
-    t = augment(to_input(images, (0,)*3, (1,)*3), generator)
-    t = ((t - torch.tensor(mean).view(1, 3, 1, 1))/torch.tensor(std).view(1, 3, 1, 1)).to(device)
-    with torch.no_grad(), stochastic_depth(model, drop_path, generator): return pool_features(model, t, features).float()
 
-PROGRESS_MIN_IMAGES = 2048   # a progress bar for passes over at least this many images
+def augmented_features(
+    model,
+    images,
+    generator: torch.Generator,
+    mean=(0.5,) * 3,
+    std=(0.5,) * 3,
+    features: str = 'authors',
+    drop_path: float = 0.0,
+    device='cpu',
+):
+    "Features of one training batch of uint8 images: the authors' augmentation, then the backbone with `drop_path`."
+    t = augment(to_input(images, (0,) * 3, (1,) * 3), generator)
+    t = ((t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)).to(device)
+    with torch.no_grad(), stochastic_depth(model, drop_path, generator):
+        return pool_features(model, t, features).float()
+
+
+PROGRESS_MIN_IMAGES = 2048  # a progress bar for passes over at least this many images
+
 
 @torch.no_grad()
-def extract_features(model, x, batch_size:int=256, mean=(0.5,)*3, std=(0.5,)*3, device=None,
-                     features:str='authors') -> np.ndarray:
+def extract_features(
+    model, x, batch_size: int = 256, mean=(0.5,) * 3, std=(0.5,) * 3, device=None, features: str = 'authors'
+) -> np.ndarray:
     "Pooled features (N, D) float32 of uint8 images, un-augmented, backbone in eval mode."
     device = device or next(model.parameters()).device
     m_, s_ = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     out = []
     from tqdm.auto import tqdm
+
     starts = range(0, len(x), batch_size)
     for i in tqdm(starts, desc='features', unit='batch', leave=False, disable=len(x) < PROGRESS_MIN_IMAGES):
-        t = to_input(x[i:i+batch_size], (0,)*3, (1,)*3)
-        out.append(pool_features(model, ((t - m_)/s_).to(device), features).float().cpu())
+        t = to_input(x[i : i + batch_size], (0,) * 3, (1,) * 3)
+        out.append(pool_features(model, ((t - m_) / s_).to(device), features).float().cpu())
     return torch.cat(out).numpy()
 
+
 @torch.no_grad()
-def epoch_view(model, x, seed:int, epoch:int, batch_size:int=128, mean=(0.5,)*3, std=(0.5,)*3, features:str='authors',
-               drop_path:float=0., drop_last:bool=True, device=None) -> np.ndarray:
+def epoch_view(
+    model,
+    x,
+    seed: int,
+    epoch: int,
+    batch_size: int = 128,
+    mean=(0.5,) * 3,
+    std=(0.5,) * 3,
+    features: str = 'authors',
+    drop_path: float = 0.0,
+    drop_last: bool = True,
+    device=None,
+) -> np.ndarray:
     "Every training image's features exactly as the faithful protocol computes them in `epoch` (same batches, same draws)."
     device = device or next(model.parameters()).device
     g, n = epoch_generator(seed, epoch), len(x)
     perm = torch.randperm(n, generator=g)
     starts = list(_batch_starts(n, batch_size, drop_last))
-    batches = [perm[i:i+batch_size] for i in starts]
+    batches = [perm[i : i + batch_size] for i in starts]
     if starts and starts[-1] + batch_size < n:
-        batches.append(perm[starts[-1] + batch_size:])   # dropped this epoch: computed last, for epochs reusing the view
+        batches.append(
+            perm[starts[-1] + batch_size :]
+        )  # dropped this epoch: computed last, for epochs reusing the view
     out = None
     from tqdm.auto import tqdm
-    for j in tqdm(batches, desc=f'epoch {epoch} view', unit='batch', leave=False, disable=n < PROGRESS_MIN_IMAGES):
+
+    for j in tqdm(
+        batches, desc=f'epoch {epoch} view', unit='batch', leave=False, disable=n < PROGRESS_MIN_IMAGES
+    ):
         f = augmented_features(model, x[j.numpy()], g, mean, std, features, drop_path, device).cpu().numpy()
-        if out is None: out = np.empty((n, f.shape[1]), dtype=np.float32)
+        if out is None:
+            out = np.empty((n, f.shape[1]), dtype=np.float32)
         out[j.numpy()] = f
     return out
 
-def cache_key(bb:Backbone, data:ProbeData, split:str, view:str, mean, std, features:str='authors', drop_path:float=0.,
-              batch_size:int=128, drop_last:bool=True) -> str:
+
+def cache_key(
+    bb: Backbone,
+    data: ProbeData,
+    split: str,
+    view: str,
+    mean,
+    std,
+    features: str = 'authors',
+    drop_path: float = 0.0,
+    batch_size: int = 128,
+    drop_last: bool = True,
+) -> str:
     "Hash naming a cached feature file: changes with the weights, data, preprocessing, features and view."
     h = hashlib.blake2b(digest_size=10)
-    sampling = [] if view == 'clean' else [drop_path, batch_size, drop_last]   # a view follows an epoch's batches
-    h.update(json.dumps([FEATURE_VERSION, bb.fingerprint, data.data_id, split, view, list(mean), list(std),
-                         data.img_size, features, sampling]).encode())
+    sampling = (
+        [] if view == 'clean' else [drop_path, batch_size, drop_last]
+    )  # a view follows an epoch's batches
+    h.update(
+        json.dumps(
+            [
+                FEATURE_VERSION,
+                bb.fingerprint,
+                data.data_id,
+                split,
+                view,
+                list(mean),
+                list(std),
+                data.img_size,
+                features,
+                sampling,
+            ]
+        ).encode()
+    )
     return h.hexdigest()
 
-def cached_features(bb:Backbone, data:ProbeData, split:str, cache_dir, view:str='clean', mean=(0.5,)*3, std=(0.5,)*3,
-                    batch_size:int=128, features:str='authors', drop_path:float=0., drop_last:bool=True):
+
+def cached_features(
+    bb: Backbone,
+    data: ProbeData,
+    split: str,
+    cache_dir,
+    view: str = 'clean',
+    mean=(0.5,) * 3,
+    std=(0.5,) * 3,
+    batch_size: int = 128,
+    features: str = 'authors',
+    drop_path: float = 0.0,
+    drop_last: bool = True,
+):
     "Features of one split and view ('clean' or 'aug-<seed>-<k>': epoch k's) from the cache or computed and stored; hit?"
     key = cache_key(bb, data, split, view, mean, std, features, drop_path, batch_size, drop_last)
-    p = Path(cache_dir)/f"{_slug(data.name)}_{split}_{view}_{key}.npz"
+    p = Path(cache_dir) / f"{_slug(data.name)}_{split}_{view}_{key}.npz"
     if p.exists():
         try:
-            with np.load(p, allow_pickle=False) as z: return z['features'], True
-        except Exception: pass  # a damaged cache file is recomputed
-    if view == 'clean': f = extract_features(bb.model, data.x[split], 256, mean, std, features=features)
+            with np.load(p, allow_pickle=False) as z:
+                return z['features'], True
+        except Exception:
+            pass  # a damaged cache file is recomputed
+    if view == 'clean':
+        f = extract_features(bb.model, data.x[split], 256, mean, std, features=features)
     else:
         _, seed, k = view.split('-')
-        f = epoch_view(bb.model, data.x[split], int(seed), int(k), batch_size, mean, std, features, drop_path, drop_last)
+        f = epoch_view(
+            bb.model, data.x[split], int(seed), int(k), batch_size, mean, std, features, drop_path, drop_last
+        )
     with atomic_path(p) as tmp_:
-        with open(tmp_, 'wb') as fh: np.savez(fh, features=f)
+        with open(tmp_, 'wb') as fh:
+            np.savez(fh, features=f)
     return f, False
 
 # %% ../nbs/04_probe.ipynb #bc33f835
 class LinearHead(nn.Sequential):
     "Probe head: BatchNorm without affine parameters, a linear layer ('authors'); first a LayerNorm ('normed-tokens')."
-    def __init__(self, dim:int, n_out:int, features:str='authors'):
-        if features not in FEATURES: raise ValueError(f"features={features!r}: use one of {FEATURES}")
+
+    def __init__(self, dim: int, n_out: int, features: str = 'authors'):
+        if features not in FEATURES:
+            raise ValueError(f"features={features!r}: use one of {FEATURES}")
         if features == 'normed-tokens':
             super().__init__(nn.LayerNorm(dim), nn.BatchNorm1d(dim, affine=False), nn.Linear(dim, n_out))
             return
         linear = nn.Linear(dim, n_out)
-        nn.init.trunc_normal_(linear.weight, std=0.01)   # the authors' (MoCo v3) init; the bias keeps the default
+        nn.init.trunc_normal_(
+            linear.weight, std=0.01
+        )  # the authors' (MoCo v3) init; the bias keeps the default
         super().__init__(nn.BatchNorm1d(dim, affine=False, eps=1e-6), linear)
 
-def _loss_fn(kind): return nn.BCEWithLogitsLoss() if kind == 'multi-label' else nn.CrossEntropyLoss()
-def _target(y, kind): return torch.as_tensor(y).float() if kind == 'multi-label' else torch.as_tensor(np.ravel(y)).long()
-def _probs(logits, kind): return torch.sigmoid(logits) if kind == 'multi-label' else torch.softmax(logits, 1)
+
+def _loss_fn(kind):
+    return nn.BCEWithLogitsLoss() if kind == 'multi-label' else nn.CrossEntropyLoss()
+
+
+def _target(y, kind):
+    return torch.as_tensor(y).float() if kind == 'multi-label' else torch.as_tensor(np.ravel(y)).long()
+
+
+def _probs(logits, kind):
+    return torch.sigmoid(logits) if kind == 'multi-label' else torch.softmax(logits, 1)
 
 # %% ../nbs/04_probe.ipynb #d97c1dff
-def train_head(batches, dim:int, n_out:int, kind:str, f_val, y_val, epochs:int=100, lr:float=0.01, seed:int=42,
-               device='cpu', features:str='authors'):
+def train_head(
+    batches,
+    dim: int,
+    n_out: int,
+    kind: str,
+    f_val,
+    y_val,
+    epochs: int = 100,
+    lr: float = 0.01,
+    seed: int = 42,
+    device='cpu',
+    features: str = 'authors',
+):
     "Train a `LinearHead`; `batches(epoch)` yields (features, targets); returns the best head and its log."
     torch.manual_seed(seed)
-    head = LinearHead(dim, n_out, features).to(device); loss_fn = _loss_fn(kind)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.)
+    head = LinearHead(dim, n_out, features).to(device)
+    loss_fn = _loss_fn(kind)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     fv, tv = torch.as_tensor(f_val, device=device), _target(y_val, kind).to(device)
     best, best_state, log = math.inf, None, []
     for ep in range(epochs):
-        head.train(); tl, nb = 0., 0
+        head.train()
+        tl, nb = 0.0, 0
         for fb, tb in batches(ep):
-            if len(fb) < 2: continue  # BatchNorm needs two samples
+            if len(fb) < 2:
+                continue  # BatchNorm needs two samples
             loss = loss_fn(head(fb), tb)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); tl += loss.item(); nb += 1
-        sched.step(); head.eval()
-        with torch.no_grad(): vl = loss_fn(head(fv), tv).item()
-        log.append(dict(epoch=ep, train_loss=tl/max(nb, 1), val_loss=vl))
-        if vl < best: best, best_state = vl, copy.deepcopy(head.state_dict())
-    if best_state is not None: head.load_state_dict(best_state)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tl += loss.item()
+            nb += 1
+        sched.step()
+        head.eval()
+        with torch.no_grad():
+            vl = loss_fn(head(fv), tv).item()
+        log.append(dict(epoch=ep, train_loss=tl / max(nb, 1), val_loss=vl))
+        if vl < best:
+            best, best_state = vl, copy.deepcopy(head.state_dict())
+    if best_state is not None:
+        head.load_state_dict(best_state)
     return head.eval(), pd.DataFrame(log)
 
-def feature_batches(feats, y, kind:str, batch_size:int=128, device='cpu', drop_last:bool=True, seed:int=42):
+
+def feature_batches(
+    feats, y, kind: str, batch_size: int = 128, device='cpu', drop_last: bool = True, seed: int = 42
+):
     "Batches from cached features (V, N, D): epoch e shuffles as the faithful protocol's epoch e and reads view e mod V."
-    F_ = torch.as_tensor(feats, device=device); T = _target(y, kind).to(device); V, N = F_.shape[:2]
+    F_ = torch.as_tensor(feats, device=device)
+    T = _target(y, kind).to(device)
+    V, N = F_.shape[:2]
+
     def batches(ep):
         perm = torch.randperm(N, generator=epoch_generator(seed, ep)).to(device)
         for i in _batch_starts(N, batch_size, drop_last):
-            j = perm[i:i+batch_size]; yield F_[ep % V, j], T[j]
+            j = perm[i : i + batch_size]
+            yield F_[ep % V, j], T[j]
+
     return batches
 
-def image_batches(model, x, y, kind:str, batch_size:int=128, mean=(0.5,)*3, std=(0.5,)*3, device='cpu',
-                  features:str='authors', drop_path:float=0., drop_last:bool=True, seed:int=42):
+
+def image_batches(
+    model,
+    x,
+    y,
+    kind: str,
+    batch_size: int = 128,
+    mean=(0.5,) * 3,
+    std=(0.5,) * 3,
+    device='cpu',
+    features: str = 'authors',
+    drop_path: float = 0.0,
+    drop_last: bool = True,
+    seed: int = 42,
+):
     "Batches for the faithful protocol: augmented images through the frozen backbone (with `drop_path`) at every step."
-    T = _target(y, kind).to(device); N = len(x)
+    T = _target(y, kind).to(device)
+    N = len(x)
+
     def batches(ep):
         g = epoch_generator(seed, ep)
         perm = torch.randperm(N, generator=g)
         for i in _batch_starts(N, batch_size, drop_last):
-            j = perm[i:i+batch_size]
-            yield augmented_features(model, x[j.numpy()], g, mean, std, features, drop_path, device), T[j.to(device)]
+            j = perm[i : i + batch_size]
+            yield (
+                augmented_features(model, x[j.numpy()], g, mean, std, features, drop_path, device),
+                T[j.to(device)],
+            )
+
     return batches
 
 # %% ../nbs/04_probe.ipynb #fc5267fd
-AUG_VIEWS = 10   # the fast protocol's default: measured to reproduce the faithful probe (benchmarks/README.md)
+AUG_VIEWS = 10  # the fast protocol's default: measured to reproduce the faithful probe (benchmarks/README.md)
 
-def n_views(aug_views:int, epochs:int) -> int:
+
+def n_views(aug_views: int, epochs: int) -> int:
     "Cached augmented views per training image: `aug_views` (at most one per epoch), one per epoch when negative."
     return max(epochs, 1) if aug_views < 0 else min(aug_views, max(epochs, 1))
 
-def probe_one(bb:Backbone, data:ProbeData, protocol:str='fast', epochs:int=100, aug_views:int=AUG_VIEWS, n_boot:int=1000,
-              seed:int=42, batch_size:int=128, cache_dir=None, out_dir=None, mean=(0.5,)*3, std=(0.5,)*3, device=None,
-              features:str='authors', backbone_mode:str='authors', thresholds:str='authors', bootstrap:str='authors',
-              drop_last:bool=True, tensorboard_dir=None):
+
+def probe_one(
+    bb: Backbone,
+    data: ProbeData,
+    protocol: str = 'fast',
+    epochs: int = 100,
+    aug_views: int = AUG_VIEWS,
+    n_boot: int = 1000,
+    seed: int = 42,
+    batch_size: int = 128,
+    cache_dir=None,
+    out_dir=None,
+    mean=(0.5,) * 3,
+    std=(0.5,) * 3,
+    device=None,
+    features: str = 'authors',
+    backbone_mode: str = 'authors',
+    thresholds: str = 'authors',
+    bootstrap: str = 'authors',
+    drop_last: bool = True,
+    tensorboard_dir=None,
+):
     "Probe `bb` on `data`: (metrics rows DataFrame, run record dict); predictions saved under out_dir/predictions."
-    if protocol not in ('fast', 'faithful'): raise ValueError(f"protocol={protocol!r}: use 'fast' or 'faithful'")
-    for name, value, allowed in (('features', features, FEATURES), ('thresholds', thresholds, THRESHOLD_RULES),
-                                 ('bootstrap', bootstrap, BOOTSTRAP_SCHEMES)):
-        if value not in allowed: raise ValueError(f"{name}={value!r}: use one of {allowed}")
+    if protocol not in ('fast', 'faithful'):
+        raise ValueError(f"protocol={protocol!r}: use 'fast' or 'faithful'")
+    for name, value, allowed in (
+        ('features', features, FEATURES),
+        ('thresholds', thresholds, THRESHOLD_RULES),
+        ('bootstrap', bootstrap, BOOTSTRAP_SCHEMES),
+    ):
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r}: use one of {allowed}")
     device = device or next(bb.model.parameters()).device
-    if hasattr(bb.model, 'set_input_size') and tuple(bb.model.patch_embed.img_size) != (data.img_size,)*2:
-        _set_size(bb.model, data.img_size); bb._fp = None   # resampled position embeddings: new weights, new cache key
-    cache_dir = Path(cache_dir) if cache_dir else runs_root()/'probe_feature_cache'
+    if hasattr(bb.model, 'set_input_size') and tuple(bb.model.patch_embed.img_size) != (data.img_size,) * 2:
+        _set_size(bb.model, data.img_size)
+        bb._fp = None  # resampled position embeddings: new weights, new cache key
+    cache_dir = Path(cache_dir) if cache_dir else runs_root() / 'probe_feature_cache'
     drop_path = probe_drop_path(bb, backbone_mode)
-    t0 = time.perf_counter(); hits = []
+    t0 = time.perf_counter()
+    hits = []
     if protocol == 'fast':
-        fv, h = cached_features(bb, data, 'val', cache_dir, mean=mean, std=std, features=features); hits.append(h)
-        fte, h = cached_features(bb, data, 'test', cache_dir, mean=mean, std=std, features=features); hits.append(h)
+        fv, h = cached_features(bb, data, 'val', cache_dir, mean=mean, std=std, features=features)
+        hits.append(h)
+        fte, h = cached_features(bb, data, 'test', cache_dir, mean=mean, std=std, features=features)
+        hits.append(h)
         V = n_views(aug_views, epochs)
         views = ['clean'] if V == 0 else [f'aug-{seed}-{k}' for k in range(V)]
         ftr = []
         for v in views:
-            f, h = cached_features(bb, data, 'train', cache_dir, v, mean, std, batch_size, features, drop_path, drop_last)
-            ftr.append(f); hits.append(h)
+            f, h = cached_features(
+                bb, data, 'train', cache_dir, v, mean, std, batch_size, features, drop_path, drop_last
+            )
+            ftr.append(f)
+            hits.append(h)
         t_feat = time.perf_counter() - t0
-        batches = feature_batches(np.stack(ftr), data.y['train'], data.kind, batch_size, device, drop_last, seed)
+        batches = feature_batches(
+            np.stack(ftr), data.y['train'], data.kind, batch_size, device, drop_last, seed
+        )
     else:
         fv = extract_features(bb.model, data.x['val'], mean=mean, std=std, features=features)
         fte = extract_features(bb.model, data.x['test'], mean=mean, std=std, features=features)
         t_feat = time.perf_counter() - t0
-        batches = image_batches(bb.model, data.x['train'], data.y['train'], data.kind, batch_size, mean, std, device,
-                                features, drop_path, drop_last, seed)
+        batches = image_batches(
+            bb.model,
+            data.x['train'],
+            data.y['train'],
+            data.kind,
+            batch_size,
+            mean,
+            std,
+            device,
+            features,
+            drop_path,
+            drop_last,
+            seed,
+        )
     t1 = time.perf_counter()
-    head, log = train_head(batches, fv.shape[1], data.n_out, data.kind, fv, data.y['val'], epochs, seed=seed,
-                           device=device, features=features)
+    head, log = train_head(
+        batches,
+        fv.shape[1],
+        data.n_out,
+        data.kind,
+        fv,
+        data.y['val'],
+        epochs,
+        seed=seed,
+        device=device,
+        features=features,
+    )
     t_train = time.perf_counter() - t1
-    if tensorboard_dir is not None:   # the head's epochs, as TensorBoard curves: <dir>/<backbone>/<benchmark>
-        writer = tensorboard_writer(Path(tensorboard_dir)/_slug(bb.name)/_slug(data.name))
+    if tensorboard_dir is not None:  # the head's epochs, as TensorBoard curves: <dir>/<backbone>/<benchmark>
+        writer = tensorboard_writer(Path(tensorboard_dir) / _slug(bb.name) / _slug(data.name))
         write_scalars(writer, log.to_dict('records'), f'probe/{protocol}', step_key='epoch')
         writer.close()
     with torch.no_grad():
@@ -890,154 +1481,326 @@ def probe_one(bb:Backbone, data:ProbeData, protocol:str='fast', epochs:int=100, 
     thr = tune_thresholds(data.y['val'], s_val, data.kind, thresholds)
     t2 = time.perf_counter()
     boot = bootstrap_metrics(data.y['test'], s_te, data.kind, thr, n_boot, seed, bootstrap)
-    summ = summarise_bootstrap(boot, bootstrap); t_boot = time.perf_counter() - t2
+    summ = summarise_bootstrap(boot, bootstrap)
+    t_boot = time.perf_counter() - t2
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         plain = point_metrics(data.y['test'], s_te, data.kind, thr)
-        evaluator = point_metrics(data.y['test'], s_te, data.kind)   # medmnist.Evaluator's: threshold 0.5, no bootstrap
-    rows = summ.assign(backbone=bb.name, method=bb.method, arch=bb.arch, backbone_params_m=bb.backbone_params/1e6,
-                       total_params_m=bb.total_params/1e6, benchmark=data.name, img_size=data.img_size, protocol=protocol,
-                       n_test=len(data.y['test']), seed=seed)[SCHEMAS['metrics']]
-    rec = dict(backbone=bb.name, spec=bb.spec, benchmark=data.name, img_size=data.img_size, protocol=protocol, seed=seed,
-               source_img_size=data.source_img_size, upsampled=data.upsampled, kind=data.kind, epochs=epochs,
-               best_epoch=int(log.val_loss.idxmin()) if len(log) else -1,
-               aug_views=n_views(aug_views, epochs) if protocol == 'fast' else None, features=features,
-               backbone_mode=backbone_mode, drop_path=drop_path, thresholds=thresholds, bootstrap=bootstrap,
-               drop_last=drop_last, input_mean=json.dumps(list(mean)), input_std=json.dumps(list(std)),
-               n_boot=n_boot, n_boot_valid=int(summ.n_boot_valid.min()), cache_hits=f"{sum(hits)}/{len(hits)}" if hits else '',
-               features_s=round(t_feat, 3), train_s=round(t_train, 3), bootstrap_s=round(t_boot, 3),
-               total_s=round(time.perf_counter() - t0, 3), **{f'{m}_point': plain[m] for m in METRICS},
-               auc_evaluator=evaluator['auc'], acc_evaluator=evaluator['acc'])
+        evaluator = point_metrics(
+            data.y['test'], s_te, data.kind
+        )  # medmnist.Evaluator's: threshold 0.5, no bootstrap
+    rows = summ.assign(
+        backbone=bb.name,
+        method=bb.method,
+        arch=bb.arch,
+        backbone_params_m=bb.backbone_params / 1e6,
+        total_params_m=bb.total_params / 1e6,
+        benchmark=data.name,
+        img_size=data.img_size,
+        protocol=protocol,
+        n_test=len(data.y['test']),
+        seed=seed,
+    )[SCHEMAS['metrics']]
+    rec = dict(
+        backbone=bb.name,
+        spec=bb.spec,
+        benchmark=data.name,
+        img_size=data.img_size,
+        protocol=protocol,
+        seed=seed,
+        source_img_size=data.source_img_size,
+        upsampled=data.upsampled,
+        kind=data.kind,
+        epochs=epochs,
+        best_epoch=int(log.val_loss.idxmin()) if len(log) else -1,
+        aug_views=n_views(aug_views, epochs) if protocol == 'fast' else None,
+        features=features,
+        backbone_mode=backbone_mode,
+        drop_path=drop_path,
+        thresholds=thresholds,
+        bootstrap=bootstrap,
+        drop_last=drop_last,
+        input_mean=json.dumps(list(mean)),
+        input_std=json.dumps(list(std)),
+        n_boot=n_boot,
+        n_boot_valid=int(summ.n_boot_valid.min()),
+        cache_hits=f"{sum(hits)}/{len(hits)}" if hits else '',
+        features_s=round(t_feat, 3),
+        train_s=round(t_train, 3),
+        bootstrap_s=round(t_boot, 3),
+        total_s=round(time.perf_counter() - t0, 3),
+        **{f'{m}_point': plain[m] for m in METRICS},
+        auc_evaluator=evaluator['auc'],
+        acc_evaluator=evaluator['acc'],
+    )
     undefined = rows[rows.value.isna()].metric.tolist()
-    if undefined:   # never a NaN table: the labelled-folder checks make this unreachable for valid inputs
-        raise ValueError(f"{bb.name} / {data.name}: {undefined} undefined on the test split ({len(data.y['test'])} "
-                         f"images, kind {data.kind}); check that every class is in every split")
+    if undefined:  # never a NaN table: the labelled-folder checks make this unreachable for valid inputs
+        raise ValueError(
+            f"{bb.name} / {data.name}: {undefined} undefined on the test split ({len(data.y['test'])} "
+            f"images, kind {data.kind}); check that every class is in every split"
+        )
     if out_dir is not None:
-        p = Path(out_dir)/'predictions'/bb.name/f"{_slug(data.name)}_{protocol}_{data.img_size}px_s{seed}_test_predictions.npz"
+        p = (
+            Path(out_dir)
+            / 'predictions'
+            / bb.name
+            / f"{_slug(data.name)}_{protocol}_{data.img_size}px_s{seed}_test_predictions.npz"
+        )
         with atomic_path(p) as tmp_:
             with open(tmp_, 'wb') as fh:
-                np.savez(fh, y_true=data.y['test'], y_score=s_te, y_true_val=data.y['val'], y_score_val=s_val,
-                         thresholds=np.asarray(thr if thr is not None else [], dtype=np.float64), kind=np.array(data.kind),
-                         **{f'boot_{m}': boot[m] for m in METRICS})
+                np.savez(
+                    fh,
+                    y_true=data.y['test'],
+                    y_score=s_te,
+                    y_true_val=data.y['val'],
+                    y_score_val=s_val,
+                    thresholds=np.asarray(thr if thr is not None else [], dtype=np.float64),
+                    kind=np.array(data.kind),
+                    **{f'boot_{m}': boot[m] for m in METRICS},
+                )
         rec['predictions'] = str(p.relative_to(out_dir))
     return rows, rec
 
 # %% ../nbs/04_probe.ipynb #cfd77c8c
-def _append(path:Path, df:pd.DataFrame, schema=None, key=None):
+def _append(path: Path, df: pd.DataFrame, schema=None, key=None):
     old = read_table(path) if path.exists() else None
-    if old is not None and key: old = old[~old.set_index(key).index.isin(df.set_index(key).index)]
+    if old is not None and key:
+        old = old[~old.set_index(key).index.isin(df.set_index(key).index)]
     new = df if old is None else pd.concat([old, df], ignore_index=True)
     write_table(new, path, schema)
 
+
 PROBE_IDENTITY = ('options', 'weights', 'data_id', 'epochs', 'n_boot', 'batch_size')
 
-def recorded_identities(metrics_csv:Path, runs_csv:Path) -> dict:
+
+def recorded_identities(metrics_csv: Path, runs_csv: Path) -> dict:
     "{(backbone, benchmark, img_size, protocol, seed): identity} of the results in metrics.csv (what defines each one)."
-    if not (Path(metrics_csv).exists() and Path(runs_csv).exists()): return {}
+    if not (Path(metrics_csv).exists() and Path(runs_csv).exists()):
+        return {}
     key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
     runs = pd.read_csv(runs_csv, dtype=str, keep_default_na=False)
-    if not set(PROBE_IDENTITY) <= set(runs.columns): return {}   # written before results carried their identity
+    if not set(PROBE_IDENTITY) <= set(runs.columns):
+        return {}  # written before results carried their identity
     in_metrics = set(map(tuple, read_table(metrics_csv, 'metrics')[key].astype(str).values))
     found = {}
     for row in runs.to_dict('records'):
         run_key = tuple(row[k] for k in key)
-        if run_key in in_metrics: found[run_key] = {k: row[k] for k in PROBE_IDENTITY}
+        if run_key in in_metrics:
+            found[run_key] = {k: row[k] for k in PROBE_IDENTITY}
     return found
 
-def probe_many(backbones, benchmarks=('breastmnist',), out_dir=None, img_size:int=224, protocol:str='fast',
-               dataset_dir=None, resize_from:int|None=None, epochs:int=100, aug_views:int=AUG_VIEWS, n_boot:int=1000, seed:int=42,
-               batch_size:int=128, device='auto', cache_dir=None, download:bool=False, overwrite:bool=False, verbose:bool=True,
-               normalize:str='authors', features:str='authors', backbone_mode:str='authors', thresholds:str='authors',
-               bootstrap:str='authors', drop_last:bool=True, tensorboard:bool=False) -> pd.DataFrame:
+
+def probe_many(
+    backbones,
+    benchmarks=('breastmnist',),
+    out_dir=None,
+    img_size: int = 224,
+    protocol: str = 'fast',
+    dataset_dir=None,
+    resize_from: int | None = None,
+    epochs: int = 100,
+    aug_views: int = AUG_VIEWS,
+    n_boot: int = 1000,
+    seed: int = 42,
+    batch_size: int = 128,
+    device='auto',
+    cache_dir=None,
+    download: bool = False,
+    overwrite: bool = False,
+    verbose: bool = True,
+    normalize: str = 'authors',
+    features: str = 'authors',
+    backbone_mode: str = 'authors',
+    thresholds: str = 'authors',
+    bootstrap: str = 'authors',
+    drop_last: bool = True,
+    tensorboard: bool = False,
+) -> pd.DataFrame:
     "Probe every backbone spec on every benchmark (and labelled folder); results in out_dir; returns all metrics."
-    if normalize not in NORMALIZE: raise ValueError(f"normalize={normalize!r}: use one of {NORMALIZE}")
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize={normalize!r}: use one of {NORMALIZE}")
     if backbone_mode not in BACKBONE_MODES:
         raise ValueError(f"backbone_mode={backbone_mode!r}: use one of {BACKBONE_MODES}")
-    fidelity = dict(features=features, backbone_mode=backbone_mode, thresholds=thresholds, bootstrap=bootstrap,
-                    drop_last=drop_last)
+    fidelity = dict(
+        features=features,
+        backbone_mode=backbone_mode,
+        thresholds=thresholds,
+        bootstrap=bootstrap,
+        drop_last=drop_last,
+    )
     views = n_views(aug_views, epochs) if protocol == 'fast' else None
     options = json.dumps(dict(fidelity, normalize=normalize, aug_views=views))
-    out = Path(out_dir) if out_dir else runs_root()/'probe'/time.strftime('%Y%m%d-%H%M%S')
+    out = Path(out_dir) if out_dir else runs_root() / 'probe' / time.strftime('%Y%m%d-%H%M%S')
     out.mkdir(parents=True, exist_ok=True)
     backbones = [backbones] if isinstance(backbones, (str, Path)) else list(backbones)
-    if isinstance(benchmarks, str): benchmarks = [b.strip() for b in benchmarks.split(',') if b.strip()]
-    if list(benchmarks) == ['all']: benchmarks = list(MEDMNIST_2D)
+    if isinstance(benchmarks, str):
+        benchmarks = [b.strip() for b in benchmarks.split(',') if b.strip()]
+    if list(benchmarks) == ['all']:
+        benchmarks = list(MEDMNIST_2D)
     bad = [b for b in benchmarks if b not in MEDMNIST_2D]
-    if bad: raise ValueError(f"unknown benchmark(s) {bad}; choose from {', '.join(MEDMNIST_2D)}")
-    met, runs = out/'metrics.csv', out/'probe_runs.csv'
+    if bad:
+        raise ValueError(f"unknown benchmark(s) {bad}; choose from {', '.join(MEDMNIST_2D)}")
+    met, runs = out / 'metrics.csv', out / 'probe_runs.csv'
     key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
     recorded = recorded_identities(met, runs) if not overwrite else {}
     loaders = [(b, (lambda b=b: load_benchmark(b, img_size, resize_from, download))) for b in benchmarks]
     if dataset_dir:
-        loaders.append((Path(dataset_dir).resolve().name, lambda: load_labelled_folder(dataset_dir, img_size, seed, out)[0]))
-    check_probe_inputs(benchmarks, img_size, resize_from, download, dataset_dir)   # seconds, before any backbone loads
+        loaders.append(
+            (
+                Path(dataset_dir).resolve().name,
+                lambda: load_labelled_folder(dataset_dir, img_size, seed, out)[0],
+            )
+        )
+    check_probe_inputs(
+        benchmarks, img_size, resize_from, download, dataset_dir
+    )  # seconds, before any backbone loads
     datasets, dev = {}, get_device(device)
     for spec in backbones:
         bb = load_probe_backbone(spec, img_size, seed, dev)
         weights = f"blake2b:{bb.fingerprint}"
         for name, load in loaders:
-            if name not in datasets: datasets[name] = load()
+            if name not in datasets:
+                datasets[name] = load()
             run_key = (bb.name, name, str(img_size), protocol, str(seed))
-            identity = dict(options=options, weights=weights, data_id=datasets[name].data_id, epochs=str(epochs),
-                            n_boot=str(n_boot), batch_size=str(batch_size))
+            identity = dict(
+                options=options,
+                weights=weights,
+                data_id=datasets[name].data_id,
+                epochs=str(epochs),
+                n_boot=str(n_boot),
+                batch_size=str(batch_size),
+            )
             before = recorded.get(run_key)
             if before == identity:
-                if verbose: print(f"{bb.name} / {name}: already in {met} with the same weights, data and options, skipped")
+                if verbose:
+                    print(
+                        f"{bb.name} / {name}: already in {met} with the same weights, data and options, skipped"
+                    )
                 continue
             if before is not None and verbose:
                 changed = [k for k in identity if before.get(k) != identity[k]]
-                print(f"{bb.name} / {name}: {', '.join(changed)} changed since {met} was written: probed again")
-            rows, rec = probe_one(bb, datasets[name], protocol, epochs, aug_views, n_boot, seed, batch_size, cache_dir, out,
-                                  device=dev, **input_stats(bb, normalize), **fidelity,
-                                  tensorboard_dir=out/'tensorboard' if tensorboard else None)
+                print(
+                    f"{bb.name} / {name}: {', '.join(changed)} changed since {met} was written: probed again"
+                )
+            rows, rec = probe_one(
+                bb,
+                datasets[name],
+                protocol,
+                epochs,
+                aug_views,
+                n_boot,
+                seed,
+                batch_size,
+                cache_dir,
+                out,
+                device=dev,
+                **input_stats(bb, normalize),
+                **fidelity,
+                tensorboard_dir=out / 'tensorboard' if tensorboard else None,
+            )
             rec.update(normalize=normalize, **identity)
-            _append(met, rows, 'metrics', key); _append(runs, pd.DataFrame([rec]), None, key)
+            _append(met, rows, 'metrics', key)
+            _append(runs, pd.DataFrame([rec]), None, key)
             if verbose:
                 auc = rows.set_index('metric').loc['auc']
-                print(f"{bb.name} / {name} [{protocol}, {img_size}px{' upsampled from %d' % rec['source_img_size'] if rec['upsampled'] else ''}]: "
-                      f"AUC {auc.value:.4f} [{auc.ci_lo:.4f}, {auc.ci_hi:.4f}] in {rec['total_s']:.1f} s")
+                print(
+                    f"{bb.name} / {name} [{protocol}, {img_size}px{' upsampled from %d' % rec['source_img_size'] if rec['upsampled'] else ''}]: "
+                    f"AUC {auc.value:.4f} [{auc.ci_lo:.4f}, {auc.ci_hi:.4f}] in {rec['total_s']:.1f} s"
+                )
     return read_table(met, 'metrics')
 
 # %% ../nbs/04_probe.ipynb #3c38c526
-def table1(metrics:pd.DataFrame|str|Path, out_dir=None, pred_root=None, bootstrap:str='authors') -> pd.DataFrame:
+def table1(
+    metrics: pd.DataFrame | str | Path, out_dir=None, pred_root=None, bootstrap: str = 'authors'
+) -> pd.DataFrame:
     "Mean over benchmarks per backbone x protocol x size, with CIs, in percent; written as table1.csv/.md when out_dir is given."
     src = None
-    if not isinstance(metrics, pd.DataFrame): src = Path(metrics); metrics = read_table(src, 'metrics')
+    if not isinstance(metrics, pd.DataFrame):
+        src = Path(metrics)
+        metrics = read_table(src, 'metrics')
     pred_root = Path(pred_root) if pred_root else (src.parent if src is not None else None)
     rows, notes = [], []
-    runs = read_table(pred_root/'probe_runs.csv') if pred_root is not None and (pred_root/'probe_runs.csv').exists() else None
-    for (bbn, proto, size, sd), g in metrics.groupby(['backbone', 'protocol', 'img_size', 'seed'], sort=False):
-        r = dict(model=bbn, method=g.method.iloc[0], arch=g.arch.iloc[0], params_m=round(g.backbone_params_m.iloc[0], 2),
-                 protocol=proto, img_size=size, n_benchmarks=g.benchmark.nunique(), benchmarks=','.join(sorted(g.benchmark.unique())))
+    runs = (
+        read_table(pred_root / 'probe_runs.csv')
+        if pred_root is not None and (pred_root / 'probe_runs.csv').exists()
+        else None
+    )
+    for (bbn, proto, size, sd), g in metrics.groupby(
+        ['backbone', 'protocol', 'img_size', 'seed'], sort=False
+    ):
+        r = dict(
+            model=bbn,
+            method=g.method.iloc[0],
+            arch=g.arch.iloc[0],
+            params_m=round(g.backbone_params_m.iloc[0], 2),
+            protocol=proto,
+            img_size=size,
+            n_benchmarks=g.benchmark.nunique(),
+            benchmarks=','.join(sorted(g.benchmark.unique())),
+        )
         reps, how = {}, 'replicates'
         for bm in g.benchmark.unique():
-            p = (pred_root/'predictions'/bbn/f"{_slug(bm)}_{proto}_{size}px_s{sd}_test_predictions.npz") if pred_root is not None else None
-            if p is None or not p.exists(): how = 'mean_of_bounds'; break
+            p = (
+                (pred_root / 'predictions' / bbn / f"{_slug(bm)}_{proto}_{size}px_s{sd}_test_predictions.npz")
+                if pred_root is not None
+                else None
+            )
+            if p is None or not p.exists():
+                how = 'mean_of_bounds'
+                break
             with np.load(p, allow_pickle=False) as z:
-                for m in METRICS: reps.setdefault(m, []).append(z[f'boot_{m}'])
+                for m in METRICS:
+                    reps.setdefault(m, []).append(z[f'boot_{m}'])
         for m in METRICS:
             gm = g[g.metric == m]
             if how == 'replicates' and len({len(a) for a in reps[m]}) == 1:
-                v = np.mean(reps[m], 0); v = v[~np.isnan(v)]
+                v = np.mean(reps[m], 0)
+                v = v[~np.isnan(v)]
                 lo, hi = ci_bounds(v, bootstrap)
-                r.update({m: 100*v.mean(), f'{m}_lo': 100*lo, f'{m}_hi': 100*hi})
+                r.update({m: 100 * v.mean(), f'{m}_lo': 100 * lo, f'{m}_hi': 100 * hi})
             else:
                 how = 'mean_of_bounds'
-                r.update({m: 100*gm.value.mean(), f'{m}_lo': 100*gm.ci_lo.mean(), f'{m}_hi': 100*gm.ci_hi.mean()})
+                r.update(
+                    {
+                        m: 100 * gm.value.mean(),
+                        f'{m}_lo': 100 * gm.ci_lo.mean(),
+                        f'{m}_hi': 100 * gm.ci_hi.mean(),
+                    }
+                )
         r['ci_method'] = how
         if runs is not None:
-            u = runs[(runs.backbone == bbn) & (runs.protocol == proto) & (runs.img_size == size) & (runs.upsampled.astype(str) == 'True')]
-            if len(u): notes.append(f"{bbn} ({proto}, {size} px): images of {', '.join(sorted(u.benchmark.unique()))} upsampled from {int(u.source_img_size.min())} px")
+            u = runs[
+                (runs.backbone == bbn)
+                & (runs.protocol == proto)
+                & (runs.img_size == size)
+                & (runs.upsampled.astype(str) == 'True')
+            ]
+            if len(u):
+                notes.append(
+                    f"{bbn} ({proto}, {size} px): images of {', '.join(sorted(u.benchmark.unique()))} upsampled from {int(u.source_img_size.min())} px"
+                )
         rows.append(r)
     t = pd.DataFrame(rows)
     if out_dir is not None and len(t):
         out_dir = Path(out_dir)
-        with atomic_path(out_dir/'table1.csv') as tmp_: t.round(2).to_csv(tmp_, index=False)
-        fmt = lambda r, m: f"{r[m]:.2f} [{r[m+'_lo']:.2f}, {r[m+'_hi']:.2f}]"
-        lines = ["| Model | Method | Protocol | Size | Benchmarks | MCC | BA | F1 | AUC | ACC |", "|---|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['model']} | {r['method']} | {r['protocol']} | {r['img_size']} | {r['n_benchmarks']} | " + ' | '.join(fmt(r, m) for m in ('mcc', 'ba', 'f1', 'auc', 'acc')) + ' |'
-                  for _, r in t.iterrows()]
-        lines += ['', 'Mean over the benchmarks present, in percent; 95% CI in brackets (bootstrap, 1000 resamples of each test set).']
+        with atomic_path(out_dir / 'table1.csv') as tmp_:
+            t.round(2).to_csv(tmp_, index=False)
+        fmt = lambda r, m: f"{r[m]:.2f} [{r[m + '_lo']:.2f}, {r[m + '_hi']:.2f}]"
+        lines = [
+            "| Model | Method | Protocol | Size | Benchmarks | MCC | BA | F1 | AUC | ACC |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['model']} | {r['method']} | {r['protocol']} | {r['img_size']} | {r['n_benchmarks']} | "
+            + ' | '.join(fmt(r, m) for m in ('mcc', 'ba', 'f1', 'auc', 'acc'))
+            + ' |'
+            for _, r in t.iterrows()
+        ]
+        lines += [
+            '',
+            'Mean over the benchmarks present, in percent; 95% CI in brackets (bootstrap, 1000 resamples of each test set).',
+        ]
         lines += [f'Note: {n}.' for n in notes]
-        with atomic_path(out_dir/'table1.md') as tmp_: tmp_.write_text('\n'.join(lines) + '\n')
+        with atomic_path(out_dir / 'table1.md') as tmp_:
+            tmp_.write_text('\n'.join(lines) + '\n')
     return t

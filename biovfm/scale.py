@@ -19,26 +19,33 @@ __all__ = ['CATEGORICAL', 'PHASHES', 'hex_to_uint64', 'string_hash64', 'search_p
            'take_rows', 'random_subset']
 
 # %% ../nbs/00a_scale.ipynb #8c875823
-def _string_chunks(values, rows:int=1 << 18):
+def _string_chunks(values, rows: int = 1 << 18):
     "(offsets, data) for runs of at most `rows` strings: int64 offsets of each string in the bytes `data`."
-    if isinstance(values, (pd.Series, pd.Index, pd.api.extensions.ExtensionArray)): values = pa.array(values)
-    elif not isinstance(values, (pa.Array, pa.ChunkedArray)): values = pa.array(values, pa.large_string())
+    if isinstance(values, (pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
+        values = pa.array(values)
+    elif not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = pa.array(values, pa.large_string())
     for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
-        if pa.types.is_dictionary(chunk.type): chunk = chunk.dictionary_decode()
+        if pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_decode()
         if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
             chunk = chunk.cast(pa.large_string())
-        if chunk.null_count: raise ValueError(f"{chunk.null_count} missing values among the strings")
+        if chunk.null_count:
+            raise ValueError(f"{chunk.null_count} missing values among the strings")
         _, offsets_buffer, data_buffer = chunk.buffers()
-        offsets = np.frombuffer(offsets_buffer, np.int64 if pa.types.is_large_string(chunk.type) else np.int32)
-        offsets = offsets[chunk.offset:chunk.offset + len(chunk) + 1]
+        offsets = np.frombuffer(
+            offsets_buffer, np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        )
+        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
         data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
         for start in range(0, len(chunk), rows):
-            yield offsets[start:min(start + rows, len(chunk)) + 1].astype(np.int64), data
+            yield offsets[start : min(start + rows, len(chunk)) + 1].astype(np.int64), data
 
 # %% ../nbs/00a_scale.ipynb #df9247e7
-_HEX_DIGIT = np.full(256, 255, np.uint8)   # byte -> its hex value, 255 for a non-hex byte
+_HEX_DIGIT = np.full(256, 255, np.uint8)  # byte -> its hex value, 255 for a non-hex byte
 _HEX_DIGIT[np.frombuffer(b'0123456789abcdef', np.uint8)] = np.arange(16)
 _HEX_DIGIT[np.frombuffer(b'ABCDEF', np.uint8)] = np.arange(10, 16)
+
 
 def hex_to_uint64(hex_strings) -> np.ndarray:
     "uint64 array from 16-digit hex strings (perceptual hashes), without a Python object per hash."
@@ -47,19 +54,23 @@ def hex_to_uint64(hex_strings) -> np.ndarray:
         lengths = np.diff(offsets)
         if (lengths != 16).any():
             bad = int(np.argmax(lengths != 16))
-            raise ValueError(f"not a 16-digit hex hash: {bytes(data[offsets[bad]:offsets[bad + 1]][:40])!r}")
-        digits = _HEX_DIGIT[data[offsets[0]:offsets[-1]]].reshape(-1, 16)
-        if (digits == 255).any(): raise ValueError("not a hex hash: a character other than 0-9, a-f, A-F")
+            raise ValueError(
+                f"not a 16-digit hex hash: {bytes(data[offsets[bad] : offsets[bad + 1]][:40])!r}"
+            )
+        digits = _HEX_DIGIT[data[offsets[0] : offsets[-1]]].reshape(-1, 16)
+        if (digits == 255).any():
+            raise ValueError("not a hex hash: a character other than 0-9, a-f, A-F")
         byte_values = (digits[:, 0::2] << 4) | digits[:, 1::2]
         parts.append(byte_values.view('>u8').ravel().astype(np.uint64))
     return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 # %% ../nbs/00a_scale.ipynb #0542722e
-_POLY = 0x100000001B3                       # FNV's 64-bit prime; odd, hence invertible modulo 2**64
+_POLY = 0x100000001B3  # FNV's 64-bit prime; odd, hence invertible modulo 2**64
 _INVERSE_POLY = pow(_POLY, -1, 1 << 64)
-_POWERS = {}                                # base -> base**k modulo 2**64 for k = 0, 1, ... (grown on demand)
+_POWERS = {}  # base -> base**k modulo 2**64 for k = 0, 1, ... (grown on demand)
 
-def _powers(base:int, n:int) -> np.ndarray:
+
+def _powers(base: int, n: int) -> np.ndarray:
     "base**k modulo 2**64 for k in 0..n-1 (cached)."
     if len(_POWERS.get(base, ())) < n:
         factors = np.full(max(n, 1 << 16), base, np.uint64)
@@ -67,42 +78,47 @@ def _powers(base:int, n:int) -> np.ndarray:
         _POWERS[base] = np.cumprod(factors, dtype=np.uint64)
     return _POWERS[base][:n]
 
-def _mix64(x:np.ndarray) -> np.ndarray:
+
+def _mix64(x: np.ndarray) -> np.ndarray:
     "splitmix64's finaliser: a bijection of uint64 that spreads every input bit over the output."
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
 
-def string_hash64(strings, seed:int=0) -> np.ndarray:
+
+def string_hash64(strings, seed: int = 0) -> np.ndarray:
     "A seeded 64-bit hash of every string, vectorised over the strings' bytes."
     seed_word = _mix64(np.array([seed], np.uint64) + np.uint64(0x9E3779B97F4A7C15))
     parts = []
     for offsets, data in _string_chunks(strings, rows=1 << 16):
         local = offsets - offsets[0]
         size = int(local[-1])
-        prefix = np.empty(size + 1, np.uint64)     # prefix[k]: sum of byte_i * POLY**i over i < k
+        prefix = np.empty(size + 1, np.uint64)  # prefix[k]: sum of byte_i * POLY**i over i < k
         prefix[0] = 0
-        np.multiply(data[offsets[0]:offsets[-1]], _powers(_POLY, size), out=prefix[1:])
+        np.multiply(data[offsets[0] : offsets[-1]], _powers(_POLY, size), out=prefix[1:])
         np.cumsum(prefix[1:], out=prefix[1:])
         polynomial = (prefix[local[1:]] - prefix[local[:-1]]) * _powers(_INVERSE_POLY, size + 1)[local[:-1]]
         parts.append(_mix64(_mix64(polynomial ^ seed_word) + np.diff(local).astype(np.uint64)))
     return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 # %% ../nbs/00a_scale.ipynb #64859dac
-_MAX_BLOCK_BITS = 24   # widest block given a dense table of offsets (2**24 int64: 128 MB)
+_MAX_BLOCK_BITS = 24  # widest block given a dense table of offsets (2**24 int64: 128 MB)
 
-def _block_widths(n_blocks:int) -> list:
+
+def _block_widths(n_blocks: int) -> list:
     "Widths of `n_blocks` blocks splitting 64 bits as evenly as possible."
     return [64 // n_blocks + (1 if k < 64 % n_blocks else 0) for k in range(n_blocks)]
 
-def search_plan(n_probe:int, n_index:int, max_dist:int) -> tuple:
+
+def search_plan(n_probe: int, n_index: int, max_dist: int) -> tuple:
     "(n_blocks, radius) with the lowest estimated cost of probing `n_index` hashes with `n_probe` hashes."
     best = None
     for n_blocks in range(3, min(64, max(3, max_dist + 1)) + 1):
         width, radius = max(_block_widths(n_blocks)), max_dist // n_blocks
         probed_values = sum(math.comb(width, k) for k in range(radius + 1))
         cost = n_blocks * (probed_values * (n_probe + n_probe * n_index / 2**width) + 2**width + n_index)
-        if best is None or cost < best[0]: best = (cost, n_blocks, radius)
+        if best is None or cost < best[0]:
+            best = (cost, n_blocks, radius)
     return best[1:]
 
 # %% ../nbs/00a_scale.ipynb #11729476
@@ -113,18 +129,24 @@ def _as_uint64(hashes) -> np.ndarray:
     if isinstance(hashes, (pd.Series, pd.Index)) and not pd.api.types.is_integer_dtype(hashes.dtype):
         return hex_to_uint64(hashes)
     values = np.asarray(hashes)
-    if values.dtype.kind in 'OUS': return hex_to_uint64(values.tolist())
-    if values.dtype == np.int64: return values.view(np.uint64).ravel()
+    if values.dtype.kind in 'OUS':
+        return hex_to_uint64(values.tolist())
+    if values.dtype == np.int64:
+        return values.view(np.uint64).ravel()
     return values.astype(np.uint64, copy=False).ravel()
 
-def _flip_masks(width:int, radius:int):
+
+def _flip_masks(width: int, radius: int):
     "(mask, lowest bit of mask) for every mask of 1..radius bits over `width` bits."
     for n_bits in range(1, radius + 1):
-        for bits in itertools.combinations(range(width), n_bits): yield sum(1 << b for b in bits), 1 << bits[0]
+        for bits in itertools.combinations(range(width), n_bits):
+            yield sum(1 << b for b in bits), 1 << bits[0]
+
 
 class _BlockIndex:
     "Hashes sorted by the value of one block, with where each value's run starts and how long it is."
-    def __init__(self, hashes:np.ndarray, shift:int, width:int):
+
+    def __init__(self, hashes: np.ndarray, shift: int, width: int):
         key = ((hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
         self.order = np.argsort(key, kind='stable')
         self.key = key[self.order]
@@ -132,46 +154,58 @@ class _BlockIndex:
         self.counts = np.bincount(self.key, minlength=1 << width)
         self.starts = np.cumsum(self.counts) - self.counts
 
-def _expand(probe_pos, target_start, target_len, batch:int):
+
+def _expand(probe_pos, target_start, target_len, batch: int):
     "Batches of about `batch` (probe position, target position): each probe with every target in its range."
     nonempty = target_len > 0
     probe_pos, target_start, target_len = probe_pos[nonempty], target_start[nonempty], target_len[nonempty]
-    if not len(probe_pos): return
+    if not len(probe_pos):
+        return
     ends = np.cumsum(target_len)
     cuts = np.searchsorted(ends, np.arange(batch, ends[-1], batch), side='right')
     bounds = np.unique(np.concatenate([[0], cuts, [len(ends)]]))
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         lengths = target_len[lo:hi]
-        first_of_probe = ends[lo:hi] - lengths - (ends[lo] - lengths[0])   # where each probe's run starts
-        yield (np.repeat(probe_pos[lo:hi], lengths),
-               np.repeat(target_start[lo:hi] - first_of_probe, lengths) + np.arange(int(lengths.sum())))
+        first_of_probe = ends[lo:hi] - lengths - (ends[lo] - lengths[0])  # where each probe's run starts
+        yield (
+            np.repeat(probe_pos[lo:hi], lengths),
+            np.repeat(target_start[lo:hi] - first_of_probe, lengths) + np.arange(int(lengths.sum())),
+        )
 
 # %% ../nbs/00a_scale.ipynb #3fd49d18
-def _probes(index:_BlockIndex, probe_hashes, shift:int, width:int, radius:int, self_join:bool):
+def _probes(index: _BlockIndex, probe_hashes, shift: int, width: int, radius: int, self_join: bool):
     "(probe hashes, their order, [(probe positions, target start, target length) ...]) for one block."
-    if self_join:   # probes are the index's own sorted hashes; equal values pair up within their run
+    if self_join:  # probes are the index's own sorted hashes; equal values pair up within their run
         probe_key, probe_sorted, probe_order = index.key, index.sorted_hashes, index.order
     else:
         probe_key = ((probe_hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
         probe_sorted, probe_order = probe_hashes, np.arange(len(probe_hashes))
-    def ranges():   # a generator, so that each stage's arrays are freed before the next
+
+    def ranges():  # a generator, so that each stage's arrays are freed before the next
         positions = np.arange(len(probe_key))
         if self_join:
             yield positions, positions + 1, index.starts[probe_key] + index.counts[probe_key] - positions - 1
-        else: yield positions, index.starts[probe_key], index.counts[probe_key]
+        else:
+            yield positions, index.starts[probe_key], index.counts[probe_key]
         for mask, lowest_bit in _flip_masks(width, radius):
             # self-join: a pair differing by `mask` is probed once, from the hash holding its lowest bit
             probing = np.flatnonzero(probe_key & lowest_bit) if self_join else positions
             value = probe_key[probing] ^ mask
             yield probing, index.starts[value], index.counts[value]
+
     return probe_sorted, probe_order, ranges()
 
-def _search(probe_hashes, index_hashes, max_dist:int, n_blocks, batch:int, self_join:bool, stats) -> np.ndarray:
+
+def _search(
+    probe_hashes, index_hashes, max_dist: int, n_blocks, batch: int, self_join: bool, stats
+) -> np.ndarray:
     "Sorted pairs (probe i, index j) within `max_dist`; with `self_join` (the same hashes) i < j."
     started = time.perf_counter()
     n_probe, n_index = len(probe_hashes), len(index_hashes)
-    if n_blocks is None: n_blocks, radius = search_plan(n_probe, n_index, max_dist)
-    else: radius = max_dist // n_blocks
+    if n_blocks is None:
+        n_blocks, radius = search_plan(n_probe, n_index, max_dist)
+    else:
+        radius = max_dist // n_blocks
     widths = _block_widths(n_blocks)
     if max(widths) > _MAX_BLOCK_BITS:
         raise ValueError(f"n_blocks={n_blocks} gives {max(widths)}-bit blocks: use >= 3")
@@ -190,56 +224,65 @@ def _search(probe_hashes, index_hashes, max_dist:int, n_blocks, batch:int, self_
                 stats['candidates'] += len(p)
                 difference = probe_sorted[p] ^ index.sorted_hashes[t]
                 keep = np.bitwise_count(difference) <= max_dist
-                for earlier in block_masks[:block]:   # found already by an earlier block
+                for earlier in block_masks[:block]:  # found already by an earlier block
                     keep &= np.bitwise_count(difference & earlier) > radius
                 hit = np.flatnonzero(keep)
                 if len(hit):
-                    found_probe.append(probe_order[p[hit]]); found_index.append(index.order[t[hit]])
+                    found_probe.append(probe_order[p[hit]])
+                    found_index.append(index.order[t[hit]])
             stats['verify_seconds'] += time.perf_counter() - verifying
     pairs = np.zeros((0, 2), np.int64)
     if found_probe:
         first = np.concatenate(found_probe).astype(np.int64)
         second = np.concatenate(found_index).astype(np.int64)
-        if self_join: first, second = np.minimum(first, second), np.maximum(first, second)
+        if self_join:
+            first, second = np.minimum(first, second), np.maximum(first, second)
         pair_code = np.sort(first * n_index + second)
         pairs = np.stack([pair_code // n_index, pair_code % n_index], axis=1)
     stats.update(pairs=len(pairs), seconds=time.perf_counter() - started)
     return pairs
 
-def near_duplicates(hashes,                 # 64-bit hashes: uint64 (or int64) array, or 16-digit hex strings
-                    max_dist:int=4,         # largest Hamming distance of a pair
-                    n_blocks:int|None=None, # blocks the hash is split into (None: `search_plan`'s choice)
-                    batch:int=1 << 22,      # candidate pairs verified at a time (memory: ~40 bytes each)
-                    stats:dict|None=None,   # if given, filled with the plan and the work done (see below)
-                   ) -> np.ndarray:
+
+def near_duplicates(
+    hashes,  # 64-bit hashes: uint64 (or int64) array, or 16-digit hex strings
+    max_dist: int = 4,  # largest Hamming distance of a pair
+    n_blocks: int | None = None,  # blocks the hash is split into (None: `search_plan`'s choice)
+    batch: int = 1 << 22,  # candidate pairs verified at a time (memory: ~40 bytes each)
+    stats: dict | None = None,  # if given, filled with the plan and the work done (see below)
+) -> np.ndarray:
     "Index pairs i < j whose hashes are within Hamming distance `max_dist`: shape (n_pairs, 2), sorted."
     hashes = _as_uint64(hashes)
-    if not 0 <= max_dist < 64: raise ValueError(f"max_dist={max_dist} must be in 0..63")
+    if not 0 <= max_dist < 64:
+        raise ValueError(f"max_dist={max_dist} must be in 0..63")
     return _search(hashes, hashes, max_dist, n_blocks, batch, True, stats)
 
-def cross_duplicates(query_hashes,            # 64-bit hashes (e.g. the corpus)
-                     reference_hashes,        # 64-bit hashes (e.g. MedMNIST val/test)
-                     max_dist:int=6,          # largest Hamming distance of a pair
-                     n_blocks:int|None=None,  # as in `near_duplicates`
-                     batch:int=1 << 22,
-                     stats:dict|None=None,
-                    ) -> np.ndarray:
+
+def cross_duplicates(
+    query_hashes,  # 64-bit hashes (e.g. the corpus)
+    reference_hashes,  # 64-bit hashes (e.g. MedMNIST val/test)
+    max_dist: int = 6,  # largest Hamming distance of a pair
+    n_blocks: int | None = None,  # as in `near_duplicates`
+    batch: int = 1 << 22,
+    stats: dict | None = None,
+) -> np.ndarray:
     "Pairs (i_query, j_ref) whose hashes are within Hamming distance `max_dist`: shape (n_pairs, 2), sorted."
     query, reference = _as_uint64(query_hashes), _as_uint64(reference_hashes)
-    if not 0 <= max_dist < 64: raise ValueError(f"max_dist={max_dist} must be in 0..63")
-    if len(query) <= len(reference): return _search(query, reference, max_dist, n_blocks, batch, False, stats)
-    swapped = _search(reference, query, max_dist, n_blocks, batch, False, stats)[:, ::-1]   # index the larger
+    if not 0 <= max_dist < 64:
+        raise ValueError(f"max_dist={max_dist} must be in 0..63")
+    if len(query) <= len(reference):
+        return _search(query, reference, max_dist, n_blocks, batch, False, stats)
+    swapped = _search(reference, query, max_dist, n_blocks, batch, False, stats)[:, ::-1]  # index the larger
     return swapped[np.lexsort((swapped[:, 1], swapped[:, 0]))]
 
 # %% ../nbs/00a_scale.ipynb #8a6d999e
-def planted_hashes(n:int, n_pairs:int, max_dist:int=4, seed:int=0) -> tuple:
+def planted_hashes(n: int, n_pairs: int, max_dist: int = 4, seed: int = 0) -> tuple:
     "(hashes, pairs): `n` random uint64 hashes where `n_pairs` disjoint pairs i < j differ in <= max_dist bits."
     rng = np.random.default_rng(seed)
     hashes = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
     chosen = rng.choice(n, 2 * n_pairs, replace=False)
     original, copy = chosen[:n_pairs], chosen[n_pairs:]
     bit_order = rng.permuted(np.tile(np.arange(64, dtype=np.uint64), (n_pairs, 1)), axis=1)
-    bit_order = bit_order[:, :max(max_dist, 1)]
+    bit_order = bit_order[:, : max(max_dist, 1)]
     n_flipped = rng.integers(0, max_dist + 1, n_pairs)
     flipped = (np.arange(bit_order.shape[1]) < n_flipped[:, None]).astype(np.uint64)
     hashes[copy] = hashes[original] ^ ((np.uint64(1) << bit_order) * flipped).sum(axis=1, dtype=np.uint64)
@@ -247,48 +290,64 @@ def planted_hashes(n:int, n_pairs:int, max_dist:int=4, seed:int=0) -> tuple:
     return hashes, pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 # %% ../nbs/00a_scale.ipynb #a9368cb6
-def project_cost(sizes, costs, target:float) -> dict:
+def project_cost(sizes, costs, target: float) -> dict:
     "Costs measured at `sizes` extrapolated to `target`: a*n + b*n^2 (non-negative fit) and a power law."
     from scipy.optimize import nnls
+
     sizes, costs = np.asarray(sizes, float), np.asarray(costs, float)
     (a, b), _ = nnls(np.stack([sizes, sizes**2], axis=1), costs)
     exponent, log_scale = np.polyfit(np.log(sizes), np.log(costs), 1)
     power_law = float(np.exp(log_scale) * target**exponent)
-    return dict(linear_quadratic=float(a * target + b * target**2), power_law=power_law,
-                exponent=float(exponent), a=float(a), b=float(b))
+    return dict(
+        linear_quadratic=float(a * target + b * target**2),
+        power_law=power_law,
+        exponent=float(exponent),
+        a=float(a),
+        b=float(b),
+    )
 
 # %% ../nbs/00a_scale.ipynb #fa427c76
 CATEGORICAL = ('source', 'modality', 'anatomy', 'view', 'split', 'orig_shape', 'spacing', 'modality_detail')
 PHASHES = ('phash', 'phash_center')
 
-def _int_type(parquet:pq.ParquetFile, name:str, arrow_type:pa.DataType) -> pa.DataType:
+
+def _int_type(parquet: pq.ParquetFile, name: str, arrow_type: pa.DataType) -> pa.DataType:
     "The narrowest integer type holding column `name`, from the row groups' statistics (else `arrow_type`)."
     j = parquet.schema_arrow.get_field_index(name)
     lo = hi = None
     for g in range(parquet.metadata.num_row_groups):
         stats = parquet.metadata.row_group(g).column(j).statistics
-        if stats is None or not stats.has_min_max: return arrow_type
+        if stats is None or not stats.has_min_max:
+            return arrow_type
         lo = stats.min if lo is None else min(lo, stats.min)
         hi = stats.max if hi is None else max(hi, stats.max)
     for candidate in (pa.int8(), pa.int16(), pa.int32()):
         limits = np.iinfo(candidate.to_pandas_dtype())
         narrower = candidate.bit_width < arrow_type.bit_width
-        if lo is not None and limits.min <= lo and hi <= limits.max and narrower: return candidate
+        if lo is not None and limits.min <= lo and hi <= limits.max and narrower:
+            return candidate
     return arrow_type
 
-def _code_type(n_categories:int) -> np.dtype:
+
+def _code_type(n_categories: int) -> np.dtype:
     "The narrowest signed integer dtype for codes 0..n_categories-1 and -1 (missing)."
     return np.min_scalar_type(-max(n_categories, 128))
 
+
 class _Categories:
     "A categorical column gathered batch by batch (each batch has its own parquet dictionary)."
-    def __init__(self): self.index, self.codes = {}, []
-    def add(self, column:pa.Array):
-        if not pa.types.is_dictionary(column.type): column = column.dictionary_encode()
+
+    def __init__(self):
+        self.index, self.codes = {}, []
+
+    def add(self, column: pa.Array):
+        if not pa.types.is_dictionary(column.type):
+            column = column.dictionary_encode()
         local = [self.index.setdefault(value, len(self.index)) for value in column.dictionary.to_pylist()]
         to_global = np.array(local + [-1], _code_type(len(self.index)))
         indices = (column.indices.fill_null(-1) if column.null_count else column.indices).to_numpy()
         self.codes.append(to_global[indices])
+
     def result(self) -> pd.Categorical:
         categories = sorted(self.index, key=str)
         to_sorted = np.full(len(categories) + 1, -1, _code_type(len(categories)))
@@ -297,11 +356,12 @@ class _Categories:
         return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object), validate=False)
 
 # %% ../nbs/00a_scale.ipynb #b05bca54
-def read_data_list(path,                     # a data list parquet (SCHEMAS['data_list'] columns, then extras)
-                   columns=None,             # the columns to read (None: all, checked against the schema)
-                   phash_as_int:bool=True,   # perceptual hashes as uint64 instead of hex strings
-                   batch_rows:int=1 << 20,   # rows decoded at a time
-                  ) -> pd.DataFrame:
+def read_data_list(
+    path,  # a data list parquet (SCHEMAS['data_list'] columns, then extras)
+    columns=None,  # the columns to read (None: all, checked against the schema)
+    phash_as_int: bool = True,  # perceptual hashes as uint64 instead of hex strings
+    batch_rows: int = 1 << 20,  # rows decoded at a time
+) -> pd.DataFrame:
     "A data list read lean: categoricals, arrow strings, uint64 hashes, narrowed numbers (see above)."
     path = Path(path)
     schema = pq.read_schema(path)
@@ -309,90 +369,150 @@ def read_data_list(path,                     # a data list parquet (SCHEMAS['dat
         if missing := [c for c in SCHEMAS['data_list'] if c not in schema.names]:
             raise ValueError(f"{path} is not a data list: it lacks {missing} of SCHEMAS['data_list']")
         wanted = SCHEMAS['data_list'] + [c for c in schema.names if c not in SCHEMAS['data_list']]
-    else: wanted = list(columns)
+    else:
+        wanted = list(columns)
     if missing := [c for c in wanted if c not in schema.names]:
         raise ValueError(f"{path} has no column(s) {missing}; it has {schema.names}")
     parquet = pq.ParquetFile(path, read_dictionary=[c for c in CATEGORICAL if c in wanted], pre_buffer=False)
-    target = {}   # column -> a _Categories, 'hash', or the arrow type its batches are cast to (None: as stored)
+    target = {}  # column -> a _Categories, 'hash', or the arrow type its batches are cast to (None: as stored)
     for name in wanted:
         stored = schema.field(name).type
         is_text = pa.types.is_string(stored) or pa.types.is_large_string(stored)
-        if pa.types.is_dictionary(stored) or (name in CATEGORICAL and is_text): target[name] = _Categories()
-        elif phash_as_int and name in PHASHES and is_text: target[name] = 'hash'
-        elif is_text: target[name] = pa.string()
-        elif pa.types.is_integer(stored): target[name] = _int_type(parquet, name, stored)
-        elif pa.types.is_float64(stored): target[name] = pa.float32()
-        else: target[name] = None
+        if pa.types.is_dictionary(stored) or (name in CATEGORICAL and is_text):
+            target[name] = _Categories()
+        elif phash_as_int and name in PHASHES and is_text:
+            target[name] = 'hash'
+        elif is_text:
+            target[name] = pa.string()
+        elif pa.types.is_integer(stored):
+            target[name] = _int_type(parquet, name, stored)
+        elif pa.types.is_float64(stored):
+            target[name] = pa.float32()
+        else:
+            target[name] = None
     pieces = {name: [] for name in wanted}
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
         for name in wanted:
             column, kind = batch.column(name), target[name]
-            if isinstance(kind, _Categories): kind.add(column)
-            elif isinstance(kind, str):   # 'hash'
-                try: pieces[name].append(pa.array(hex_to_uint64(column)))
+            if isinstance(kind, _Categories):
+                kind.add(column)
+            elif isinstance(kind, str):  # 'hash'
+                try:
+                    pieces[name].append(pa.array(hex_to_uint64(column)))
                 except ValueError as e:
-                    raise ValueError(f"{path}: column {name}: {e} (read it with phash_as_int=False)") from None
-            elif kind is None: pieces[name].append(column)
-            elif kind == pa.string(): pieces[name].append(pa.concat_arrays([column.cast(kind)]))  # compact copy
-            else: pieces[name].append(column.cast(kind))
+                    raise ValueError(
+                        f"{path}: column {name}: {e} (read it with phash_as_int=False)"
+                    ) from None
+            elif kind is None:
+                pieces[name].append(column)
+            elif kind == pa.string():
+                pieces[name].append(pa.concat_arrays([column.cast(kind)]))  # compact copy
+            else:
+                pieces[name].append(column.cast(kind))
     frame = {}
     for name in wanted:
         kind = target[name]
-        if isinstance(kind, _Categories): frame[name] = kind.result(); continue
+        if isinstance(kind, _Categories):
+            frame[name] = kind.result()
+            continue
         empty_type = pa.uint64() if isinstance(kind, str) else kind or schema.field(name).type
         chunked = pa.chunked_array(pieces[name], type=pieces[name][0].type if pieces[name] else empty_type)
-        if pa.types.is_string(chunked.type) or chunked.null_count:   # missing numbers stay missing, not NaN
+        if pa.types.is_string(chunked.type) or chunked.null_count:  # missing numbers stay missing, not NaN
             frame[name] = pd.arrays.ArrowExtensionArray(chunked)
-        else: frame[name] = chunked.to_numpy()
+        else:
+            frame[name] = chunked.to_numpy()
     return pd.DataFrame(frame, copy=False)
 
 # %% ../nbs/00a_scale.ipynb #dc0144f3
 _HEX_CHARS = np.frombuffer(b'0123456789abcdef', np.uint8)
-_SOURCES_PER_MODALITY = {'CT': 12, 'MR': 12, 'X-Ray': 8, 'US': 6, 'NM': 2, 'Microscopy': 8, 'Dermoscopy': 3,
-                         'Endoscopy': 4, 'Fundus': 4, 'OCTA': 1}
-_ANATOMIES = ('head', 'brain', 'neck', 'chest', 'lung', 'heart', 'breast', 'abdomen', 'liver', 'kidney',
-              'pancreas', 'prostate', 'pelvis', 'spine', 'knee', 'hip', 'shoulder', 'hand', 'foot', 'skin', 'eye',
-              'colon', 'stomach', 'blood', 'whole body')
+_SOURCES_PER_MODALITY = {
+    'CT': 12,
+    'MR': 12,
+    'X-Ray': 8,
+    'US': 6,
+    'NM': 2,
+    'Microscopy': 8,
+    'Dermoscopy': 3,
+    'Endoscopy': 4,
+    'Fundus': 4,
+    'OCTA': 1,
+}
+_ANATOMIES = (
+    'head',
+    'brain',
+    'neck',
+    'chest',
+    'lung',
+    'heart',
+    'breast',
+    'abdomen',
+    'liver',
+    'kidney',
+    'pancreas',
+    'prostate',
+    'pelvis',
+    'spine',
+    'knee',
+    'hip',
+    'shoulder',
+    'hand',
+    'foot',
+    'skin',
+    'eye',
+    'colon',
+    'stomach',
+    'blood',
+    'whole body',
+)
 _VOLUME_MODALITIES = ('CT', 'MR', 'NM')
 _VIEWS = ('axial', 'sagittal', 'coronal', '2d', 'tile')
 
-def _fixed_width_strings(chars:np.ndarray) -> pa.Array:
+
+def _fixed_width_strings(chars: np.ndarray) -> pa.Array:
     "An arrow large_string array from a (rows, width) uint8 array of characters."
     rows, width = chars.shape
     offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int64)
     data = pa.py_buffer(np.ascontiguousarray(chars))
     return pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets), data)
 
-def _hex_strings(random_bytes:np.ndarray) -> pa.Array:
+
+def _hex_strings(random_bytes: np.ndarray) -> pa.Array:
     "Lower-case hex strings of each row of a (rows, k) uint8 array."
     chars = np.empty((len(random_bytes), 2 * random_bytes.shape[1]), np.uint8)
     chars[:, 0::2], chars[:, 1::2] = _HEX_CHARS[random_bytes >> 4], _HEX_CHARS[random_bytes & 15]
     return _fixed_width_strings(chars)
 
+
 def _pick(values, codes) -> pa.Array:
     return pc.take(pa.array(list(values), pa.large_string()), pa.array(codes))
 
-def synthetic_data_list(n:int,                # rows of the whole synthetic list
-                        seed:int=0,
-                        start:int=0,          # first row built
-                        stop:int|None=None,   # row after the last one built (None: n)
-                        shard_rows:int=10_000,
-                       ) -> pa.Table:
+
+def synthetic_data_list(
+    n: int,  # rows of the whole synthetic list
+    seed: int = 0,
+    start: int = 0,  # first row built
+    stop: int | None = None,  # row after the last one built (None: n)
+    shard_rows: int = 10_000,
+) -> pa.Table:
     "Rows start..stop of a synthetic `n`-row data list with the schema and cardinalities of a real one."
-    from biovfm.curate import MODALITIES   # here, not at the top: curation may import this module
+    from biovfm.curate import MODALITIES  # here, not at the top: curation may import this module
+
     stop = n if stop is None else stop
     rows = np.arange(start, stop, dtype=np.int64)
     rng = np.random.default_rng([seed, start])
     source_modality = [m for m, k in _SOURCES_PER_MODALITY.items() for _ in range(k)]
-    sources = [f"{m.lower().replace('-', '')}-collection-{i:02d}"
-               for m, k in _SOURCES_PER_MODALITY.items() for i in range(k)]
+    sources = [
+        f"{m.lower().replace('-', '')}-collection-{i:02d}"
+        for m, k in _SOURCES_PER_MODALITY.items()
+        for i in range(k)
+    ]
     rare = sources.index('octa-collection-00')
     common = np.array([s for s in range(len(sources)) if s != rare])
-    sizes = 1 / np.arange(1, len(common) + 1) ** 0.7                     # Zipf-like source sizes
+    sizes = 1 / np.arange(1, len(common) + 1) ** 0.7  # Zipf-like source sizes
     sizes = sizes[np.random.default_rng(seed).permutation(len(common))]
     source = common[rng.choice(len(common), len(rows), p=sizes / sizes.sum())]
     stride = max(1, n // 12)
-    source[rows % stride == stride // 2] = rare                          # about a dozen rows, whatever n
+    source[rows % stride == stride // 2] = rare  # about a dozen rows, whatever n
     modality = np.array([MODALITIES.index(m) for m in source_modality])[source]
     volume = np.isin(modality, [MODALITIES.index(m) for m in _VOLUME_MODALITIES])
     microscopy = modality == MODALITIES.index('Microscopy')
@@ -403,27 +523,40 @@ def synthetic_data_list(n:int,                # rows of the whole synthetic list
     spacings = [f'{a:.3g}x{a:.3g}x{z:.3g}' for a in np.linspace(0.4, 1.2, 20) for z in (0.625, 1, 1.25, 3, 5)]
     spacings.append('1x1')
     spacing = np.where(volume, rng.integers(0, len(spacings) - 1, len(rows)), len(spacings) - 1)
-    path = np.empty((len(rows), 25), np.uint8)                           # shard-000123/0a1b2c3d.png
+    path = np.empty((len(rows), 25), np.uint8)  # shard-000123/0a1b2c3d.png
     path[:, :6] = np.frombuffer(b'shard-', np.uint8)
     shard = rows // shard_rows
-    for k in range(6): path[:, 6 + k] = ord('0') + (shard // 10 ** (5 - k)) % 10
+    for k in range(6):
+        path[:, 6 + k] = ord('0') + (shard // 10 ** (5 - k)) % 10
     path[:, 12] = ord('/')
-    name = ((rows * 0x9E3779B1) & 0xFFFFFFFF).astype(np.uint64)          # a bijection: names never repeat
-    for k in range(8): path[:, 13 + k] = _HEX_CHARS[(name >> np.uint64(4 * (7 - k))) & np.uint64(15)]
+    name = ((rows * 0x9E3779B1) & 0xFFFFFFFF).astype(np.uint64)  # a bijection: names never repeat
+    for k in range(8):
+        path[:, 13 + k] = _HEX_CHARS[(name >> np.uint64(4 * (7 - k))) & np.uint64(15)]
     path[:, 21:] = np.frombuffer(b'.png', np.uint8)
     columns = dict(
-        path=_fixed_width_strings(path), source=_pick(sources, source), modality=_pick(MODALITIES, modality),
+        path=_fixed_width_strings(path),
+        source=_pick(sources, source),
+        modality=_pick(MODALITIES, modality),
         anatomy=_pick(_ANATOMIES, (source * 7 + rng.integers(0, 3, len(rows))) % len(_ANATOMIES)),
-        view=_pick(_VIEWS, view), slice_index=pa.array(np.where(volume, rng.integers(0, 600, len(rows)), 0)),
-        orig_shape=_pick(shapes, np.where(volume, rng.integers(0, n_volume_shapes, len(rows)),
-                                          rng.integers(n_volume_shapes, len(shapes), len(rows)))),
+        view=_pick(_VIEWS, view),
+        slice_index=pa.array(np.where(volume, rng.integers(0, 600, len(rows)), 0)),
+        orig_shape=_pick(
+            shapes,
+            np.where(
+                volume,
+                rng.integers(0, n_volume_shapes, len(rows)),
+                rng.integers(n_volume_shapes, len(shapes), len(rows)),
+            ),
+        ),
         spacing=_pick(spacings, spacing),
         split=_pick(['train'], np.zeros(len(rows), np.int64)),
         content_hash=_hex_strings(rng.integers(0, 256, (len(rows), 16), dtype=np.uint8)),
-        phash=_hex_strings(rng.integers(0, 256, (len(rows), 8), dtype=np.uint8)))
+        phash=_hex_strings(rng.integers(0, 256, (len(rows), 8), dtype=np.uint8)),
+    )
     return pa.table({name: columns[name] for name in SCHEMAS['data_list']})
 
-def write_synthetic_data_list(path, n:int, seed:int=0, rows_per_group:int=1 << 20) -> Path:
+
+def write_synthetic_data_list(path, n: int, seed: int = 0, rows_per_group: int = 1 << 20) -> Path:
     "Write a synthetic `n`-row data list to parquet `path`, one row group at a time (memory: one group)."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -433,7 +566,7 @@ def write_synthetic_data_list(path, n:int, seed:int=0, rows_per_group:int=1 << 2
     return path
 
 # %% ../nbs/00a_scale.ipynb #b339b586
-def take_rows(frame:pd.DataFrame, rows) -> pd.DataFrame:
+def take_rows(frame: pd.DataFrame, rows) -> pd.DataFrame:
     "`frame.iloc[rows]` with a fresh index; arrow string columns are taken chunk by chunk, never concatenated."
     rows = np.asarray(rows, np.int64)
     columns = {}
@@ -442,45 +575,56 @@ def take_rows(frame:pd.DataFrame, rows) -> pd.DataFrame:
         if not isinstance(values.dtype, pd.ArrowDtype):
             columns[name] = values.take(rows)
             continue
-        chunked = pa.array(values)                        # the ChunkedArray behind the column (__arrow_array__)
-        if isinstance(chunked, pa.Array): chunked = pa.chunked_array([chunked])
+        chunked = pa.array(values)  # the ChunkedArray behind the column (__arrow_array__)
+        if isinstance(chunked, pa.Array):
+            chunked = pa.chunked_array([chunked])
         ends = np.cumsum([len(c) for c in chunked.chunks], dtype=np.int64)
         which = np.searchsorted(ends, rows, side='right')
         order = np.argsort(which, kind='stable')
         bounds = np.searchsorted(which[order], np.arange(len(ends) + 1))
-        pieces = [chunked.chunk(k).take(pa.array(rows[order[lo:hi]] - (ends[k] - len(chunked.chunk(k)))))
-                  for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])) if hi > lo]
+        pieces = [
+            chunked.chunk(k).take(pa.array(rows[order[lo:hi]] - (ends[k] - len(chunked.chunk(k)))))
+            for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))
+            if hi > lo
+        ]
         taken = pa.chunked_array(pieces, type=chunked.type)
-        if (np.diff(which) < 0).any():                   # rows not in chunk order: put them back
+        if (np.diff(which) < 0).any():  # rows not in chunk order: put them back
             inverse = np.empty_like(order)
             inverse[order] = np.arange(len(order))
             taken = taken.take(pa.array(inverse))
         columns[name] = pd.arrays.ArrowExtensionArray(taken)
     return pd.DataFrame(columns, copy=False)
 
-def _group_codes(values:pd.Series) -> np.ndarray:
+
+def _group_codes(values: pd.Series) -> np.ndarray:
     "Integer codes of a column's values (-1: missing)."
-    if isinstance(values.dtype, pd.CategoricalDtype): return values.cat.codes.to_numpy()
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy()
     return pd.factorize(values, sort=True)[0]
 
-def random_subset(data_list:pd.DataFrame,   # a data list (any dtypes; `read_data_list`'s are the fast ones)
-                  n:int,                     # rows wanted
-                  seed:int=0,
-                  keep:str|None='modality',  # each value of this column present stays (when n allows); None: plain
-                 ) -> pd.DataFrame:
+
+def random_subset(
+    data_list: pd.DataFrame,  # a data list (any dtypes; `read_data_list`'s are the fast ones)
+    n: int,  # rows wanted
+    seed: int = 0,
+    keep: str | None = 'modality',  # each value of this column present stays (when n allows); None: plain
+) -> pd.DataFrame:
     "A seeded random subset of `n` rows with every value of `keep` present (when n allows), sorted by path."
-    if n >= len(data_list): return data_list.sort_values('path', ignore_index=True)
+    if n >= len(data_list):
+        return data_list.sort_values('path', ignore_index=True)
     n = max(int(n), 0)
-    rank = string_hash64(data_list['path'], seed)   # a random rank per row, whatever the row order
+    rank = string_hash64(data_list['path'], seed)  # a random rank per row, whatever the row order
     last = np.iinfo(np.uint64).max
     representatives = np.zeros(0, np.int64)
     codes = _group_codes(data_list[keep]) if keep is not None and n else np.zeros(0, np.int8)
     if codes.max(initial=-1) >= 0:
         present = None if codes.min() >= 0 else np.flatnonzero(codes >= 0)
         lowest_rank = np.full(int(codes.max()) + 1, last, np.uint64)
-        if present is None: np.minimum.at(lowest_rank, codes, rank)
-        else: np.minimum.at(lowest_rank, codes[present], rank[present])
-        lowest = np.flatnonzero(rank == lowest_rank[codes])   # one per value (more only for repeated paths)
+        if present is None:
+            np.minimum.at(lowest_rank, codes, rank)
+        else:
+            np.minimum.at(lowest_rank, codes[present], rank[present])
+        lowest = np.flatnonzero(rank == lowest_rank[codes])  # one per value (more only for repeated paths)
         lowest = lowest[codes[lowest] >= 0]
         _, first = np.unique(codes[lowest], return_index=True)
         representatives = lowest[first]

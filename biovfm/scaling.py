@@ -9,9 +9,23 @@ from pathlib import Path
 from typing import Callable
 import numpy as np
 import pandas as pd
-from .core import (SCHEMAS, MEDMNIST_2D, BACKBONES, PAPER_X_PARAMS_M, backbone_params, benchmark_info,
-                         find_medmnist, file_md5, load_medmnist, read_table, write_table, atomic_path,
-                         repo_root, results_root, runs_root)
+from biovfm.core import (
+    SCHEMAS,
+    MEDMNIST_2D,
+    BACKBONES,
+    PAPER_X_PARAMS_M,
+    backbone_params,
+    benchmark_info,
+    find_medmnist,
+    file_md5,
+    load_medmnist,
+    read_table,
+    write_table,
+    atomic_path,
+    repo_root,
+    results_root,
+    runs_root,
+)
 
 # %% auto #0
 __all__ = ['X_AXES', 'PROPERTIES', 'paper_dir', 'paper_metrics', 'paper_slopes', 'find_metrics', 'load_metrics',
@@ -22,27 +36,43 @@ __all__ = ['X_AXES', 'PROPERTIES', 'paper_dir', 'paper_metrics', 'paper_slopes',
 # %% ../nbs/05_scaling.ipynb #87d735e5
 def paper_dir() -> Path:
     "The published numbers copied into the project (`results/paper/` of the checkout)."
-    return repo_root()/'results'/'paper'
+    return repo_root() / 'results' / 'paper'
+
 
 def paper_metrics(d=None) -> pd.DataFrame:
     "The paper's per-benchmark AUCs (digitised from Fig 3) as a `metrics` table with values in [0, 1]."
     d = Path(d) if d is not None else paper_dir()
-    raw = pd.read_csv(d/'per_benchmark_auc_digitized.csv')
-    if raw.auc.max() <= 1: raise ValueError(f"{d/'per_benchmark_auc_digitized.csv'}: AUCs should be in percent as published")
+    raw = pd.read_csv(d / 'per_benchmark_auc_digitized.csv')
+    if raw.auc.max() <= 1:
+        raise ValueError(f"{d / 'per_benchmark_auc_digitized.csv'}: AUCs should be in percent as published")
     arch = raw.arch.where(raw.method != 'biomedclip', 'vit_base')  # BiomedCLIP's image encoder is a ViT-B/16
     n_test = raw.benchmark.map(lambda b: benchmark_info(b).n_test)
-    df = pd.DataFrame(dict(backbone='paper/' + raw.method + '_' + raw.arch, method=raw.method, arch=arch,
-                           backbone_params_m=np.nan, total_params_m=np.nan,  # not given; the 'backbone' x-axis computes it
-                           benchmark=raw.benchmark, img_size=224, protocol='linear', metric='auc',
-                           value=raw.auc/100, ci_lo=np.nan, ci_hi=np.nan, n_test=n_test, seed=42))
-    df['source'] = str(d/'per_benchmark_auc_digitized.csv')
+    df = pd.DataFrame(
+        dict(
+            backbone='paper/' + raw.method + '_' + raw.arch,
+            method=raw.method,
+            arch=arch,
+            backbone_params_m=np.nan,
+            total_params_m=np.nan,  # not given; the 'backbone' x-axis computes it
+            benchmark=raw.benchmark,
+            img_size=224,
+            protocol='linear',
+            metric='auc',
+            value=raw.auc / 100,
+            ci_lo=np.nan,
+            ci_hi=np.nan,
+            n_test=n_test,
+            seed=42,
+        )
+    )
+    df['source'] = str(d / 'per_benchmark_auc_digitized.csv')
     return df
 
 # %% ../nbs/05_scaling.ipynb #8d82d2b0
 def paper_slopes(d=None) -> pd.DataFrame:
     "The published slopes (`results/paper/slopes.csv`) in the `slopes` schema; benchmark 'mean' for the mean AUC."
     d = Path(d) if d is not None else paper_dir()
-    s = pd.read_csv(d/'slopes.csv').melt(id_vars='benchmark', var_name='method', value_name='slope')
+    s = pd.read_csv(d / 'slopes.csv').melt(id_vars='benchmark', var_name='method', value_name='slope')
     s['method'] = s.method.str.replace('_slope', '', regex=False)
     s['benchmark'] = s.benchmark.replace({'mean_auc': 'mean'})
     s['x_axis'], s['intercept'], s['ci_lo'], s['ci_hi'] = 'paper_x_params_m', np.nan, np.nan, np.nan
@@ -52,59 +82,106 @@ def paper_slopes(d=None) -> pd.DataFrame:
 def find_metrics(results) -> list[Path]:
     "Every `metrics.csv` under the folder `results`, sorted."
     d = Path(results)
-    if not d.is_dir(): raise FileNotFoundError(f"results={str(results)!r} is not a folder (or use results='paper')")
+    if not d.is_dir():
+        raise FileNotFoundError(f"results={str(results)!r} is not a folder (or use results='paper')")
     return sorted(d.rglob('metrics.csv'))
 
-def load_metrics(results='paper', metric:str='auc', protocol:str|None=None, img_size:int|None=None) -> pd.DataFrame:
+
+def load_metrics(
+    results='paper', metric: str = 'auc', protocol: str | None = None, img_size: int | None = None
+) -> pd.DataFrame:
     "One metric from the published points (`'paper'`) or from every `metrics.csv` under `results`."
-    if str(results) == 'paper': df = paper_metrics()
+    if str(results) == 'paper':
+        df = paper_metrics()
     else:
         files = find_metrics(results)
-        if not files: raise FileNotFoundError(f"no metrics.csv under {results}")
+        if not files:
+            raise FileNotFoundError(f"no metrics.csv under {results}")
         df = pd.concat([read_table(f, 'metrics').assign(source=str(f)) for f in files], ignore_index=True)
     bad = df[~df.value.between(0, 1)]
-    if len(bad): raise ValueError(f"metric values must be in [0, 1] (percent values must be converted): {bad.source.iloc[0]} has {bad.value.iloc[0]}")
+    if len(bad):
+        raise ValueError(
+            f"metric values must be in [0, 1] (percent values must be converted): {bad.source.iloc[0]} has {bad.value.iloc[0]}"
+        )
     df = df[df.metric == metric]
-    if df.empty: raise ValueError(f"no rows with metric={metric!r} in {results}")
+    if df.empty:
+        raise ValueError(f"no rows with metric={metric!r} in {results}")
     for col, want in (('protocol', protocol), ('img_size', img_size)):
-        if want is not None: df = df[df[col] == want]
+        if want is not None:
+            df = df[df[col] == want]
         elif df[col].nunique() > 1:
-            raise ValueError(f"{results}: several {col} values {sorted(df[col].unique())}; choose one with {col}=...")
-    if df.empty: raise ValueError(f"no rows left in {results} after protocol={protocol!r}, img_size={img_size!r}")
+            raise ValueError(
+                f"{results}: several {col} values {sorted(df[col].unique())}; choose one with {col}=..."
+            )
+    if df.empty:
+        raise ValueError(f"no rows left in {results} after protocol={protocol!r}, img_size={img_size!r}")
     return df.reset_index(drop=True)
 
 # %% ../nbs/05_scaling.ipynb #6c43fb41
-def synthetic_metrics(benchmarks=('breastmnist', 'pneumoniamnist'), archs=('vit_tiny', 'vit_small'),
-                      methods=('dinov2', 'mae'), slope:float=0.02, seeds=(0, 1), rng_seed:int=0, params_m:dict|None=None) -> pd.DataFrame:
+def synthetic_metrics(
+    benchmarks=('breastmnist', 'pneumoniamnist'),
+    archs=('vit_tiny', 'vit_small'),
+    methods=('dinov2', 'mae'),
+    slope: float = 0.02,
+    seeds=(0, 1),
+    rng_seed: int = 0,
+    params_m: dict | None = None,
+) -> pd.DataFrame:
     "A small `metrics` table whose AUCs follow y = 0.8 x^slope (x = backbone params in M, or `params_m[arch]`), for tests and examples."
     rng, rows = np.random.default_rng(rng_seed), []
     for b in benchmarks:
         for m in methods:
             for a in archs:
-                p = params_m[a] if params_m else backbone_params(a)/1e6
+                p = params_m[a] if params_m else backbone_params(a) / 1e6
                 for s in seeds:
                     for metric in ('auc', 'acc', 'mcc', 'ba', 'f1'):
-                        v = float(np.clip(0.8*p**slope + rng.normal(0, 0.002), 0, 1)) if metric == 'auc' else float(rng.uniform(0.5, 0.8))
-                        rows.append(dict(backbone=f'{m}_{a}', method=m, arch=a, backbone_params_m=p, total_params_m=1.1*p,
-                                         benchmark=b, img_size=28, protocol='linear', metric=metric, value=v,
-                                         ci_lo=v-0.02, ci_hi=min(v+0.02, 1), n_test=benchmark_info(b).n_test, seed=s))
+                        v = (
+                            float(np.clip(0.8 * p**slope + rng.normal(0, 0.002), 0, 1))
+                            if metric == 'auc'
+                            else float(rng.uniform(0.5, 0.8))
+                        )
+                        rows.append(
+                            dict(
+                                backbone=f'{m}_{a}',
+                                method=m,
+                                arch=a,
+                                backbone_params_m=p,
+                                total_params_m=1.1 * p,
+                                benchmark=b,
+                                img_size=28,
+                                protocol='linear',
+                                metric=metric,
+                                value=v,
+                                ci_lo=v - 0.02,
+                                ci_hi=min(v + 0.02, 1),
+                                n_test=benchmark_info(b).n_test,
+                                seed=s,
+                            )
+                        )
     return pd.DataFrame(rows, columns=SCHEMAS['metrics'])
 
 # %% ../nbs/05_scaling.ipynb #cf6cb2c5
 X_AXES = {'paper': 'paper_x_params_m', 'backbone': 'backbone_params_m', 'total': 'total_params_m'}
 
-def x_values(df:pd.DataFrame, x_axis='paper') -> tuple[pd.Series, str]:
+
+def x_values(df: pd.DataFrame, x_axis='paper') -> tuple[pd.Series, str]:
     "The x-value of each row of a metrics table under `x_axis`, and the axis name written to `slopes.csv`."
-    if isinstance(x_axis, dict): return df.arch.map(x_axis).astype(float), 'given'
-    if x_axis == 'paper': x = df.arch.map(PAPER_X_PARAMS_M)
+    if isinstance(x_axis, dict):
+        return df.arch.map(x_axis).astype(float), 'given'
+    if x_axis == 'paper':
+        x = df.arch.map(PAPER_X_PARAMS_M)
     elif x_axis == 'backbone':
-        x = df.arch.map(lambda a: backbone_params(a)/1e6 if a in BACKBONES else np.nan).fillna(df.backbone_params_m)
-    elif x_axis == 'total': x = df.total_params_m
-    else: raise ValueError(f"x_axis={x_axis!r}: use 'paper', 'backbone', 'total' or a dict {{arch: x}}")
+        x = df.arch.map(lambda a: backbone_params(a) / 1e6 if a in BACKBONES else np.nan).fillna(
+            df.backbone_params_m
+        )
+    elif x_axis == 'total':
+        x = df.total_params_m
+    else:
+        raise ValueError(f"x_axis={x_axis!r}: use 'paper', 'backbone', 'total' or a dict {{arch: x}}")
     return x.astype(float), X_AXES[x_axis]
 
 # %% ../nbs/05_scaling.ipynb #1380e6b9
-def scaling_points(df:pd.DataFrame, x_axis='paper', exclude_archs=('vit_huge',)) -> pd.DataFrame:
+def scaling_points(df: pd.DataFrame, x_axis='paper', exclude_archs=('vit_huge',)) -> pd.DataFrame:
     "One row per (benchmark, method, arch): x, y (mean over seeds), CI, n_test, backbone and source."
     df = df[~df.arch.isin(exclude_archs)].copy()
     df['x'], axis = x_values(df, x_axis)
@@ -112,12 +189,23 @@ def scaling_points(df:pd.DataFrame, x_axis='paper', exclude_archs=('vit_huge',))
     dup = df.groupby(['benchmark', 'method', 'arch']).backbone.nunique()
     if (dup > 1).any():
         b, m, a = dup[dup > 1].index[0]
-        raise ValueError(f"{b}/{m}/{a}: several backbones {sorted(df.query('benchmark==@b and method==@m and arch==@a').backbone.unique())}; "
-                         "filter the metrics to one backbone per method and size")
-    pts = (df.groupby(['benchmark', 'method', 'arch'], as_index=False)
-             .agg(x=('x', 'first'), y=('value', 'mean'), ci_lo=('ci_lo', 'mean'), ci_hi=('ci_hi', 'mean'),
-                  n_seeds=('seed', 'nunique'), seed=('seed', 'min'), protocol=('protocol', 'first'), img_size=('img_size', 'first'),
-                  n_test=('n_test', 'first'), backbone=('backbone', 'first'), source=('source', 'first')))
+        raise ValueError(
+            f"{b}/{m}/{a}: several backbones {sorted(df.query('benchmark==@b and method==@m and arch==@a').backbone.unique())}; "
+            "filter the metrics to one backbone per method and size"
+        )
+    pts = df.groupby(['benchmark', 'method', 'arch'], as_index=False).agg(
+        x=('x', 'first'),
+        y=('value', 'mean'),
+        ci_lo=('ci_lo', 'mean'),
+        ci_hi=('ci_hi', 'mean'),
+        n_seeds=('seed', 'nunique'),
+        seed=('seed', 'min'),
+        protocol=('protocol', 'first'),
+        img_size=('img_size', 'first'),
+        n_test=('n_test', 'first'),
+        backbone=('backbone', 'first'),
+        source=('source', 'first'),
+    )
     pts['x_axis'] = axis
     return pts.sort_values(['benchmark', 'method', 'x'], ignore_index=True)
 
@@ -127,217 +215,353 @@ def fit_loglog(LX, LY) -> tuple[np.ndarray, np.ndarray]:
     LX, LY = np.atleast_2d(LX).astype(float), np.atleast_2d(LY).astype(float)
     LX = np.broadcast_to(LX, LY.shape)
     mx, my = LX.mean(1, keepdims=True), LY.mean(1, keepdims=True)
-    sxx = ((LX - mx)**2).sum(1)
+    sxx = ((LX - mx) ** 2).sum(1)
     with np.errstate(invalid='ignore', divide='ignore'):
-        a = np.where(sxx > 1e-12, ((LX - mx)*(LY - my)).sum(1)/sxx, np.nan)
-    return a, my[:, 0] - a*mx[:, 0]
+        a = np.where(sxx > 1e-12, ((LX - mx) * (LY - my)).sum(1) / sxx, np.nan)
+    return a, my[:, 0] - a * mx[:, 0]
+
 
 def fit_power_law(x, y) -> tuple[float, float]:
     "Slope a and intercept b of y = e^b x^a, by least squares of log y on log x."
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) != len(y) or len(np.unique(x)) < 2: raise ValueError(f"a power-law fit needs >= 2 distinct x values, got x={x.tolist()}")
-    if (x <= 0).any() or (y <= 0).any(): raise ValueError("a power-law fit needs positive x and y")
+    if len(x) != len(y) or len(np.unique(x)) < 2:
+        raise ValueError(f"a power-law fit needs >= 2 distinct x values, got x={x.tolist()}")
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("a power-law fit needs positive x and y")
     a, b = fit_loglog(np.log(x), np.log(y))
     return float(a[0]), float(b[0])
 
 # %% ../nbs/05_scaling.ipynb #0dda53f9
-def mean_curve(pts:pd.DataFrame) -> pd.DataFrame:
+def mean_curve(pts: pd.DataFrame) -> pd.DataFrame:
     "Mean AUC per method and x over the benchmarks complete for that method; columns method, x, y, n_benchmarks."
     out = []
     for m, g in pts.groupby('method'):
         wide = g.pivot(index='benchmark', columns='x', values='y')
         full = wide.dropna()
-        if wide.shape[1] < 2 or full.empty: continue
-        if len(full) < len(wide): warnings.warn(f"{m}: mean curve over {len(full)} benchmarks; incomplete: {sorted(set(wide.index) - set(full.index))}")
-        out.append(pd.DataFrame(dict(method=m, x=full.columns.values, y=full.mean().values, n_benchmarks=len(full))))
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=['method', 'x', 'y', 'n_benchmarks'])
+        if wide.shape[1] < 2 or full.empty:
+            continue
+        if len(full) < len(wide):
+            warnings.warn(
+                f"{m}: mean curve over {len(full)} benchmarks; incomplete: {sorted(set(wide.index) - set(full.index))}"
+            )
+        out.append(
+            pd.DataFrame(dict(method=m, x=full.columns.values, y=full.mean().values, n_benchmarks=len(full)))
+        )
+    return (
+        pd.concat(out, ignore_index=True)
+        if out
+        else pd.DataFrame(columns=['method', 'x', 'y', 'n_benchmarks'])
+    )
 
 # %% ../nbs/05_scaling.ipynb #b3ca9004
-def _weighted_binary_auc(pos:np.ndarray, score:np.ndarray, W:np.ndarray) -> np.ndarray:
+def _weighted_binary_auc(pos: np.ndarray, score: np.ndarray, W: np.ndarray) -> np.ndarray:
     "AUC of one binary problem for each row of resample counts `W` (B, n); NaN where a class is absent."
     o = np.argsort(score, kind='stable')
     s, p, W = score[o], pos[o].astype(bool), W[:, o]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    P = np.add.reduceat(W*p, starts, axis=1); N = np.add.reduceat(W*~p, starts, axis=1)
+    P = np.add.reduceat(W * p, starts, axis=1)
+    N = np.add.reduceat(W * ~p, starts, axis=1)
     below = np.cumsum(N, axis=1) - N
     tp, tn = P.sum(1), N.sum(1)
     with np.errstate(invalid='ignore', divide='ignore'):
-        return np.where((tp > 0) & (tn > 0), (P*(below + 0.5*N)).sum(1)/(tp*tn), np.nan)
+        return np.where((tp > 0) & (tn > 0), (P * (below + 0.5 * N)).sum(1) / (tp * tn), np.nan)
 
-def auc_resampled(y_true, y_score, W=None, multilabel:bool=False) -> np.ndarray:
+
+def auc_resampled(y_true, y_score, W=None, multilabel: bool = False) -> np.ndarray:
     "AUC (binary / macro OvR / mean per label) of predictions for each row of resample counts `W`."
     y_true, y_score = np.asarray(y_true), np.asarray(y_score, float)
     n = len(y_true)
     W = np.ones((1, n)) if W is None else np.atleast_2d(W).astype(float)
-    if y_score.ndim == 1: y_score = y_score[:, None]
-    if multilabel: pairs = [(y_true[:, k] == 1, y_score[:, k]) for k in range(y_true.shape[1])]
+    if y_score.ndim == 1:
+        y_score = y_score[:, None]
+    if multilabel:
+        pairs = [(y_true[:, k] == 1, y_score[:, k]) for k in range(y_true.shape[1])]
     else:
         y = y_true.reshape(n, -1)[:, 0]
-        pairs = ([(y == 1, y_score[:, -1])] if y_score.shape[1] <= 2
-                 else [(y == k, y_score[:, k]) for k in range(y_score.shape[1])])
+        pairs = (
+            [(y == 1, y_score[:, -1])]
+            if y_score.shape[1] <= 2
+            else [(y == k, y_score[:, k]) for k in range(y_score.shape[1])]
+        )
     A = np.stack([_weighted_binary_auc(p, s, W) for p, s in pairs], 1)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)
         return np.nanmean(A, 1)
 
 # %% ../nbs/05_scaling.ipynb #517cc120
-_Y_KEYS, _S_KEYS = ('y_true', 'labels', 'targets', 'test_labels'), ('y_score', 'y_prob', 'probs', 'scores', 'test_scores')
+_Y_KEYS, _S_KEYS = (
+    ('y_true', 'labels', 'targets', 'test_labels'),
+    ('y_score', 'y_prob', 'probs', 'scores', 'test_scores'),
+)
 
-def read_predictions(path, multilabel:bool=False) -> tuple[np.ndarray, np.ndarray]:
+
+def read_predictions(path, multilabel: bool = False) -> tuple[np.ndarray, np.ndarray]:
     "Labels and scores from a predictions `.npz` (no pickles); logits become probabilities."
     with np.load(path, allow_pickle=False) as z:
         yk = next((k for k in _Y_KEYS if k in z), None)
         sk = next((k for k in _S_KEYS if k in z), None)
         if yk is None or (sk is None and 'logits' not in z):
-            raise KeyError(f"{path}: needs labels ({'/'.join(_Y_KEYS)}) and scores ({'/'.join(_S_KEYS)}/logits); has {list(z.keys())}")
+            raise KeyError(
+                f"{path}: needs labels ({'/'.join(_Y_KEYS)}) and scores ({'/'.join(_S_KEYS)}/logits); has {list(z.keys())}"
+            )
         y = z[yk]
-        if sk is not None: s = z[sk].astype(float)
+        if sk is not None:
+            s = z[sk].astype(float)
         else:
             l = z['logits'].astype(float)
-            s = 1/(1 + np.exp(-l)) if multilabel or l.ndim == 1 or l.shape[1] == 1 else np.exp(l - l.max(1, keepdims=True))
-            if s.ndim == 2 and not multilabel and s.shape[1] > 1: s = s/s.sum(1, keepdims=True)
-    if len(y) != len(s): raise ValueError(f"{path}: {len(y)} labels but {len(s)} score rows")
+            s = (
+                1 / (1 + np.exp(-l))
+                if multilabel or l.ndim == 1 or l.shape[1] == 1
+                else np.exp(l - l.max(1, keepdims=True))
+            )
+            if s.ndim == 2 and not multilabel and s.shape[1] > 1:
+                s = s / s.sum(1, keepdims=True)
+    if len(y) != len(s):
+        raise ValueError(f"{path}: {len(y)} labels but {len(s)} score rows")
     return y, s
 
-def npz_predictions(point:pd.Series):
+
+def npz_predictions(point: pd.Series):
     "Default `predictions_fn`: (y_true, y_score) from an npz beside the point's metrics.csv, or None."
     src = Path(str(point.get('source', '')))
-    if src.name != 'metrics.csv' or not src.parent.is_dir(): return None
+    if src.name != 'metrics.csv' or not src.parent.is_dir():
+        return None
     bb, bm = str(point['backbone']), str(point['benchmark'])
-    cands = [p for p in sorted(src.parent.rglob('*.npz')) if bm in p.name and bb in str(p.relative_to(src.parent))]
+    cands = [
+        p for p in sorted(src.parent.rglob('*.npz')) if bm in p.name and bb in str(p.relative_to(src.parent))
+    ]
     # narrow down, as far as it helps: backbone as a folder, protocol, image size, test split, the first seed
-    for keep in (lambda p: bb in p.relative_to(src.parent).parts[:-1], lambda p: f"_{point.get('protocol')}_" in p.name,
-                 lambda p: f"_{point.get('img_size')}px" in p.name, lambda p: 'test' in p.name, lambda p: f"_s{point.get('seed')}_" in p.name):
-        if len(cands) > 1 and any(keep(p) for p in cands): cands = [p for p in cands if keep(p)]
-    if len(cands) != 1: return None
+    for keep in (
+        lambda p: bb in p.relative_to(src.parent).parts[:-1],
+        lambda p: f"_{point.get('protocol')}_" in p.name,
+        lambda p: f"_{point.get('img_size')}px" in p.name,
+        lambda p: 'test' in p.name,
+        lambda p: f"_s{point.get('seed')}_" in p.name,
+    ):
+        if len(cands) > 1 and any(keep(p) for p in cands):
+            cands = [p for p in cands if keep(p)]
+    if len(cands) != 1:
+        return None
     return read_predictions(cands[0], benchmark_info(bm).multilabel if bm in MEDMNIST_2D else False)
 
 # %% ../nbs/05_scaling.ipynb #ceab87fc
-def _percentile_ci(a:np.ndarray) -> tuple[float, float]:
+def _percentile_ci(a: np.ndarray) -> tuple[float, float]:
     a = a[np.isfinite(a)]
     return (float(np.percentile(a, 2.5)), float(np.percentile(a, 97.5))) if len(a) >= 10 else (np.nan, np.nan)
 
-def _resampled_curves(g:pd.DataFrame, n_boot:int, rng, predictions_fn) -> tuple[np.ndarray|None, str]:
+
+def _resampled_curves(g: pd.DataFrame, n_boot: int, rng, predictions_fn) -> tuple[np.ndarray | None, str]:
     "Resampled AUCs (n_boot, n_points) of one benchmark/method curve and the strategy used, or (None, 'points')."
     if predictions_fn is not None:
         preds = [predictions_fn(r) for _, r in g.iterrows()]
         if all(p is not None for p in preds):
             y0 = preds[0][0]
             if any(len(p[0]) != len(y0) or not np.array_equal(p[0], y0) for p in preds):
-                raise ValueError(f"{g.benchmark.iloc[0]}/{g.method.iloc[0]}: the test labels differ between sizes; the paired bootstrap needs one test set")
-            ml = benchmark_info(g.benchmark.iloc[0]).multilabel if g.benchmark.iloc[0] in MEDMNIST_2D else np.ndim(y0) == 2 and np.shape(y0)[1] > 1
+                raise ValueError(
+                    f"{g.benchmark.iloc[0]}/{g.method.iloc[0]}: the test labels differ between sizes; the paired bootstrap needs one test set"
+                )
+            ml = (
+                benchmark_info(g.benchmark.iloc[0]).multilabel
+                if g.benchmark.iloc[0] in MEDMNIST_2D
+                else np.ndim(y0) == 2 and np.shape(y0)[1] > 1
+            )
             cols = [[] for _ in preds]
             for lo in range(0, n_boot, 100):  # chunks bound the memory (100 x n_test weights)
-                W = rng.multinomial(len(y0), np.full(len(y0), 1/len(y0)), size=min(100, n_boot - lo))
-                for c, (y, s) in zip(cols, preds): c.append(auc_resampled(y, s, W, ml))
+                W = rng.multinomial(len(y0), np.full(len(y0), 1 / len(y0)), size=min(100, n_boot - lo))
+                for c, (y, s) in zip(cols, preds):
+                    c.append(auc_resampled(y, s, W, ml))
             return np.stack([np.concatenate(c) for c in cols], 1), 'predictions'
     if g.ci_lo.notna().all() and g.ci_hi.notna().all():
-        sd = ((g.ci_hi - g.ci_lo)/(2*1.96)).to_numpy()
-        return np.clip(g.y.to_numpy() + rng.normal(size=(n_boot, len(g)))*sd, 1e-6, 1), 'ci'
+        sd = ((g.ci_hi - g.ci_lo) / (2 * 1.96)).to_numpy()
+        return np.clip(g.y.to_numpy() + rng.normal(size=(n_boot, len(g))) * sd, 1e-6, 1), 'ci'
     return None, 'points'
 
-def fit_slopes(pts:pd.DataFrame, n_boot:int=1000, seed:int=42, predictions_fn:Callable|None=npz_predictions) -> pd.DataFrame:
+
+def fit_slopes(
+    pts: pd.DataFrame, n_boot: int = 1000, seed: int = 42, predictions_fn: Callable | None = npz_predictions
+) -> pd.DataFrame:
     "Power-law slope, intercept and bootstrap 95% CI per benchmark and method, and for the mean curve ('mean')."
     rng, rows, reps = np.random.default_rng(seed), [], {}
     for (bm, m), g in pts.groupby(['benchmark', 'method']):
-        if g.x.nunique() < 2: continue
+        if g.x.nunique() < 2:
+            continue
         a, b = fit_power_law(g.x, g.y)
         lx = np.log(g.x.to_numpy())
         Y, how = _resampled_curves(g, n_boot, rng, predictions_fn) if n_boot else (None, 'none')
-        if Y is not None: boot = fit_loglog(lx, np.log(Y))[0]; reps[(bm, m)] = pd.DataFrame(Y, columns=g.x.to_numpy())
+        if Y is not None:
+            boot = fit_loglog(lx, np.log(Y))[0]
+            reps[(bm, m)] = pd.DataFrame(Y, columns=g.x.to_numpy())
         elif n_boot:
             idx = rng.integers(0, len(g), (n_boot, len(g)))
             boot = fit_loglog(lx[idx], np.log(g.y.to_numpy()[idx]))[0]
-        else: boot = np.array([])
-        rows.append(dict(benchmark=bm, method=m, slope=a, intercept=b, ci=_percentile_ci(boot), ci_method=how))
+        else:
+            boot = np.array([])
+        rows.append(
+            dict(benchmark=bm, method=m, slope=a, intercept=b, ci=_percentile_ci(boot), ci_method=how)
+        )
     for m, g in mean_curve(pts).groupby('method'):
         a, b = fit_power_law(g.x, g.y)
-        bms = sorted(set(pts.query('method == @m').pivot(index='benchmark', columns='x', values='y').dropna().index))
+        bms = sorted(
+            set(pts.query('method == @m').pivot(index='benchmark', columns='x', values='y').dropna().index)
+        )
         lx = np.log(g.x.to_numpy())
         if n_boot and all((bm, m) in reps for bm in bms):
-            Y = sum(reps[(bm, m)][g.x.to_numpy()].to_numpy() for bm in bms)/len(bms)
-            boot, how = fit_loglog(lx, np.log(Y))[0], next(r['ci_method'] for r in rows if r['method'] == m and r['benchmark'] == bms[0])
+            Y = sum(reps[(bm, m)][g.x.to_numpy()].to_numpy() for bm in bms) / len(bms)
+            boot, how = (
+                fit_loglog(lx, np.log(Y))[0],
+                next(r['ci_method'] for r in rows if r['method'] == m and r['benchmark'] == bms[0]),
+            )
         elif n_boot:
-            wide = pts.query('method == @m').pivot(index='benchmark', columns='x', values='y').loc[bms, g.x.to_numpy()].to_numpy()
+            wide = (
+                pts.query('method == @m')
+                .pivot(index='benchmark', columns='x', values='y')
+                .loc[bms, g.x.to_numpy()]
+                .to_numpy()
+            )
             pick = rng.integers(0, len(bms), (n_boot, len(bms)))
             boot, how = fit_loglog(lx, np.log(wide[pick].mean(1)))[0], 'benchmarks'
-        else: boot, how = np.array([]), 'none'
-        rows.append(dict(benchmark='mean', method=m, slope=a, intercept=b, ci=_percentile_ci(boot), ci_method=how))
+        else:
+            boot, how = np.array([]), 'none'
+        rows.append(
+            dict(benchmark='mean', method=m, slope=a, intercept=b, ci=_percentile_ci(boot), ci_method=how)
+        )
     out = pd.DataFrame(rows)
-    if out.empty: return pd.DataFrame(columns=SCHEMAS['slopes'] + ['ci_method'])
+    if out.empty:
+        return pd.DataFrame(columns=SCHEMAS['slopes'] + ['ci_method'])
     out['ci_lo'], out['ci_hi'] = out.ci.str[0], out.ci.str[1]
     out['x_axis'] = pts.x_axis.iloc[0]
     return out[SCHEMAS['slopes'] + ['ci_method']]
 
 # %% ../nbs/05_scaling.ipynb #51a00fab
-def gzip_ratio(images:np.ndarray) -> float:
+def gzip_ratio(images: np.ndarray) -> float:
     "Median over images of gzip-compressed bytes / raw bytes (uint8 pixels, level 9, no timestamp)."
     images = np.ascontiguousarray(images)
-    return float(np.median([len(gzip.compress(im.tobytes(), 9, mtime=0))/im.nbytes for im in images]))
+    return float(np.median([len(gzip.compress(im.tobytes(), 9, mtime=0)) / im.nbytes for im in images]))
 
 # %% ../nbs/05_scaling.ipynb #2056daf9
-def class_labels(labels:np.ndarray) -> np.ndarray:
+def class_labels(labels: np.ndarray) -> np.ndarray:
     "One cluster id per sample: the class, or the label combination (powerset) for multi-label rows."
     labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] > 1: return np.unique(labels, axis=0, return_inverse=True)[1].ravel()
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        return np.unique(labels, axis=0, return_inverse=True)[1].ravel()
     return labels.reshape(len(labels))
 
-def dbi(images:np.ndarray, labels:np.ndarray, representation:str='pixels', featurize:Callable|None=None,
-        max_samples:int|None=5000, seed:int=0) -> float:
+
+def dbi(
+    images: np.ndarray,
+    labels: np.ndarray,
+    representation: str = 'pixels',
+    featurize: Callable | None = None,
+    max_samples: int | None = 5000,
+    seed: int = 0,
+) -> float:
     "Davies-Bouldin index of the classes on raw pixels ('pixels'), their 50-d PCA ('pca') or `featurize(images)`."
     from sklearn.metrics import davies_bouldin_score
+
     y = class_labels(labels)
     if max_samples and len(y) > max_samples:
         keep = np.sort(np.random.default_rng(seed).choice(len(y), max_samples, replace=False))
         images, y = images[keep], y[keep]
-    if featurize is not None: X = np.asarray(featurize(images), float).reshape(len(y), -1)
+    if featurize is not None:
+        X = np.asarray(featurize(images), float).reshape(len(y), -1)
     else:
-        X = images.reshape(len(y), -1).astype(np.float32)/255
+        X = images.reshape(len(y), -1).astype(np.float32) / 255
         if representation == 'pca':
             from sklearn.decomposition import PCA
+
             X = PCA(min(50, *X.shape), random_state=seed).fit_transform(X)
-        elif representation != 'pixels': raise ValueError(f"representation={representation!r}: use 'pixels', 'pca' or featurize=")
-    if len(np.unique(y)) < 2: return np.nan
+        elif representation != 'pixels':
+            raise ValueError(f"representation={representation!r}: use 'pixels', 'pca' or featurize=")
+    if len(np.unique(y)) < 2:
+        return np.nan
     return float(davies_bouldin_score(X, y))
 
 # %% ../nbs/05_scaling.ipynb #3b3d75da
-def _props_cache_path(cache_dir, flag, size, md5, settings:dict) -> Path:
-    key = hashlib.md5(json.dumps(dict(flag=flag, size=size, md5=md5, **settings), sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_dir)/f'{flag}_{size}_{key}.json'
+def _props_cache_path(cache_dir, flag, size, md5, settings: dict) -> Path:
+    key = hashlib.md5(
+        json.dumps(dict(flag=flag, size=size, md5=md5, **settings), sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return Path(cache_dir) / f'{flag}_{size}_{key}.json'
 
-def task_properties(flags=MEDMNIST_2D, size:int=28, representation:str='pixels', max_samples:int|None=5000,
-                    seed:int=0, cache_dir=None, featurize:Callable|None=None) -> pd.DataFrame:
+
+def task_properties(
+    flags=MEDMNIST_2D,
+    size: int = 28,
+    representation: str = 'pixels',
+    max_samples: int | None = 5000,
+    seed: int = 0,
+    cache_dir=None,
+    featurize: Callable | None = None,
+) -> pd.DataFrame:
     "n_samples, n_classes, DBI and gzip per benchmark; DBI/gzip from the data where present (NaN otherwise), cached."
-    cache_dir = Path(cache_dir) if cache_dir is not None else runs_root()/'cache'/'task_properties'
-    settings = dict(representation=representation, max_samples=max_samples, seed=seed, dbi_split='train', gzip_splits='all', v=1)
+    cache_dir = Path(cache_dir) if cache_dir is not None else runs_root() / 'cache' / 'task_properties'
+    settings = dict(
+        representation=representation,
+        max_samples=max_samples,
+        seed=seed,
+        dbi_split='train',
+        gzip_splits='all',
+        v=1,
+    )
     rows = []
     for flag in flags:
-        if flag not in MEDMNIST_2D:  # e.g. a labelled folder evaluated by the probing stage: no registry facts here
-            rows.append(dict(benchmark=flag, n_samples=np.nan, n_classes=np.nan, dbi=np.nan, gzip=np.nan,
-                             data='missing: not a MedMNIST 2D benchmark')); continue
+        if (
+            flag not in MEDMNIST_2D
+        ):  # e.g. a labelled folder evaluated by the probing stage: no registry facts here
+            rows.append(
+                dict(
+                    benchmark=flag,
+                    n_samples=np.nan,
+                    n_classes=np.nan,
+                    dbi=np.nan,
+                    gzip=np.nan,
+                    data='missing: not a MedMNIST 2D benchmark',
+                )
+            )
+            continue
         info = benchmark_info(flag)
-        row = dict(benchmark=flag, n_samples=info.n_samples, n_classes=info.n_classes, dbi=np.nan, gzip=np.nan)
-        try: path = find_medmnist(flag, size)
-        except FileNotFoundError: row['data'] = f'missing: no {flag} file at {size} px'; rows.append(row); continue
+        row = dict(
+            benchmark=flag, n_samples=info.n_samples, n_classes=info.n_classes, dbi=np.nan, gzip=np.nan
+        )
+        try:
+            path = find_medmnist(flag, size)
+        except FileNotFoundError:
+            row['data'] = f'missing: no {flag} file at {size} px'
+            rows.append(row)
+            continue
         cp = _props_cache_path(cache_dir, flag, size, file_md5(path), settings)
-        if featurize is None and cp.exists(): row |= json.loads(cp.read_text())
+        if featurize is None and cp.exists():
+            row |= json.loads(cp.read_text())
         else:
             xs = {s: load_medmnist(flag, s, size) for s in ('train', 'val', 'test')}
             row['gzip'] = gzip_ratio(np.concatenate([x for x, _ in xs.values()]))
-            row['dbi'] = dbi(*xs['train'], representation=representation, featurize=featurize, max_samples=max_samples, seed=seed)
-            row['data'] = f'data: {path.name} ({size} px; DBI on {representation if featurize is None else "features"} of train, gzip on all splits)'
+            row['dbi'] = dbi(
+                *xs['train'],
+                representation=representation,
+                featurize=featurize,
+                max_samples=max_samples,
+                seed=seed,
+            )
+            row['data'] = (
+                f'data: {path.name} ({size} px; DBI on {representation if featurize is None else "features"} of train, gzip on all splits)'
+            )
             if featurize is None:
                 cp.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(cp) as tmp: tmp.write_text(json.dumps({k: row[k] for k in ('dbi', 'gzip', 'data')}))
+                with atomic_path(cp) as tmp:
+                    tmp.write_text(json.dumps({k: row[k] for k in ('dbi', 'gzip', 'data')}))
         rows.append(row)
     return pd.DataFrame(rows, columns=SCHEMAS['task_properties'] + ['data'])
 
 # %% ../nbs/05_scaling.ipynb #09e22453
 PROPERTIES = ('n_samples', 'dbi', 'n_classes', 'gzip')
 
-def correlations(slopes:pd.DataFrame, props:pd.DataFrame, properties=PROPERTIES, min_n:int=3) -> pd.DataFrame:
+
+def correlations(
+    slopes: pd.DataFrame, props: pd.DataFrame, properties=PROPERTIES, min_n: int = 3
+) -> pd.DataFrame:
     "Pearson r and p between each task property and the slopes of each method, over benchmarks with both."
     from scipy.stats import pearsonr
+
     s = slopes[slopes.benchmark != 'mean']
     rows = []
     for m, g in s.groupby('method', sort=False):
@@ -346,33 +570,61 @@ def correlations(slopes:pd.DataFrame, props:pd.DataFrame, properties=PROPERTIES,
             k = j[['slope', prop]].dropna()
             r = p = np.nan
             if len(k) >= min_n and k[prop].nunique() > 1 and k.slope.nunique() > 1:
-                res = pearsonr(k[prop].astype(float), k.slope.astype(float)); r, p = float(res.statistic), float(res.pvalue)
+                res = pearsonr(k[prop].astype(float), k.slope.astype(float))
+                r, p = float(res.statistic), float(res.pvalue)
             rows.append(dict(property=prop, method=m, r=r, p=p, n_benchmarks=len(k)))
     return pd.DataFrame(rows, columns=SCHEMAS['correlations'])
 
 # %% ../nbs/05_scaling.ipynb #29d13a35
 def default_scaling_dir(results) -> Path:
     "Where the scaling tables of `results` live: `results/paper/scaling` or `RESULTS/scaling`."
-    return paper_dir()/'scaling' if str(results) == 'paper' else Path(results)/'scaling'
+    return paper_dir() / 'scaling' if str(results) == 'paper' else Path(results) / 'scaling'
 
-def run_scaling(results='paper', out_dir=None, x_axis='paper', n_boot:int=1000, seed:int=42,
-                predictions_fn:Callable|None=npz_predictions, props_size:int=28, dbi_representation:str='pixels',
-                dbi_max_samples:int|None=5000, protocol:str|None=None, img_size:int|None=None) -> dict:
+
+def run_scaling(
+    results='paper',
+    out_dir=None,
+    x_axis='paper',
+    n_boot: int = 1000,
+    seed: int = 42,
+    predictions_fn: Callable | None = npz_predictions,
+    props_size: int = 28,
+    dbi_representation: str = 'pixels',
+    dbi_max_samples: int | None = 5000,
+    protocol: str | None = None,
+    img_size: int | None = None,
+) -> dict:
     "Fit slopes, measure task properties and correlate them; write the three tables into `out_dir`."
     out = Path(out_dir) if out_dir else default_scaling_dir(results)
     pts = scaling_points(load_metrics(results, 'auc', protocol, img_size), x_axis)
     sl = fit_slopes(pts, n_boot, seed, predictions_fn)
-    props = task_properties(sorted(set(pts.benchmark)) if str(results) != 'paper' else MEDMNIST_2D,
-                            props_size, dbi_representation, dbi_max_samples)
+    props = task_properties(
+        sorted(set(pts.benchmark)) if str(results) != 'paper' else MEDMNIST_2D,
+        props_size,
+        dbi_representation,
+        dbi_max_samples,
+    )
     corr = correlations(paper_slopes() if str(results) == 'paper' else sl, props)
-    ff = '%.10g'   # 10 significant digits: the fits' last bits vary with BLAS threading, the stored tables do not
-    write_table(sl[SCHEMAS['slopes']], out/'slopes.csv', 'slopes', float_format=ff)
-    write_table(props[SCHEMAS['task_properties']], out/'task_properties.csv', 'task_properties', float_format=ff)
-    write_table(corr, out/'correlations.csv', 'correlations', float_format=ff)
-    info = dict(results=str(results), x_axis=sl.x_axis.iloc[0] if len(sl) else str(x_axis), n_boot=n_boot, seed=seed,
-                correlated_slopes='published (results/paper/slopes.csv)' if str(results) == 'paper' else 'fitted (slopes.csv)',
-                ci_method={f'{r.benchmark}/{r.method}': r.ci_method for r in sl.itertuples()},
-                property_source=dict(zip(props.benchmark, props.data.fillna('n_samples/n_classes: medmnist.INFO'))),
-                dbi=dict(representation=dbi_representation, split='train', max_samples=dbi_max_samples, size=props_size))
-    with atomic_path(out/'scaling_info.json') as tmp: tmp.write_text(json.dumps(info, indent=1))
+    ff = '%.10g'  # 10 significant digits: the fits' last bits vary with BLAS threading, the stored tables do not
+    write_table(sl[SCHEMAS['slopes']], out / 'slopes.csv', 'slopes', float_format=ff)
+    write_table(
+        props[SCHEMAS['task_properties']], out / 'task_properties.csv', 'task_properties', float_format=ff
+    )
+    write_table(corr, out / 'correlations.csv', 'correlations', float_format=ff)
+    info = dict(
+        results=str(results),
+        x_axis=sl.x_axis.iloc[0] if len(sl) else str(x_axis),
+        n_boot=n_boot,
+        seed=seed,
+        correlated_slopes='published (results/paper/slopes.csv)'
+        if str(results) == 'paper'
+        else 'fitted (slopes.csv)',
+        ci_method={f'{r.benchmark}/{r.method}': r.ci_method for r in sl.itertuples()},
+        property_source=dict(zip(props.benchmark, props.data.fillna('n_samples/n_classes: medmnist.INFO'))),
+        dbi=dict(
+            representation=dbi_representation, split='train', max_samples=dbi_max_samples, size=props_size
+        ),
+    )
+    with atomic_path(out / 'scaling_info.json') as tmp:
+        tmp.write_text(json.dumps(info, indent=1))
     return dict(slopes=sl, task_properties=props, correlations=corr, out_dir=out)
