@@ -81,6 +81,7 @@ bench: $(STAMP)
 # The paper's experiment matrix: regenerate its configs, or print its plan with the exact commands.
 configs: $(STAMP)
 	$(BIN)/biovfm-experiments configs
+	$(PY) -m biovfm.demo --configs
 paper-runs: $(STAMP)
 	$(BIN)/biovfm-experiments plan paper --dry-run
 

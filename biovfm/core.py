@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SCHEMAS', 'WEIGHTS', 'LEGACY_WEIGHTS', 'repo_root',
-           'data_root', 'data_dir', 'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info',
-           'benchmarks', 'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest',
-           'find_medmnist', 'load_medmnist', 'timm_name', 'short_arch', 'backbone_params', 'backbone_table',
-           'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema',
-           'write_table', 'read_table', 'timm_config', 'save_backbone', 'load_backbone', 'tensorboard_writer',
-           'write_scalars', 'run_parameters']
+__all__ = ['MODALITIES', 'MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SCHEMAS', 'WEIGHTS', 'LEGACY_WEIGHTS',
+           'repo_root', 'data_root', 'data_dir', 'results_root', 'figures_root', 'runs_root', 'Benchmark',
+           'benchmark_info', 'benchmarks', 'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'file_md5',
+           'check_manifest', 'find_medmnist', 'load_medmnist', 'timm_name', 'short_arch', 'backbone_params',
+           'backbone_table', 'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files',
+           'check_schema', 'write_table', 'read_table', 'timm_config', 'save_backbone', 'load_backbone',
+           'tensorboard_writer', 'write_scalars', 'run_parameters']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -76,6 +76,8 @@ def runs_root() -> Path:
     return _out_root('BIOVFM_RUNS', 'runs')
 
 # %% ../nbs/00_core.ipynb #97f49b14
+# the 10 modality names of the paper's corpus (curation's `modality` column, the scale lessons' synthetic lists)
+MODALITIES = ('CT', 'MR', 'X-Ray', 'US', 'NM', 'Microscopy', 'Dermoscopy', 'Endoscopy', 'Fundus', 'OCTA')
 MEDMNIST_2D = (
     'pathmnist',
     'chestmnist',

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from biovfm.core import (
+    MODALITIES,
     SCHEMAS,
     data_dir,
     runs_root,
@@ -22,19 +23,17 @@ from biovfm.core import (
 )
 
 # %% auto #0
-__all__ = ['MODALITIES', 'VIEWS', 'WSI_SOP', 'SLIDE_LIBRARIES', 'RUN_PARAMETERS', 'DEMO', 'to_modality', 'RejectError',
-           'file_kind', 'default_raw_dir', 'Volume', 'Planar', 'check_pixels', 'read_nifti', 'read_dicom',
-           'read_dicom_series', 'tissue_fraction', 'open_slide', 'read_wsi', 'read_dicom_wsi', 'read_image',
-           'read_tiff', 'intensity_window', 'to_uint8', 'view_slices', 'physical_aspect', 'foreground_fraction',
-           'padding_mask', 'letterbox', 'image_hashes', 'Options', 'process_item', 'read_manifest', 'split_of',
-           'source_of', 'scan_raw', 'plan_jobs', 'shard_of', 'assign_chunks', 'read_job', 'process_job', 'chunk_done',
-           'process_chunk', 'TimeLimit', 'time_limit', 'update_plan', 'prepare_run', 'run_shard', 'phash_int',
-           'hamming', 'near_pairs', 'benchmark_hashes', 'audit', 'missing_chunks', 'merge', 'curate',
-           'subset_by_modality', 'random_subset', 'write_subset', 'composition', 'plot_composition',
-           'make_corrupt_inputs', 'export_data_list', 'build_demo']
+__all__ = ['VIEWS', 'WSI_SOP', 'SLIDE_LIBRARIES', 'RUN_PARAMETERS', 'DEMO', 'to_modality', 'RejectError', 'file_kind',
+           'default_raw_dir', 'Volume', 'Planar', 'check_pixels', 'read_nifti', 'read_dicom', 'read_dicom_series',
+           'tissue_fraction', 'open_slide', 'read_wsi', 'read_dicom_wsi', 'read_image', 'read_tiff', 'intensity_window',
+           'to_uint8', 'view_slices', 'physical_aspect', 'foreground_fraction', 'padding_mask', 'letterbox',
+           'image_hashes', 'Options', 'process_item', 'read_manifest', 'split_of', 'source_of', 'scan_raw', 'plan_jobs',
+           'shard_of', 'assign_chunks', 'read_job', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit',
+           'time_limit', 'update_plan', 'prepare_run', 'run_shard', 'phash_int', 'hamming', 'near_pairs',
+           'benchmark_hashes', 'audit', 'missing_chunks', 'merge', 'curate', 'subset_by_modality', 'random_subset',
+           'write_subset', 'composition', 'plot_composition', 'make_corrupt_inputs', 'export_data_list', 'build_demo']
 
 # %% ../nbs/01_curate.ipynb #eb7f10ee
-MODALITIES = ('CT', 'MR', 'X-Ray', 'US', 'NM', 'Microscopy', 'Dermoscopy', 'Endoscopy', 'Fundus', 'OCTA')
 VIEWS = ('axial', 'sagittal', 'coronal', '2d', 'tile')
 _MOD_RULES = [
     (r'\bocta\b|oct angiograph', 'OCTA'),

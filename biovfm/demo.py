@@ -446,13 +446,19 @@ def run_demo(out=None, fresh: bool = False, log=print) -> Path:
 
 
 def main(argv=None):
-    "python -m biovfm.demo [--out DIR] [--fresh]"
+    "python -m biovfm.demo [--out DIR] [--fresh] | --configs"
     ap = argparse.ArgumentParser(
         'python -m biovfm.demo', description='BioVFM end-to-end demo on embedded real data.'
     )
     ap.add_argument('--out')
     ap.add_argument('--fresh', action='store_true')
+    ap.add_argument('--configs', action='store_true', help='only rewrite configs/demo from demo_matrix()')
     a = ap.parse_args(argv)
+    if a.configs:
+        runs, corpus_steps = demo_matrix()
+        for path in write_configs(runs, repo_root() / 'configs' / 'demo', corpus_steps):
+            print(path)
+        return
     print(Path(run_demo(a.out, a.fresh, log=lambda s: print(s, flush=True))).read_text())
 
 # %% ../nbs/08_demo.ipynb #ddd836d7

@@ -693,11 +693,7 @@ def main(argv=None):
         runs, cur = cpu_twin_matrix()
         for f in write_configs(runs, repo_root() / 'configs' / 'cpu_twin', cur):
             print(f)
-        from .demo import demo_matrix
-
-        runs, cur = demo_matrix()
-        for f in write_configs(runs, repo_root() / 'configs' / 'demo', cur):
-            print(f)
+        print("configs/demo: python -m biovfm.demo --configs (the demo stage owns its matrix)")
     elif a.action == 'plan':
         print(plan(a.matrix, a.runs_dir, a.only).to_string(index=False))
         if a.dry_run:

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pyarrow.compute as pc
-from .core import SCHEMAS
+from .core import SCHEMAS, MODALITIES
 
 # %% auto #0
 __all__ = ['CATEGORICAL', 'PHASHES', 'hex_to_uint64', 'string_hash64', 'search_plan', 'near_duplicates', 'cross_duplicates',
@@ -495,8 +495,6 @@ def synthetic_data_list(
     shard_rows: int = 10_000,
 ) -> pa.Table:
     "Rows start..stop of a synthetic `n`-row data list with the schema and cardinalities of a real one."
-    from biovfm.curate import MODALITIES  # here, not at the top: curation may import this module
-
     stop = n if stop is None else stop
     rows = np.arange(start, stop, dtype=np.int64)
     rng = np.random.default_rng([seed, start])

@@ -76,3 +76,25 @@ def test_no_tracked_file_refers_to_the_workshop_folder():
 def test_embedded_data_is_complete():
     from biovfm.core import check_manifest
     assert len(check_manifest(ROOT/'data')) == 0
+
+def test_no_module_imports_a_later_stage():
+    "Stages build on earlier ones only (notebook order: 00 core, 00a scale, 01 curate, ... 09 cli), at the top of a "
+    "module or inside a function alike."
+    import ast
+    order = {}
+    for nb in sorted((ROOT/'nbs').glob('[0-9]*.ipynb')):
+        match = re.search(r'#\| default_exp ([\w.]+)', nb.read_text())
+        if match: order[match.group(1)] = nb.stem
+    later = []
+    for module, stem in order.items():
+        tree = ast.parse((ROOT/'biovfm'/f'{module}.py').read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module.removeprefix('biovfm.').lstrip('.')] if node.level or node.module.startswith('biovfm') else []
+            elif isinstance(node, ast.Import):
+                names = [a.name.removeprefix('biovfm.') for a in node.names if a.name.startswith('biovfm.')]
+            else:
+                continue
+            later += [f'{module} ({stem}) imports {name} ({order[name]})' for name in names
+                      if name in order and order[name] > stem]
+    assert not later, later
