@@ -1667,16 +1667,24 @@ def merge(
             f"{len(miss)} chunks not finished (shards {shards}); run curate with shard=... for them first"
         )
     chunks = sorted({(int(s), int(c)) for s, c in plan[['shard', 'chunk']].itertuples(index=False)})
-    rows = pd.concat(
-        [pd.read_parquet(_chunk_dir(out_dir, s, c) / 'rows.parquet') for s, c in chunks], ignore_index=True
+    from tqdm.auto import tqdm
+
+    chunk_dirs = [_chunk_dir(out_dir, s, c) for s, c in chunks]
+    chunk_tables = [
+        (
+            pd.read_parquet(folder / 'rows.parquet'),
+            pd.read_csv(folder / 'rejects.csv', dtype=str),
+            pd.read_csv(folder / 'jobs.csv'),
+        )
+        for folder in tqdm(
+            chunk_dirs, desc='merging', unit='chunk', leave=False, disable=len(chunk_dirs) < 50
+        )
+    ]
+    rows = pd.concat([tables[0] for tables in chunk_tables], ignore_index=True)
+    rejects = pd.concat([tables[1] for tables in chunk_tables], ignore_index=True)
+    inputs = pd.concat([tables[2] for tables in chunk_tables], ignore_index=True).sort_values(
+        'job', ignore_index=True
     )
-    rejects = pd.concat(
-        [pd.read_csv(_chunk_dir(out_dir, s, c) / 'rejects.csv', dtype=str) for s, c in chunks],
-        ignore_index=True,
-    )
-    inputs = pd.concat(
-        [pd.read_csv(_chunk_dir(out_dir, s, c) / 'jobs.csv') for s, c in chunks], ignore_index=True
-    ).sort_values('job', ignore_index=True)
     bench, notes = (
         benchmark_hashes(benchmarks, size=bench_size) if benchmarks else ({}, ['no benchmarks checked'])
     )
