@@ -11,3 +11,5 @@ html_title = 'biovfm — BioVFM-21M compendium'
 html_theme_options = dict(repository_url='https://github.com/biovfm/biovfm', use_repository_button=False,
                           show_toc_level=2)
 suppress_warnings = ['mystnb.unknown_mime_type', 'misc.highlighting_failure', 'myst.header']
+html_favicon = 'favicon.png'                  # also keeps browsers from asking for a missing /favicon.ico
+html_context = dict(default_mode='light')    # the theme's colour mode on a first visit (else a console error)
