@@ -10,7 +10,7 @@
    backbone and schedule (--equiv-epochs per benchmark), the fast one with V cached augmented views per
    image for each V of --views ('E': one per epoch); the AUC difference fast - faithful with its paired
    95% CI (the same 1000 bootstrap resamples of the test set), and a second faithful run (another seed)
-   as the noise floor;
+   as the noise floor (--noise-seed -1 skips it);
 4. `switches`: the effect of each fidelity switch (one changed at a time from the authors' defaults) on AUC and MCC,
    paired against the all-defaults probe (fast protocol, --epochs epochs, the --equiv-backbone at --equiv-img-size);
 5. `bootstrap`: vectorised bootstrap vs a per-resample scikit-learn loop (1000 resamples of a 20k-sample test set).
@@ -36,7 +36,7 @@ ap.add_argument('--equiv-backbone', default='random:vit_tiny_patch16_224:patch_s
 ap.add_argument('--equiv-img-size', type=int, default=32)
 ap.add_argument('--equiv-epochs', default='breastmnist=20,pneumoniamnist=10')
 ap.add_argument('--views', default='0,1,2,4,8,E')
-ap.add_argument('--noise-seed', type=int, default=43)
+ap.add_argument('--noise-seed', type=int, default=43, help='seed of the second faithful run (the noise floor); -1: skip it')
 ap.add_argument('--reference', default='faithful', choices=['faithful', 'views'],
                 help="'views': the faithful reference run as the fast probe with one view per epoch (identical)")
 ap.add_argument('--switch-views', type=int, default=10)
@@ -120,6 +120,8 @@ if 'equivalence' in sections:
             out = tmp/f'equiv-fast-{bm}-{V}'
             _, rec = P.probe_one(bb, data, 'fast', ep, V, cache_dir=cache, out_dir=out)
             row('fast', V, rec, out)
+        if args.noise_seed < 0:
+            continue
         out = tmp/f'equiv-faithful-noise-{bm}'
         row(f'faithful (seed {args.noise_seed}{how})', '-', faithful(args.noise_seed, out), out)
 

@@ -4,20 +4,21 @@
 
 # %% ../nbs/00_core.ipynb #a878d4e6
 from __future__ import annotations
-import hashlib, math, os, random, tempfile, contextlib, functools, json, sys
+import hashlib, math, os, random, re, tempfile, contextlib, functools, json, sys
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['MODALITIES', 'MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SCHEMAS', 'WEIGHTS', 'LEGACY_WEIGHTS',
-           'repo_root', 'data_root', 'data_dir', 'results_root', 'figures_root', 'runs_root', 'Benchmark',
-           'benchmark_info', 'benchmarks', 'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'file_md5',
-           'check_manifest', 'find_medmnist', 'load_medmnist', 'timm_name', 'short_arch', 'backbone_params',
-           'backbone_table', 'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files',
-           'check_schema', 'write_table', 'read_table', 'timm_config', 'save_backbone', 'load_backbone',
-           'tensorboard_writer', 'write_scalars', 'run_parameters']
+__all__ = ['MODALITIES', 'MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SCHEMAS', 'PREDICTIONS_DIR',
+           'IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHTS', 'LEGACY_WEIGHTS', 'repo_root', 'data_root', 'data_dir',
+           'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info', 'benchmarks', 'medmnist_dirs',
+           'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest', 'find_medmnist', 'load_medmnist',
+           'timm_name', 'short_arch', 'backbone_params', 'backbone_table', 'seed_everything', 'get_device',
+           'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema', 'write_table', 'read_table', 'slug',
+           'predictions_path', 'find_predictions', 'markdown_table', 'weighted_auc', 'timm_config', 'save_backbone',
+           'load_backbone', 'tensorboard_writer', 'write_scalars', 'run_parameters']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -438,6 +439,10 @@ SCHEMAS = {
         'n_test',
         'seed',
     ],
+    # probing: one .npz per backbone x benchmark x protocol x size x seed (`predictions_path`), arrays:
+    # test labels/scores, validation labels/scores, decision thresholds, task kind, per-resample metrics
+    'predictions': ['y_true', 'y_score', 'y_true_val', 'y_score_val', 'thresholds', 'kind']
+    + [f'boot_{m}' for m in ('auc', 'acc', 'mcc', 'ba', 'f1')],
     # scaling analysis
     'slopes': ['benchmark', 'method', 'x_axis', 'slope', 'intercept', 'ci_lo', 'ci_hi'],
     'task_properties': ['benchmark', 'n_samples', 'n_classes', 'dbi', 'gzip'],
@@ -503,7 +508,52 @@ def read_table(path, schema: str | None = None, extra_ok: bool = True) -> pd.Dat
     df = pd.read_parquet(path) if path.suffix == '.parquet' else pd.read_csv(path)
     return check_schema(df, schema, extra_ok) if schema else df
 
+# %% ../nbs/00_core.ipynb #bb5d612e
+def slug(text: str) -> str:
+    "`text` as a file-name part: runs of characters other than letters, digits and `_.=+-` become one `-`."
+    return re.sub(r'[^A-Za-z0-9_.=+-]+', '-', text).strip('-')
+
+
+PREDICTIONS_DIR = 'predictions'
+
+
+def predictions_path(root, backbone: str, benchmark: str, protocol: str, img_size: int, seed: int) -> Path:
+    "Where a probe writes one backbone's test predictions on one benchmark (arrays: `SCHEMAS['predictions']`)."
+    name = f"{slug(benchmark)}_{protocol}_{img_size}px_s{seed}_test_predictions.npz"
+    return Path(root) / PREDICTIONS_DIR / backbone / name
+
+
+def find_predictions(root, benchmark: str = '*') -> list[Path]:
+    "Every predictions file under `root` (all backbones), of one benchmark or of all, sorted."
+    return sorted((Path(root) / PREDICTIONS_DIR).glob(f'*/{benchmark}_*_test_predictions.npz'))
+
+
+def markdown_table(df: pd.DataFrame, float_format: str = '{:.3f}') -> str:
+    "`df` as a Markdown table (floats through `float_format`, everything else through `str`)."
+    cell = lambda v: float_format.format(v) if isinstance(v, float) else str(v)
+    header = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
+    body = ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in df.itertuples(index=False)]
+    return '\n'.join(header + body)
+
+
+def weighted_auc(W, y, s):
+    "AUC of binary labels `y`, scores `s` for each row of sample weights `W` (b, n); nan when a class is absent."
+    order = np.argsort(s, kind='stable')
+    sorted_scores = np.asarray(s)[order]
+    positive = np.asarray(y).astype(bool)[order]
+    starts = np.r_[0, np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1]) + 1]  # ties share one group
+    W_sorted = np.asarray(W, dtype=np.float64)[:, order]
+    pos_weight = np.add.reduceat(np.where(positive, W_sorted, 0.0), starts, axis=1)
+    neg_weight = np.add.reduceat(np.where(positive, 0.0, W_sorted), starts, axis=1)
+    neg_below = np.cumsum(neg_weight, axis=1) - neg_weight
+    P, N = pos_weight.sum(1), neg_weight.sum(1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        auc = (pos_weight * (neg_below + 0.5 * neg_weight)).sum(1) / (P * N)
+    return np.where((P > 0) & (N > 0), auc, np.nan)
+
+
 # %% ../nbs/00_core.ipynb #6265fb09
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's ImageNet statistics
 WEIGHTS = 'model.safetensors'  # timm's file name, so that `local-dir:`/`hf-hub:` find the weights
 LEGACY_WEIGHTS = 'backbone.safetensors'  # the name exports had before they were timm folders (still read)
 
@@ -540,8 +590,8 @@ def save_backbone(
     img_size: int,
     method: str,
     model_kwargs: dict | None = None,
-    mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225),
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
     **meta,
 ) -> Path:
     "Write `model` as a timm folder (`model.safetensors`, `config.json`) plus `backbone.json` (rebuild + provenance)."

@@ -31,7 +31,7 @@ __all__ = ['VIEWS', 'WSI_SOP', 'SLIDE_LIBRARIES', 'RUN_PARAMETERS', 'DEMO', 'to_
            'shard_of', 'assign_chunks', 'read_job', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit',
            'time_limit', 'update_plan', 'prepare_run', 'run_shard', 'phash_int', 'hamming', 'near_pairs',
            'benchmark_hashes', 'audit', 'missing_chunks', 'merge', 'curate', 'subset_by_modality', 'random_subset',
-           'write_subset', 'composition', 'plot_composition', 'make_corrupt_inputs', 'export_data_list', 'build_demo']
+           'write_subset', 'composition', 'export_data_list', 'build_demo']
 
 # %% ../nbs/01_curate.ipynb #eb7f10ee
 VIEWS = ('axial', 'sagittal', 'coronal', '2d', 'tile')
@@ -1842,95 +1842,18 @@ def write_subset(dl: pd.DataFrame, list_dir, dest) -> Path:
 
 # %% ../nbs/01_curate.ipynb #da9ef90b
 def composition(dl: pd.DataFrame) -> pd.DataFrame:
-    "Image counts by modality and anatomy (the numbers behind the paper's Fig. 1)."
+    "Images per source, modality and anatomy of a data list (the numbers behind the paper's Fig. 1; drawn by nbs/06)."
+    missing = {'source', 'modality', 'anatomy'} - set(dl.columns)
+    if missing:
+        raise ValueError(f"data list lacks columns {sorted(missing)} (schema: SCHEMAS['data_list'])")
     return (
-        dl.groupby(['modality', 'anatomy'])
+        dl.groupby(['source', 'modality', 'anatomy'], dropna=False)
         .size()
-        .rename('images')
+        .rename('n_images')
         .reset_index()
-        .sort_values(['modality', 'images'], ascending=[True, False], ignore_index=True)
+        .sort_values(['modality', 'n_images'], ascending=[True, False], ignore_index=True)
     )
 
-
-def plot_composition(dl: pd.DataFrame, ax=None):
-    "Horizontal bar chart (log scale) of images per modality, bars split by anatomy."
-    c = composition(dl)
-    ax = ax or plt.subplots(figsize=(7, 0.45 * c.modality.nunique() + 1))[1]
-    order = c.groupby('modality').images.sum().sort_values().index
-    for y, m in enumerate(order):
-        left = 0
-        for r in c[c.modality == m].itertuples():
-            ax.barh(y, r.images, left=left if left else None, height=0.7, edgecolor='w')
-            left += r.images
-        ax.text(left * 1.1, y, f'{left:,}', va='center', fontsize=8)
-    ax.set_yticks(range(len(order)), order)
-    ax.set_xscale('log')
-    ax.set_xlabel('images (log scale); segments = anatomies')
-    return ax
-
-# %% ../nbs/01_curate.ipynb #2033125b
-def make_corrupt_inputs(d) -> Path:
-    "Write a raw folder with typical broken (and some tricky but valid) files into `d`; return it."
-    import nibabel as nib, pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    d = Path(d)
-    m = d / 'mr' / 'broken'
-    m.mkdir(parents=True, exist_ok=True)
-    x = d / 'xray' / 'broken'
-    x.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    good = (rng.random((32, 32, 20)) * 100).astype(np.float32)
-    nib.save(nib.Nifti1Image(good, np.eye(4)), str(m / 'good.nii.gz'))
-    (m / 'truncated.nii.gz').write_bytes((m / 'good.nii.gz').read_bytes()[:300])
-    nib.save(nib.Nifti1Image(np.full((8, 8, 8), np.nan, np.float32), np.eye(4)), str(m / 'all_nan.nii.gz'))
-    nib.save(nib.Nifti1Image(np.full((8, 8, 8), 7, np.float32), np.eye(4)), str(m / 'constant.nii.gz'))
-    (x / 'empty.png').write_bytes(b'')
-    (x / 'not_dicom.dcm').write_text('this is not a DICOM file\n')
-    Image.fromarray((rng.random((300, 1)) * 255).astype(np.uint8)).save(x / 'one_px_wide.png')
-    rgba = np.zeros((64, 64, 4), np.uint8)
-    rgba[..., 0] = 200
-    rgba[16:48, 16:48, 3] = 255
-    Image.fromarray(rgba).save(x / 'rgba.png')
-    Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(x / 'gray16.png')
-
-    def dcm(path, ts):
-        fm = FileMetaDataset()
-        fm.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.1.1'
-        fm.MediaStorageSOPInstanceUID = generate_uid()
-        fm.TransferSyntaxUID = ts
-        ds = Dataset()
-        ds.file_meta = fm
-        ds.Modality = 'DX'
-        ds.SOPClassUID = fm.MediaStorageSOPClassUID
-        ds.SOPInstanceUID = fm.MediaStorageSOPInstanceUID
-        ds.Rows = ds.Columns = 32
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = 'MONOCHROME1'
-        ds.BitsAllocated = 16
-        ds.BitsStored = 12
-        ds.HighBit = 11
-        ds.PixelRepresentation = 0
-        ds.PixelData = (rng.random((32, 32)) * 4000).astype(np.uint16).tobytes()
-        if ts != ExplicitVRLittleEndian:
-            ds['PixelData'].VR = 'OB'
-            ds.PixelData = pydicom.encaps.encapsulate([b'\x00' * 64])
-        ds.save_as(str(path), enforce_file_format=True)
-
-    dcm(x / 'mono1.dcm', ExplicitVRLittleEndian)
-    dcm(x / 'mpeg2.dcm', '1.2.840.10008.1.2.4.100')
-    nan_spacing = nib.Nifti1Image(good[:16, :16, :16], np.eye(4))
-    nan_spacing.header['pixdim'][1] = np.nan  # a voxel size of NaN: invalid geometry
-    nib.save(nan_spacing, str(m / 'nan_spacing.nii.gz'))
-    flat = (np.random.default_rng(1).random((40, 30)) * 100).astype(np.float32)
-    nib.save(
-        nib.Nifti1Image(flat, np.eye(4)), str(m / 'flat_2d.nii.gz')
-    )  # a 2D NIfTI: one axial slice, valid
-    with contextlib.suppress(OSError):  # not every filesystem has symlinks
-        os.symlink('missing.png', x / 'dangling.png')
-        os.symlink('loop.png', x / 'loop.png')
-    return d
 
 # %% ../nbs/01_curate.ipynb #a6b6c627
 DEMO = dict(slice_step=1, frame_step=1, max_files=None, workers=2)

@@ -11,11 +11,11 @@ import pandas as pd
 import torch
 from PIL import Image, ImageFilter, ImageOps
 from torchvision import transforms as T
-from .core import SCHEMAS, data_dir, write_table, read_table, runs_root
+from .core import SCHEMAS, IMAGENET_MEAN, IMAGENET_STD, data_dir, write_table, read_table, runs_root
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'example_data_list', 'seeded', 'check_data_list', 'PretrainDataset', 'RandomBlur',
-           'MultiCrop', 'block_masks', 'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler', 'make_loader']
+__all__ = ['example_data_list', 'seeded', 'check_data_list', 'PretrainDataset', 'RandomBlur', 'MultiCrop', 'block_masks',
+           'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler', 'make_loader']
 
 # %% ../nbs/02_data.ipynb #63f24c46
 def example_data_list(
@@ -185,9 +185,6 @@ class PretrainDataset(torch.utils.data.Dataset):
             return self.transform(im), key
 
 # %% ../nbs/02_data.ipynb #cc7069c4
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
 class RandomBlur:
     "PIL Gaussian blur with probability `p` and radius uniform in `radius` x size/224."
 

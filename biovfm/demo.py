@@ -8,7 +8,16 @@ import argparse, json, os, platform, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import repo_root, runs_root, read_table, find_medmnist, MEDMNIST_2D, BACKBONES
+from biovfm.core import (
+    repo_root,
+    runs_root,
+    read_table,
+    find_medmnist,
+    find_predictions,
+    markdown_table,
+    MEDMNIST_2D,
+    BACKBONES,
+)
 from biovfm.experiments import (
     small_matrix,
     write_configs,
@@ -100,13 +109,12 @@ def demo_matrix(
         n_boot=1000,
         seed=42,
         normalize='backbone',
-        demo=False,
     )
     return small_matrix('demo', DEMO_CURATE, budget, img_size, patch_size, probe, save_every=25, about='demo')
 
 # %% ../nbs/08_demo.ipynb #ea47a06a
 def _predictions(results: Path, run: str, benchmark: str) -> Path:
-    hits = sorted((Path(results) / run / 'predictions').glob(f'*/{benchmark}_*_test_predictions.npz'))
+    hits = find_predictions(Path(results) / run, benchmark)
     if not hits:
         raise FileNotFoundError(
             f"no test predictions of {benchmark} under {Path(results) / run / 'predictions'}"
@@ -210,14 +218,6 @@ def _commit() -> str:
         return '?'
 
 
-def _md(df: pd.DataFrame) -> str:
-    "A markdown table (no tabulate dependency)."
-    cols = list(df.columns)
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
-    return '\n'.join(
-        ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-        + ['| ' + ' | '.join(fmt(v) for v in row) + ' |' for row in df.itertuples(index=False)]
-    )
 
 
 def pretrain_summary(runs_dir, runs: list[Run]) -> pd.DataFrame:
@@ -334,7 +334,7 @@ def write_report(
         L += [
             "### AUC against random init of the same size (paired bootstrap, 1,000 resamples)",
             "",
-            _md(t),
+            markdown_table(t),
             "",
         ]
     else:
@@ -368,7 +368,7 @@ def write_report(
             "signal this early (the teacher's temperature and entropy move); `dino_kl` (DINO loss minus the teacher's "
             "entropy) is the part the student controls.",
             "",
-            _md(pre),
+            markdown_table(pre),
             "",
         ]
     piv = met[met.metric.isin(['auc', 'acc'])].assign(
@@ -380,7 +380,7 @@ def write_report(
     L += [
         "## Probing (linear probe, fast protocol on un-augmented cached features, 95% bootstrap CIs)",
         "",
-        _md(piv),
+        markdown_table(piv),
         "",
     ]
     sl = res / 'scaling' / 'slopes.csv'
@@ -392,7 +392,7 @@ def write_report(
             "Power-law slopes of AUC against backbone parameters, from two sizes per method "
             "(a two-point fit: a direction, not a law):",
             "",
-            _md(s.head(20)),
+            markdown_table(s.head(20)),
             "",
         ]
     figs = sorted((res / 'figures').glob('*.png'))
@@ -402,7 +402,7 @@ def write_report(
         L += [
             "## Timings",
             "",
-            _md(tim[['step', 'notebook', 'seconds']]),
+            markdown_table(tim[['step', 'notebook', 'seconds']]),
             "",
             f"Sum of stage times (latest execution of each): {tim.seconds.sum() / 60:.1f} min; reused stages cost nothing on a rerun.",
             "",
@@ -417,6 +417,7 @@ def write_report(
     p = out / 'REPORT.md'
     p.write_text('\n'.join(L))
     return p
+
 
 # %% ../nbs/08_demo.ipynb #da0f5832
 def run_demo(out=None, fresh: bool = False, log=print) -> Path:

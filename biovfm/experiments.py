@@ -622,7 +622,6 @@ def cpu_twin_matrix(
         aug_views=0,
         n_boot=200,
         seed=42,
-        demo=False,
     )
     budget = {(m, a): (steps, 16) for m in ('dinov2', 'mae') for a in ('vit_tiny', 'vit_small')}
     return small_matrix(

@@ -24,14 +24,16 @@ from biovfm.scaling import (
     correlations,
     paper_slopes,
     default_scaling_dir,
+    find_metrics,
 )
+from .curate import composition
+from .probe import table1, table1_markdown, table1_latex, write_table1
 
 # %% auto #0
-__all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'T1_METRICS', 'FIGURE_NAMES',
-           'benchmark_label', 'method_color', 'method_label', 'set_style', 'save_figure', 'load_scaling_tables',
-           'composition_from_sources', 'composition_from_data_list', 'fig1_composition', 'fig2a_model_scaling',
-           'fig3_per_benchmark', 'fig2b_data_scaling', 'fig4_slopes', 'table1_from_metrics', 'table1_markdown',
-           'table1_latex', 'write_table1', 'make_figures', 'side_by_side']
+__all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'FIGURE_NAMES', 'benchmark_label',
+           'method_color', 'method_label', 'set_style', 'save_figure', 'load_scaling_tables',
+           'composition_from_sources', 'fig1_composition', 'fig2a_model_scaling', 'fig3_per_benchmark',
+           'fig2b_data_scaling', 'fig4_slopes', 'table1_from_results', 'make_figures', 'side_by_side']
 
 # %% ../nbs/06_figures.ipynb #0f051cbf
 METHOD_COLORS = {'dinov2': '#1f5fa8', 'mae': '#e0722b', 'biomedclip': '#1fbfb0', 'random': '#7f7f7f'}
@@ -135,13 +137,6 @@ def composition_from_sources(path) -> pd.DataFrame:
         )
     )
 
-
-def composition_from_data_list(df: pd.DataFrame) -> pd.DataFrame:
-    "source, modality, anatomy, n_images from a curation data list (one row per image)."
-    missing = {'source', 'modality', 'anatomy'} - set(df.columns)
-    if missing:
-        raise ValueError(f"data list lacks columns {sorted(missing)} (schema: SCHEMAS['data_list'])")
-    return df.groupby(['source', 'modality', 'anatomy'], dropna=False).size().rename('n_images').reset_index()
 
 # %% ../nbs/06_figures.ipynb #7b2db97f
 def fig1_composition(comp: pd.DataFrame, title: str = ''):
@@ -473,90 +468,14 @@ def fig4_slopes(slopes: pd.DataFrame, corr: pd.DataFrame | None = None, methods=
     return fig
 
 # %% ../nbs/06_figures.ipynb #8cef112a
-T1_METRICS = ('mcc', 'ba', 'f1', 'auc')
+def table1_from_results(results) -> pd.DataFrame:
+    "Table 1 of every run under `results`: `probe.table1` of each `metrics.csv` with the predictions beside it."
+    files = find_metrics(results)
+    if not files:
+        raise FileNotFoundError(f"no metrics.csv under {results}")
+    t = pd.concat([table1(f) for f in files], ignore_index=True)
+    return t.sort_values(['method', 'params_m', 'model'], ignore_index=True)
 
-
-def table1_from_metrics(results) -> pd.DataFrame:
-    "Table 1 from own metrics: mean over benchmarks per backbone of MCC/BA/F1/AUC and CI bounds, in percent."
-    parts = []
-    for metric in T1_METRICS:
-        try:
-            parts.append(load_metrics(results, metric))
-        except ValueError as e:
-            if 'no rows with metric' not in str(e):
-                raise
-    if not parts:
-        raise ValueError(f"{results}: no {'/'.join(T1_METRICS)} rows for Table 1")
-    df = pd.concat(parts)
-    g = df.groupby(['backbone', 'method', 'metric'])
-    t = g[['value', 'ci_lo', 'ci_hi']].mean().mul(100).unstack('metric')
-    t.columns = [m if v == 'value' else f'{m}_{v[3:]}' for v, m in t.columns]
-    out = pd.DataFrame(
-        dict(
-            model=t.index.get_level_values(0),
-            kind=t.index.get_level_values(1),
-            params_m=df.groupby(['backbone', 'method']).backbone_params_m.first().round(1).values,
-        )
-    )
-    for m in T1_METRICS:
-        for suf in ('', '_lo', '_hi'):
-            out[m + suf] = t[m + suf].round(2).values if m + suf in t else np.nan
-    out['n_benchmarks'] = g.benchmark.nunique().unstack('metric').max(axis=1).values
-    return out.sort_values(['kind', 'params_m'], ignore_index=True)
-
-
-def _fmt_cells(t: pd.DataFrame) -> pd.DataFrame:
-    cells = pd.DataFrame(dict(Model=t.model))
-    for m in T1_METRICS:
-        if m in t:
-            cells[m.upper() if m != 'ba' else 'BA'] = [
-                f'{v:.2f} ({lo:.2f}, {hi:.2f})' if np.isfinite(lo) else f'{v:.2f}' if np.isfinite(v) else '-'
-                for v, lo, hi in zip(t[m], t.get(m + '_lo', np.nan * t[m]), t.get(m + '_hi', np.nan * t[m]))
-            ]
-    return cells
-
-
-def table1_markdown(t: pd.DataFrame) -> str:
-    "Table 1 as a Markdown table, 'value (ci_lo, ci_hi)' in percent."
-    c = _fmt_cells(t)
-    if 'n_benchmarks' in t:
-        c['n'] = t.n_benchmarks.values
-    lines = ['| ' + ' | '.join(c.columns) + ' |', '|' + '---|' * len(c.columns)]
-    return (
-        '\n'.join(lines + ['| ' + ' | '.join(map(str, r)) + ' |' for r in c.itertuples(index=False)]) + '\n'
-    )
-
-
-def table1_latex(t: pd.DataFrame) -> str:
-    "Table 1 as a LaTeX booktabs tabular, 'value (ci_lo, ci_hi)' in percent."
-    c = _fmt_cells(t)
-    esc = lambda s: str(s).replace('&', r'\&').replace('%', r'\%').replace('_', r'\_')
-    rows = [' & '.join(esc(v) for v in r) + r' \\' for r in c.itertuples(index=False)]
-    return (
-        '\n'.join(
-            [
-                r'\begin{tabular}{l' + 'c' * (len(c.columns) - 1) + '}',
-                r'\toprule',
-                ' & '.join(c.columns) + r' \\',
-                r'\midrule',
-                *rows,
-                r'\bottomrule',
-                r'\end{tabular}',
-            ]
-        )
-        + '\n'
-    )
-
-
-def write_table1(t: pd.DataFrame, out_dir) -> list[Path]:
-    "Write Table 1 as table1.csv, table1.md and table1.tex into `out_dir`."
-    out = Path(out_dir)
-    paths = [write_table(t, out / 'table1.csv')]
-    for ext, txt in (('md', table1_markdown(t)), ('tex', table1_latex(t))):
-        with atomic_path(out / f'table1.{ext}') as tmp:
-            tmp.write_text(txt)
-        paths.append(out / f'table1.{ext}')
-    return paths
 
 # %% ../nbs/06_figures.ipynb #3213a454
 def _find_data_list(results, data_list=None):
@@ -593,7 +512,7 @@ def make_figures(
         comp = composition_from_sources(paper_dir() / 'data_sources.tsv')
     else:
         dl = _find_data_list(results, data_list)
-        comp = composition_from_data_list(read_table(dl, 'data_list')) if dl else None
+        comp = composition(read_table(dl, 'data_list')) if dl else None
     if comp is not None:
         written += save_figure(fig1_composition(comp), out, 'fig1_composition', formats, dpi)
     else:
@@ -614,7 +533,7 @@ def make_figures(
     else:
         skipped['fig2b_data_scaling'] = f'no {ds_path}'
     written += write_table1(
-        pd.read_csv(paper_dir() / 'table1.csv') if paper else table1_from_metrics(results), out
+        pd.read_csv(paper_dir() / 'table1.csv') if paper else table1_from_results(results), out
     )
     for k, v in skipped.items():
         print(f'skipped {k}: {v}')

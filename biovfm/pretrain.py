@@ -29,6 +29,8 @@ from biovfm.core import (
     runs_root,
     atomic_temp_files,
     file_md5,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     WEIGHTS,
     tensorboard_writer,
     write_scalars,
@@ -39,8 +41,6 @@ from biovfm.data import (
     PretrainDataset,
     StepSampler,
     make_loader,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     example_data_list,
     check_data_list,
 )
@@ -437,11 +437,11 @@ def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     )
 
 
-def apply_schedules(opt: torch.optim.Optimizer, sv: dict):
+def apply_schedules(opt: torch.optim.Optimizer, schedule_values: dict):
     "Set each group's lr and weight decay for this step."
     for g in opt.param_groups:
-        g['lr'] = sv['lr'] * g['lr_mult']
-        g['weight_decay'] = sv['wd'] * g['wd_mult']
+        g['lr'] = schedule_values['lr'] * g['lr_mult']
+        g['weight_decay'] = schedule_values['wd'] * g['wd_mult']
 
 # %% ../nbs/03_pretrain.ipynb #b37a3b89
 CKPT = 'checkpoint.pt'
@@ -532,10 +532,10 @@ def _peak_mem_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 # %% ../nbs/03_pretrain.ipynb #3e25188c
-def forward_loss(model, teacher, criterion, batch: dict, cfg: Config, sv: dict, device, dtype) -> dict:
+def forward_loss(model, teacher, criterion, batch: dict, cfg: Config, schedule_values: dict, device, dtype) -> dict:
     "Loss terms of one batch from the run's method, and the collapse signal `emb_std` of its class tokens."
     amp = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    out = get_method(cfg.method).forward_loss(model, teacher, criterion, batch, cfg, sv, device, amp)
+    out = get_method(cfg.method).forward_loss(model, teacher, criterion, batch, cfg, schedule_values, device, amp)
     out['emb_std'] = embedding_std(out.pop('cls'))
     return out
 
@@ -754,7 +754,7 @@ def save_run(
     step: int,
     bad: int,
     rngs: list,
-    sv: dict,
+    schedule_values: dict,
     export: bool = True,
     data: dict | None = None,
 ):
@@ -762,25 +762,25 @@ def save_run(
     st = random.getstate()
     with torch.random.fork_rng(devices=[]):
         try:
-            _save_run(out, cfg, state, step, bad, rngs, sv, export, data or data_fingerprint(cfg.data_list))
+            _save_run(out, cfg, state, step, bad, rngs, schedule_values, export, data or data_fingerprint(cfg.data_list))
         finally:
             random.setstate(st)
 
 
-def _save_run(out, cfg, state, step, bad, rngs, sv, export, data):
-    ck = dict(
+def _save_run(out, cfg, state, step, bad, rngs, schedule_values, export, data):
+    checkpoint = dict(
         step=step,
         config=asdict(cfg),
         **state,
         rng=rngs,
         bad_steps=bad,
-        schedules={k: float(v) for k, v in sv.items()},
+        schedules={k: float(v) for k, v in schedule_values.items()},
         world_size=len(rngs),
         data_list=data,
         version=3,
     )
     with atomic_path(out / CKPT) as tmp:
-        torch.save(ck, tmp)
+        torch.save(checkpoint, tmp)
     if not export:
         return
     sd = state['teacher'] or state['model']
@@ -865,33 +865,33 @@ def train(cfg: Config, progress: bool = True, stop_after: int | None = None) -> 
     )  # fail fast: before building the model or the loader
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ck_path = (
+    checkpoint_path = (
         out / CKPT
         if cfg.resume in ('auto', None, '')
         else (None if cfg.resume == 'never' else Path(cfg.resume))
     )
-    if ck_path is not None and cfg.resume not in ('auto', None, '') and not ck_path.exists():
+    if checkpoint_path is not None and cfg.resume not in ('auto', None, '') and not checkpoint_path.exists():
         raise FileNotFoundError(f"resume={cfg.resume!r}: no such checkpoint")
-    if cfg.max_steps == 0 and (ck_path is None or not ck_path.exists()):
+    if cfg.max_steps == 0 and (checkpoint_path is None or not checkpoint_path.exists()):
         raise ValueError(
             f"max_steps=0 for a new run in {out}: nothing would be trained "
             "(no log, an untrained backbone); use max_steps >= 1"
         )
     data = data_fingerprint(cfg.data_list)
-    continues_this_folder = ck_path is not None and ck_path.resolve() == (out / CKPT).resolve()
+    continues_this_folder = checkpoint_path is not None and checkpoint_path.resolve() == (out / CKPT).resolve()
     with (
         run_lock(out) if rank == 0 else contextlib.nullcontext()
     ):  # one owner per run folder, for the whole run
         if rank == 0:
             prepare_run_folder(out, keep_run=continues_this_folder)
-        return _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_after)
+        return _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress, stop_after)
 
 
-def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_after) -> Path:
+def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress, stop_after) -> Path:
     "The run itself, in a run folder this process owns."
-    ck = load_checkpoint(ck_path) if ck_path is not None and ck_path.exists() else None
-    if ck is not None:
-        check_resumable(ck['config'], cfg, ck.get('data_list'), data)  # before building the model
+    checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path is not None and checkpoint_path.exists() else None
+    if checkpoint is not None:
+        check_resumable(checkpoint['config'], cfg, checkpoint.get('data_list'), data)  # before building the model
     seed_everything(cfg.seed)  # identical init on every process
     model, teacher = build_model(cfg)
     model.to(device)
@@ -901,24 +901,24 @@ def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_a
     fsdp = world > 1 and cfg.strategy == 'fsdp'
     step, bad = 0, 0
     seed_everything(cfg.seed * 1000 + rank)  # per-process stream (drop path)
-    if ck is not None:
-        model.load_state_dict(ck['model'])
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint['model'])
         if teacher is not None:
-            teacher.load_state_dict(ck['teacher'])
+            teacher.load_state_dict(checkpoint['teacher'])
         if criterion is not None:
-            criterion.load_state_dict(ck['criterion'])
-        step, bad = ck['step'], ck['bad_steps']
-        if len(ck['rng']) == world:
-            set_rng_state(ck['rng'][rank])
+            criterion.load_state_dict(checkpoint['criterion'])
+        step, bad = checkpoint['step'], checkpoint['bad_steps']
+        if len(checkpoint['rng']) == world:
+            set_rng_state(checkpoint['rng'][rank])
         elif rank == 0:
             warnings.warn(
-                f"resuming {len(ck['rng'])}-process run on {world}: data order is kept, dropout RNG is not"
+                f"resuming {len(checkpoint['rng'])}-process run on {world}: data order is kept, dropout RNG is not"
             )
     ddp = wrap_model(model, teacher, cfg, world, device)
     opt = make_optimizer(model, cfg)  # after sharding: AdamW state lives on each process's shard
-    if ck is not None:
-        load_optimizer_state(model, opt, ck['optimizer'], fsdp)
-        del ck
+    if checkpoint is not None:
+        load_optimizer_state(model, opt, checkpoint['optimizer'], fsdp)
+        del checkpoint
     log_path = out / 'log.csv'
     has_log = _truncate_log(log_path, step) if rank == 0 else False
     if step >= cfg.max_steps:
@@ -954,24 +954,24 @@ def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_a
             batch = next(it)
             t0 = time.perf_counter()
             data_s = t0 - t_data
-            sv = schedules(cfg, step)
-            apply_schedules(opt, sv)
-            out_d = forward_loss(ddp, teacher, criterion, batch, cfg, sv, device, dtype)
+            schedule_values = schedules(cfg, step)
+            apply_schedules(opt, schedule_values)
+            out_d = forward_loss(ddp, teacher, criterion, batch, cfg, schedule_values, device, dtype)
             loss = out_d['loss']
             lv = float(loss.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if sv['freeze_last_layer']:
+            if schedule_values['freeze_last_layer']:
                 for p in last_params:
                     p.grad = None
-            gn = clip_gradients(model, params, cfg)
-            ok = torch.tensor([float(torch.isfinite(loss.detach()) and torch.isfinite(gn))], device=device)
+            grad_norm = clip_gradients(model, params, cfg)
+            ok = torch.tensor([float(torch.isfinite(loss.detach()) and torch.isfinite(grad_norm))], device=device)
             ok = _all_reduce(ok, dist.ReduceOp.MIN if dist.is_initialized() else None)
             if ok.item() == 1.0:
                 opt.step()
                 bad = 0
                 if teacher is not None:
-                    ema_update(model, teacher, sv['momentum'])
+                    ema_update(model, teacher, schedule_values['momentum'])
             else:
                 bad += 1
                 opt.zero_grad(set_to_none=True)
@@ -982,7 +982,7 @@ def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_a
                 if bad >= cfg.max_bad_steps:
                     raise FloatingPointError(
                         f"{bad} consecutive steps with non-finite loss/gradients at step {step}: "
-                        f"lower lr (now {sv['lr']:.3g}), check the data, or use precision='fp32'"
+                        f"lower lr (now {schedule_values['lr']:.3g}), check the data, or use precision='fp32'"
                     )
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
@@ -994,15 +994,15 @@ def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_a
                     step=step - 1,
                     epoch=sampler.epoch(step - 1),
                     loss=lv,
-                    lr=sv['lr'],
-                    wd=sv['wd'],
-                    momentum=sv['momentum'],
-                    teacher_temp=sv['teacher_temp'],
+                    lr=schedule_values['lr'],
+                    wd=schedule_values['wd'],
+                    momentum=schedule_values['momentum'],
+                    teacher_temp=schedule_values['teacher_temp'],
                     images_per_s=cfg.batch_size / (step_s + data_s),
                     peak_mem_mb=_peak_mem_mb(device),
                 )
                 row |= {k: float(v) for k, v in out_d.items() if k != 'loss'}
-                row |= dict(grad_norm=float(gn), skipped=int(ok.item() != 1.0), data_s=data_s, step_s=step_s)
+                row |= dict(grad_norm=float(grad_norm), skipped=int(ok.item() != 1.0), data_s=data_s, step_s=step_s)
                 rows.append(row)
                 bar.update(1)
                 bar.set_postfix(loss=f"{lv:.4f}")
@@ -1023,7 +1023,7 @@ def _train(cfg, out, ck_path, data, world, rank, device, dtype, progress, stop_a
                     rngs = [rng_state()]
                 state = full_state(model, teacher, opt, criterion, fsdp)
                 if rank == 0:
-                    save_run(out, cfg, state, step, bad, rngs, sv, data=data)
+                    save_run(out, cfg, state, step, bad, rngs, schedule_values, data=data)
                 del state
                 if dist.is_initialized():
                     dist.barrier()

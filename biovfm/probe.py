@@ -21,6 +21,12 @@ from biovfm.core import (
     benchmark_info,
     load_medmnist,
     find_medmnist,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    slug,
+    predictions_path,
+    weighted_auc,
+    markdown_table,
     file_md5,
     load_backbone,
     save_backbone,
@@ -37,16 +43,16 @@ from biovfm.core import (
 
 # %% auto #0
 __all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'LABELS_HELP', 'FEATURES', 'BACKBONE_MODES', 'NORMALIZE',
-           'FEATURE_VERSION', 'PROGRESS_MIN_IMAGES', 'AUG_VIEWS', 'PROBE_IDENTITY', 'task_kind', 'n_outputs',
-           'mcc_threshold', 'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics', 'bootstrap_indices',
-           'weighted_auc', 'bootstrap_metrics', 'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap', 'ProbeData',
-           'resize_images', 'check_probe_inputs', 'load_benchmark', 'make_split', 'read_labels_csv', 'parse_labels',
-           'read_splits', 'check_split_classes', 'load_labelled_folder', 'write_labelled_folder', 'Backbone',
-           'load_local_weights', 'load_probe_backbone', 'last_block_tokens', 'pool_features', 'SubsetDropPath',
-           'probe_drop_path', 'stochastic_depth', 'to_input', 'rotate_shift', 'augment', 'input_stats',
-           'epoch_generator', 'augmented_features', 'extract_features', 'epoch_view', 'cache_key', 'cached_features',
-           'LinearHead', 'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one',
-           'recorded_identities', 'probe_many', 'table1']
+           'FEATURE_VERSION', 'PROGRESS_MIN_IMAGES', 'AUG_VIEWS', 'PROBE_IDENTITY', 'TABLE1_METRICS', 'task_kind',
+           'n_outputs', 'mcc_threshold', 'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics',
+           'bootstrap_indices', 'bootstrap_metrics', 'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap',
+           'ProbeData', 'resize_images', 'check_probe_inputs', 'load_benchmark', 'make_split', 'read_labels_csv',
+           'parse_labels', 'read_splits', 'check_split_classes', 'load_labelled_folder', 'write_labelled_folder',
+           'Backbone', 'load_local_weights', 'load_probe_backbone', 'last_block_tokens', 'pool_features',
+           'SubsetDropPath', 'probe_drop_path', 'stochastic_depth', 'to_input', 'rotate_shift', 'augment',
+           'input_stats', 'epoch_generator', 'augmented_features', 'extract_features', 'epoch_view', 'cache_key',
+           'cached_features', 'LinearHead', 'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one',
+           'recorded_identities', 'probe_many', 'table1', 'table1_markdown', 'table1_latex', 'write_table1']
 
 # %% ../nbs/04_probe.ipynb #ed3fa6ca
 def task_kind(task: str) -> str:
@@ -203,22 +209,6 @@ def _counts(idx, n: int):
         .reshape(b, n)
         .astype(np.float64)
     )
-
-
-def weighted_auc(W, y, s):
-    "AUC of binary labels `y`, scores `s` for each row of sample weights `W` (b, n); nan when undefined."
-    o = np.argsort(s, kind='stable')
-    ss = np.asarray(s)[o]
-    ys = np.asarray(y).astype(bool)[o]
-    starts = np.r_[0, np.flatnonzero(ss[1:] != ss[:-1]) + 1]
-    Wo = W[:, o]
-    gp = np.add.reduceat(np.where(ys, Wo, 0.0), starts, axis=1)
-    gn = np.add.reduceat(np.where(ys, 0.0, Wo), starts, axis=1)
-    below = np.cumsum(gn, axis=1) - gn
-    P, N = gp.sum(1), gn.sum(1)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        a = (gp * (below + 0.5 * gn)).sum(1) / (P * N)
-    return np.where((P > 0) & (N > 0), a, np.nan)
 
 # %% ../nbs/04_probe.ipynb #6a089369
 def _binary_counts(W, y, p):
@@ -712,8 +702,7 @@ def _n(m):
     return sum(p.numel() for p in m.parameters())
 
 
-def _slug(s: str) -> str:
-    return re.sub(r'[^A-Za-z0-9_.=+-]+', '-', s).strip('-')
+
 
 # %% ../nbs/04_probe.ipynb #f0393632
 def _set_size(model, img_size: int):
@@ -792,16 +781,16 @@ def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, 
         if norm not in (None, 'imagenet'):
             raise ValueError(f"{spec}: norm={norm!r}: only 'imagenet' (default: mean=std=0.5)")
         m = _timm_random(name, kw, img_size, seed)
-        bb = Backbone(
+        backbone = Backbone(
             m,
-            _slug(spec),
+            slug(spec),
             'random',
             short_arch(name),
             _n(m),
             _n(m),
             spec,
             dict(timm_name=name, model_kwargs=kw)
-            | (dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]) if norm else {}),
+            | (dict(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)) if norm else {}),
         )
     elif kind == 'random-like':
         js = Path(rest) / 'backbone.json' if Path(rest).is_dir() else Path(rest)
@@ -811,9 +800,9 @@ def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, 
         m = _timm_random(
             info['timm_name'], dict(info.get('model_kwargs', {})), img_size or info['img_size'], seed
         )
-        bb = Backbone(
+        backbone = Backbone(
             m,
-            _slug(f"random-like-{js.parent.name}"),
+            slug(f"random-like-{js.parent.name}"),
             'random',
             short_arch(info['timm_name']),
             _n(m),
@@ -838,9 +827,9 @@ def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, 
             kw.setdefault('img_size', img_size)
         m = timm.create_model(name, pretrained=False, num_classes=0, **kw)
         load_local_weights(m, f)
-        bb = Backbone(
+        backbone = Backbone(
             m,
-            _slug(f"timm-{name}-{f.stem}"),
+            slug(f"timm-{name}-{f.stem}"),
             'timm',
             short_arch(name),
             _n(m),
@@ -849,9 +838,9 @@ def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, 
             dict(timm_name=name, file=str(f)),
         )
     elif kind == 'biomedclip':
-        bb = _biomedclip(Path(rest), img_size, spec)
+        backbone = _biomedclip(Path(rest), img_size, spec)
     elif kind == 'rad-dino':
-        bb = _rad_dino(Path(rest), spec)
+        backbone = _rad_dino(Path(rest), spec)
     else:
         p = Path(spec)
         if not (p / 'backbone.json').exists() and not p.suffix == '.json':
@@ -862,9 +851,9 @@ def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, 
         m, info = load_backbone(p)
         _set_size(m, img_size)
         bp = int(info.get('backbone_params') or _n(m))
-        bb = Backbone(
+        backbone = Backbone(
             m,
-            _slug(info.get('name') or (p if p.is_dir() else p.parent).resolve().name),
+            slug(info.get('name') or (p if p.is_dir() else p.parent).resolve().name),
             info.get('method', 'unknown'),
             short_arch(info['timm_name']),
             bp,
@@ -872,10 +861,10 @@ def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, 
             spec,
             info,
         )
-    bb.model = (
-        bb.model.to(get_device(device) if isinstance(device, str) else device).eval().requires_grad_(False)
+    backbone.model = (
+        backbone.model.to(get_device(device) if isinstance(device, str) else device).eval().requires_grad_(False)
     )
-    return bb
+    return backbone
 
 # %% ../nbs/04_probe.ipynb #2c811bfb
 def _biomedclip(path: Path, img_size, spec) -> Backbone:
@@ -1008,7 +997,7 @@ class SubsetDropPath(nn.Module):
         return x * scale.view(b, *(1,) * (x.ndim - 1))
 
 
-def probe_drop_path(bb: Backbone, backbone_mode: str = 'authors') -> float:
+def probe_drop_path(backbone: Backbone, backbone_mode: str = 'authors') -> float:
     "Stochastic depth active while the head trains, as the backbone's pretraining method asks (DINOv2: 0.3, ViT-H 0.4); else 0."
     if backbone_mode not in BACKBONE_MODES:
         raise ValueError(f"backbone_mode={backbone_mode!r}: use one of {BACKBONE_MODES}")
@@ -1016,9 +1005,9 @@ def probe_drop_path(bb: Backbone, backbone_mode: str = 'authors') -> float:
         return 0.0
     from biovfm.pretrain import METHODS, BUILTIN_METHODS, get_method
 
-    if bb.method not in METHODS and bb.method not in BUILTIN_METHODS:
+    if backbone.method not in METHODS and backbone.method not in BUILTIN_METHODS:
         return 0.0  # random, timm, BiomedCLIP, ...
-    return get_method(bb.method).probe_drop_path(bb.arch)
+    return get_method(backbone.method).probe_drop_path(backbone.arch)
 
 
 @contextlib.contextmanager
@@ -1085,13 +1074,13 @@ def augment(x, generator: torch.Generator, degrees: float = 30.0, pad: int = 4):
 NORMALIZE = ('authors', 'backbone')
 
 
-def input_stats(bb: Backbone, normalize: str = 'authors') -> dict:
+def input_stats(backbone: Backbone, normalize: str = 'authors') -> dict:
     "mean/std fed to the backbone: 0.5 for every backbone ('authors') or its stored statistics ('backbone')."
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize={normalize!r}: use one of {NORMALIZE}")
     if normalize == 'authors':
         return dict(mean=(0.5,) * 3, std=(0.5,) * 3)
-    return dict(mean=tuple(bb.info.get('mean') or (0.5,) * 3), std=tuple(bb.info.get('std') or (0.5,) * 3))
+    return dict(mean=tuple(backbone.info.get('mean') or (0.5,) * 3), std=tuple(backbone.info.get('std') or (0.5,) * 3))
 
 # %% ../nbs/04_probe.ipynb #06e56545
 FEATURE_VERSION = 2
@@ -1183,7 +1172,7 @@ def epoch_view(
 
 
 def cache_key(
-    bb: Backbone,
+    backbone: Backbone,
     data: ProbeData,
     split: str,
     view: str,
@@ -1203,7 +1192,7 @@ def cache_key(
         json.dumps(
             [
                 FEATURE_VERSION,
-                bb.fingerprint,
+                backbone.fingerprint,
                 data.data_id,
                 split,
                 view,
@@ -1219,7 +1208,7 @@ def cache_key(
 
 
 def cached_features(
-    bb: Backbone,
+    backbone: Backbone,
     data: ProbeData,
     split: str,
     cache_dir,
@@ -1232,8 +1221,8 @@ def cached_features(
     drop_last: bool = True,
 ):
     "Features of one split and view ('clean' or 'aug-<seed>-<k>': epoch k's) from the cache or computed and stored; hit?"
-    key = cache_key(bb, data, split, view, mean, std, features, drop_path, batch_size, drop_last)
-    p = Path(cache_dir) / f"{_slug(data.name)}_{split}_{view}_{key}.npz"
+    key = cache_key(backbone, data, split, view, mean, std, features, drop_path, batch_size, drop_last)
+    p = Path(cache_dir) / f"{slug(data.name)}_{split}_{view}_{key}.npz"
     if p.exists():
         try:
             with np.load(p, allow_pickle=False) as z:
@@ -1241,11 +1230,11 @@ def cached_features(
         except Exception:
             pass  # a damaged cache file is recomputed
     if view == 'clean':
-        f = extract_features(bb.model, data.x[split], 256, mean, std, features=features)
+        f = extract_features(backbone.model, data.x[split], 256, mean, std, features=features)
     else:
         _, seed, k = view.split('-')
         f = epoch_view(
-            bb.model, data.x[split], int(seed), int(k), batch_size, mean, std, features, drop_path, drop_last
+            backbone.model, data.x[split], int(seed), int(k), batch_size, mean, std, features, drop_path, drop_last
         )
     with atomic_path(p) as tmp_:
         with open(tmp_, 'wb') as fh:
@@ -1383,7 +1372,7 @@ def n_views(aug_views: int, epochs: int) -> int:
 
 
 def probe_one(
-    bb: Backbone,
+    backbone: Backbone,
     data: ProbeData,
     protocol: str = 'fast',
     epochs: int = 100,
@@ -1403,7 +1392,7 @@ def probe_one(
     drop_last: bool = True,
     tensorboard_dir=None,
 ):
-    "Probe `bb` on `data`: (metrics rows DataFrame, run record dict); predictions saved under out_dir/predictions."
+    "Probe `backbone` on `data`: (metrics rows DataFrame, run record dict); predictions saved under out_dir/predictions."
     if protocol not in ('fast', 'faithful'):
         raise ValueError(f"protocol={protocol!r}: use 'fast' or 'faithful'")
     for name, value, allowed in (
@@ -1413,25 +1402,25 @@ def probe_one(
     ):
         if value not in allowed:
             raise ValueError(f"{name}={value!r}: use one of {allowed}")
-    device = device or next(bb.model.parameters()).device
-    if hasattr(bb.model, 'set_input_size') and tuple(bb.model.patch_embed.img_size) != (data.img_size,) * 2:
-        _set_size(bb.model, data.img_size)
-        bb._fp = None  # resampled position embeddings: new weights, new cache key
+    device = device or next(backbone.model.parameters()).device
+    if hasattr(backbone.model, 'set_input_size') and tuple(backbone.model.patch_embed.img_size) != (data.img_size,) * 2:
+        _set_size(backbone.model, data.img_size)
+        backbone._fp = None  # resampled position embeddings: new weights, new cache key
     cache_dir = Path(cache_dir) if cache_dir else runs_root() / 'probe_feature_cache'
-    drop_path = probe_drop_path(bb, backbone_mode)
+    drop_path = probe_drop_path(backbone, backbone_mode)
     t0 = time.perf_counter()
     hits = []
     if protocol == 'fast':
-        fv, h = cached_features(bb, data, 'val', cache_dir, mean=mean, std=std, features=features)
+        fv, h = cached_features(backbone, data, 'val', cache_dir, mean=mean, std=std, features=features)
         hits.append(h)
-        fte, h = cached_features(bb, data, 'test', cache_dir, mean=mean, std=std, features=features)
+        fte, h = cached_features(backbone, data, 'test', cache_dir, mean=mean, std=std, features=features)
         hits.append(h)
         V = n_views(aug_views, epochs)
         views = ['clean'] if V == 0 else [f'aug-{seed}-{k}' for k in range(V)]
         ftr = []
         for v in views:
             f, h = cached_features(
-                bb, data, 'train', cache_dir, v, mean, std, batch_size, features, drop_path, drop_last
+                backbone, data, 'train', cache_dir, v, mean, std, batch_size, features, drop_path, drop_last
             )
             ftr.append(f)
             hits.append(h)
@@ -1440,11 +1429,11 @@ def probe_one(
             np.stack(ftr), data.y['train'], data.kind, batch_size, device, drop_last, seed
         )
     else:
-        fv = extract_features(bb.model, data.x['val'], mean=mean, std=std, features=features)
-        fte = extract_features(bb.model, data.x['test'], mean=mean, std=std, features=features)
+        fv = extract_features(backbone.model, data.x['val'], mean=mean, std=std, features=features)
+        fte = extract_features(backbone.model, data.x['test'], mean=mean, std=std, features=features)
         t_feat = time.perf_counter() - t0
         batches = image_batches(
-            bb.model,
+            backbone.model,
             data.x['train'],
             data.y['train'],
             data.kind,
@@ -1472,7 +1461,7 @@ def probe_one(
     )
     t_train = time.perf_counter() - t1
     if tensorboard_dir is not None:  # the head's epochs, as TensorBoard curves: <dir>/<backbone>/<benchmark>
-        writer = tensorboard_writer(Path(tensorboard_dir) / _slug(bb.name) / _slug(data.name))
+        writer = tensorboard_writer(Path(tensorboard_dir) / slug(backbone.name) / slug(data.name))
         write_scalars(writer, log.to_dict('records'), f'probe/{protocol}', step_key='epoch')
         writer.close()
     with torch.no_grad():
@@ -1490,11 +1479,11 @@ def probe_one(
             data.y['test'], s_te, data.kind
         )  # medmnist.Evaluator's: threshold 0.5, no bootstrap
     rows = summ.assign(
-        backbone=bb.name,
-        method=bb.method,
-        arch=bb.arch,
-        backbone_params_m=bb.backbone_params / 1e6,
-        total_params_m=bb.total_params / 1e6,
+        backbone=backbone.name,
+        method=backbone.method,
+        arch=backbone.arch,
+        backbone_params_m=backbone.backbone_params / 1e6,
+        total_params_m=backbone.total_params / 1e6,
         benchmark=data.name,
         img_size=data.img_size,
         protocol=protocol,
@@ -1502,8 +1491,8 @@ def probe_one(
         seed=seed,
     )[SCHEMAS['metrics']]
     rec = dict(
-        backbone=bb.name,
-        spec=bb.spec,
+        backbone=backbone.name,
+        spec=backbone.spec,
         benchmark=data.name,
         img_size=data.img_size,
         protocol=protocol,
@@ -1536,16 +1525,11 @@ def probe_one(
     undefined = rows[rows.value.isna()].metric.tolist()
     if undefined:  # never a NaN table: the labelled-folder checks make this unreachable for valid inputs
         raise ValueError(
-            f"{bb.name} / {data.name}: {undefined} undefined on the test split ({len(data.y['test'])} "
+            f"{backbone.name} / {data.name}: {undefined} undefined on the test split ({len(data.y['test'])} "
             f"images, kind {data.kind}); check that every class is in every split"
         )
     if out_dir is not None:
-        p = (
-            Path(out_dir)
-            / 'predictions'
-            / bb.name
-            / f"{_slug(data.name)}_{protocol}_{data.img_size}px_s{seed}_test_predictions.npz"
-        )
+        p = predictions_path(out_dir, backbone.name, data.name, protocol, data.img_size, seed)
         with atomic_path(p) as tmp_:
             with open(tmp_, 'wb') as fh:
                 np.savez(
@@ -1656,12 +1640,12 @@ def probe_many(
     )  # seconds, before any backbone loads
     datasets, dev = {}, get_device(device)
     for spec in backbones:
-        bb = load_probe_backbone(spec, img_size, seed, dev)
-        weights = f"blake2b:{bb.fingerprint}"
+        backbone = load_probe_backbone(spec, img_size, seed, dev)
+        weights = f"blake2b:{backbone.fingerprint}"
         for name, load in loaders:
             if name not in datasets:
                 datasets[name] = load()
-            run_key = (bb.name, name, str(img_size), protocol, str(seed))
+            run_key = (backbone.name, name, str(img_size), protocol, str(seed))
             identity = dict(
                 options=options,
                 weights=weights,
@@ -1674,16 +1658,16 @@ def probe_many(
             if before == identity:
                 if verbose:
                     print(
-                        f"{bb.name} / {name}: already in {met} with the same weights, data and options, skipped"
+                        f"{backbone.name} / {name}: already in {met} with the same weights, data and options, skipped"
                     )
                 continue
             if before is not None and verbose:
                 changed = [k for k in identity if before.get(k) != identity[k]]
                 print(
-                    f"{bb.name} / {name}: {', '.join(changed)} changed since {met} was written: probed again"
+                    f"{backbone.name} / {name}: {', '.join(changed)} changed since {met} was written: probed again"
                 )
             rows, rec = probe_one(
-                bb,
+                backbone,
                 datasets[name],
                 protocol,
                 epochs,
@@ -1694,7 +1678,7 @@ def probe_many(
                 cache_dir,
                 out,
                 device=dev,
-                **input_stats(bb, normalize),
+                **input_stats(backbone, normalize),
                 **fidelity,
                 tensorboard_dir=out / 'tensorboard' if tensorboard else None,
             )
@@ -1704,16 +1688,19 @@ def probe_many(
             if verbose:
                 auc = rows.set_index('metric').loc['auc']
                 print(
-                    f"{bb.name} / {name} [{protocol}, {img_size}px{' upsampled from %d' % rec['source_img_size'] if rec['upsampled'] else ''}]: "
+                    f"{backbone.name} / {name} [{protocol}, {img_size}px{' upsampled from %d' % rec['source_img_size'] if rec['upsampled'] else ''}]: "
                     f"AUC {auc.value:.4f} [{auc.ci_lo:.4f}, {auc.ci_hi:.4f}] in {rec['total_s']:.1f} s"
                 )
     return read_table(met, 'metrics')
 
 # %% ../nbs/04_probe.ipynb #3c38c526
+TABLE1_METRICS = ('mcc', 'ba', 'f1', 'auc', 'acc')  # the paper's four, then accuracy
+
+
 def table1(
     metrics: pd.DataFrame | str | Path, out_dir=None, pred_root=None, bootstrap: str = 'authors'
 ) -> pd.DataFrame:
-    "Mean over benchmarks per backbone x protocol x size, with CIs, in percent; written as table1.csv/.md when out_dir is given."
+    "Mean over benchmarks per backbone x protocol x size x seed, with CIs, in percent; table1.csv/.md/.tex in out_dir."
     src = None
     if not isinstance(metrics, pd.DataFrame):
         src = Path(metrics)
@@ -1725,23 +1712,24 @@ def table1(
         if pred_root is not None and (pred_root / 'probe_runs.csv').exists()
         else None
     )
-    for (bbn, proto, size, sd), g in metrics.groupby(
+    for (backbone_name, proto, size, sd), g in metrics.groupby(
         ['backbone', 'protocol', 'img_size', 'seed'], sort=False
     ):
         r = dict(
-            model=bbn,
+            model=backbone_name,
             method=g.method.iloc[0],
             arch=g.arch.iloc[0],
             params_m=round(g.backbone_params_m.iloc[0], 2),
             protocol=proto,
             img_size=size,
+            seed=sd,
             n_benchmarks=g.benchmark.nunique(),
             benchmarks=','.join(sorted(g.benchmark.unique())),
         )
         reps, how = {}, 'replicates'
         for bm in g.benchmark.unique():
             p = (
-                (pred_root / 'predictions' / bbn / f"{_slug(bm)}_{proto}_{size}px_s{sd}_test_predictions.npz")
+                predictions_path(pred_root, backbone_name, bm, proto, size, sd)
                 if pred_root is not None
                 else None
             )
@@ -1770,37 +1758,70 @@ def table1(
         r['ci_method'] = how
         if runs is not None:
             u = runs[
-                (runs.backbone == bbn)
+                (runs.backbone == backbone_name)
                 & (runs.protocol == proto)
                 & (runs.img_size == size)
                 & (runs.upsampled.astype(str) == 'True')
             ]
             if len(u):
                 notes.append(
-                    f"{bbn} ({proto}, {size} px): images of {', '.join(sorted(u.benchmark.unique()))} upsampled from {int(u.source_img_size.min())} px"
+                    f"{backbone_name} ({proto}, {size} px): images of {', '.join(sorted(u.benchmark.unique()))} upsampled from {int(u.source_img_size.min())} px"
                 )
         rows.append(r)
     t = pd.DataFrame(rows)
     if out_dir is not None and len(t):
-        out_dir = Path(out_dir)
-        with atomic_path(out_dir / 'table1.csv') as tmp_:
-            t.round(2).to_csv(tmp_, index=False)
-        fmt = lambda r, m: f"{r[m]:.2f} [{r[m + '_lo']:.2f}, {r[m + '_hi']:.2f}]"
-        lines = [
-            "| Model | Method | Protocol | Size | Benchmarks | MCC | BA | F1 | AUC | ACC |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+        write_table1(t, out_dir, notes)
+    return t
+
+
+def _table1_cells(t: pd.DataFrame) -> pd.DataFrame:
+    "Table 1's printed cells: the model (and method, protocol, size, benchmark count when known), 'value (lo, hi)'."
+    cells = pd.DataFrame(dict(Model=t.model.values))
+    for column, title in (('method', 'Method'), ('protocol', 'Protocol'), ('img_size', 'Size'), ('seed', 'Seed')):
+        if column in t and (column != 'seed' or t.seed.nunique() > 1):  # the seed when it tells rows apart
+            cells[title] = t[column].values
+    for m in TABLE1_METRICS:
+        if m not in t:
+            continue
+        lo = t[m + '_lo'] if m + '_lo' in t else np.nan * t[m]
+        hi = t[m + '_hi'] if m + '_hi' in t else np.nan * t[m]
+        cells['BA' if m == 'ba' else m.upper()] = [
+            f'{v:.2f} ({l:.2f}, {h:.2f})' if np.isfinite(l) else f'{v:.2f}' if np.isfinite(v) else '-'
+            for v, l, h in zip(t[m], lo, hi)
         ]
-        lines += [
-            f"| {r['model']} | {r['method']} | {r['protocol']} | {r['img_size']} | {r['n_benchmarks']} | "
-            + ' | '.join(fmt(r, m) for m in ('mcc', 'ba', 'f1', 'auc', 'acc'))
-            + ' |'
-            for _, r in t.iterrows()
-        ]
+    if 'n_benchmarks' in t:
+        cells['n'] = t.n_benchmarks.values
+    return cells
+
+
+def table1_markdown(t: pd.DataFrame, notes: list[str] = ()) -> str:
+    "Table 1 as Markdown: 'value (ci_lo, ci_hi)' in percent, then one line per note."
+    lines = [markdown_table(_table1_cells(t))]
+    if 'ci_method' in t:
         lines += [
             '',
             'Mean over the benchmarks present, in percent; 95% CI in brackets (bootstrap, 1000 resamples of each test set).',
         ]
-        lines += [f'Note: {n}.' for n in notes]
-        with atomic_path(out_dir / 'table1.md') as tmp_:
-            tmp_.write_text('\n'.join(lines) + '\n')
-    return t
+    lines += [f'Note: {n}.' for n in notes]
+    return '\n'.join(lines) + '\n'
+
+
+def table1_latex(t: pd.DataFrame) -> str:
+    "Table 1 as a LaTeX booktabs tabular, 'value (ci_lo, ci_hi)' in percent."
+    cells = _table1_cells(t)
+    escape = lambda s: str(s).replace('&', r'\&').replace('%', r'\%').replace('_', r'\_')
+    rows = [' & '.join(escape(v) for v in r) + r' \\' for r in cells.itertuples(index=False)]
+    header = ' & '.join(cells.columns) + r' \\'
+    lines = [r'\begin{tabular}{l' + 'c' * (len(cells.columns) - 1) + '}', r'\toprule', header, r'\midrule']
+    return '\n'.join(lines + rows + [r'\bottomrule', r'\end{tabular}']) + '\n'
+
+
+def write_table1(t: pd.DataFrame, out_dir, notes: list[str] = ()) -> list[Path]:
+    "Table 1 as table1.csv (numbers rounded to 0.01), table1.md and table1.tex in `out_dir`."
+    out = Path(out_dir)
+    paths = [write_table(t.round(2), out / 'table1.csv')]
+    for ext, text in (('md', table1_markdown(t, notes)), ('tex', table1_latex(t))):
+        with atomic_path(out / f'table1.{ext}') as tmp_:
+            tmp_.write_text(text)
+        paths.append(out / f'table1.{ext}')
+    return paths

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_scaling.ipynb #33f08c9f
 from __future__ import annotations
-import gzip, hashlib, json, warnings
+import contextlib, gzip, hashlib, json, warnings
 from pathlib import Path
 from typing import Callable
 import numpy as np
@@ -25,13 +25,15 @@ from biovfm.core import (
     repo_root,
     results_root,
     runs_root,
+    weighted_auc,
+    predictions_path,
 )
 
 # %% auto #0
-__all__ = ['X_AXES', 'PROPERTIES', 'paper_dir', 'paper_metrics', 'paper_slopes', 'find_metrics', 'load_metrics',
-           'synthetic_metrics', 'x_values', 'scaling_points', 'fit_loglog', 'fit_power_law', 'mean_curve',
-           'auc_resampled', 'read_predictions', 'npz_predictions', 'fit_slopes', 'gzip_ratio', 'class_labels', 'dbi',
-           'task_properties', 'correlations', 'default_scaling_dir', 'run_scaling']
+__all__ = ['X_AXES', 'PROPERTIES', 'paper_dir', 'paper_metrics', 'paper_slopes', 'find_metrics', 'load_metrics', 'x_values',
+           'scaling_points', 'fit_loglog', 'fit_power_law', 'mean_curve', 'auc_resampled', 'read_predictions',
+           'npz_predictions', 'fit_slopes', 'gzip_ratio', 'class_labels', 'dbi', 'task_properties', 'correlations',
+           'default_scaling_dir', 'run_scaling']
 
 # %% ../nbs/05_scaling.ipynb #87d735e5
 def paper_dir() -> Path:
@@ -116,49 +118,6 @@ def load_metrics(
     if df.empty:
         raise ValueError(f"no rows left in {results} after protocol={protocol!r}, img_size={img_size!r}")
     return df.reset_index(drop=True)
-
-# %% ../nbs/05_scaling.ipynb #6c43fb41
-def synthetic_metrics(
-    benchmarks=('breastmnist', 'pneumoniamnist'),
-    archs=('vit_tiny', 'vit_small'),
-    methods=('dinov2', 'mae'),
-    slope: float = 0.02,
-    seeds=(0, 1),
-    rng_seed: int = 0,
-    params_m: dict | None = None,
-) -> pd.DataFrame:
-    "A small `metrics` table whose AUCs follow y = 0.8 x^slope (x = backbone params in M, or `params_m[arch]`), for tests and examples."
-    rng, rows = np.random.default_rng(rng_seed), []
-    for b in benchmarks:
-        for m in methods:
-            for a in archs:
-                p = params_m[a] if params_m else backbone_params(a) / 1e6
-                for s in seeds:
-                    for metric in ('auc', 'acc', 'mcc', 'ba', 'f1'):
-                        v = (
-                            float(np.clip(0.8 * p**slope + rng.normal(0, 0.002), 0, 1))
-                            if metric == 'auc'
-                            else float(rng.uniform(0.5, 0.8))
-                        )
-                        rows.append(
-                            dict(
-                                backbone=f'{m}_{a}',
-                                method=m,
-                                arch=a,
-                                backbone_params_m=p,
-                                total_params_m=1.1 * p,
-                                benchmark=b,
-                                img_size=28,
-                                protocol='linear',
-                                metric=metric,
-                                value=v,
-                                ci_lo=v - 0.02,
-                                ci_hi=min(v + 0.02, 1),
-                                n_test=benchmark_info(b).n_test,
-                                seed=s,
-                            )
-                        )
-    return pd.DataFrame(rows, columns=SCHEMAS['metrics'])
 
 # %% ../nbs/05_scaling.ipynb #cf6cb2c5
 X_AXES = {'paper': 'paper_x_params_m', 'backbone': 'backbone_params_m', 'total': 'total_params_m'}
@@ -254,19 +213,6 @@ def mean_curve(pts: pd.DataFrame) -> pd.DataFrame:
     )
 
 # %% ../nbs/05_scaling.ipynb #b3ca9004
-def _weighted_binary_auc(pos: np.ndarray, score: np.ndarray, W: np.ndarray) -> np.ndarray:
-    "AUC of one binary problem for each row of resample counts `W` (B, n); NaN where a class is absent."
-    o = np.argsort(score, kind='stable')
-    s, p, W = score[o], pos[o].astype(bool), W[:, o]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    P = np.add.reduceat(W * p, starts, axis=1)
-    N = np.add.reduceat(W * ~p, starts, axis=1)
-    below = np.cumsum(N, axis=1) - N
-    tp, tn = P.sum(1), N.sum(1)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        return np.where((tp > 0) & (tn > 0), (P * (below + 0.5 * N)).sum(1) / (tp * tn), np.nan)
-
-
 def auc_resampled(y_true, y_score, W=None, multilabel: bool = False) -> np.ndarray:
     "AUC (binary / macro OvR / mean per label) of predictions for each row of resample counts `W`."
     y_true, y_score = np.asarray(y_true), np.asarray(y_score, float)
@@ -283,7 +229,7 @@ def auc_resampled(y_true, y_score, W=None, multilabel: bool = False) -> np.ndarr
             if y_score.shape[1] <= 2
             else [(y == k, y_score[:, k]) for k in range(y_score.shape[1])]
         )
-    A = np.stack([_weighted_binary_auc(p, s, W) for p, s in pairs], 1)
+    A = np.stack([weighted_auc(W, p, s) for p, s in pairs], 1)  # the probe's CIs use the same function
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)
         return np.nanmean(A, 1)
@@ -326,13 +272,22 @@ def npz_predictions(point: pd.Series):
     src = Path(str(point.get('source', '')))
     if src.name != 'metrics.csv' or not src.parent.is_dir():
         return None
-    bb, bm = str(point['backbone']), str(point['benchmark'])
+    backbone_name, benchmark = str(point['backbone']), str(point['benchmark'])
+    multilabel = benchmark_info(benchmark).multilabel if benchmark in MEDMNIST_2D else False
+    with contextlib.suppress(KeyError, TypeError, ValueError):  # the probe's own layout: one exact file
+        own = predictions_path(
+            src.parent, backbone_name, benchmark, point['protocol'], int(point['img_size']), int(point['seed'])
+        )
+        if own.exists():
+            return read_predictions(own, multilabel)
     cands = [
-        p for p in sorted(src.parent.rglob('*.npz')) if bm in p.name and bb in str(p.relative_to(src.parent))
+        p
+        for p in sorted(src.parent.rglob('*.npz'))
+        if benchmark in p.name and backbone_name in str(p.relative_to(src.parent))
     ]
     # narrow down, as far as it helps: backbone as a folder, protocol, image size, test split, the first seed
     for keep in (
-        lambda p: bb in p.relative_to(src.parent).parts[:-1],
+        lambda p: backbone_name in p.relative_to(src.parent).parts[:-1],
         lambda p: f"_{point.get('protocol')}_" in p.name,
         lambda p: f"_{point.get('img_size')}px" in p.name,
         lambda p: 'test' in p.name,
@@ -342,7 +297,7 @@ def npz_predictions(point: pd.Series):
             cands = [p for p in cands if keep(p)]
     if len(cands) != 1:
         return None
-    return read_predictions(cands[0], benchmark_info(bm).multilabel if bm in MEDMNIST_2D else False)
+    return read_predictions(cands[0], multilabel)
 
 # %% ../nbs/05_scaling.ipynb #ceab87fc
 def _percentile_ci(a: np.ndarray) -> tuple[float, float]:

@@ -3,7 +3,8 @@ import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from biovfm.core import SCHEMAS, data_dir
-from biovfm.curate import curate, merge, make_corrupt_inputs, read_table, plan_jobs, assign_chunks
+from biovfm.curate import curate, merge, read_table, plan_jobs, assign_chunks
+from biovfm.testing import make_corrupt_inputs
 
 RAW = data_dir('raw')
 SMALL = ['ct/pydicom/CT_small.dcm', 'mr/pydicom/MR_small.dcm', 'mr/nipy/anatomical.nii.gz', 'microscopy/scikit-image/cell.png',

@@ -3,7 +3,7 @@ import subprocess, sys
 from pathlib import Path
 import pandas as pd
 from biovfm.core import SCHEMAS, write_table, read_table
-from biovfm.scaling import synthetic_metrics
+from biovfm.testing import synthetic_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 PM = [sys.executable, '-m', 'papermill', '-k', 'python3', '--no-progress-bar']
@@ -28,4 +28,4 @@ def test_papermill_interface_own_results(tmp_path):
     assert {'fig2a_model_scaling.png', 'fig3_per_benchmark_scaling.png', 'fig4_slopes_correlations.png',
             'table1.csv', 'table1.md', 'table1.tex'} <= names
     assert 'fig2b_data_scaling' in made['skipped']  # no data_scaling.csv in this folder
-    assert len(pd.read_csv(figs/'table1.csv')) == 4
+    assert len(pd.read_csv(figs/'table1.csv')) == 8  # 2 methods x 2 sizes x 2 seeds: the probe's Table 1, a row per seed
