@@ -21,6 +21,7 @@ from biovfm.core import (
     read_table,
     MEDMNIST_2D,
 )
+from .shards import write_shards, SHARD_DIR
 
 # %% auto #0
 __all__ = ['VIEWS', 'WSI_SOP', 'SLIDE_LIBRARIES', 'RUN_PARAMETERS', 'DEMO', 'to_modality', 'RejectError', 'file_kind',
@@ -1775,6 +1776,7 @@ def curate(
     leak: int = 6,
     min_fg: float = 0.1,
     benchmarks=MEDMNIST_2D,
+    images_per_tar: int = 10_000,
     progress: bool = True,
     **opts,
 ) -> dict | None:
@@ -1803,7 +1805,11 @@ def curate(
     run_shard(raw_dir, out_dir, plan, shard, o, workers, progress)
     if missing_chunks(out_dir, plan):
         return None
-    return merge(out_dir, near_dup, leak, benchmarks, min_fg=min_fg)
+    summary = merge(out_dir, near_dup, leak, benchmarks, min_fg=min_fg)
+    if images_per_tar:  # the corpus as WebDataset tar shards beside the data list (nbs/00c_shards)
+        write_shards(out_dir / 'data_list.parquet', int(images_per_tar), workers=workers, progress=progress)
+        summary['tar_shards'] = len(list((out_dir / SHARD_DIR).glob('corpus-*.tar')))
+    return summary
 
 
 RUN_PARAMETERS = (
@@ -1838,6 +1844,8 @@ def write_subset(dl: pd.DataFrame, list_dir, dest) -> Path:
     dest = Path(dest)
     rel = os.path.relpath(Path(list_dir).resolve(), dest.parent.resolve())
     out = dl.assign(path=[os.path.normpath(os.path.join(rel, p)) for p in dl.path])
+    if 'shard' in out:  # a sharded list: its tar files, too, relative to the new folder
+        out['shard'] = [os.path.normpath(os.path.join(rel, s)) for s in out.shard.astype(str)]
     return write_table(out, dest, 'data_list', extra_ok=True)
 
 # %% ../nbs/01_curate.ipynb #da9ef90b

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_data.ipynb #ee6527cd
 from __future__ import annotations
-import contextlib, hashlib, json, math, os, random, warnings
+import contextlib, hashlib, io, json, math, os, random, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -12,10 +12,11 @@ import torch
 from PIL import Image, ImageFilter, ImageOps
 from torchvision import transforms as T
 from .core import SCHEMAS, IMAGENET_MEAN, IMAGENET_STD, data_dir, write_table, read_table, runs_root
+from .shards import ShardReader, is_sharded, shard_window_order
 
 # %% auto #0
-__all__ = ['example_data_list', 'seeded', 'check_data_list', 'PretrainDataset', 'RandomBlur', 'MultiCrop', 'block_masks',
-           'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler', 'make_loader']
+__all__ = ['SHARD_WINDOW', 'example_data_list', 'seeded', 'check_data_list', 'PretrainDataset', 'RandomBlur', 'MultiCrop',
+           'block_masks', 'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler', 'make_loader']
 
 # %% ../nbs/02_data.ipynb #63f24c46
 def example_data_list(
@@ -102,6 +103,18 @@ def check_data_list(
             f"{path}: {len(escapes)} rows point outside the list's folder (absolute or '..'), "
             f"e.g. row {escapes.index[0]}: {escapes.iloc[0]!r}"
         )
+    if is_sharded(table):  # images inside tar shards: every shard must exist and hold its rows' bytes
+        ends = table.assign(end=table.offset + table.n_bytes).groupby('shard', observed=True).end.max()
+        for shard, end in ends.items():
+            shard_path = path.parent / str(shard)
+            if not shard_path.is_file():
+                raise FileNotFoundError(f"{path}: shard {str(shard)!r} is missing under {path.parent}")
+            if shard_path.stat().st_size < end:
+                raise ValueError(
+                    f"{path}: shard {str(shard)!r} is {shard_path.stat().st_size:,} bytes, its rows reach byte "
+                    f"{int(end):,}: truncated, or written by another packing (run write_shards again)"
+                )
+        return table.reset_index(drop=True)
     sample = pd.concat(
         [paths.head(n_sample // 2), paths.sample(min(len(paths), n_sample // 2), random_state=0)]
     )
@@ -132,26 +145,41 @@ class PretrainDataset(torch.utils.data.Dataset):
         df = check_data_list(self.path, split, modality)
         if n is not None and n < len(df):
             df = df.sample(n=n, random_state=seed).sort_index()
-        self.df, self.root, self.transform, self.seed, self.max_bad, self.n_bad = (
-            df.reset_index(drop=True),
-            self.path.parent,
-            transform,
-            seed,
-            max_bad,
-            0,
-        )
+        df = df.reset_index(drop=True)
+        self.root, self.transform, self.seed, self.max_bad, self.n_bad = self.path.parent, transform, seed, max_bad, 0
+        self.n_images = len(df)
+        self.sharded = is_sharded(df)
+        if self.sharded:  # numpy columns only: no Python object per row here or in the loader's workers
+            codes, shard_files = pd.factorize(df.shard.astype(str))
+            self.shard_codes = codes.astype(np.int32)
+            self.offsets = df.offset.to_numpy(np.int64)
+            self.sizes = df.n_bytes.to_numpy(np.int64)
+            self.reader = ShardReader(self.root, list(shard_files))
+        else:
+            self.paths = df.path.astype(str).to_numpy()
         self.load_size, self._cache = load_size, {}
         # small runs: keep the downsized images in memory when they fit in `cache_mb` (per process / worker)
-        self._use_cache = load_size is not None and len(self.df) * load_size**2 * 3 / 2**20 <= cache_mb
+        self._use_cache = load_size is not None and self.n_images * load_size**2 * 3 / 2**20 <= cache_mb
 
     def __len__(self):
-        return len(self.df)
+        return self.n_images
+
+    def source(self, i: int) -> str:
+        "Where image `i` is read from: its file, or its shard and byte offset."
+        if self.sharded:
+            return f"{self.root / self.reader.files[self.shard_codes[i]]} at byte {self.offsets[i]:,}"
+        return str(self.root / self.paths[i])
 
     def load(self, i: int) -> Image.Image:
         "Image `i` as RGB (downsized so its longer side is at most `load_size`, when set)."
         if i in self._cache:
             return self._cache[i]
-        with Image.open(self.root / self.df.path.iat[i]) as im:
+        if self.sharded:
+            data = self.reader.read(int(self.shard_codes[i]), int(self.offsets[i]), int(self.sizes[i]))
+            source = io.BytesIO(data)
+        else:
+            source = self.root / self.paths[i]
+        with Image.open(source) as im:
             im = im.convert('RGB')
         if self.load_size and max(im.size) > self.load_size:
             im.thumbnail((self.load_size, self.load_size), Image.BICUBIC)
@@ -170,7 +198,7 @@ class PretrainDataset(torch.utils.data.Dataset):
             except Exception as e:
                 self.n_bad += 1
                 warnings.warn(
-                    f"PretrainDataset: cannot read {self.root / self.df.path.iat[j]} ({e}); using the next image"
+                    f"PretrainDataset: cannot read {self.source(j)} ({e}); using the next image"
                 )
                 if self.n_bad > self.max_bad:
                     raise RuntimeError(f"{self.path}: more than {self.max_bad} unreadable images") from e
@@ -303,11 +331,22 @@ class MAECollate:
         return dict(images=torch.stack(ims), idx_keep=keep, idx_mask=mask, keys=torch.tensor(keys))
 
 # %% ../nbs/02_data.ipynb #339421e8
+SHARD_WINDOW = 4  # shards whose images are shuffled together when a data list is sharded
+
+
 class StepSampler(torch.utils.data.Sampler):
     "Infinite batch sampler: for each step from `start_step`, this rank's list of item keys (`epoch*n + index`)."
 
     def __init__(
-        self, n: int, batch_size: int, world_size: int = 1, rank: int = 0, seed: int = 0, start_step: int = 0
+        self,
+        n: int,
+        batch_size: int,
+        world_size: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+        start_step: int = 0,
+        shards=None,
+        window: int = SHARD_WINDOW,
     ):
         if n < 1:
             raise ValueError("StepSampler: empty dataset")
@@ -322,12 +361,22 @@ class StepSampler(torch.utils.data.Sampler):
         self.global_bs = batch_size * world_size
         self.steps_per_epoch = max(n, self.global_bs) // self.global_bs
         self._perm = {}
+        # sharded data (each item's shard code): a shard-window order, unless one window holds every shard
+        # (then it is a full shuffle, drawn as for single files) or the data is smaller than a global batch
+        n_shards = int(np.max(shards)) + 1 if shards is not None and len(shards) else 0
+        self.shards = np.asarray(shards) if n_shards > window and n >= self.global_bs else None
+        self.window = window
 
     def epoch(self, step: int) -> int:
         return step // self.steps_per_epoch
 
     def order(self, epoch: int) -> torch.Tensor:
         "Item indices of `epoch`, seeded."
+        if epoch not in self._perm and self.shards is not None:
+            order = shard_window_order(
+                self.shards, self.seed, epoch, self.bs, self.world, self.window, self.steps_per_epoch
+            )
+            self._perm = {epoch: torch.from_numpy(order)}
         if epoch not in self._perm:
             g = torch.Generator().manual_seed(_mix(self.seed, 'epoch', epoch) % 2**62)
             reps = math.ceil(self.global_bs / self.n)

@@ -27,7 +27,7 @@ from biovfm.core import (
 __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe',
            'probe_recipe', 'Run', 'paper_matrix', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix',
            'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands', 'curate_steps', 'curate_command', 'plan',
-           'launch', 'collect', 'configs_match', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'main']
+           'launch', 'slurm_scripts', 'collect', 'configs_match', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -525,6 +525,87 @@ def launch(
         raise RuntimeError("runs failed: " + '; '.join(f"{k}: {v}" for k, v in failed.items()))
     return plan(str(mp), rd, only)
 
+# %% ../nbs/07_experiments.ipynb #e36a772f
+def _sbatch_header(name: str, log: Path, nodes: int, gpus: int, cpus: int, time_limit: str, extra: list[str]) -> list[str]:
+    lines = [
+        '#!/bin/bash',
+        f"#SBATCH --job-name=biovfm-{name.replace('/', '.')}",
+        f'#SBATCH --nodes={nodes}',
+        '#SBATCH --ntasks-per-node=1',
+        f'#SBATCH --cpus-per-task={cpus}',
+        f'#SBATCH --time={time_limit}',
+        f'#SBATCH --output={log}',
+        '#SBATCH --requeue',
+    ]
+    if gpus:
+        lines.insert(3, f'#SBATCH --gpus-per-node={gpus}')
+    return lines + [f'#SBATCH {option}' for option in extra] + ['set -euo pipefail', f'cd {shlex.quote(str(repo_root()))}']
+
+
+def slurm_scripts(
+    matrix: str = 'paper',
+    runs_dir=None,
+    dest=None,
+    gpus_per_node: int = 8,
+    cpus_per_gpu: int = 8,
+    time_limit: str = '72:00:00',
+    curate_tasks: int = 16,
+    sbatch_options: list[str] = (),
+    only=None,
+) -> list[Path]:
+    "Batch scripts for every corpus and run of `matrix` and `submit_all.sh` submitting them in order; returns their paths."
+    from biovfm.pretrain import cli_args, make_config
+
+    mp = matrix_dir(matrix)
+    rd = _abs(runs_dir) if runs_dir else runs_root() / mp.name
+    dest = Path(dest) if dest else rd / 'slurm'
+    dest.mkdir(parents=True, exist_ok=True)
+    extra = list(sbatch_options)
+    written, submit = [], ['#!/bin/bash', 'set -euo pipefail', f'cd {shlex.quote(str(dest))}', 'declare -A corpus_job']
+    for name, cfg in curate_steps(mp).items():
+        script = dest / f'curate_{name}.sbatch'
+        argv = curate_command(name, cfg, rd) + ['-p', 'num_shards', str(curate_tasks)]
+        lines = _sbatch_header(f'curate-{name}', rd / 'data' / name / 'slurm-%A_%a.out', 1, 0, cpus_per_gpu, time_limit, extra)
+        lines.insert(-2, f'#SBATCH --array=0-{curate_tasks - 1}')
+        lines.append(shlex.join(argv) + ' -p shard "$SLURM_ARRAY_TASK_ID" -p workers "$SLURM_CPUS_PER_TASK"')
+        script.write_text('\n'.join(lines) + '\n')
+        written.append(script)
+        submit.append(f'corpus_job[{name}]=$(sbatch --parsable {script.name})')
+    for run in _select(load_matrix(mp), only):
+        out = rd / run.name
+        script = dest / f"{run.name.replace('/', '__')}.sbatch"
+        probe = run_commands(run, rd, mp)[-1]
+        if run.pretrain is None:
+            lines = _sbatch_header(run.name, out / 'slurm-%j.out', 1, 1, cpus_per_gpu, time_limit, extra)
+            lines.append(shlex.join(probe))
+            needs = []
+        else:
+            data_list = _abs(expand(run.pretrain['data_list'], rd))
+            cfg = make_config(**(run.pretrain | dict(out_dir=str(out / 'pretrain'), data_list=str(data_list))))
+            gpus = min(cfg.nproc, gpus_per_node)
+            nodes = math.ceil(cfg.nproc / gpus)
+            lines = _sbatch_header(run.name, out / 'slurm-%j.out', nodes, gpus, gpus * cpus_per_gpu, time_limit, extra)
+            torchrun = [
+                'srun', 'torchrun', '--nnodes', '$SLURM_NNODES', '--nproc_per_node', str(gpus),
+                '--rdzv_id', '$SLURM_JOB_ID', '--rdzv_backend', 'c10d', '--rdzv_endpoint', '$MASTER_ADDR:29500',
+                '-m', 'biovfm.pretrain', *cli_args(cfg), '--no_progress',
+            ]
+            lines += [
+                'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+                'export MASTER_ADDR',
+                ' '.join(a if a.startswith('$') else shlex.quote(a) for a in torchrun),
+                shlex.join(probe),
+            ]
+            needs = [name for name in curate_steps(mp) if f'/data/{name}/' in str(data_list)]
+        script.write_text('\n'.join(lines) + '\n')
+        written.append(script)
+        after = ':'.join(f'${{corpus_job[{n}]}}' for n in needs)
+        dependency = f' --dependency=afterok:{after}' if needs else ''
+        submit.append(f'sbatch --parsable{dependency} {script.name}')
+    (dest / 'submit_all.sh').write_text('\n'.join(submit) + '\n')
+    written.append(dest / 'submit_all.sh')
+    return written
+
 # %% ../nbs/07_experiments.ipynb #3a1a7221
 def collect(matrix: str = 'cpu_twin', runs_dir=None, dest=None) -> pd.DataFrame:
     "Copy each probed run's metrics.csv (and predictions) into `dest/<run>/`; return all metrics."
@@ -674,11 +755,11 @@ def analyse(
 
 # %% ../nbs/07_experiments.ipynb #0a20c704
 def main(argv=None):
-    "Command line: biovfm-experiments {plan,run,collect,analyse,configs} [matrix] [--runs-dir D] [--only R] [--dest D] [--dry-run]."
+    "Command line: biovfm-experiments {plan,run,collect,analyse,configs,slurm} [matrix] [--runs-dir D] [--only R] [--dest D] [--dry-run]."
     import argparse
 
     ap = argparse.ArgumentParser('biovfm-experiments', description='The paper matrix: plan, run, collect.')
-    ap.add_argument('action', choices=['plan', 'run', 'collect', 'analyse', 'configs'])
+    ap.add_argument('action', choices=['plan', 'run', 'collect', 'analyse', 'configs', 'slurm'])
     ap.add_argument('matrix', nargs='?', default='paper')
     ap.add_argument('--runs-dir')
     ap.add_argument('--only')
@@ -693,6 +774,10 @@ def main(argv=None):
         for f in write_configs(runs, repo_root() / 'configs' / 'cpu_twin', cur):
             print(f)
         print("configs/demo: python -m biovfm.demo --configs (the demo stage owns its matrix)")
+    elif a.action == 'slurm':
+        written = slurm_scripts(a.matrix, a.runs_dir, a.dest, only=a.only)
+        print('\n'.join(map(str, written)))
+        print(f'read them, then submit them all: bash {written[-1]}')
     elif a.action == 'plan':
         print(plan(a.matrix, a.runs_dir, a.only).to_string(index=False))
         if a.dry_run:

@@ -551,7 +551,8 @@ def make_data(cfg: Config, world: int = 1, rank: int = 0, start_step: int = 0):
         seed=cfg.seed,
         load_size=cfg.load_size or None,
     )
-    sampler = StepSampler(len(ds), cfg.batch_size // world, world, rank, cfg.seed, start_step)
+    shards = ds.shard_codes if ds.sharded else None  # a sharded list: each rank reads its own window of shards
+    sampler = StepSampler(len(ds), cfg.batch_size // world, world, rank, cfg.seed, start_step, shards=shards)
     return ds, sampler, make_loader(ds, sampler, col, cfg.num_workers, pin_memory=torch.cuda.is_available())
 
 # %% ../nbs/03_pretrain.ipynb #42b42527

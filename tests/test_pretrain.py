@@ -136,6 +136,29 @@ def test_in_process_stop_and_resume_is_exact_for_mae(data_list, tmp_path):
     assert info['total_params'] > info['backbone_params'] and not any('mask_token' in k or 'decoder' in k for k in m.state_dict())
 
 
+def test_sharded_corpus_ddp_kill_and_resume_is_exact(data_list, tmp_path):
+    "A data list packed into tar shards (PNG files deleted): 2 ranks read their own shards, and resume exactly after a kill."
+    from biovfm.shards import write_shards
+    from biovfm.data import PretrainDataset, StepSampler
+    shutil.copytree(Path(data_list).parent, tmp_path/'corpus')
+    sharded = tmp_path/'corpus'/'data_list.parquet'
+    write_shards(sharded, max_per_shard=2, remove_files=True, progress=False)   # 12 shards: the window order is used
+    dataset = PretrainDataset(sharded)
+    ranks = [StepSampler(len(dataset), 2, 2, rank, 1, shards=dataset.shard_codes, window=2) for rank in (0, 1)]
+    assert ranks[0].shards is not None
+    read = [{int(dataset.shard_codes[k % len(dataset)]) for s in range(6) for k in r.batch(s)} for r in ranks]
+    assert read[0] and read[1] and not read[0] & read[1]                      # each rank its own shards
+    kw = dict(method='mae', arch='vit_tiny_patch16', img_size=32, patch_size=8, batch_size=4, max_steps=6, save_every=2,
+              seed=1, data_list=str(sharded), nproc=2, strategy='ddp')
+    _finish(_torchrun(P.make_config(**kw, out_dir=str(tmp_path/'ref'))))
+    cfg = P.make_config(**kw, out_dir=str(tmp_path/'run'))
+    _kill_midway(cfg, tmp_path/'run'/P.CKPT)
+    _finish(_torchrun(cfg))
+    full, resumed = pd.read_csv(tmp_path/'ref'/'log.csv'), pd.read_csv(tmp_path/'run'/'log.csv')
+    assert resumed.step.tolist() == list(range(6))
+    pd.testing.assert_series_equal(resumed.loss, full.loss, rtol=1e-5, atol=1e-6)
+
+
 def test_resume_refuses_a_different_run(data_list, tmp_path):
     kw = dict(method='mae', img_size=32, batch_size=4, max_steps=1, data_list=data_list, out_dir=str(tmp_path))
     P.train(P.make_config(**kw), progress=False)
