@@ -17,79 +17,85 @@ from biovfm.shards import write_shards
 
 FULL = 21_470_000  # images in BioVFM-21M
 
-ap = argparse.ArgumentParser()
-ap.add_argument('--images-per-tar', type=int, default=64)
-ap.add_argument('--batch', type=int, default=64)
-ap.add_argument('--passes', type=int, default=2)
-ap.add_argument('--md', default=str(Path(__file__).with_suffix('.md')))
-args = ap.parse_args()
+def main():
+    global args
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--images-per-tar', type=int, default=64)
+    ap.add_argument('--batch', type=int, default=64)
+    ap.add_argument('--passes', type=int, default=2)
+    ap.add_argument('--md', default=str(Path(__file__).with_suffix('.md')))
+    args = ap.parse_args()
 
-tmp = Path(tempfile.mkdtemp())
-t0 = time.perf_counter()
-summary = curate(None, tmp / 'files', slice_step=1, frame_step=1, workers=2, benchmarks=(), images_per_tar=0,
-                 progress=False)
-curate_s = time.perf_counter() - t0
-shutil.copytree(tmp / 'files', tmp / 'sharded')
-t0 = time.perf_counter()
-write_shards(tmp / 'sharded' / 'data_list.parquet', args.images_per_tar, remove_files=True, progress=False)
-pack_s = time.perf_counter() - t0
-n_shards = len(list((tmp / 'sharded' / 'shards').glob('*.tar')))
-shard_mb = sum(p.stat().st_size for p in (tmp / 'sharded' / 'shards').glob('*.tar')) / 2**20
+    tmp = Path(tempfile.mkdtemp())
+    t0 = time.perf_counter()
+    summary = curate(None, tmp / 'files', slice_step=1, frame_step=1, workers=2, benchmarks=(), images_per_tar=0,
+                     progress=False)
+    curate_s = time.perf_counter() - t0
+    shutil.copytree(tmp / 'files', tmp / 'sharded')
+    t0 = time.perf_counter()
+    write_shards(tmp / 'sharded' / 'data_list.parquet', args.images_per_tar, remove_files=True, progress=False)
+    pack_s = time.perf_counter() - t0
+    n_shards = len(list((tmp / 'sharded' / 'shards').glob('*.tar')))
+    shard_mb = sum(p.stat().st_size for p in (tmp / 'sharded' / 'shards').glob('*.tar')) / 2**20
 
-opened = {'n': 0}
-real_open = builtins.open
-def counting_open(file, *a, **kw):
-    opened['n'] += 1
-    return real_open(file, *a, **kw)
+    opened = {'n': 0}
+    real_open = builtins.open
+    def counting_open(file, *a, **kw):
+        opened['n'] += 1
+        return real_open(file, *a, **kw)
 
-def read_epochs(data_list, workers: int) -> dict:
-    "Images per second over --passes epochs, and files opened (in this process; workers: counted as shards)."
-    dataset = PretrainDataset(data_list)
-    sampler = StepSampler(len(dataset), args.batch, seed=0, shards=dataset.shard_codes if dataset.sharded else None)
-    loader = iter(make_loader(dataset, sampler, collate=list, num_workers=workers))
-    steps = sampler.steps_per_epoch * args.passes
-    next(loader)  # workers started, first batch decoded: not timed
-    opened['n'] = 0
-    t = time.perf_counter()
-    for _ in range(steps - 1):
-        next(loader)
-    seconds = time.perf_counter() - t
-    images = (steps - 1) * args.batch
-    return dict(img_s=images / seconds, seconds=seconds, images=images, sharded=dataset.sharded)
+    def read_epochs(data_list, workers: int) -> dict:
+        "Images per second over --passes epochs, and files opened (in this process; workers: counted as shards)."
+        dataset = PretrainDataset(data_list)
+        sampler = StepSampler(len(dataset), args.batch, seed=0, shards=dataset.shard_codes if dataset.sharded else None)
+        loader = iter(make_loader(dataset, sampler, collate=list, num_workers=workers))
+        steps = sampler.steps_per_epoch * args.passes
+        next(loader)  # workers started, first batch decoded: not timed
+        opened['n'] = 0
+        t = time.perf_counter()
+        for _ in range(steps - 1):
+            next(loader)
+        seconds = time.perf_counter() - t
+        images = (steps - 1) * args.batch
+        return dict(img_s=images / seconds, seconds=seconds, images=images, sharded=dataset.sharded)
 
-lines = [f"\n## shards benchmark ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
-         f"load average {os.getloadavg()[0]:.1f} at the start)\n",
-         f"Demo corpus: {summary['images']} images at 224 px curated in {curate_s:.0f} s; packed into {n_shards} shards "
-         f"of up to {args.images_per_tar} images ({shard_mb:.1f} MiB) in {pack_s:.1f} s. Read by `PretrainDataset` "
-         f"through the training loader, batches of {args.batch}, {args.passes} epochs, no augmentation "
-         "(PNG decoding included).\n",
-         '| source | loader workers | images/s | shards / files ratio | files opened per epoch |',
-         '|---|---|---|---|---|']
-for workers in (0, 2):
-    builtins.open = counting_open
-    try:
-        files = read_epochs(tmp / 'files' / 'data_list.parquet', workers)
-        files_opened = opened['n']
-        shards = read_epochs(tmp / 'sharded' / 'data_list.parquet', workers)
-        shards_opened = opened['n']
-    finally:
-        builtins.open = real_open
-    per_epoch = lambda n: f"{n / args.passes:,.0f}" if workers == 0 else 'in workers'
-    lines.append(f"| PNG files | {workers} | {files['img_s']:.0f} | - | "
-                 f"{per_epoch(files_opened) if workers == 0 else summary['images']} |")
-    lines.append(f"| tar shards | {workers} | {shards['img_s']:.0f} | **{shards['img_s'] / files['img_s']:.2f}x** | "
-                 f"{per_epoch(shards_opened) if workers == 0 else f'at most {n_shards} per worker'} |")
-lines += ['',
-          f"- at 21,470,000 images an epoch from single files is 21,470,000 `open()` calls and as many files on the "
-          f"filesystem; with 10,000 images per shard (curation's default `images_per_tar`) it is "
-          f"{-(-FULL // 10_000):,} files, each opened once per loader worker and read window by window.",
-          "- here both sources sit in the page cache of a local disk, so the ratio measures the reading path's "
-          "overhead (PNG decoding dominates); the gain from shards is on network and parallel filesystems, where "
-          "each `open()` is a metadata round trip and file counts are capped by quotas.",
-          f"- load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"]
-text = '\n'.join(lines) + '\n'
-print(text)
-md = Path(args.md)
-header = "# Shards: reading the corpus from tar files\n" if not md.exists() else ''
-md.write_text((md.read_text() if md.exists() else '') + header + text)
-shutil.rmtree(tmp, ignore_errors=True)
+    lines = [f"\n## shards benchmark ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
+             f"load average {os.getloadavg()[0]:.1f} at the start)\n",
+             f"Demo corpus: {summary['images']} images at 224 px curated in {curate_s:.0f} s; packed into {n_shards} shards "
+             f"of up to {args.images_per_tar} images ({shard_mb:.1f} MiB) in {pack_s:.1f} s. Read by `PretrainDataset` "
+             f"through the training loader, batches of {args.batch}, {args.passes} epochs, no augmentation "
+             "(PNG decoding included).\n",
+             '| source | loader workers | images/s | shards / files ratio | files opened per epoch |',
+             '|---|---|---|---|---|']
+    for workers in (0, 2):
+        builtins.open = counting_open
+        try:
+            files = read_epochs(tmp / 'files' / 'data_list.parquet', workers)
+            files_opened = opened['n']
+            shards = read_epochs(tmp / 'sharded' / 'data_list.parquet', workers)
+            shards_opened = opened['n']
+        finally:
+            builtins.open = real_open
+        per_epoch = lambda n: f"{n / args.passes:,.0f}" if workers == 0 else 'in workers'
+        lines.append(f"| PNG files | {workers} | {files['img_s']:.0f} | - | "
+                     f"{per_epoch(files_opened) if workers == 0 else summary['images']} |")
+        lines.append(f"| tar shards | {workers} | {shards['img_s']:.0f} | **{shards['img_s'] / files['img_s']:.2f}x** | "
+                     f"{per_epoch(shards_opened) if workers == 0 else f'at most {n_shards} per worker'} |")
+    lines += ['',
+              f"- at 21,470,000 images an epoch from single files is 21,470,000 `open()` calls and as many files on the "
+              f"filesystem; with 10,000 images per shard (curation's default `images_per_tar`) it is "
+              f"{-(-FULL // 10_000):,} files, each opened once per loader worker and read window by window.",
+              "- here both sources sit in the page cache of a local disk, so the ratio measures the reading path's "
+              "overhead (PNG decoding dominates); the gain from shards is on network and parallel filesystems, where "
+              "each `open()` is a metadata round trip and file counts are capped by quotas.",
+              f"- load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"]
+    text = '\n'.join(lines) + '\n'
+    print(text)
+    md = Path(args.md)
+    header = "# Shards: reading the corpus from tar files\n" if not md.exists() else ''
+    md.write_text((md.read_text() if md.exists() else '') + header + text)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == '__main__':  # curation spawns worker processes, which import this file
+    main()
