@@ -66,10 +66,10 @@ def _existing_entries(dest: Path, names: list[str]) -> list[tuple[int, int]] | N
 
 
 def _write_shard(task: tuple) -> list[tuple[int, int]]:
-    "Write one shard (or reuse an identical one); return (offset, size) of each member's bytes, in order."
-    root, dest, keys, paths = task
+    "Write one shard (or reuse an identical one when keys are content hashes); return (offset, size) of each member."
+    root, dest, keys, paths, reusable = task
     names = [_member_name(k, p) for k, p in zip(keys, paths)]
-    if (entries := _existing_entries(dest, names)) is not None:
+    if reusable and (entries := _existing_entries(dest, names)) is not None:
         return entries
     entries = []
     with atomic_path(dest) as tmp:
@@ -101,13 +101,14 @@ def write_shards(
     shard_dir = root / SHARD_DIR
     shard_dir.mkdir(parents=True, exist_ok=True)
     n_shards = int(planned.shard_index.max()) + 1 if len(planned) else 0
+    reusable = bool((planned.key.to_numpy() == table.content_hash.astype(str).to_numpy()).all())  # content-hash keys
     tasks, rows_of_shard = [], []
     for index in range(n_shards):
         rows = planned.index[planned.shard_index == index]
         rows = rows[np.argsort(planned.rank_in_shard.to_numpy()[rows])]
         rows_of_shard.append(rows)
         tasks.append((root, shard_dir / shard_name(index), planned.key.to_numpy()[rows].tolist(),
-                      table.path.astype(str).to_numpy()[rows].tolist()))
+                      table.path.astype(str).to_numpy()[rows].tolist(), reusable))
     if workers > 1 and n_shards > 1:
         with ProcessPoolExecutor(min(workers, n_shards)) as pool:
             results = list(pool.map(_write_shard, tasks))
