@@ -551,7 +551,6 @@ def weighted_auc(W, y, s):
         auc = (pos_weight * (neg_below + 0.5 * neg_weight)).sum(1) / (P * N)
     return np.where((P > 0) & (N > 0), auc, np.nan)
 
-
 # %% ../nbs/00_core.ipynb #6265fb09
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's ImageNet statistics
 WEIGHTS = 'model.safetensors'  # timm's file name, so that `local-dir:`/`hf-hub:` find the weights

@@ -1862,7 +1862,6 @@ def composition(dl: pd.DataFrame) -> pd.DataFrame:
         .sort_values(['modality', 'n_images'], ascending=[True, False], ignore_index=True)
     )
 
-
 # %% ../nbs/01_curate.ipynb #a6b6c627
 DEMO = dict(slice_step=1, frame_step=1, max_files=None, workers=2)
 

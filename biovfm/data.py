@@ -146,7 +146,13 @@ class PretrainDataset(torch.utils.data.Dataset):
         if n is not None and n < len(df):
             df = df.sample(n=n, random_state=seed).sort_index()
         df = df.reset_index(drop=True)
-        self.root, self.transform, self.seed, self.max_bad, self.n_bad = self.path.parent, transform, seed, max_bad, 0
+        self.root, self.transform, self.seed, self.max_bad, self.n_bad = (
+            self.path.parent,
+            transform,
+            seed,
+            max_bad,
+            0,
+        )
         self.n_images = len(df)
         self.sharded = is_sharded(df)
         if self.sharded:  # numpy columns only: no Python object per row here or in the loader's workers
@@ -197,9 +203,7 @@ class PretrainDataset(torch.utils.data.Dataset):
                 break
             except Exception as e:
                 self.n_bad += 1
-                warnings.warn(
-                    f"PretrainDataset: cannot read {self.source(j)} ({e}); using the next image"
-                )
+                warnings.warn(f"PretrainDataset: cannot read {self.source(j)} ({e}); using the next image")
                 if self.n_bad > self.max_bad:
                     raise RuntimeError(f"{self.path}: more than {self.max_bad} unreadable images") from e
                 last_error = e

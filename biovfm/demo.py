@@ -218,8 +218,6 @@ def _commit() -> str:
         return '?'
 
 
-
-
 def pretrain_summary(runs_dir, runs: list[Run]) -> pd.DataFrame:
     "Per pretraining run: size, steps, the loss at the start and the end, throughput."
     rows = []
@@ -417,7 +415,6 @@ def write_report(
     p = out / 'REPORT.md'
     p.write_text('\n'.join(L))
     return p
-
 
 # %% ../nbs/08_demo.ipynb #da0f5832
 def run_demo(out=None, fresh: bool = False, log=print) -> Path:

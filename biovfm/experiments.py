@@ -526,7 +526,9 @@ def launch(
     return plan(str(mp), rd, only)
 
 # %% ../nbs/07_experiments.ipynb #e36a772f
-def _sbatch_header(name: str, log: Path, nodes: int, gpus: int, cpus: int, time_limit: str, extra: list[str]) -> list[str]:
+def _sbatch_header(
+    name: str, log: Path, nodes: int, gpus: int, cpus: int, time_limit: str, extra: list[str]
+) -> list[str]:
     lines = [
         '#!/bin/bash',
         f"#SBATCH --job-name=biovfm-{name.replace('/', '.')}",
@@ -539,7 +541,11 @@ def _sbatch_header(name: str, log: Path, nodes: int, gpus: int, cpus: int, time_
     ]
     if gpus:
         lines.insert(3, f'#SBATCH --gpus-per-node={gpus}')
-    return lines + [f'#SBATCH {option}' for option in extra] + ['set -euo pipefail', f'cd {shlex.quote(str(repo_root()))}']
+    return (
+        lines
+        + [f'#SBATCH {option}' for option in extra]
+        + ['set -euo pipefail', f'cd {shlex.quote(str(repo_root()))}']
+    )
 
 
 def slurm_scripts(
@@ -561,11 +567,16 @@ def slurm_scripts(
     dest = Path(dest) if dest else rd / 'slurm'
     dest.mkdir(parents=True, exist_ok=True)
     extra = list(sbatch_options)
-    written, submit = [], ['#!/bin/bash', 'set -euo pipefail', f'cd {shlex.quote(str(dest))}', 'declare -A corpus_job']
+    written, submit = (
+        [],
+        ['#!/bin/bash', 'set -euo pipefail', f'cd {shlex.quote(str(dest))}', 'declare -A corpus_job'],
+    )
     for name, cfg in curate_steps(mp).items():
         script = dest / f'curate_{name}.sbatch'
         argv = curate_command(name, cfg, rd) + ['-p', 'num_shards', str(curate_tasks)]
-        lines = _sbatch_header(f'curate-{name}', rd / 'data' / name / 'slurm-%A_%a.out', 1, 0, cpus_per_gpu, time_limit, extra)
+        lines = _sbatch_header(
+            f'curate-{name}', rd / 'data' / name / 'slurm-%A_%a.out', 1, 0, cpus_per_gpu, time_limit, extra
+        )
         lines.insert(-2, f'#SBATCH --array=0-{curate_tasks - 1}')
         lines.append(shlex.join(argv) + ' -p shard "$SLURM_ARRAY_TASK_ID" -p workers "$SLURM_CPUS_PER_TASK"')
         script.write_text('\n'.join(lines) + '\n')
@@ -581,14 +592,31 @@ def slurm_scripts(
             needs = []
         else:
             data_list = _abs(expand(run.pretrain['data_list'], rd))
-            cfg = make_config(**(run.pretrain | dict(out_dir=str(out / 'pretrain'), data_list=str(data_list))))
+            cfg = make_config(
+                **(run.pretrain | dict(out_dir=str(out / 'pretrain'), data_list=str(data_list)))
+            )
             gpus = min(cfg.nproc, gpus_per_node)
             nodes = math.ceil(cfg.nproc / gpus)
-            lines = _sbatch_header(run.name, out / 'slurm-%j.out', nodes, gpus, gpus * cpus_per_gpu, time_limit, extra)
+            lines = _sbatch_header(
+                run.name, out / 'slurm-%j.out', nodes, gpus, gpus * cpus_per_gpu, time_limit, extra
+            )
             torchrun = [
-                'srun', 'torchrun', '--nnodes', '$SLURM_NNODES', '--nproc_per_node', str(gpus),
-                '--rdzv_id', '$SLURM_JOB_ID', '--rdzv_backend', 'c10d', '--rdzv_endpoint', '$MASTER_ADDR:29500',
-                '-m', 'biovfm.pretrain', *cli_args(cfg), '--no_progress',
+                'srun',
+                'torchrun',
+                '--nnodes',
+                '$SLURM_NNODES',
+                '--nproc_per_node',
+                str(gpus),
+                '--rdzv_id',
+                '$SLURM_JOB_ID',
+                '--rdzv_backend',
+                'c10d',
+                '--rdzv_endpoint',
+                '$MASTER_ADDR:29500',
+                '-m',
+                'biovfm.pretrain',
+                *cli_args(cfg),
+                '--no_progress',
             ]
             lines += [
                 'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',

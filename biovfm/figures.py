@@ -137,7 +137,6 @@ def composition_from_sources(path) -> pd.DataFrame:
         )
     )
 
-
 # %% ../nbs/06_figures.ipynb #7b2db97f
 def fig1_composition(comp: pd.DataFrame, title: str = ''):
     "Fig 1: images per modality and per source (log scale); modality x anatomy when anatomies are known."
@@ -475,7 +474,6 @@ def table1_from_results(results) -> pd.DataFrame:
         raise FileNotFoundError(f"no metrics.csv under {results}")
     t = pd.concat([table1(f) for f in files], ignore_index=True)
     return t.sort_values(['method', 'params_m', 'model'], ignore_index=True)
-
 
 # %% ../nbs/06_figures.ipynb #3213a454
 def _find_data_list(results, data_list=None):

@@ -532,10 +532,14 @@ def _peak_mem_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 # %% ../nbs/03_pretrain.ipynb #3e25188c
-def forward_loss(model, teacher, criterion, batch: dict, cfg: Config, schedule_values: dict, device, dtype) -> dict:
+def forward_loss(
+    model, teacher, criterion, batch: dict, cfg: Config, schedule_values: dict, device, dtype
+) -> dict:
     "Loss terms of one batch from the run's method, and the collapse signal `emb_std` of its class tokens."
     amp = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    out = get_method(cfg.method).forward_loss(model, teacher, criterion, batch, cfg, schedule_values, device, amp)
+    out = get_method(cfg.method).forward_loss(
+        model, teacher, criterion, batch, cfg, schedule_values, device, amp
+    )
     out['emb_std'] = embedding_std(out.pop('cls'))
     return out
 
@@ -551,7 +555,9 @@ def make_data(cfg: Config, world: int = 1, rank: int = 0, start_step: int = 0):
         seed=cfg.seed,
         load_size=cfg.load_size or None,
     )
-    shards = ds.shard_codes if ds.sharded else None  # a sharded list: each rank reads its own window of shards
+    shards = (
+        ds.shard_codes if ds.sharded else None
+    )  # a sharded list: each rank reads its own window of shards
     sampler = StepSampler(len(ds), cfg.batch_size // world, world, rank, cfg.seed, start_step, shards=shards)
     return ds, sampler, make_loader(ds, sampler, col, cfg.num_workers, pin_memory=torch.cuda.is_available())
 
@@ -763,7 +769,17 @@ def save_run(
     st = random.getstate()
     with torch.random.fork_rng(devices=[]):
         try:
-            _save_run(out, cfg, state, step, bad, rngs, schedule_values, export, data or data_fingerprint(cfg.data_list))
+            _save_run(
+                out,
+                cfg,
+                state,
+                step,
+                bad,
+                rngs,
+                schedule_values,
+                export,
+                data or data_fingerprint(cfg.data_list),
+            )
         finally:
             random.setstate(st)
 
@@ -879,7 +895,9 @@ def train(cfg: Config, progress: bool = True, stop_after: int | None = None) -> 
             "(no log, an untrained backbone); use max_steps >= 1"
         )
     data = data_fingerprint(cfg.data_list)
-    continues_this_folder = checkpoint_path is not None and checkpoint_path.resolve() == (out / CKPT).resolve()
+    continues_this_folder = (
+        checkpoint_path is not None and checkpoint_path.resolve() == (out / CKPT).resolve()
+    )
     with (
         run_lock(out) if rank == 0 else contextlib.nullcontext()
     ):  # one owner per run folder, for the whole run
@@ -890,9 +908,13 @@ def train(cfg: Config, progress: bool = True, stop_after: int | None = None) -> 
 
 def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress, stop_after) -> Path:
     "The run itself, in a run folder this process owns."
-    checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path is not None and checkpoint_path.exists() else None
+    checkpoint = (
+        load_checkpoint(checkpoint_path) if checkpoint_path is not None and checkpoint_path.exists() else None
+    )
     if checkpoint is not None:
-        check_resumable(checkpoint['config'], cfg, checkpoint.get('data_list'), data)  # before building the model
+        check_resumable(
+            checkpoint['config'], cfg, checkpoint.get('data_list'), data
+        )  # before building the model
     seed_everything(cfg.seed)  # identical init on every process
     model, teacher = build_model(cfg)
     model.to(device)
@@ -966,7 +988,9 @@ def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress
                 for p in last_params:
                     p.grad = None
             grad_norm = clip_gradients(model, params, cfg)
-            ok = torch.tensor([float(torch.isfinite(loss.detach()) and torch.isfinite(grad_norm))], device=device)
+            ok = torch.tensor(
+                [float(torch.isfinite(loss.detach()) and torch.isfinite(grad_norm))], device=device
+            )
             ok = _all_reduce(ok, dist.ReduceOp.MIN if dist.is_initialized() else None)
             if ok.item() == 1.0:
                 opt.step()
@@ -1003,7 +1027,9 @@ def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress
                     peak_mem_mb=_peak_mem_mb(device),
                 )
                 row |= {k: float(v) for k, v in out_d.items() if k != 'loss'}
-                row |= dict(grad_norm=float(grad_norm), skipped=int(ok.item() != 1.0), data_s=data_s, step_s=step_s)
+                row |= dict(
+                    grad_norm=float(grad_norm), skipped=int(ok.item() != 1.0), data_s=data_s, step_s=step_s
+                )
                 rows.append(row)
                 bar.update(1)
                 bar.set_postfix(loss=f"{lv:.4f}")

@@ -701,9 +701,6 @@ def _kwargs(s: str) -> dict:
 def _n(m):
     return sum(p.numel() for p in m.parameters())
 
-
-
-
 # %% ../nbs/04_probe.ipynb #f0393632
 def _set_size(model, img_size: int):
     "Resample a timm ViT's position embeddings to `img_size` when it differs."
@@ -862,7 +859,9 @@ def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, 
             info,
         )
     backbone.model = (
-        backbone.model.to(get_device(device) if isinstance(device, str) else device).eval().requires_grad_(False)
+        backbone.model.to(get_device(device) if isinstance(device, str) else device)
+        .eval()
+        .requires_grad_(False)
     )
     return backbone
 
@@ -1080,7 +1079,9 @@ def input_stats(backbone: Backbone, normalize: str = 'authors') -> dict:
         raise ValueError(f"normalize={normalize!r}: use one of {NORMALIZE}")
     if normalize == 'authors':
         return dict(mean=(0.5,) * 3, std=(0.5,) * 3)
-    return dict(mean=tuple(backbone.info.get('mean') or (0.5,) * 3), std=tuple(backbone.info.get('std') or (0.5,) * 3))
+    return dict(
+        mean=tuple(backbone.info.get('mean') or (0.5,) * 3), std=tuple(backbone.info.get('std') or (0.5,) * 3)
+    )
 
 # %% ../nbs/04_probe.ipynb #06e56545
 FEATURE_VERSION = 2
@@ -1234,7 +1235,16 @@ def cached_features(
     else:
         _, seed, k = view.split('-')
         f = epoch_view(
-            backbone.model, data.x[split], int(seed), int(k), batch_size, mean, std, features, drop_path, drop_last
+            backbone.model,
+            data.x[split],
+            int(seed),
+            int(k),
+            batch_size,
+            mean,
+            std,
+            features,
+            drop_path,
+            drop_last,
         )
     with atomic_path(p) as tmp_:
         with open(tmp_, 'wb') as fh:
@@ -1403,7 +1413,10 @@ def probe_one(
         if value not in allowed:
             raise ValueError(f"{name}={value!r}: use one of {allowed}")
     device = device or next(backbone.model.parameters()).device
-    if hasattr(backbone.model, 'set_input_size') and tuple(backbone.model.patch_embed.img_size) != (data.img_size,) * 2:
+    if (
+        hasattr(backbone.model, 'set_input_size')
+        and tuple(backbone.model.patch_embed.img_size) != (data.img_size,) * 2
+    ):
         _set_size(backbone.model, data.img_size)
         backbone._fp = None  # resampled position embeddings: new weights, new cache key
     cache_dir = Path(cache_dir) if cache_dir else runs_root() / 'probe_feature_cache'
@@ -1777,7 +1790,12 @@ def table1(
 def _table1_cells(t: pd.DataFrame) -> pd.DataFrame:
     "Table 1's printed cells: the model (and method, protocol, size, benchmark count when known), 'value (lo, hi)'."
     cells = pd.DataFrame(dict(Model=t.model.values))
-    for column, title in (('method', 'Method'), ('protocol', 'Protocol'), ('img_size', 'Size'), ('seed', 'Seed')):
+    for column, title in (
+        ('method', 'Method'),
+        ('protocol', 'Protocol'),
+        ('img_size', 'Size'),
+        ('seed', 'Seed'),
+    ):
         if column in t and (column != 'seed' or t.seed.nunique() > 1):  # the seed when it tells rows apart
             cells[title] = t[column].values
     for m in TABLE1_METRICS:

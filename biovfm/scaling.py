@@ -276,7 +276,12 @@ def npz_predictions(point: pd.Series):
     multilabel = benchmark_info(benchmark).multilabel if benchmark in MEDMNIST_2D else False
     with contextlib.suppress(KeyError, TypeError, ValueError):  # the probe's own layout: one exact file
         own = predictions_path(
-            src.parent, backbone_name, benchmark, point['protocol'], int(point['img_size']), int(point['seed'])
+            src.parent,
+            backbone_name,
+            benchmark,
+            point['protocol'],
+            int(point['img_size']),
+            int(point['seed']),
         )
         if own.exists():
             return read_predictions(own, multilabel)

@@ -101,14 +101,23 @@ def write_shards(
     shard_dir = root / SHARD_DIR
     shard_dir.mkdir(parents=True, exist_ok=True)
     n_shards = int(planned.shard_index.max()) + 1 if len(planned) else 0
-    reusable = bool((planned.key.to_numpy() == table.content_hash.astype(str).to_numpy()).all())  # content-hash keys
+    reusable = bool(
+        (planned.key.to_numpy() == table.content_hash.astype(str).to_numpy()).all()
+    )  # content-hash keys
     tasks, rows_of_shard = [], []
     for index in range(n_shards):
         rows = planned.index[planned.shard_index == index]
         rows = rows[np.argsort(planned.rank_in_shard.to_numpy()[rows])]
         rows_of_shard.append(rows)
-        tasks.append((root, shard_dir / shard_name(index), planned.key.to_numpy()[rows].tolist(),
-                      table.path.astype(str).to_numpy()[rows].tolist(), reusable))
+        tasks.append(
+            (
+                root,
+                shard_dir / shard_name(index),
+                planned.key.to_numpy()[rows].tolist(),
+                table.path.astype(str).to_numpy()[rows].tolist(),
+                reusable,
+            )
+        )
     if workers > 1 and n_shards > 1:
         with ProcessPoolExecutor(min(workers, n_shards)) as pool:
             results = list(pool.map(_write_shard, tasks))
@@ -158,7 +167,9 @@ class ShardReader:
         handle.seek(offset)
         data = handle.read(size)
         if len(data) != size:
-            raise OSError(f"{self.root / self.files[shard_code]}: {size} bytes expected at {offset}, got {len(data)}")
+            raise OSError(
+                f"{self.root / self.files[shard_code]}: {size} bytes expected at {offset}, got {len(data)}"
+            )
         return data
 
     def __getstate__(self):  # pickled into workers without open files
@@ -175,7 +186,13 @@ def _windowed(items_by_shard: list[np.ndarray], shard_order, window: int, rng) -
 
 
 def shard_window_order(
-    shard_codes, seed: int, epoch: int, batch_size: int, world: int = 1, window: int = 4, steps: int | None = None
+    shard_codes,
+    seed: int,
+    epoch: int,
+    batch_size: int,
+    world: int = 1,
+    window: int = 4,
+    steps: int | None = None,
 ) -> np.ndarray:
     "Item indices of one epoch: rank r's `batch_size` items of step j at [(j*world + r)*batch_size, ...+batch_size)."
     shard_codes = np.asarray(shard_codes)
