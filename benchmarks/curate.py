@@ -2,7 +2,8 @@
 import json, os, sys, tempfile, time
 from pathlib import Path
 from biovfm.core import data_dir, repo_root
-from biovfm.curate import curate, default_raw_dir
+from biovfm.curate import curate
+from biovfm.readers import default_raw_dir
 
 FILES = ['mr/niivue-demo-images/MR_Gd.nii.gz', 'mr/niivue-demo-images/chris_t1.nii.gz', 'ct/niivue-demo-images/CT_AVM.nii.gz',
          'mr/nilearn/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz', 'ct/niivue-demo-images/CT_pitch.nii.gz', 'mr/niivue-demo-images/register/T2w.nii.gz']

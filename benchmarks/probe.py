@@ -23,7 +23,7 @@ import argparse, os, re, tempfile, time, platform
 from pathlib import Path
 import numpy as np
 import torch
-from biovfm import probe as P
+from biovfm import probe as P, benchmarks as B
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--sections', default='timing,equivalence,switches,bootstrap')
@@ -59,7 +59,7 @@ if 'timing' in sections:
     say('|---|---|---|---|---|---|---|---|')
     fwd = {}
     for bm in ('breastmnist', 'pneumoniamnist'):
-        data = P.load_benchmark(bm, args.img_size, resize_from=28)
+        data = B.load_benchmark(bm, args.img_size, resize_from=28)
         n_img = sum(len(v) for v in data.x.values())
         t = time.perf_counter()
         for sp in ('train', 'val', 'test'): P.extract_features(bb.model, data.x[sp])
@@ -80,7 +80,7 @@ if 'timing' in sections:
             f"{a_f:.4f} | {a_F:.4f}{shortened} | {a_f - a_F:+.4f} |")
     say('')
     for bm, (tf, n) in fwd.items():
-        data = P.load_benchmark(bm, args.img_size, resize_from=28)
+        data = B.load_benchmark(bm, args.img_size, resize_from=28)
         r = P.probe_one(bb, data, 'fast', args.epochs, args.timing_views, cache_dir=tmp/f'cold2-{bm}')[1]
         say(f"- fast probe (cold cache, {args.epochs} epochs, 1000-resample bootstrap) / one frozen forward pass over the same "
             f"{n} images, {bm}: {r['total_s']:.2f} s / {tf:.2f} s = **{r['total_s']/tf:.2f}x** "
@@ -96,7 +96,7 @@ if 'equivalence' in sections:
     say('|---|---|---|---|---|---|---|---|---|')
     bb = P.load_probe_backbone(args.equiv_backbone, args.equiv_img_size, seed=42)
     for bm, ep in equiv_epochs.items():
-        data = P.load_benchmark(bm, args.equiv_img_size, resize_from=28)
+        data = B.load_benchmark(bm, args.equiv_img_size, resize_from=28)
         cache = tmp/f'equiv-cache-{bm}'
         def faithful(seed, out):
             "The faithful probe, run as such or (--reference views) as the fast one with one view per epoch: identical."
@@ -142,7 +142,7 @@ if 'switches' in sections:
                 ("thresholds='midpoint'", dict(thresholds='midpoint')), ('drop_last=False', dict(drop_last=False)),
                 ("bootstrap='seeded'", dict(bootstrap='seeded'))]
     for bm in ('breastmnist', 'pneumoniamnist'):
-        data = P.load_benchmark(bm, args.equiv_img_size, resize_from=28)
+        data = B.load_benchmark(bm, args.equiv_img_size, resize_from=28)
         def run(label, probe_bb, V, **kw):
             out = tmp/f"switch-{bm}-{re.sub(r'[^a-z0-9]+', '-', label)}-{V}"
             rows, rec = P.probe_one(probe_bb, data, 'fast', args.epochs, V, cache_dir=tmp/'switch-cache', out_dir=out, **kw)

@@ -45,7 +45,7 @@ def child_near(n:int, n_pairs:int, seed:int) -> dict:
 
 def child_near_pairs(n:int, seed:int) -> dict:
     import numpy as np
-    from biovfm.curate import near_pairs
+    from biovfm.dedup import near_pairs
     from biovfm.scale import near_duplicates, planted_hashes
     hashes, planted = planted_hashes(n, 1000, 4, seed)
     t = time.perf_counter(); old = near_pairs(hashes, threshold=4); old_s = time.perf_counter() - t

@@ -12,13 +12,14 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['MODALITIES', 'MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SCHEMAS', 'PREDICTIONS_DIR',
-           'IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHTS', 'LEGACY_WEIGHTS', 'repo_root', 'data_root', 'data_dir',
-           'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info', 'benchmarks', 'medmnist_dirs',
-           'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest', 'find_medmnist', 'load_medmnist',
-           'timm_name', 'short_arch', 'backbone_params', 'backbone_table', 'seed_everything', 'get_device',
-           'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema', 'write_table', 'read_table', 'slug',
-           'predictions_path', 'find_predictions', 'markdown_table', 'weighted_auc', 'timm_config', 'save_backbone',
-           'load_backbone', 'tensorboard_writer', 'write_scalars', 'run_parameters']
+           'IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHTS', 'LEGACY_WEIGHTS', 'KERNEL_NAMES', 'PARAMETER_TYPES', 'repo_root',
+           'data_root', 'data_dir', 'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info',
+           'benchmarks', 'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest',
+           'find_medmnist', 'load_medmnist', 'timm_name', 'short_arch', 'backbone_params', 'backbone_table',
+           'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema',
+           'write_table', 'read_table', 'slug', 'predictions_path', 'find_predictions', 'markdown_table',
+           'weighted_auc', 'timm_config', 'save_backbone', 'load_backbone', 'tensorboard_writer', 'write_scalars',
+           'run_parameters', 'refuse_parameters', 'registering']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -731,3 +732,28 @@ def run_parameters(namespace: dict, names_before: set, valid, stage: str) -> dic
             f"{stage}: unknown parameter(s) {unknown}; valid parameters: {', '.join(sorted(valid))}"
         )
     return given
+
+
+KERNEL_NAMES = {'In', 'Out', 'exit', 'quit', 'open', 'get_ipython'}  # a kernel's own names
+PARAMETER_TYPES = (str, int, float, bool, list, dict, tuple, type(None))  # what papermill can inject
+
+
+def refuse_parameters(namespace: dict, stage: str):
+    "In a notebook without a run (it teaches and exports): fail when papermill injected any parameter."
+    given = sorted(
+        name
+        for name, value in namespace.items()
+        if not name.startswith('_') and name not in KERNEL_NAMES and isinstance(value, PARAMETER_TYPES)
+    )
+    if given:
+        raise TypeError(f"{stage} takes no parameters (it teaches and exports; it has no run), got {given}")
+
+
+def registering(registry: dict, name: str):
+    "A decorator that stores the decorated function in `registry` under `name` (the registries' shared helper)."
+
+    def register(function):
+        registry[name] = function
+        return function
+
+    return register

@@ -29,7 +29,8 @@ def example_data_list(
     slice_step: int = 6,
 ) -> Path:
     "A data list of `n` real images curated (nbs/01_curate) from `max_files` raw files at `size` px; built once, then reused."
-    from biovfm.curate import curate, random_subset, write_subset
+    from biovfm.curate import curate
+    from biovfm.subsets import random_subset, write_subset
 
     out_dir = Path(out_dir) if out_dir is not None else runs_root() / f'example_data_list_{n}_{size}_{seed}'
     pq = out_dir / 'data_list.parquet'

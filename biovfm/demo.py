@@ -67,7 +67,7 @@ def demo_benchmarks() -> str:
 
 def check_demo_inputs(benchmarks: str) -> dict:
     "Fail within seconds, before any expensive step, naming what is missing and how to get it."
-    from biovfm.curate import default_raw_dir
+    from biovfm.readers import default_raw_dir
 
     raw = default_raw_dir()
     files = [

@@ -48,25 +48,36 @@ DINOV2_BATCH_PER_GPU = (
 )
 
 
-def dinov2_recipe(arch: str, data: str, gpus: int = 8) -> dict:
-    "DINOv2 default recipe (ssl_default_config, vitl16_short) for the scaling sweep: the same for ViT-T/S/B/L."
-    big = arch in ('vit_large', 'vit_huge')
-    batch = DINOV2_BATCH_PER_GPU * gpus
+def _paper_run(
+    method: str, arch: str, data: str, gpus: int, batch: int, lr: float, max_steps: int, patch_size: int
+):
+    "What every paper pretraining run states, in the config files' key order: model, data, batch, lr, length, machine."
     return dict(
-        method='dinov2',
-        arch=timm_name(arch),
+        method=method,
+        arch=arch,
         data_list=PAPER_SUBSETS[data],
         img_size=224,
-        patch_size=16,
+        patch_size=patch_size,
         batch_size=batch,
-        lr=0.004 * math.sqrt(batch / 1024),
-        max_steps=100 * 1250,
+        lr=lr,
+        max_steps=max_steps,
         nproc=gpus,
         precision='auto',
         num_workers=10,
         seed=0,
         save_every=2500,
         resume='auto',
+    )
+
+
+def dinov2_recipe(arch: str, data: str, gpus: int = 8) -> dict:
+    "DINOv2 default recipe (ssl_default_config, vitl16_short) for the scaling sweep: the same for ViT-T/S/B/L."
+    big = arch in ('vit_large', 'vit_huge')
+    batch = DINOV2_BATCH_PER_GPU * gpus
+    run = _paper_run(
+        'dinov2', timm_name(arch), data, gpus, batch, 0.004 * math.sqrt(batch / 1024), 100 * 1250, 16
+    )
+    return run | dict(
         preset='reference',
         centering='centering',
         ibot_separate_head=False,
@@ -74,29 +85,19 @@ def dinov2_recipe(arch: str, data: str, gpus: int = 8) -> dict:
         head_bottleneck=256,
         drop_path=0.3,
         layer_decay=0.9,
-        strategy='fsdp' if big else 'ddp',
+        strategy='fsdp' if big else 'ddp',  # ViT-L: FSDP2 shards + activation checkpointing
         grad_ckpt=big,
-    )  # ViT-L: FSDP2 shards + activation checkpointing
+    )
 
 
 def dinov2_large_recipe(data: str, gpus: int = 8, batch_per_gpu: int = 32) -> dict:
     "DINOv2's large-model recipe (vitl14 / vitg14) on the SwiGLU ViT-H/14 the authors evaluate (`dino_vit_huge`)."
     batch = batch_per_gpu * gpus
-    return dict(
-        method='dinov2',
-        arch='vit_huge_patch14_swiglu_224',
-        data_list=PAPER_SUBSETS[data],
-        img_size=224,
-        patch_size=14,
-        batch_size=batch,
-        lr=2e-4 * math.sqrt(batch / 1024),
-        max_steps=500 * 1250,  # vitl14: 500 epochs
-        nproc=gpus,
-        precision='auto',
-        num_workers=10,
-        seed=0,
-        save_every=2500,
-        resume='auto',
+    lr = 2e-4 * math.sqrt(batch / 1024)
+    run = _paper_run(
+        'dinov2', 'vit_huge_patch14_swiglu_224', data, gpus, batch, lr, 500 * 1250, 14
+    )  # 500 epochs
+    return run | dict(
         preset='reference',
         centering='sinkhorn_knopp',
         ibot_separate_head=True,
@@ -116,24 +117,9 @@ def dinov2_large_recipe(data: str, gpus: int = 8, batch_per_gpu: int = 32) -> di
 def mae_recipe(arch: str, data: str, gpus: int = 8, epochs: int = 800) -> dict:
     "MAE reference parameters for `arch` (batch 4096, lr = 1.5e-4 x batch/256)."
     batch, big = 4096, arch in ('vit_large', 'vit_huge')
-    return dict(
-        method='mae',
-        arch=timm_name(arch),
-        data_list=PAPER_SUBSETS[data],
-        img_size=224,
-        patch_size=16,
-        batch_size=batch,
-        lr=1.5e-4 * batch / 256,
-        max_steps=math.ceil(epochs * SUBSET_IMAGES[data] / batch),
-        nproc=gpus,
-        precision='auto',
-        num_workers=10,
-        seed=0,
-        save_every=2500,
-        resume='auto',
-        strategy='fsdp' if big else 'ddp',
-        grad_ckpt=False,
-    )
+    max_steps = math.ceil(epochs * SUBSET_IMAGES[data] / batch)
+    run = _paper_run('mae', timm_name(arch), data, gpus, batch, 1.5e-4 * batch / 256, max_steps, 16)
+    return run | dict(strategy='fsdp' if big else 'ddp', grad_ckpt=False)
 
 
 def probe_recipe(img_size: int = 224, benchmarks=MEDMNIST_2D, protocol='fast') -> dict:

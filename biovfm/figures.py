@@ -26,7 +26,7 @@ from biovfm.scaling import (
     default_scaling_dir,
     find_metrics,
 )
-from .curate import composition
+from .subsets import composition
 from .probe import table1, table1_markdown, table1_latex, write_table1
 
 # %% auto #0

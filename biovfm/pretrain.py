@@ -51,7 +51,8 @@ __all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_
            'schedules', 'make_vit', 'build_model', 'backbone_of', 'param_count', 'embedding_std', 'param_groups',
            'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state', 'load_checkpoint', 'data_fingerprint',
            'check_resumable', 'forward_loss', 'make_data', 'run_lock', 'prepare_run_folder', 'wrap_model', 'ema_update',
-           'run_name', 'full_state', 'load_optimizer_state', 'save_run', 'clip_gradients', 'train', 'cli_args', 'main',
+           'run_name', 'full_state', 'load_optimizer_state', 'save_run', 'clip_gradients', 'train', 'Training',
+           'build_training', 'optimisation_step', 'apply_or_skip', 'log_row', 'checkpoint_all', 'cli_args', 'main',
            'run', 'load_pretraining_model']
 
 # %% ../nbs/03_pretrain.ipynb #86a09211
@@ -146,7 +147,7 @@ class SSLMethod:
     def preset(
         self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
     ) -> dict:
-        "Values of the `Config` knobs this method sets for `preset` ('reference' or 'small'); `None` knobs are filled from it."
+        "Values of the `Config` knobs this method sets for `preset` ('reference' or 'small'); fills `None` knobs."
         raise NotImplementedError
 
     def validate(self, cfg: Config):
@@ -171,7 +172,7 @@ class SSLMethod:
     def forward_loss(
         self, model, teacher, criterion, batch: dict, cfg: Config, schedule: dict, device, amp
     ) -> dict:
-        "Loss terms of one batch: `loss` (to backpropagate), `cls` (class tokens, for the collapse signal), logged scalars."
+        "Loss terms of one batch: `loss` (backpropagated), `cls` (class tokens: collapse signal), logged scalars."
         raise NotImplementedError
 
     def schedules(self, cfg: Config, step: int) -> dict:
@@ -200,7 +201,7 @@ _HOOKS = ('preset', 'build', 'views', 'forward_loss', 'flops_per_image')
 
 
 def register_method(method: SSLMethod) -> SSLMethod:
-    "Make `method` (an `SSLMethod` instance) available by its name to `make_config`, `train`, the recipes and the estimates."
+    "Make `method` (an `SSLMethod` instance) available by name to `make_config`, `train`, recipes, estimates."
     missing = [hook for hook in _HOOKS if not callable(getattr(method, hook, None))]
     if not getattr(method, 'name', '') or isinstance(method, type) or missing:
         raise TypeError(
@@ -212,15 +213,23 @@ def register_method(method: SSLMethod) -> SSLMethod:
 
 
 def get_method(name: str) -> SSLMethod:
-    "The registered method called `name`; a clear error listing the known ones."
-    if name not in METHODS and name in BUILTIN_METHODS:
+    "The method registered as `name`, or built from a `module:Class` spec (torchrun workers import it)."
+    if name not in METHODS and (name in BUILTIN_METHODS or ':' in name):
         import importlib
 
-        module_name, class_name = BUILTIN_METHODS[name].split(':')
-        register_method(getattr(importlib.import_module(module_name), class_name)())
+        module_name, class_name = BUILTIN_METHODS.get(name, name).split(':', 1)
+        try:
+            method_class = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(
+                f"method={name!r}: cannot load {class_name} from {module_name} ({error})"
+            ) from error
+        method = register_method(method_class())
+        METHODS[name] = method  # the spec finds it too, in this process and in every worker that imports it
     if name not in METHODS:
         raise ValueError(
-            f"method={name!r}: unknown; registered methods are {sorted(set(METHODS) | set(BUILTIN_METHODS))}"
+            f"method={name!r}: unknown; registered methods are {sorted(set(METHODS) | set(BUILTIN_METHODS))} "
+            "(or give a 'module:Class' spec of an SSLMethod)"
         )
     return METHODS[name]
 
@@ -251,14 +260,14 @@ EPOCH = 1250  # DINOv2's "epoch" in iterations
 
 
 def preset_steps(fraction: float, cap: int, max_steps: int) -> int:
-    "A schedule length as a fraction of the run, capped (DINOv2 caps warm-ups in epochs of `EPOCH` iterations)."
+    "A schedule length as a fraction of the run, capped (DINOv2 caps warm-ups in epochs of `EPOCH` steps)."
     return max(0, min(round(fraction * max_steps), cap))
 
 
 def preset_values(
     method: str, arch: str, img_size: int, batch_size: int, max_steps: int, preset: str = 'auto'
 ) -> dict:
-    "The recipe values of `preset` ('reference' or 'small'; 'auto': small below 112 px) for a run: shared + the method's own."
+    "Recipe values of `preset` ('reference', 'small'; 'auto': small below 112 px): shared + the method's own."
     ssl_method = get_method(method)
     if preset == 'auto':
         preset = 'small' if img_size < 112 else 'reference'
@@ -322,7 +331,7 @@ def cosine(step: float, total: float, start: float, end: float) -> float:
 
 
 def schedules(cfg: Config, step: int) -> dict:
-    "lr and weight decay at `step`, plus the method's own (EMA momentum, teacher temperature, last-layer freeze)."
+    "lr and weight decay at `step`, plus the method's own (EMA momentum, teacher temperature, freezing)."
     total, warmup = max(cfg.max_steps, 1), cfg.warmup_steps
     lr = (
         cfg.lr * (step + 1) / warmup
@@ -357,7 +366,7 @@ def make_vit(cfg: Config, drop_path: float | None = None):
 
 # %% ../nbs/03_pretrain.ipynb #dfabd1b4
 def build_model(cfg: Config):
-    "The trainable model of `cfg` and its EMA teacher (None for methods without one), from the registered method."
+    "The trainable model of `cfg` and its EMA teacher (None without one), from the registered method."
     ssl_method = get_method(cfg.method)
     model = ssl_method.build(cfg)
     return model, ssl_method.teacher(cfg, model)
@@ -369,7 +378,7 @@ def backbone_of(model: nn.Module) -> nn.Module:
 
 
 def param_count(method: str, arch: str, img_size: int = 224, patch_size: int | None = None, **kw) -> dict:
-    "Parameters of the backbone and of the whole pretraining model (MAE encoder + decoder; DINOv2 student + heads)."
+    "Parameters of the backbone and the whole pretraining model (MAE encoder + decoder; DINOv2 + heads)."
     cfg = make_config(
         method=method,
         arch=arch,
@@ -394,7 +403,7 @@ def _all_reduce(x: torch.Tensor, op=None) -> torch.Tensor:
 
 # %% ../nbs/03_pretrain.ipynb #9e112c10
 def embedding_std(x: torch.Tensor) -> float:
-    "Collapse signal: per-dimension std of L2-normalised embeddings x sqrt(dim) (about 1 when spread, 0 when collapsed)."
+    "Collapse signal: per-dimension std of L2-normalised embeddings x sqrt(dim) (~1 spread, 0 collapsed)."
     x = F.normalize(x.detach().float(), dim=-1)
     return float(x.std(0).mean() * math.sqrt(x.shape[-1])) if len(x) > 1 else float('nan')
 
@@ -576,7 +585,7 @@ RUN_FILES = (
 
 @contextlib.contextmanager
 def run_lock(out_dir):
-    "Hold `out_dir/.lock` (exclusive `flock`, released however the process ends) for a run; a clear error if taken."
+    "Hold `out_dir/.lock` (exclusive `flock`, released however the process ends); a clear error if taken."
     lock_path = Path(out_dir) / LOCK
     lock_file = open(lock_path, 'a+')
     try:
@@ -603,7 +612,7 @@ def run_lock(out_dir):
 
 
 def prepare_run_folder(out_dir, keep_run: bool = True) -> Path | None:
-    "Delete a killed save's temporary files; unless `keep_run`, move an earlier run to `previous/<time>/` (returned)."
+    "Delete a killed save's temporary files; unless `keep_run`, move an earlier run to `previous/<time>/`."
     out_dir = Path(out_dir)
     stale = [f for name in RUN_FILES for f in atomic_temp_files(out_dir, name)]
     for f in stale:
@@ -639,7 +648,7 @@ def _dist_setup():
 
 
 def wrap_model(model: nn.Module, teacher, cfg: Config, world: int, device) -> nn.Module:
-    "Set up `cfg.strategy` across `world` processes; returns the module to call for the student's forward (the teacher is sharded in place)."
+    "Set up `cfg.strategy` over `world` processes; the module for the student's forward (teacher sharded in place)."
     if cfg.grad_ckpt:
         model.backbone.set_grad_checkpointing(True)
     if world == 1:
@@ -696,7 +705,7 @@ def _truncate_log(path: Path, step: int) -> bool:
 
 # %% ../nbs/03_pretrain.ipynb #a674c69a
 def run_name(out_dir) -> str:
-    "A run's name in results tables: its folder's name (the parent's when the folder is the launcher's `pretrain/`)."
+    "A run's name in results tables: its folder's name (the parent's for the launcher's `pretrain/`)."
     p = Path(out_dir).resolve()
     return p.parent.name if p.name == 'pretrain' else p.name
 
@@ -708,7 +717,7 @@ def _opt_names(model: nn.Module, opt) -> list[str]:
 
 
 def full_state(model: nn.Module, teacher, opt, criterion, fsdp: bool = False) -> dict:
-    "Whole (unsharded, CPU under FSDP2) state of a run: weights, teacher, optimiser keyed by parameter name, loss state. Collective under FSDP2."
+    "Whole (unsharded) state of a run: weights, teacher, optimiser by parameter name, loss state (collective)."
     if fsdp:
         from torch.distributed.checkpoint.state_dict import (
             get_model_state_dict,
@@ -735,7 +744,7 @@ def full_state(model: nn.Module, teacher, opt, criterion, fsdp: bool = False) ->
 
 
 def load_optimizer_state(model: nn.Module, opt, sd: dict, fsdp: bool = False):
-    "Restore a `full_state` optimiser state (by name; also a plain `opt.state_dict()` of the same model) into `opt`."
+    "Restore a `full_state` optimiser state (by name; or a plain `opt.state_dict()`) into `opt`."
     by_name = any(isinstance(n, str) for g in sd['param_groups'] for n in g['params'])
     if fsdp:
         if not by_name:
@@ -765,7 +774,7 @@ def save_run(
     export: bool = True,
     data: dict | None = None,
 ):
-    "Atomic checkpoint (+ backbone export) of a `full_state` at `step` (call on rank 0); leaves the RNG streams untouched."
+    "Atomic checkpoint (+ backbone export) of a `full_state` at `step` (rank 0); RNG streams untouched."
     st = random.getstate()
     with torch.random.fork_rng(devices=[]):
         try:
@@ -865,7 +874,7 @@ def clip_gradients(model: nn.Module, params: list, cfg: Config) -> torch.Tensor:
 
 # %% ../nbs/03_pretrain.ipynb #0a035e09
 def train(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Path:
-    "Pretrain `cfg` to `cfg.max_steps` (resuming when a checkpoint exists); returns the run folder. `stop_after`: exit after that many steps (tests)."
+    "Pretrain `cfg` to `cfg.max_steps` (resuming a checkpoint); the run folder. `stop_after`: exit after N steps."
     world, rank, local = _dist_setup()
     if world != cfg.nproc:
         cfg = dataclasses.replace(cfg, nproc=world)
@@ -906,12 +915,52 @@ def train(cfg: Config, progress: bool = True, stop_after: int | None = None) -> 
         return _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress, stop_after)
 
 
-def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress, stop_after) -> Path:
-    "The run itself, in a run folder this process owns."
-    checkpoint = (
-        load_checkpoint(checkpoint_path) if checkpoint_path is not None and checkpoint_path.exists() else None
-    )
-    if checkpoint is not None:
+@dataclass
+class Training:
+    "What one process's training loop works on: settings, models, optimiser, step, skipped steps."
+
+    cfg: Config
+    out: Path
+    data: dict  # the data list's fingerprint (stored with each checkpoint)
+    world: int
+    rank: int
+    device: torch.device
+    dtype: torch.dtype
+    model: nn.Module  # the student (MAE: the whole model)
+    teacher: nn.Module | None
+    criterion: nn.Module | None  # a loss with state (DINOv2's centres), or None
+    wrapped: nn.Module  # the model as DDP / FSDP2 runs it
+    opt: torch.optim.Optimizer
+    fsdp: bool
+    step: int = 0
+    bad: int = 0  # consecutive skipped (non-finite) steps
+
+    def __post_init__(self):
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.last_params = [p for g in self.opt.param_groups if g['last_layer'] for p in g['params']]
+
+
+def _restore(checkpoint: dict, model, teacher, criterion, world: int, rank: int) -> tuple[int, int]:
+    "Load a checkpoint's weights, loss state and this process's RNG; return (step, skipped steps)."
+    model.load_state_dict(checkpoint['model'])
+    if teacher is not None:
+        teacher.load_state_dict(checkpoint['teacher'])
+    if criterion is not None:
+        criterion.load_state_dict(checkpoint['criterion'])
+    if len(checkpoint['rng']) == world:
+        set_rng_state(checkpoint['rng'][rank])
+    elif rank == 0:
+        warnings.warn(
+            f"resuming {len(checkpoint['rng'])}-process run on {world}: data order is kept, dropout RNG is not"
+        )
+    return checkpoint['step'], checkpoint['bad_steps']
+
+
+def build_training(cfg, out, checkpoint_path, data, world, rank, device, dtype) -> Training:
+    "Models, loss state and optimiser of a run, fresh or restored from `checkpoint_path` (checked first)."
+    checkpoint = None
+    if checkpoint_path is not None and checkpoint_path.exists():
+        checkpoint = load_checkpoint(checkpoint_path)
         check_resumable(
             checkpoint['config'], cfg, checkpoint.get('data_list'), data
         )  # before building the model
@@ -925,136 +974,162 @@ def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress
     step, bad = 0, 0
     seed_everything(cfg.seed * 1000 + rank)  # per-process stream (drop path)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint['model'])
-        if teacher is not None:
-            teacher.load_state_dict(checkpoint['teacher'])
-        if criterion is not None:
-            criterion.load_state_dict(checkpoint['criterion'])
-        step, bad = checkpoint['step'], checkpoint['bad_steps']
-        if len(checkpoint['rng']) == world:
-            set_rng_state(checkpoint['rng'][rank])
-        elif rank == 0:
-            warnings.warn(
-                f"resuming {len(checkpoint['rng'])}-process run on {world}: data order is kept, dropout RNG is not"
-            )
-    ddp = wrap_model(model, teacher, cfg, world, device)
+        step, bad = _restore(checkpoint, model, teacher, criterion, world, rank)
+    wrapped = wrap_model(model, teacher, cfg, world, device)
     opt = make_optimizer(model, cfg)  # after sharding: AdamW state lives on each process's shard
     if checkpoint is not None:
         load_optimizer_state(model, opt, checkpoint['optimizer'], fsdp)
-        del checkpoint
+    return Training(
+        cfg, out, data, world, rank, device, dtype, model, teacher, criterion, wrapped, opt, fsdp, step, bad
+    )
+
+
+def optimisation_step(run: Training, batch, schedule_values: dict):
+    "Forward, backward, per-module clipping: (loss terms, loss value, grad norm, finite on all processes)."
+    apply_schedules(run.opt, schedule_values)
+    loss_terms = forward_loss(
+        run.wrapped, run.teacher, run.criterion, batch, run.cfg, schedule_values, run.device, run.dtype
+    )
+    loss = loss_terms['loss']
+    loss_value = float(loss.detach())
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if schedule_values['freeze_last_layer']:
+        for p in run.last_params:
+            p.grad = None
+    grad_norm = clip_gradients(run.model, run.params, run.cfg)
+    finite = torch.tensor(
+        [float(torch.isfinite(loss.detach()) and torch.isfinite(grad_norm))], device=run.device
+    )
+    finite = _all_reduce(finite, dist.ReduceOp.MIN if dist.is_initialized() else None)
+    return loss_terms, loss_value, grad_norm, finite.item() == 1.0
+
+
+def apply_or_skip(run: Training, finite: bool, schedule_values: dict, loss_value: float):
+    "The NaN guard: a finite step updates weights and teacher EMA; else it is skipped (too many in a row fail)."
+    if finite:
+        run.opt.step()
+        if run.teacher is not None:
+            ema_update(run.model, run.teacher, schedule_values['momentum'])
+        run.bad = 0
+        return
+    run.bad += 1
+    run.opt.zero_grad(set_to_none=True)
+    if run.rank == 0:
+        warnings.warn(
+            f"step {run.step}: non-finite loss or gradient ({loss_value:.4g}); step skipped ({run.bad} in a row)"
+        )
+    if run.bad >= run.cfg.max_bad_steps:
+        raise FloatingPointError(
+            f"{run.bad} consecutive steps with non-finite loss/gradients at step {run.step}: "
+            f"lower lr (now {schedule_values['lr']:.3g}), check the data, or use precision='fp32'"
+        )
+
+
+def log_row(
+    run: Training, epoch: int, loss_value, loss_terms, schedule_values, grad_norm, finite, timings: dict
+):
+    "The `log.csv` row of the step just taken (`SCHEMAS['pretrain_log']`, the method's loss terms, timings)."
+    row = dict(
+        step=run.step,
+        epoch=epoch,
+        loss=loss_value,
+        lr=schedule_values['lr'],
+        wd=schedule_values['wd'],
+        momentum=schedule_values['momentum'],
+        teacher_temp=schedule_values['teacher_temp'],
+        images_per_s=run.cfg.batch_size / (timings['step_s'] + timings['data_s']),
+        peak_mem_mb=_peak_mem_mb(run.device),
+    )
+    row |= {k: float(v) for k, v in loss_terms.items() if k != 'loss'}
+    return row | dict(grad_norm=float(grad_norm), skipped=int(not finite), **timings)
+
+
+def checkpoint_all(run: Training, schedule_values: dict):
+    "Gather every process's RNG state and the full model/optimiser state; rank 0 writes the run; all wait."
+    rngs = [None] * run.world
+    if dist.is_initialized():
+        dist.all_gather_object(rngs, rng_state())
+    else:
+        rngs = [rng_state()]
+    state = full_state(run.model, run.teacher, run.opt, run.criterion, run.fsdp)
+    if run.rank == 0:
+        save_run(run.out, run.cfg, state, run.step, run.bad, rngs, schedule_values, data=run.data)
+    del state
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def _export_finished(run: Training):
+    "A run already at `max_steps`: nothing to train; write its backbone when it has none yet."
+    if run.rank == 0:
+        print(f"{run.out}: already at step {run.step} >= max_steps={run.cfg.max_steps}; nothing to do")
+    if (run.out / 'backbone.json').exists():
+        return
+    state = full_state(run.model, run.teacher, run.opt, run.criterion, run.fsdp)
+    if run.rank == 0:
+        last_schedules = schedules(run.cfg, max(run.step - 1, 0))
+        save_run(
+            run.out,
+            run.cfg,
+            state,
+            run.step,
+            run.bad,
+            [rng_state()] * run.world,
+            last_schedules,
+            data=run.data,
+        )
+
+
+def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress, stop_after) -> Path:
+    "The run itself, in a run folder this process owns: restore or build, then step, log and checkpoint."
+    run = build_training(cfg, out, checkpoint_path, data, world, rank, device, dtype)
     log_path = out / 'log.csv'
-    has_log = _truncate_log(log_path, step) if rank == 0 else False
-    if step >= cfg.max_steps:
-        if rank == 0:
-            print(f"{out}: already at step {step} >= max_steps={cfg.max_steps}; nothing to do")
-        if not (out / 'backbone.json').exists():
-            state = full_state(model, teacher, opt, criterion, fsdp)
-            last_schedules = schedules(cfg, max(step - 1, 0))
-            if rank == 0:
-                save_run(out, cfg, state, step, bad, [rng_state()] * world, last_schedules, data=data)
+    has_log = _truncate_log(log_path, run.step) if rank == 0 else False
+    if run.step >= cfg.max_steps:
+        _export_finished(run)
         return out
-    ds, sampler, loader = make_data(cfg, world, rank, step)
-    writer = tensorboard_writer(out / 'tensorboard', step) if cfg.tensorboard and rank == 0 else None
+    ds, sampler, loader = make_data(cfg, world, rank, run.step)
+    writer = tensorboard_writer(out / 'tensorboard', run.step) if cfg.tensorboard and rank == 0 else None
     if rank == 0:
         print(
-            f"{cfg.method} {cfg.arch} @{cfg.img_size}px/p{cfg.patch_size}: {len(ds)} images, {sampler.steps_per_epoch} steps/epoch, "
-            f"global batch {cfg.batch_size} on {world} process(es), {device}, {dtype}; steps {step} -> {cfg.max_steps}"
+            f"{cfg.method} {cfg.arch} @{cfg.img_size}px/p{cfg.patch_size}: {len(ds)} images, "
+            f"{sampler.steps_per_epoch} steps/epoch, global batch {cfg.batch_size} on {world} process(es), "
+            f"{device}, {dtype}; steps {run.step} -> {cfg.max_steps}"
         )
     from tqdm.auto import tqdm
 
-    bar = tqdm(
-        total=cfg.max_steps,
-        initial=step,
-        disable=not progress or rank != 0,
-        desc=f'{cfg.method} {short_arch(cfg.arch)}',
-    )
-    params = [p for p in model.parameters() if p.requires_grad]
-    last_params = [p for g in opt.param_groups if g['last_layer'] for p in g['params']]
+    description = f'{cfg.method} {short_arch(cfg.arch)}'
+    bar = tqdm(total=cfg.max_steps, initial=run.step, disable=not progress or rank != 0, desc=description)
     rows, t_data, n_done = [], time.perf_counter(), 0
     it = iter(loader)
     try:
-        while step < cfg.max_steps:
+        while run.step < cfg.max_steps:
             batch = next(it)
             t0 = time.perf_counter()
-            data_s = t0 - t_data
-            schedule_values = schedules(cfg, step)
-            apply_schedules(opt, schedule_values)
-            out_d = forward_loss(ddp, teacher, criterion, batch, cfg, schedule_values, device, dtype)
-            loss = out_d['loss']
-            lv = float(loss.detach())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if schedule_values['freeze_last_layer']:
-                for p in last_params:
-                    p.grad = None
-            grad_norm = clip_gradients(model, params, cfg)
-            ok = torch.tensor(
-                [float(torch.isfinite(loss.detach()) and torch.isfinite(grad_norm))], device=device
-            )
-            ok = _all_reduce(ok, dist.ReduceOp.MIN if dist.is_initialized() else None)
-            if ok.item() == 1.0:
-                opt.step()
-                bad = 0
-                if teacher is not None:
-                    ema_update(model, teacher, schedule_values['momentum'])
-            else:
-                bad += 1
-                opt.zero_grad(set_to_none=True)
-                if rank == 0:
-                    warnings.warn(
-                        f"step {step}: non-finite loss or gradient ({lv:.4g}); step skipped ({bad} in a row)"
-                    )
-                if bad >= cfg.max_bad_steps:
-                    raise FloatingPointError(
-                        f"{bad} consecutive steps with non-finite loss/gradients at step {step}: "
-                        f"lower lr (now {schedule_values['lr']:.3g}), check the data, or use precision='fp32'"
-                    )
+            schedule_values = schedules(cfg, run.step)
+            loss_terms, loss_value, grad_norm, finite = optimisation_step(run, batch, schedule_values)
+            apply_or_skip(run, finite, schedule_values, loss_value)
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
-            step_s = time.perf_counter() - t0
-            step += 1
-            n_done += 1
+            timings = dict(data_s=t0 - t_data, step_s=time.perf_counter() - t0)
             if rank == 0:
-                row = dict(
-                    step=step - 1,
-                    epoch=sampler.epoch(step - 1),
-                    loss=lv,
-                    lr=schedule_values['lr'],
-                    wd=schedule_values['wd'],
-                    momentum=schedule_values['momentum'],
-                    teacher_temp=schedule_values['teacher_temp'],
-                    images_per_s=cfg.batch_size / (step_s + data_s),
-                    peak_mem_mb=_peak_mem_mb(device),
+                epoch = sampler.epoch(run.step)
+                rows.append(
+                    log_row(run, epoch, loss_value, loss_terms, schedule_values, grad_norm, finite, timings)
                 )
-                row |= {k: float(v) for k, v in out_d.items() if k != 'loss'}
-                row |= dict(
-                    grad_norm=float(grad_norm), skipped=int(ok.item() != 1.0), data_s=data_s, step_s=step_s
-                )
-                rows.append(row)
                 bar.update(1)
-                bar.set_postfix(loss=f"{lv:.4f}")
-            save = (
-                step % cfg.save_every == 0
-                or step == cfg.max_steps
-                or (stop_after is not None and n_done >= stop_after)
-            )
-            if save or (rank == 0 and len(rows) >= 50):
-                if rank == 0 and rows:
-                    _log_write(log_path, rows, not has_log, writer)
-                    has_log, rows = True, []
+                bar.set_postfix(loss=f"{loss_value:.4f}")
+            run.step += 1
+            n_done += 1
+            stopping = stop_after is not None and n_done >= stop_after
+            save = run.step % cfg.save_every == 0 or run.step == cfg.max_steps or stopping
+            if (save or len(rows) >= 50) and rank == 0 and rows:
+                _log_write(log_path, rows, not has_log, writer)
+                has_log, rows = True, []
             if save:
-                rngs = [None] * world
-                if dist.is_initialized():
-                    dist.all_gather_object(rngs, rng_state())
-                else:
-                    rngs = [rng_state()]
-                state = full_state(model, teacher, opt, criterion, fsdp)
-                if rank == 0:
-                    save_run(out, cfg, state, step, bad, rngs, schedule_values, data=data)
-                del state
-                if dist.is_initialized():
-                    dist.barrier()
-            if stop_after is not None and n_done >= stop_after:
+                checkpoint_all(run, schedule_values)
+            if stopping:
                 break
             t_data = time.perf_counter()
     finally:
@@ -1068,7 +1143,7 @@ def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress
 
 # %% ../nbs/03_pretrain.ipynb #cd0992e7
 def cli_args(cfg: Config) -> list[str]:
-    "Command-line arguments of `python -m biovfm.pretrain` reproducing `cfg` (the process count comes from torchrun)."
+    "Arguments of `python -m biovfm.pretrain` reproducing `cfg` (the process count comes from torchrun)."
     return [
         a
         for k, v in asdict(cfg).items()
@@ -1078,7 +1153,7 @@ def cli_args(cfg: Config) -> list[str]:
 
 
 def main(argv=None) -> Path:
-    "CLI: `python -m biovfm.pretrain --method mae --arch vit_tiny_patch16 --data_list DL --out_dir OUT ...` (under torchrun for DDP)."
+    "CLI: `python -m biovfm.pretrain --method mae --data_list DL --out_dir OUT ...` (under torchrun for DDP)."
     ap = argparse.ArgumentParser(
         prog='python -m biovfm.pretrain', description='DINOv2 / MAE pretraining of a timm ViT (biovfm).'
     )
@@ -1118,7 +1193,7 @@ if __name__ == '__main__' and sys.argv and sys.argv[0].endswith('pretrain.py'):
 
 # %% ../nbs/03_pretrain.ipynb #3a46e319
 def load_pretraining_model(run_dir) -> tuple[Config, nn.Module]:
-    "The whole pretraining model of a run folder's checkpoint (MAE with its decoder, the DINOv2 student), in eval mode."
+    "The whole pretraining model of a run's checkpoint (MAE with decoder, DINOv2 student), in eval mode."
     checkpoint = load_checkpoint(Path(run_dir) / CKPT)
     cfg = Config(**checkpoint['config'])
     model, _ = build_model(cfg)

@@ -4,71 +4,53 @@
 
 # %% ../nbs/04_probe.ipynb #3a7dc502
 from __future__ import annotations
-import ast, contextlib, copy, dataclasses, hashlib, json, math, os, re, time, warnings
+import ast, contextlib, copy, hashlib, json, math, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from biovfm.core import (
-    MEDMNIST_2D,
-    MEDMNIST_SIZES,
-    BACKBONES,
     short_arch,
     SCHEMAS,
-    benchmark_info,
-    load_medmnist,
-    find_medmnist,
     IMAGENET_MEAN,
     IMAGENET_STD,
     slug,
     predictions_path,
     weighted_auc,
     markdown_table,
-    file_md5,
     load_backbone,
-    save_backbone,
-    seed_everything,
     get_device,
     atomic_path,
     write_table,
     read_table,
     runs_root,
-    results_root,
     tensorboard_writer,
     write_scalars,
+    registering,
+)
+from biovfm.benchmarks import (
+    ProbeData,
+    benchmark_name,
+    check_probe_inputs,
+    load_probe_data,
+    parse_benchmarks,
 )
 
 # %% auto #0
-__all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'LABELS_HELP', 'FEATURES', 'BACKBONE_MODES', 'NORMALIZE',
-           'FEATURE_VERSION', 'PROGRESS_MIN_IMAGES', 'AUG_VIEWS', 'PROBE_IDENTITY', 'TABLE1_METRICS', 'task_kind',
-           'n_outputs', 'mcc_threshold', 'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics',
-           'bootstrap_indices', 'bootstrap_metrics', 'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap',
-           'ProbeData', 'resize_images', 'check_probe_inputs', 'load_benchmark', 'make_split', 'read_labels_csv',
-           'parse_labels', 'read_splits', 'check_split_classes', 'load_labelled_folder', 'write_labelled_folder',
-           'Backbone', 'load_local_weights', 'load_probe_backbone', 'last_block_tokens', 'pool_features',
+__all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'BACKBONE_KINDS', 'FEATURES', 'BACKBONE_MODES', 'NORMALIZE',
+           'FEATURE_VERSION', 'PROGRESS_MIN_IMAGES', 'AUG_VIEWS', 'PROBE_IDENTITY', 'TABLE1_METRICS', 'mcc_threshold',
+           'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics', 'bootstrap_indices', 'bootstrap_metrics',
+           'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap', 'Backbone', 'load_local_weights',
+           'register_backbone', 'random_backbone', 'random_like_backbone', 'timm_backbone', 'exported_backbone',
+           'load_probe_backbone', 'biomedclip_backbone', 'rad_dino_backbone', 'last_block_tokens', 'pool_features',
            'SubsetDropPath', 'probe_drop_path', 'stochastic_depth', 'to_input', 'rotate_shift', 'augment',
            'input_stats', 'epoch_generator', 'augmented_features', 'extract_features', 'epoch_view', 'cache_key',
            'cached_features', 'LinearHead', 'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one',
            'recorded_identities', 'probe_many', 'table1', 'table1_markdown', 'table1_latex', 'write_table1']
-
-# %% ../nbs/04_probe.ipynb #ed3fa6ca
-def task_kind(task: str) -> str:
-    "'binary', 'multi-class' (also ordinal, as the authors do) or 'multi-label' from a medmnist task name."
-    if task.startswith('multi-label'):
-        return 'multi-label'
-    if task == 'binary-class' or task == 'binary':
-        return 'binary'
-    if task in ('multi-class', 'ordinal-regression'):
-        return 'multi-class'
-    raise ValueError(f"unknown task {task!r}")
-
-
-def n_outputs(kind: str, n_classes: int) -> int:
-    "Width of the linear layer: 2 logits for binary (softmax), one per class or label otherwise."
-    return 2 if kind == 'binary' else n_classes
 
 # %% ../nbs/04_probe.ipynb #d4a57ef5
 THRESHOLD_RULES = ('authors', 'midpoint')
@@ -331,328 +313,6 @@ def sklearn_bootstrap(
             out[m].append(r[m])
     return {m: np.array(v) for m, v in out.items()}
 
-# %% ../nbs/04_probe.ipynb #321a96c6
-@dataclass
-class ProbeData:
-    "Images (uint8, N x H x W [x 3]) and labels per split of one benchmark or labelled folder."
-
-    name: str
-    kind: str
-    n_classes: int
-    x: dict
-    y: dict
-    img_size: int
-    source_img_size: int
-    data_id: str
-
-    @property
-    def upsampled(self) -> bool:
-        return self.source_img_size < self.img_size
-
-    @property
-    def n_out(self) -> int:
-        return n_outputs(self.kind, self.n_classes)
-
-
-def resize_images(x, size: int):
-    "Resize uint8 images (N,H,W[,C]) to size x size, bilinear (antialiased when shrinking)."
-    if x.shape[1] == size and x.shape[2] == size:
-        return x
-    t = torch.from_numpy(x).float()
-    t = t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
-    out = []
-    for i in range(0, len(t), 4096):
-        out.append(
-            F.interpolate(
-                t[i : i + 4096],
-                size=(size, size),
-                mode='bilinear',
-                align_corners=False,
-                antialias=size < x.shape[1],
-            )
-            .round()
-            .clamp(0, 255)
-            .to(torch.uint8)
-        )
-    r = torch.cat(out)
-    return (r[:, 0] if x.ndim == 3 else r.permute(0, 2, 3, 1)).numpy()
-
-# %% ../nbs/04_probe.ipynb #2c1b2ea4
-def check_probe_inputs(
-    benchmarks, img_size: int, resize_from: int | None = None, download: bool = False, dataset_dir=None
-):
-    "Fail fast, naming each benchmark file that is missing or corrupted (and how to get it) and a missing labelled folder."
-    if dataset_dir is not None and not (Path(dataset_dir) / 'labels.csv').is_file():
-        raise FileNotFoundError(
-            f"dataset_dir={str(dataset_dir)!r} has no labels.csv (columns path,label[,split])"
-        )
-    if download:
-        return
-    problems = []
-    for flag in benchmarks:
-        sizes = [s for s in (img_size, resize_from) if s in MEDMNIST_SIZES]
-        errors = []
-        for size in sizes:
-            try:
-                find_medmnist(flag, size)
-                break
-            except (FileNotFoundError, ValueError) as e:
-                errors.append(str(e))
-        else:
-            problems.append(
-                errors[-1]
-                if errors
-                else f"{flag}: img_size={img_size} is not a MedMNIST size: pass resize_from"
-            )
-    if problems:
-        raise FileNotFoundError(f"{len(problems)} benchmark(s) unavailable:\n" + '\n'.join(problems))
-
-
-def load_benchmark(
-    flag: str, img_size: int = 28, resize_from: int | None = None, download: bool = False, root=None
-) -> ProbeData:
-    "A MedMNIST 2D benchmark at `img_size` px, upsampled from `resize_from` px only when asked and needed."
-    info = benchmark_info(flag)
-    src = img_size
-    if img_size in MEDMNIST_SIZES:
-        try:
-            find_medmnist(flag, img_size, root)
-        except FileNotFoundError as e:
-            if not resize_from and not download:
-                raise FileNotFoundError(
-                    f"{e} Or pass resize_from=28 to upsample the 28 px file (recorded as upsampled)."
-                ) from None
-            if resize_from and not download:
-                src = resize_from
-    elif not resize_from:
-        raise ValueError(
-            f"img_size={img_size} is not a MedMNIST size {MEDMNIST_SIZES}: pass resize_from=<a size you have>"
-        )
-    else:
-        src = resize_from
-    x, y = {}, {}
-    for sp in ('train', 'val', 'test'):
-        xi, y[sp] = load_medmnist(flag, sp, src, root=root, download=download)
-        x[sp] = resize_images(xi, img_size)
-    if info.multilabel:
-        y = {k: v.astype(np.int64) for k, v in y.items()}
-    data_id = f"medmnist:{flag}:{file_md5(find_medmnist(flag, src, root))}:{src}->{img_size}"
-    return ProbeData(flag, task_kind(info.task), info.n_classes, x, y, img_size, src, data_id)
-
-# %% ../nbs/04_probe.ipynb #4d342382
-def _parse_label(v) -> list[int]:
-    s = str(v).strip()
-    if not re.fullmatch(r'\d+(\|\d+)*|', s):
-        raise ValueError(f"label {v!r} is not an integer or a '|'-separated list of integers")
-    return [int(t) for t in s.split('|')] if s else []
-
-
-def make_split(labels: list, seed: int = 42, fractions=(0.7, 0.1, 0.2)) -> np.ndarray:
-    "Seeded stratified train/val/test assignment (first label for multi-label; plain when a class is too small)."
-    from sklearn.model_selection import train_test_split
-
-    n = len(labels)
-    idx = np.arange(n)
-    strat = np.array([l[0] if l else -1 for l in labels])
-
-    def ok(s):
-        u, c = np.unique(s, return_counts=True)
-        return len(u) > 1 and c.min() >= 5
-
-    st = strat if ok(strat) else None
-    tr, rest = train_test_split(idx, train_size=fractions[0], random_state=seed, stratify=st)
-    st2 = strat[rest] if st is not None and ok(strat[rest]) else None
-    va, te = train_test_split(
-        rest, test_size=fractions[2] / (fractions[1] + fractions[2]), random_state=seed, stratify=st2
-    )
-    out = np.empty(n, dtype=object)
-    out[tr], out[va], out[te] = 'train', 'val', 'test'
-    return out
-
-# %% ../nbs/04_probe.ipynb #7b60a095
-def _read_image(path, size: int):
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert('RGB').resize((size, size), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
-
-
-LABELS_HELP = "labels.csv needs columns path,label[,split]: 0-based integer class labels ('|'-separated for multi-label)"
-
-
-def _rows(csv: Path, mask, values=None, limit: int = 5) -> str:
-    "'rows 2, 7 (...)': the labels.csv line numbers (header = line 1) of the rows in `mask`, with their values."
-    idx = np.flatnonzero(np.asarray(mask))
-    shown = [f"{i + 2}" + (f" ({values[i]!r})" if values is not None else '') for i in idx[:limit]]
-    more = f" and {len(idx) - limit} more" if len(idx) > limit else ''
-    return f"{csv} line{'s' if len(idx) > 1 else ''} {', '.join(shown)}{more}"
-
-
-def read_labels_csv(csv: Path) -> pd.DataFrame:
-    "labels.csv as strings, refused with a message naming the file when it is empty or lacks a column."
-    try:
-        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{csv} is empty: {LABELS_HELP}") from None
-    miss = {'path', 'label'} - set(df.columns)
-    if miss:
-        raise ValueError(f"{csv}: missing column(s) {sorted(miss)}; {LABELS_HELP}")
-    if not len(df):
-        raise ValueError(f"{csv} has a header but no rows: {LABELS_HELP}")
-    return df
-
-
-def parse_labels(csv: Path, df: pd.DataFrame) -> tuple[list, str, int]:
-    "(labels per row, kind, n_classes): refuses non-integer labels, empty single labels and classes without images."
-    labels, bad = [], np.zeros(len(df), bool)
-    for i, v in enumerate(df['label']):
-        try:
-            labels.append(_parse_label(v))
-        except ValueError:
-            labels.append([])
-            bad[i] = True
-    if bad.any():
-        raise ValueError(
-            f"labels that are not 0-based integers: {_rows(csv, bad, df['label'].to_numpy())}; {LABELS_HELP}"
-        )
-    multilabel = bool(df['label'].str.contains(r'\|').any())
-    empty = np.array([not lab for lab in labels])
-    if empty.all():
-        raise ValueError(f"{csv}: every label is empty; {LABELS_HELP}")
-    if empty.any() and not multilabel:
-        raise ValueError(f"empty labels in a single-label folder: {_rows(csv, empty)}; {LABELS_HELP}")
-    present = sorted({k for lab in labels for k in lab})
-    n_classes = present[-1] + 1
-    unused = sorted(set(range(n_classes)) - set(present))
-    if unused:
-        raise ValueError(
-            f"{csv}: class(es) {unused} have no image (labels found: {present}); labels must be "
-            f"0..K-1 -- 1-based labels 1..K must be renumbered to 0..K-1"
-        )
-    if n_classes < 2:
-        raise ValueError(f"{csv}: a single class ({present[0]}); a probe needs at least two classes")
-    kind = 'multi-label' if multilabel else ('binary' if n_classes == 2 else 'multi-class')
-    return labels, kind, n_classes
-
-
-def read_splits(csv: Path, df: pd.DataFrame) -> np.ndarray | None:
-    "The user's train/val/test column, None when there is none (or it is entirely blank); refuses blank or odd cells."
-    if 'split' not in df.columns:
-        return None
-    split = df['split'].str.strip().str.lower().to_numpy()
-    blank = split == ''
-    if blank.all():
-        return None
-    if blank.any():
-        raise ValueError(
-            f"blank split cells: {_rows(csv, blank)}; fill every cell with train, val or test "
-            "(or drop the column for a seeded stratified split)"
-        )
-    bad = ~np.isin(split, ['train', 'val', 'test'])
-    if bad.any():
-        raise ValueError(
-            f"split values that are not train, val or test: {_rows(csv, bad, df['split'].to_numpy())}"
-        )
-    return split
-
-
-def check_split_classes(csv: Path, kind: str, n_classes: int, y: dict):
-    "Every split holds every class (multi-label: a positive and a negative per class): otherwise AUCs are undefined."
-    for split, labels in y.items():
-        if kind == 'multi-label':
-            positives = labels.sum(0)
-            lacking = [k for k in range(n_classes) if positives[k] in (0, len(labels))]
-            what = 'only positives or only negatives'
-        else:
-            lacking = sorted(set(range(n_classes)) - set(np.ravel(labels).tolist()))
-            what = 'no image'
-        if lacking:
-            raise ValueError(
-                f"{csv}: in the {split} split class(es) {lacking} have {what} ({len(labels)} images); "
-                "every split needs every class for AUC and thresholds: add images or re-split"
-            )
-
-
-def load_labelled_folder(
-    dataset_dir, img_size: int = 28, seed: int = 42, out_dir=None, name: str | None = None
-):
-    "A `ProbeData` from a folder with `labels.csv` (path,label[,split]) and the rejects DataFrame (unreadable images)."
-    d = Path(dataset_dir)
-    csv = d / 'labels.csv'
-    if not csv.is_file():
-        raise FileNotFoundError(f"{csv} not found: {LABELS_HELP}")
-    df = read_labels_csv(csv)
-    root = d.resolve()
-    outside = np.array([not (root / p).resolve().is_relative_to(root) for p in df['path']])
-    if outside.any():
-        raise ValueError(
-            f"image paths outside {root} (absolute or '..'): {_rows(csv, outside, df['path'].to_numpy())}"
-        )
-    labels, kind, n_classes = parse_labels(csv, df)
-    user_split = read_splits(csv, df)
-    name = name or root.name
-    rejects, images, keep = [], [], []
-    for i, path in enumerate(df['path']):
-        try:
-            images.append(_read_image(d / path, img_size))
-        except Exception as e:
-            rejects.append(dict(path=path, reason=f"unreadable image: {type(e).__name__}: {e}"))
-            continue
-        keep.append(i)
-    rejects = pd.DataFrame(rejects, columns=SCHEMAS['rejects'])
-    if out_dir is not None and len(rejects):
-        write_table(rejects, Path(out_dir) / f'rejects_{name}.csv', 'rejects')
-    if not keep:
-        raise ValueError(f"{csv}: no readable image; first: {rejects.path.iloc[0]}: {rejects.reason.iloc[0]}")
-    df = df.iloc[keep].reset_index(drop=True)
-    labels = [labels[i] for i in keep]
-    if user_split is not None:
-        split = user_split[keep]
-    else:
-        split = make_split(labels, seed)
-        if out_dir is not None:
-            sp = Path(out_dir) / 'splits' / f'{name}.csv'
-            with atomic_path(sp) as tmp:
-                df.assign(split=split)[['path', 'label', 'split']].to_csv(tmp, index=False)
-    if kind == 'multi-label':
-        Y = np.stack([np.isin(np.arange(n_classes), lab) for lab in labels]).astype(np.int64)
-    else:
-        Y = np.array([lab[0] for lab in labels], dtype=np.int64)[:, None]
-    X = np.stack(images)
-    x, y = {}, {}
-    for sp_ in ('train', 'val', 'test'):
-        m = split == sp_
-        if not m.any():
-            raise ValueError(f"{csv}: the {sp_} split is empty")
-        x[sp_], y[sp_] = X[m], Y[m]
-    check_split_classes(csv, kind, n_classes, y)
-    h = hashlib.blake2b(csv.read_bytes(), digest_size=8)
-    h.update(','.join(split).encode())
-    h.update(X.tobytes())
-    data_id = f"folder:{name}:{h.hexdigest()}:{img_size}"
-    return ProbeData(name, kind, n_classes, x, y, img_size, img_size, data_id), rejects
-
-# %% ../nbs/04_probe.ipynb #08ab55ef
-def write_labelled_folder(dest, images, labels, n: int | None = None) -> Path:
-    "Write uint8 images as PNGs plus labels.csv (labels: (N,1) ints or (N,L) multi-hot) — for examples and tests."
-    from PIL import Image
-
-    dest = Path(dest)
-    (dest / 'img').mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n or len(images)):
-        Image.fromarray(images[i]).save(dest / 'img' / f'{i:05d}.png')
-        lab = labels[i]
-        rows.append(
-            dict(
-                path=f'img/{i:05d}.png',
-                label='|'.join(map(str, np.flatnonzero(lab))) if len(lab) > 1 else str(int(lab[0])),
-            )
-        )
-    pd.DataFrame(rows).to_csv(dest / 'labels.csv', index=False)
-    return dest
-
 # %% ../nbs/04_probe.ipynb #84b15bd5
 @dataclass
 class Backbone:
@@ -767,97 +427,99 @@ def load_local_weights(model: nn.Module, path: Path):
         )
 
 
-def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, device='cpu') -> Backbone:
-    "Build the frozen backbone named by `spec` (see the table above) for `img_size` px inputs."
-    spec = str(spec)
-    kind, _, rest = spec.partition(':')
-    if kind == 'random':
-        name, _, opts = rest.partition(':')
-        kw = _kwargs(opts)
-        norm = kw.pop('norm', None)  # the input normalisation of the models it is compared with: 'imagenet'
-        if norm not in (None, 'imagenet'):
-            raise ValueError(f"{spec}: norm={norm!r}: only 'imagenet' (default: mean=std=0.5)")
-        m = _timm_random(name, kw, img_size, seed)
-        backbone = Backbone(
-            m,
-            slug(spec),
-            'random',
-            short_arch(name),
-            _n(m),
-            _n(m),
-            spec,
-            dict(timm_name=name, model_kwargs=kw)
-            | (dict(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)) if norm else {}),
-        )
-    elif kind == 'random-like':
-        js = Path(rest) / 'backbone.json' if Path(rest).is_dir() else Path(rest)
-        if not js.is_file():
-            raise FileNotFoundError(f"{spec}: {js} not found (random-like needs an exported backbone folder)")
-        info = json.loads(js.read_text())
-        m = _timm_random(
-            info['timm_name'], dict(info.get('model_kwargs', {})), img_size or info['img_size'], seed
-        )
-        backbone = Backbone(
-            m,
-            slug(f"random-like-{js.parent.name}"),
-            'random',
-            short_arch(info['timm_name']),
-            _n(m),
-            _n(m),
-            spec,
-            info,
-        )
-    elif kind == 'timm':
-        import timm
+BACKBONE_KINDS: dict[str, Callable] = {}  # spec prefix -> load(rest, img_size, seed, spec) -> Backbone
 
-        name, _, f = rest.partition(':')
-        opts = ''
-        if ':' in f and '=' in f.rsplit(':', 1)[1]:
-            f, opts = f.rsplit(':', 1)
-        f = Path(f)
-        kw = _kwargs(opts)
-        if not f.is_file():
-            raise FileNotFoundError(
-                f"{spec}: weights file {f} not found (timm:<model name>:<local .safetensors/.bin/.pth>[:k=v,...])"
-            )
-        if img_size and name.startswith(('vit', 'deit', 'eva')):
-            kw.setdefault('img_size', img_size)
-        m = timm.create_model(name, pretrained=False, num_classes=0, **kw)
-        load_local_weights(m, f)
-        backbone = Backbone(
-            m,
-            slug(f"timm-{name}-{f.stem}"),
-            'timm',
-            short_arch(name),
-            _n(m),
-            _n(m),
-            spec,
-            dict(timm_name=name, file=str(f)),
+
+def register_backbone(prefix: str):
+    "Decorator: register `load(rest, img_size, seed, spec) -> Backbone` for the backbone specs `prefix:rest`."
+    return registering(BACKBONE_KINDS, prefix)
+
+
+@register_backbone('random')
+def random_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
+    "`random:<timm name>[:k=v,...]`: a seeded random timm model; `norm=imagenet` records ImageNet input statistics."
+    name, _, opts = rest.partition(':')
+    kw = _kwargs(opts)
+    norm = kw.pop('norm', None)  # the input normalisation of the models it is compared with: 'imagenet'
+    if norm not in (None, 'imagenet'):
+        raise ValueError(f"{spec}: norm={norm!r}: only 'imagenet' (default: mean=std=0.5)")
+    m = _timm_random(name, kw, img_size, seed)
+    info = dict(timm_name=name, model_kwargs=kw)
+    if norm:
+        info |= dict(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+    return Backbone(m, slug(spec), 'random', short_arch(name), _n(m), _n(m), spec, info)
+
+
+@register_backbone('random-like')
+def random_like_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
+    "`random-like:<export>`: the architecture of an exported backbone with seeded random weights."
+    js = Path(rest) / 'backbone.json' if Path(rest).is_dir() else Path(rest)
+    if not js.is_file():
+        raise FileNotFoundError(f"{spec}: {js} not found (random-like needs an exported backbone folder)")
+    info = json.loads(js.read_text())
+    m = _timm_random(
+        info['timm_name'], dict(info.get('model_kwargs', {})), img_size or info['img_size'], seed
+    )
+    name = slug(f"random-like-{js.parent.name}")
+    return Backbone(m, name, 'random', short_arch(info['timm_name']), _n(m), _n(m), spec, info)
+
+
+@register_backbone('timm')
+def timm_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
+    "`timm:<timm name>:<local weights file>[:k=v,...]`: timm weights loaded without unpickling."
+    import timm
+
+    name, _, weights = rest.partition(':')
+    opts = ''
+    if ':' in weights and '=' in weights.rsplit(':', 1)[1]:
+        weights, opts = weights.rsplit(':', 1)
+    weights = Path(weights)
+    kw = _kwargs(opts)
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"{spec}: weights file {weights} not found (timm:<model name>:<local .safetensors/.bin/.pth>[:k=v,...])"
         )
-    elif kind == 'biomedclip':
-        backbone = _biomedclip(Path(rest), img_size, spec)
-    elif kind == 'rad-dino':
-        backbone = _rad_dino(Path(rest), spec)
+    if img_size and name.startswith(('vit', 'deit', 'eva')):
+        kw.setdefault('img_size', img_size)
+    m = timm.create_model(name, pretrained=False, num_classes=0, **kw)
+    load_local_weights(m, weights)
+    info = dict(timm_name=name, file=str(weights))
+    return Backbone(
+        m, slug(f"timm-{name}-{weights.stem}"), 'timm', short_arch(name), _n(m), _n(m), spec, info
+    )
+
+
+def exported_backbone(path: Path, img_size, spec: str) -> Backbone:
+    "A backbone folder written by the pretraining stage (or its `backbone.json`)."
+    if not (path / 'backbone.json').exists() and not path.suffix == '.json':
+        kinds = ', '.join(f'{prefix}:...' for prefix in BACKBONE_KINDS)
+        raise FileNotFoundError(
+            f"backbone {spec!r}: not an exported backbone folder (no backbone.json) nor a registered spec ({kinds})"
+        )
+    m, info = load_backbone(path)
+    _set_size(m, img_size)
+    backbone_params = int(info.get('backbone_params') or _n(m))
+    name = slug(info.get('name') or (path if path.is_dir() else path.parent).resolve().name)
+    return Backbone(
+        m,
+        name,
+        info.get('method', 'unknown'),
+        short_arch(info['timm_name']),
+        backbone_params,
+        int(info.get('total_params') or backbone_params),
+        spec,
+        info,
+    )
+
+
+def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, device='cpu') -> Backbone:
+    "The frozen backbone named by `spec` (a registered `prefix:...`, else an exported folder) for `img_size` px inputs."
+    spec = str(spec)
+    prefix, _, rest = spec.partition(':')
+    if prefix in BACKBONE_KINDS:
+        backbone = BACKBONE_KINDS[prefix](rest, img_size, seed, spec)
     else:
-        p = Path(spec)
-        if not (p / 'backbone.json').exists() and not p.suffix == '.json':
-            raise FileNotFoundError(
-                f"backbone {spec!r}: not an exported backbone folder (no backbone.json) nor a spec "
-                "random:<timm name>, random-like:<dir>, timm:<name>:<file>, biomedclip:<dir>, rad-dino:<dir>"
-            )
-        m, info = load_backbone(p)
-        _set_size(m, img_size)
-        bp = int(info.get('backbone_params') or _n(m))
-        backbone = Backbone(
-            m,
-            slug(info.get('name') or (p if p.is_dir() else p.parent).resolve().name),
-            info.get('method', 'unknown'),
-            short_arch(info['timm_name']),
-            bp,
-            int(info.get('total_params') or bp),
-            spec,
-            info,
-        )
+        backbone = exported_backbone(Path(spec), img_size, spec)
     backbone.model = (
         backbone.model.to(get_device(device) if isinstance(device, str) else device)
         .eval()
@@ -941,6 +603,18 @@ def _rad_dino(path: Path, spec) -> Backbone:
     hf = AutoModel.from_pretrained(str(path), local_files_only=True)
     m = _HFTokens(hf, 1 + int(getattr(hf.config, 'num_register_tokens', 0) or 0))
     return Backbone(m, 'rad-dino', 'rad-dino', 'vit_base_patch14', _n(m), _n(m), spec, dict(path=str(path)))
+
+
+@register_backbone('biomedclip')
+def biomedclip_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
+    "`biomedclip:<dir or file>`: BiomedCLIP's vision trunk (deterministic: `seed` unused)."
+    return _biomedclip(Path(rest), img_size, spec)
+
+
+@register_backbone('rad-dino')
+def rad_dino_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
+    "`rad-dino:<dir>`: RAD-DINO from a local Hugging Face folder (deterministic: `seed` unused)."
+    return _rad_dino(Path(rest), spec)
 
 # %% ../nbs/04_probe.ipynb #13019d56
 FEATURES = ('authors', 'normed-tokens')
@@ -1630,27 +1304,15 @@ def probe_many(
     out = Path(out_dir) if out_dir else runs_root() / 'probe' / time.strftime('%Y%m%d-%H%M%S')
     out.mkdir(parents=True, exist_ok=True)
     backbones = [backbones] if isinstance(backbones, (str, Path)) else list(backbones)
-    if isinstance(benchmarks, str):
-        benchmarks = [b.strip() for b in benchmarks.split(',') if b.strip()]
-    if list(benchmarks) == ['all']:
-        benchmarks = list(MEDMNIST_2D)
-    bad = [b for b in benchmarks if b not in MEDMNIST_2D]
-    if bad:
-        raise ValueError(f"unknown benchmark(s) {bad}; choose from {', '.join(MEDMNIST_2D)}")
+    benchmarks = parse_benchmarks(benchmarks) + ([f'folder:{dataset_dir}'] if dataset_dir else [])
     met, runs = out / 'metrics.csv', out / 'probe_runs.csv'
     key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
     recorded = recorded_identities(met, runs) if not overwrite else {}
-    loaders = [(b, (lambda b=b: load_benchmark(b, img_size, resize_from, download))) for b in benchmarks]
-    if dataset_dir:
-        loaders.append(
-            (
-                Path(dataset_dir).resolve().name,
-                lambda: load_labelled_folder(dataset_dir, img_size, seed, out)[0],
-            )
-        )
-    check_probe_inputs(
-        benchmarks, img_size, resize_from, download, dataset_dir
-    )  # seconds, before any backbone loads
+    loaders = [
+        (benchmark_name(b), (lambda b=b: load_probe_data(b, img_size, resize_from, download, seed, out)))
+        for b in benchmarks
+    ]
+    check_probe_inputs(benchmarks, img_size, resize_from, download)  # seconds, before any backbone loads
     datasets, dev = {}, get_device(device)
     for spec in backbones:
         backbone = load_probe_backbone(spec, img_size, seed, dev)

@@ -444,6 +444,34 @@ def _props_cache_path(cache_dir, flag, size, md5, settings: dict) -> Path:
     return Path(cache_dir) / f'{flag}_{size}_{key}.json'
 
 
+def _registered_properties(spec: str, size: int, representation, max_samples, seed, featurize) -> dict:
+    "The task properties of another registered benchmark (e.g. 'folder:DIR'), computed from its images (not cached)."
+    from biovfm.benchmarks import benchmark_name, benchmark_spec, load_probe_data
+
+    missing = dict(benchmark=spec, n_samples=np.nan, n_classes=np.nan, dbi=np.nan, gzip=np.nan)
+    try:
+        benchmark_spec(spec)
+    except ValueError:
+        return missing | dict(data="missing: not a registered benchmark (a labelled folder is 'folder:DIR')")
+    data = load_probe_data(spec, size)
+    images = np.concatenate([data.x[split] for split in ('train', 'val', 'test')])
+    return dict(
+        benchmark=benchmark_name(spec),
+        n_samples=len(images),
+        n_classes=data.n_classes,
+        dbi=dbi(
+            data.x['train'],
+            data.y['train'],
+            representation=representation,
+            featurize=featurize,
+            max_samples=max_samples,
+            seed=seed,
+        ),
+        gzip=gzip_ratio(images),
+        data=f'data: {spec} ({size} px; DBI on the train split, gzip on all splits)',
+    )
+
+
 def task_properties(
     flags=MEDMNIST_2D,
     size: int = 28,
@@ -465,19 +493,8 @@ def task_properties(
     )
     rows = []
     for flag in flags:
-        if (
-            flag not in MEDMNIST_2D
-        ):  # e.g. a labelled folder evaluated by the probing stage: no registry facts here
-            rows.append(
-                dict(
-                    benchmark=flag,
-                    n_samples=np.nan,
-                    n_classes=np.nan,
-                    dbi=np.nan,
-                    gzip=np.nan,
-                    data='missing: not a MedMNIST 2D benchmark',
-                )
-            )
+        if flag not in MEDMNIST_2D:
+            rows.append(_registered_properties(flag, size, representation, max_samples, seed, featurize))
             continue
         info = benchmark_info(flag)
         row = dict(

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import biovfm.curate as C
+import biovfm.readers as R
 
 
 def run_curate(raw_dir, out_dir, **kwargs) -> dict:
@@ -70,7 +71,7 @@ def test_nifti_with_nan_geometry_is_rejected_with_its_reason(tmp_path):
 def test_2d_nifti_is_curated_as_a_one_slice_volume(tmp_path):
     raw_dir = tmp_path/'raw'
     save_nifti(raw_dir/'mr'/'src'/'flat.nii.gz', np.random.default_rng(0).random((64, 48)) * 100)
-    volume = C.read_nifti(raw_dir/'mr'/'src'/'flat.nii.gz')[0]
+    volume = R.read_nifti(raw_dir/'mr'/'src'/'flat.nii.gz')[0]
     assert volume.data.shape == (64, 48, 1) and len(volume.spacing) == 3
     run_curate(raw_dir, tmp_path/'out')
     data_list = pd.read_parquet(tmp_path/'out'/'data_list.parquet')
@@ -130,12 +131,12 @@ def test_max_seconds_stops_a_slow_input_and_the_timer_is_disarmed(tmp_path, monk
     raw_dir = tmp_path/'raw'
     save_png(raw_dir/'xray'/'src'/'slow.png')
     save_png(raw_dir/'xray'/'src'/'quick.png', seed=1)
-    original_read_image = C.read_image
+    original_read_image = R.read_image
 
     def slow_read_image(path, *args, **kwargs):
         if Path(path).name == 'slow.png': time.sleep(30)
         return original_read_image(path, *args, **kwargs)
-    monkeypatch.setattr(C, 'read_image', slow_read_image)
+    monkeypatch.setattr(R, 'read_image', slow_read_image)
     handler_before = signal.getsignal(signal.SIGALRM)
     started = time.time()
     run_curate(raw_dir, tmp_path/'out', max_seconds=1)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from biovfm.core import load_medmnist, read_table, save_backbone
-from biovfm import probe as P
+from biovfm import probe as P, benchmarks as B
 
 SPEC = 'random:vit_tiny_patch16_224:patch_size=7'  # 16 tokens at 28 px: fast on CPU
 
@@ -15,7 +15,7 @@ SPEC = 'random:vit_tiny_patch16_224:patch_size=7'  # 16 tokens at 28 px: fast on
 def folder(tmp_path) -> Path:
     "Real BreastMNIST test images (156, binary) as a labelled folder without a split column."
     images, labels = load_medmnist('breastmnist', 'test')
-    return P.write_labelled_folder(tmp_path/'bus', images, labels)
+    return B.write_labelled_folder(tmp_path/'bus', images, labels)
 
 
 def edit_labels(folder:Path, change) -> pd.DataFrame:
@@ -28,36 +28,36 @@ def edit_labels(folder:Path, change) -> pd.DataFrame:
 def test_one_blank_split_cell_is_refused_not_resplit(folder):
     def splits(df): df['split'] = (['train'] * 100 + ['val'] * 20 + ['test'] * (len(df) - 120))
     labels = edit_labels(folder, splits)
-    data, _ = P.load_labelled_folder(folder, 28)   # the user's split is kept exactly
+    data, _ = B.load_labelled_folder(folder, 28)   # the user's split is kept exactly
     assert len(data.y['train']) == 100 and len(data.y['val']) == 20
     labels.loc[130, 'split'] = ''
     labels.to_csv(folder/'labels.csv', index=False)
     with pytest.raises(ValueError, match=r'blank split cells: .*labels.csv line 132'):
-        P.load_labelled_folder(folder, 28)
+        B.load_labelled_folder(folder, 28)
 
 
 def test_entirely_blank_split_column_means_no_split(folder, tmp_path):
     edit_labels(folder, lambda df: df.insert(2, 'split', ''))
-    data, _ = P.load_labelled_folder(folder, 28, out_dir=tmp_path/'out')
+    data, _ = B.load_labelled_folder(folder, 28, out_dir=tmp_path/'out')
     assert (tmp_path/'out'/'splits'/'bus.csv').exists() and len(data.y['test']) > 0
 
 
 def test_unknown_split_value_is_named(folder):
     edit_labels(folder, lambda df: df.insert(2, 'split', ['train'] * 100 + ['validation'] * 20 + ['test'] * 36))
     with pytest.raises(ValueError, match=r"not train, val or test: .*lines 102 \('validation'\)"):
-        P.load_labelled_folder(folder, 28)
+        B.load_labelled_folder(folder, 28)
 
 
 def test_one_based_labels_are_refused(folder):
     edit_labels(folder, lambda df: df.__setitem__('label', (df.label.astype(int) + 1).astype(str)))
     with pytest.raises(ValueError, match=r'class\(es\) \[0\] have no image .* renumbered to 0..K-1'):
-        P.load_labelled_folder(folder, 28)
+        B.load_labelled_folder(folder, 28)
 
 
 def test_single_class_is_refused(folder):
     edit_labels(folder, lambda df: df.__setitem__('label', '0'))
     with pytest.raises(ValueError, match=r'a single class \(0\)'):
-        P.load_labelled_folder(folder, 28)
+        B.load_labelled_folder(folder, 28)
 
 
 @pytest.mark.parametrize('bad', ['malignant', '1.0', '-1', ''])
@@ -66,7 +66,7 @@ def test_non_integer_or_empty_labels_are_refused_by_line(folder, bad):
     edit_labels(folder, change)
     message = r'empty labels in a single-label folder: .*lines 5, 11' if bad == '' else rf"lines 5 \('{bad}'\), 11"
     with pytest.raises(ValueError, match=message):
-        P.load_labelled_folder(folder, 28)
+        B.load_labelled_folder(folder, 28)
 
 
 @pytest.mark.parametrize('text,message', [('', 'labels.csv is empty'), ('path,label\n', 'header but no rows'),
@@ -74,14 +74,14 @@ def test_non_integer_or_empty_labels_are_refused_by_line(folder, bad):
 def test_empty_or_headless_labels_csv_is_named(folder, text, message):
     (folder/'labels.csv').write_text(text)
     with pytest.raises(ValueError, match=message):
-        P.load_labelled_folder(folder, 28)
+        B.load_labelled_folder(folder, 28)
 
 
 @pytest.mark.parametrize('path', ['../outside.png', '/etc/hostname'])
 def test_paths_outside_the_folder_are_refused(folder, path):
     edit_labels(folder, lambda df: df.__setitem__('path', [path] + list(df.path[1:])))
     with pytest.raises(ValueError, match=r'outside .*line 2'):
-        P.load_labelled_folder(folder, 28)
+        B.load_labelled_folder(folder, 28)
 
 
 def test_a_split_without_a_class_is_refused(folder):
@@ -92,7 +92,7 @@ def test_a_split_without_a_class_is_refused(folder):
         df.loc[test_rows, 'split'] = 'test'
     edit_labels(folder, change)
     with pytest.raises(ValueError, match=r'in the test split class\(es\) \[1\] have no image'):
-        P.load_labelled_folder(folder, 28)
+        B.load_labelled_folder(folder, 28)
 
 
 def test_multilabel_class_always_positive_in_a_split_is_refused(folder):
@@ -100,18 +100,18 @@ def test_multilabel_class_always_positive_in_a_split_is_refused(folder):
         df['label'] = [f'{k}|2' for k in df.label]   # class 2 is positive everywhere
     edit_labels(folder, change)
     with pytest.raises(ValueError, match=r'class\(es\) \[2\] have only positives or only negatives'):
-        P.load_labelled_folder(folder, 28)
+        B.load_labelled_folder(folder, 28)
 
 
 def test_all_images_unreadable_names_a_reason_and_writes_the_rejects(folder, tmp_path):
     for png in (folder/'img').glob('*.png'): png.write_bytes(b'not a png')
     with pytest.raises(ValueError, match='no readable image; first: img/00000.png: unreadable image'):
-        P.load_labelled_folder(folder, 28, out_dir=tmp_path/'out')
+        B.load_labelled_folder(folder, 28, out_dir=tmp_path/'out')
     assert len(pd.read_csv(tmp_path/'out'/'rejects_bus.csv')) == 156
 
 
 def test_a_nan_metric_is_refused_not_written(folder, tmp_path):
-    data, _ = P.load_labelled_folder(folder, 28)
+    data, _ = B.load_labelled_folder(folder, 28)
     data.y['test'][:] = 0   # bypassing the folder checks: AUC is undefined on a one-class test split
     bb = P.load_probe_backbone(SPEC, 28)
     with pytest.raises(ValueError, match=r"bus: \['auc'.*undefined on the test split"):

@@ -33,3 +33,19 @@ def test_a_toy_method_in_its_own_file_pretrains(tmp_path):
     assert gpu_hours(dict(method='rotnet', arch='vit_tiny_patch16_224', max_steps=1000, batch_size=256)) > 0
     with pytest.raises(ValueError, match=r"rotnet: method_options\['rotations'\]=3"):
         P.make_config(method='rotnet', method_options={'rotations': 3}, img_size=32)
+
+
+def test_a_method_given_as_module_and_class_reaches_torchrun_workers(tmp_path, monkeypatch):
+    "`method='toy_method:RotNet'`: each torchrun worker imports the method's file itself (nothing registered by hand)."
+    import os
+    from pathlib import Path
+    tests_dir = str(Path(__file__).parent)
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join(filter(None, [tests_dir, os.environ.get('PYTHONPATH')])))
+    data_list = example_data_list(tmp_path/'data', n=24, size=32)
+    run_dir = P.run(method='toy_method:RotNet', data_list=str(data_list), out_dir=str(tmp_path/'run'), img_size=32,
+                    patch_size=8, max_steps=2, batch_size=8, nproc=2, save_every=10)
+    log = pd.read_csv(run_dir/'log.csv')
+    assert log.step.tolist() == [0, 1] and log.rotation_loss.notna().all()
+    assert load_backbone(run_dir)[1]['method'] == 'toy_method:RotNet'
+    with pytest.raises(ValueError, match="cannot load NoSuchClass from toy_method"):
+        P.make_config(method='toy_method:NoSuchClass')

@@ -24,3 +24,20 @@ def test_every_parameters_cell_parses_without_warnings():
         cell = cells[0]
         assignments = [line for line in cell.source.splitlines() if line and not line.startswith((' ', '#'))]
         assert len(PythonTranslator.inspect(cell)) == len(assignments), path.name
+
+
+@pytest.mark.parametrize('notebook, typo', [('01_curate', 'raw_dri'), ('05_scaling', 'nboot'), ('06_figures', 'result'),
+                                            ('07_experiments', 'dryrun'), ('08_demo', 'outdir')])
+def test_every_stage_refuses_a_typo(tmp_path, notebook, typo):
+    "The run stages other than 03/04 (above): the typo fails at the parameters cell, before any work."
+    with pytest.raises(papermill.PapermillExecutionError, match=rf"unknown parameter\(s\) \['{typo}'\]; valid parameters"):
+        papermill.execute_notebook(str(NBS/f'{notebook}.ipynb'), str(tmp_path/'out.ipynb'), parameters={typo: 1},
+                                   kernel_name='python3', cwd=str(NBS), progress_bar=False)
+
+
+@pytest.mark.parametrize('notebook', sorted(NOTEBOOKS_WITHOUT_RUN))
+def test_a_notebook_without_a_run_refuses_parameters(tmp_path, notebook):
+    "papermill injects parameters into any notebook (at the top when it has no parameters cell): refused at once."
+    with pytest.raises(papermill.PapermillExecutionError, match=rf"{notebook} takes no parameters .*\['img_size'\]"):
+        papermill.execute_notebook(str(NBS/f'{notebook}.ipynb'), str(tmp_path/'out.ipynb'), parameters={'img_size': 64},
+                                   kernel_name='python3', cwd=str(NBS), progress_bar=False)

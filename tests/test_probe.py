@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from biovfm.core import MEDMNIST_2D, SCHEMAS, benchmark_info, data_dir, read_table, save_backbone
-from biovfm import probe as P
+from biovfm import probe as P, benchmarks as B
 
 SPEC = 'random:vit_tiny_patch16_224:patch_size=7'  # 16 tokens at 28 px: fast on CPU
 
@@ -18,14 +18,14 @@ def breast_predictions(tmp_path_factory):
     "A real fast probe on BreastMNIST (28 px) and its saved predictions."
     out = tmp_path_factory.mktemp('bm')
     bb = P.load_probe_backbone(SPEC, 28)
-    data = P.load_benchmark('breastmnist', 28)
+    data = B.load_benchmark('breastmnist', 28)
     rows, rec = P.probe_one(bb, data, 'fast', epochs=10, aug_views=0, n_boot=200, cache_dir=out/'cache', out_dir=out)
     with np.load(out/rec['predictions'], allow_pickle=False) as z: pred = {k: z[k] for k in z}
     return rows, rec, pred
 
 
 def test_task_kinds_of_all_12():
-    kinds = {f: P.task_kind(benchmark_info(f).task) for f in MEDMNIST_2D}
+    kinds = {f: B.task_kind(benchmark_info(f).task) for f in MEDMNIST_2D}
     assert kinds['chestmnist'] == 'multi-label' and kinds['retinamnist'] == 'multi-class'  # ordinal as multi-class, as the authors
     assert {kinds[f] for f in ('breastmnist', 'pneumoniamnist')} == {'binary'}
     assert sum(k == 'multi-class' for k in kinds.values()) == 9  # incl. retinamnist
@@ -106,7 +106,7 @@ def test_bootstrap_resamples_and_intervals_are_the_authors():
 def test_every_task_type_against_medmnist_and_sklearn(task):
     from medmnist.evaluator import getAUC, getACC
     rng = np.random.default_rng(0); n = 400
-    kind = P.task_kind(task)
+    kind = B.task_kind(task)
     if kind == 'multi-label':
         y = (rng.random((n, 5)) < [.4, .2, .1, .05, .03]).astype(int); s = np.clip(y*.25 + rng.random((n, 5))*.75, 0, 1)
     elif kind == 'binary':
@@ -177,7 +177,7 @@ def test_rad_dino_clear_errors(tmp_path):
 
 
 def test_cache_key_follows_weights_and_preprocessing(tmp_path):
-    data = P.load_benchmark('breastmnist', 28)
+    data = B.load_benchmark('breastmnist', 28)
     m = P.load_probe_backbone(SPEC, 28, seed=0).model
     save_backbone(m, tmp_path/'exp', 'vit_tiny_patch16_224', 28, 'dinov2', model_kwargs=dict(patch_size=7))
     bb = P.load_probe_backbone(tmp_path/'exp', 28)
@@ -241,8 +241,8 @@ def test_both_protocols_exported_and_random_like(tmp_path):
 
 
 def test_missing_size_fails_clearly_or_upsamples():
-    with pytest.raises(FileNotFoundError, match='resize_from'): P.load_benchmark('pneumoniamnist', 128)
-    d = P.load_benchmark('breastmnist', 64, resize_from=28)
+    with pytest.raises(FileNotFoundError, match='resize_from'): B.load_benchmark('pneumoniamnist', 128)
+    d = B.load_benchmark('breastmnist', 64, resize_from=28)
     assert d.upsampled and d.source_img_size == 28 and d.x['val'].shape == (78, 64, 64)
     with pytest.raises(ValueError, match='unknown benchmark'): P.probe_many([SPEC], ['brainmnist'], None)
 
@@ -268,7 +268,7 @@ def test_probe_features_are_the_authors(tmp_path):
     kw = dict(patch_size=7, reg_tokens=2)
     exp = save_backbone(src, tmp_path/'exp', 'vit_tiny_patch16_224', 28, 'mae', model_kwargs=kw)
     bb = P.load_probe_backbone(exp, 28)
-    data = P.load_benchmark('breastmnist', 28)
+    data = B.load_benchmark('breastmnist', 28)
     feats, _ = P.cached_features(bb, data, 'val', tmp_path/'cache')       # what the probe's head receives
     ref = _authors_features(src.eval(), P.to_input(data.x['val']))
     np.testing.assert_allclose(feats, ref.numpy(), atol=1e-5)
@@ -301,7 +301,7 @@ def test_dinov2_backbones_train_with_the_authors_stochastic_depth(tmp_path):
     save_backbone(bb.model, tmp_path/'dino', 'vit_tiny_patch16_224', 28, 'dinov2', model_kwargs=dict(patch_size=7))
     dino = P.load_probe_backbone(tmp_path/'dino', 28)
     assert (P.probe_drop_path(dino), P.probe_drop_path(dino, 'eval'), P.probe_drop_path(bb)) == (0.3, 0., 0.)
-    data = P.load_benchmark('breastmnist', 28)
+    data = B.load_benchmark('breastmnist', 28)
     _, rec = P.probe_one(dino, data, 'faithful', 1, n_boot=50)
     assert rec['drop_path'] == 0.3 and rec['backbone_mode'] == 'authors'
     views = [P.cached_features(dino, data, 'train', tmp_path/c, 'aug-1-0', drop_path=0.3)[0] for c in ('c1', 'c2')]
@@ -313,7 +313,7 @@ def test_fast_with_one_view_per_epoch_is_the_faithful_probe(tmp_path, method):
     m = P.load_probe_backbone(SPEC, 28, seed=4).model
     bb = P.load_probe_backbone(save_backbone(m, tmp_path/method, 'vit_tiny_patch16_224', 28, method,
                                              model_kwargs=dict(patch_size=7)), 28)
-    data = P.load_benchmark('breastmnist', 28)
+    data = B.load_benchmark('breastmnist', 28)
     scores = {}
     for protocol in ('faithful', 'fast'):
         _, rec = P.probe_one(bb, data, protocol, epochs=3, aug_views=-1, n_boot=20, cache_dir=tmp_path/'c',
@@ -353,7 +353,7 @@ def test_augmentation_is_torchvisions_rotation_then_padded_crop():
     import math
     import torch.nn.functional as F
     import torchvision.transforms.functional as TF
-    x = torch.as_tensor(P.load_benchmark('pneumoniamnist', 28).x['val'][:16]).float()[:, None]/255
+    x = torch.as_tensor(B.load_benchmark('pneumoniamnist', 28).x['val'][:16]).float()[:, None]/255
     for deg, dx, dy in ((30., 4, -4), (-12.5, -1, 3), (3., 0, 0)):
         ref = F.pad(TF.rotate(x, deg, TF.InterpolationMode.NEAREST, fill=0), (4,)*4)[..., 4-dy:4-dy+28, 4-dx:4-dx+28]
         n = len(x)

@@ -79,24 +79,41 @@ def test_embedded_data_is_complete():
     from biovfm.core import check_manifest
     assert len(check_manifest(ROOT/'data')) == 0
 
-def test_no_module_imports_a_later_stage():
-    "Stages build on earlier ones only (notebook order: 00 core, 00a scale, 01 curate, ... 09 cli), at the top of a "
-    "module or inside a function alike."
+def _module_imports() -> dict:
+    "{module: (notebook stem, {biovfm modules it imports})}, at the top of a module or inside a function alike."
     import ast
-    order = {}
+    graph = {}
     for nb in sorted((ROOT/'nbs').glob('[0-9]*.ipynb')):
         match = re.search(r'#\| default_exp ([\w.]+)', nb.read_text())
-        if match: order[match.group(1)] = nb.stem
-    later = []
-    for module, stem in order.items():
-        tree = ast.parse((ROOT/'biovfm'/f'{module}.py').read_text())
-        for node in ast.walk(tree):
+        if not match: continue
+        imported = set()
+        for node in ast.walk(ast.parse((ROOT/'biovfm'/f'{match.group(1)}.py').read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module.removeprefix('biovfm.').lstrip('.')] if node.level or node.module.startswith('biovfm') else []
+                if node.level or node.module.startswith('biovfm'):
+                    imported.add(node.module.removeprefix('biovfm.').lstrip('.'))
             elif isinstance(node, ast.Import):
-                names = [a.name.removeprefix('biovfm.') for a in node.names if a.name.startswith('biovfm.')]
-            else:
-                continue
-            later += [f'{module} ({stem}) imports {name} ({order[name]})' for name in names
-                      if name in order and order[name] > stem]
+                imported |= {a.name.removeprefix('biovfm.') for a in node.names if a.name.startswith('biovfm.')}
+        graph[match.group(1)] = (nb.stem, imported)
+    return graph
+
+
+def test_no_module_imports_a_later_stage():
+    "Stages build on earlier ones only (stage = the notebook's number: 00 core ... 09 cli); the modules of one "
+    "stage (01_curate and its 01a-01d parts, 03_pretrain and its methods) may import each other, without cycles."
+    graph = _module_imports()
+    stage = {module: re.match(r'\d+', stem).group() for module, (stem, _) in graph.items()}
+    later = [f'{module} ({stem}) imports {name} ({graph[name][0]})' for module, (stem, imported) in graph.items()
+             for name in imported if name in stage and stage[name] > stage[module]]
     assert not later, later
+
+
+def test_no_import_cycles():
+    "No module imports itself through others (a cycle makes import order matter and splits badly)."
+    modules = _module_imports()
+    graph = {module: (imported & set(modules)) - {module} for module, (_, imported) in modules.items()}
+    def reaches(start, goal, seen):
+        for name in graph[start] - seen:
+            if name == goal or reaches(name, goal, seen | {name}): return True
+        return False
+    cycles = [module for module in graph if reaches(module, module, set())]
+    assert not cycles, {module: sorted(graph[module]) for module in cycles}

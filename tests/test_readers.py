@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from biovfm.core import repo_root
-from biovfm import curate as C
+from biovfm import curate as C, readers as R
 
 RAW = repo_root()/'data'/'raw'
 
@@ -14,7 +14,7 @@ def test_dicom_series_geometry_matches_simpleitk():
     sitk = pytest.importorskip('SimpleITK')
     import nibabel as nib
     files = sorted((RAW/'mr_dicom_series').rglob('*.dcm'))
-    volume = C.read_dicom_series(files)[0]
+    volume = R.read_dicom_series(files)[0]
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(files[0].parent)))
     image = reader.Execute()
@@ -46,7 +46,7 @@ def pyramidal_tiff(path:Path, height:int=1000, width:int=1300) -> np.ndarray:
 @pytest.mark.parametrize('library', ['openslide', 'tiffslide'])
 def test_generated_pyramidal_tiff_is_read_tile_by_tile(tmp_path, library):
     image = pyramidal_tiff(tmp_path/'slide.tif')
-    tiles = list(C.read_wsi(tmp_path/'slide.tif', tile=224, library=library))
+    tiles = list(R.read_wsi(tmp_path/'slide.tif', tile=224, library=library))
     assert len(tiles) == (1000 // 224) * (1300 // 224)
     for t in tiles:
         y, x = t.meta['y'], t.meta['x']
@@ -73,10 +73,10 @@ def test_mirax_data_files_are_skipped_and_a_broken_slide_is_a_reject(tmp_path):
     (raw/'slide.mrxs').write_bytes(b'not a slide')
     (raw/'slide'/'Slidedat.ini').write_text('[GENERAL]\n')
     (raw/'slide'/'Data0000.dat').write_bytes(b'\0' * 64)
-    assert C.file_kind(raw/'slide.mrxs') == 'wsi'
-    assert C.file_kind(raw/'slide'/'Data0000.dat') == C.file_kind(raw/'slide'/'Slidedat.ini') == 'skip'
-    with pytest.raises(C.RejectError, match=r'cannot open slide \(openslide: .*; tiffslide: '):
-        list(C.read_wsi(raw/'slide.mrxs'))
+    assert R.file_kind(raw/'slide.mrxs') == 'wsi'
+    assert R.file_kind(raw/'slide'/'Data0000.dat') == R.file_kind(raw/'slide'/'Slidedat.ini') == 'skip'
+    with pytest.raises(R.RejectError, match=r'cannot open slide \(openslide: .*; tiffslide: '):
+        list(R.read_wsi(raw/'slide.mrxs'))
     summary = C.curate(tmp_path/'raw', tmp_path/'out', progress=False, workers=1)
     rejects = C.read_table(tmp_path/'out'/'rejects.csv')
     assert summary['images'] == 0 and list(rejects.path) == ['histopathology/scanner/slide.mrxs']
@@ -86,7 +86,7 @@ def test_dicom_wsi_is_read_frame_by_frame_with_wsidicom():
     import pydicom
     wsi = RAW/'histopathology'/'niivue-demo-images'/'cptac-brca_911f6cbd.dcm'
     frames = pydicom.dcmread(wsi).pixel_array   # 49 frames of 240 x 240, TILED_FULL (7 x 7)
-    tiles = C.read_dicom(wsi)
+    tiles = R.read_dicom(wsi)
     assert not isinstance(tiles, list)   # a generator: nothing decoded before the first tile is asked for
     tiles = list(tiles)
     assert len(tiles) == (1547 // 224) * (1680 // 224) and {t.meta['slide_library'] for t in tiles} == {'wsidicom'}
@@ -95,3 +95,37 @@ def test_dicom_wsi_is_read_frame_by_frame_with_wsidicom():
     for t in tiles:
         y, x = t.meta['y'], t.meta['x']
         assert np.abs(t.data.astype(np.int16) - assembled[y:y+224, x:x+224]).max() <= 2   # JPEG decoders differ by 1-2
+
+
+def test_a_reader_registered_in_its_own_file_is_used_by_spawned_workers(tmp_path, monkeypatch):
+    "tests/toy_reader.py registers `.npy` arrays; `reader_modules` imports it in the planner and in each worker."
+    import json, os, sys
+    from PIL import Image
+    from biovfm.curate import curate
+    from biovfm.readers import READERS
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))   # spawned workers inherit sys.path
+    monkeypatch.delitem(sys.modules, 'toy_reader', raising=False)
+    raw = tmp_path/'raw'/'xray'/'arrays'
+    raw.mkdir(parents=True)
+    chest = np.asarray(Image.open(sorted(RAW.rglob('*.png'))[0]).convert('L'))
+    np.save(raw/'chest.npy', chest)
+    np.save(raw/'flipped.npy', chest[::-1, ::-1].copy() // 2)
+    np.save(raw/'cube.npy', np.zeros((4, 4, 4), np.uint8))
+    Image.fromarray(chest).save(raw/'chest.png')
+    without = curate(tmp_path/'raw', tmp_path/'plain', benchmarks=(), progress=False, images_per_tar=0)
+    assert without['inputs'] == 1   # .npy files are skipped while no reader claims them
+    summary = curate(tmp_path/'raw', tmp_path/'out', benchmarks=(), progress=False, workers=2, chunk_jobs=1,
+                     images_per_tar=0, reader_modules='toy_reader')
+    inputs = C.read_table(tmp_path/'out'/'inputs.csv').set_index('job')
+    assert inputs.kind.to_dict() == {'xray/arrays/chest.npy': 'npy', 'xray/arrays/chest.png': 'image',
+                                     'xray/arrays/cube.npy': 'npy', 'xray/arrays/flipped.npy': 'npy'}
+    rejects = C.read_table(tmp_path/'out'/'rejects.csv')
+    assert 'a 2-D array is needed' in dict(zip(rejects.path, rejects.reason))['xray/arrays/cube.npy']
+    corpus = C.read_table(tmp_path/'out'/'data_list.parquet')
+    assert 'xray/arrays/flipped.npy' in set(corpus.src) and summary['images'] >= 2
+    worker_pids = {json.loads(done.read_text())['pid'] for done in (tmp_path/'out').rglob('.done')}
+    assert len(worker_pids) >= 1 and os.getpid() not in worker_pids   # read in spawned worker processes
+    READERS.pop('npy')
+    sys.modules.pop('toy_reader')
+    with pytest.raises(ImportError, match="cannot import 'no_such_module'"):
+        curate(tmp_path/'raw', tmp_path/'bad', benchmarks=(), progress=False, reader_modules='no_such_module')

@@ -1,7 +1,8 @@
 "Scale stage: exact near-duplicate search against brute force, planted-pair recall, lean data lists, subsets."
 import numpy as np, pandas as pd, pyarrow as pa, pytest
 from biovfm.core import SCHEMAS
-from biovfm.curate import MODALITIES, phash_int, near_pairs
+from biovfm.core import MODALITIES
+from biovfm.dedup import phash_int, near_pairs
 from biovfm.scale import (near_duplicates, cross_duplicates, planted_hashes, search_plan, hex_to_uint64,
                           string_hash64, read_data_list, write_synthetic_data_list, random_subset, take_rows)
 
