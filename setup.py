@@ -25,5 +25,7 @@ setuptools.setup(
     long_description_content_type='text/markdown',
     zip_safe=False,
     entry_points={'console_scripts': cfg.get('console_scripts', '').split(),
-                  'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
+                  'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
+                  # `papermill headless:nbs/03_pretrain.ipynb OUT -p ...`: a stage's run without its lessons
+                  'papermill.io': ['headless:=biovfm.headless:HeadlessHandler']},
 )

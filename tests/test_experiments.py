@@ -68,3 +68,20 @@ def test_twin_collect_scaling_figures(twin, tmp_path):
     for part in ('## Verdict', '## Data', '## Pretraining', '## Probing', '## Timings', 'fig2a'):
         assert part in rep, part
     assert (twin/'timings.csv').exists() and 'model_scaling/mae_vit_tiny' in pd.read_csv(twin/'timings.csv').step.tolist()
+
+
+def test_headless_runs_a_stage_notebook_without_its_lessons(tmp_path):
+    "`papermill headless:nbs/03_pretrain.ipynb ...` (the entry point biovfm registers): the run alone, recorded."
+    import json
+    nbs = Path(__file__).resolve().parents[1]/'nbs'
+    executed = tmp_path/'03_pretrain.ipynb'
+    cmd = [str(BIN/'papermill'), '-k', 'python3', '--cwd', str(nbs), f"headless:{nbs/'03_pretrain.ipynb'}", str(executed),
+           '-p', 'out_dir', str(tmp_path/'run'), '-p', 'max_steps', '2', '-p', 'method', 'mae']
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sources = [''.join(c['source']) for c in json.loads(executed.read_text())['cells']]
+    assert not any('lesson_config' in s or 'learn_dirs' in s for s in sources)   # no lesson ran
+    assert any(s.startswith('run_config = dict(params)') for s in sources)
+    assert pd.read_csv(tmp_path/'run'/'log.csv').step.tolist() == [0, 1]
+    refused = subprocess.run(cmd[:6] + [str(tmp_path/'x.ipynb'), '-p', 'max_step', '2'], capture_output=True, text=True)
+    assert refused.returncode != 0 and "unknown parameter(s) ['max_step']" in refused.stderr + refused.stdout
