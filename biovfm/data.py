@@ -8,15 +8,17 @@ import contextlib, hashlib, io, json, math, os, random, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from PIL import Image, ImageFilter, ImageOps
 from torchvision import transforms as T
 from .core import SCHEMAS, IMAGENET_MEAN, IMAGENET_STD, data_dir, write_table, read_table, runs_root
-from .shards import ShardReader, is_sharded, shard_window_order
+from .scale import read_data_list
+from .shards import SHARD_COLUMNS, ShardReader, is_sharded, shard_window_order
 
 # %% auto #0
-__all__ = ['SHARD_WINDOW', 'example_data_list', 'seeded', 'check_data_list', 'PretrainDataset', 'RandomBlur', 'MultiCrop',
-           'block_masks', 'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler', 'make_loader']
+__all__ = ['RUN_COLUMNS', 'SHARD_WINDOW', 'example_data_list', 'seeded', 'check_data_list', 'PretrainDataset', 'RandomBlur',
+           'MultiCrop', 'block_masks', 'DINOv2Collate', 'mae_transform', 'MAECollate', 'StepSampler', 'make_loader']
 
 # %% ../nbs/02_data.ipynb #63f24c46
 def example_data_list(
@@ -73,6 +75,23 @@ def _mix(*xs) -> int:
     )
 
 # %% ../nbs/02_data.ipynb #dc0c0002
+RUN_COLUMNS = [
+    'path',
+    'split',
+    'modality',
+]  # what a run reads of a data list (a sharded one: + SHARD_COLUMNS)
+
+
+def _run_columns(path: Path) -> pd.DataFrame:
+    "The columns a run needs, read by column (a parquet list: `scale.read_data_list`, lean at 21M rows)."
+    if path.suffix != '.parquet':
+        return read_table(path, 'data_list')
+    names = pq.read_schema(path).names
+    if missing := [c for c in SCHEMAS['data_list'] if c not in names]:
+        raise ValueError(f"table does not follow the 'data_list' schema: missing {missing}")
+    return read_data_list(path, columns=RUN_COLUMNS + [c for c in SHARD_COLUMNS if c in names])
+
+
 def check_data_list(
     data_list, split: str | None = 'train', modality: str | list | None = None, n_sample: int = 16
 ) -> pd.DataFrame:
@@ -84,7 +103,7 @@ def check_data_list(
             "(nbs/01_curate.ipynb writes OUT/data_list.parquet) or pass data_list=None for the example list"
         )
     try:
-        table = read_table(path, 'data_list')
+        table = _run_columns(path)
     except Exception as e:
         raise ValueError(f"{path}: not a readable data list ({type(e).__name__}: {e})") from e
     if split is not None:
@@ -97,8 +116,12 @@ def check_data_list(
         table = table[table.modality.isin(wanted)]
     if not len(table):
         raise ValueError(f"{path}: no rows with split={split!r}, modality={modality!r}")
-    paths = table.path.astype(str)
-    escapes = paths[paths.str.startswith('/') | paths.map(lambda p: os.path.normpath(p).startswith('..'))]
+    paths = table.path
+    maybe_up = paths.str.contains(r'(?:^|/)\.\.(?:/|$)', regex=True)  # vectorised; normpath only for these
+    escapes = paths[paths.str.startswith('/').to_numpy(bool)]
+    if maybe_up.any():
+        up = paths[maybe_up.to_numpy(bool)]
+        escapes = pd.concat([escapes, up[[os.path.normpath(p).startswith('..') for p in up]]])
     if len(escapes):
         raise ValueError(
             f"{path}: {len(escapes)} rows point outside the list's folder (absolute or '..'), "
