@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from .core import SCHEMAS, runs_root, repo_root, atomic_path, write_table, read_table, MEDMNIST_2D
+from biovfm.core import (
+    SCHEMAS,
+    runs_root,
+    repo_root,
+    atomic_path,
+    write_table,
+    read_table,
+    MEDMNIST_2D,
+    registering,
+)
 from .shards import write_shards, SHARD_DIR
 from biovfm.readers import (
     RejectError,
@@ -37,10 +46,10 @@ from .dedup import audit, benchmark_hashes
 from .subsets import write_subset
 
 # %% auto #0
-__all__ = ['RUN_PARAMETERS', 'DEMO', 'Options', 'process_item', 'read_manifest', 'split_of', 'source_of', 'scan_raw', 'plan_jobs',
-           'shard_of', 'assign_chunks', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit',
-           'update_plan', 'prepare_run', 'run_shard', 'missing_chunks', 'merge', 'curate', 'export_data_list',
-           'build_demo']
+__all__ = ['ENGINES', 'RUN_PARAMETERS', 'DEMO', 'Options', 'process_item', 'register_engine', 'Engine', 'LocalEngine',
+           'DaskEngine', 'get_engine', 'read_manifest', 'split_of', 'source_of', 'scan_raw', 'plan_jobs', 'shard_of',
+           'assign_chunks', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit', 'update_plan',
+           'prepare_run', 'run_shard', 'missing_chunks', 'merge', 'curate', 'export_data_list', 'build_demo']
 
 # %% ../nbs/01_curate.ipynb #1e28cb35
 @dataclass
@@ -190,6 +199,71 @@ def process_item(item, ctx: dict, opts: Options, rows: list, rejects: list, stat
     )
     _emit(np.ascontiguousarray(a), item.spacing, item.view, item.index, ctx, rows, opts, extra)
 
+# %% ../nbs/01_curate.ipynb #8560a921
+ENGINES: dict[str, type] = {}  # name -> Engine class; constructed as Engine(workers, scheduler)
+
+
+def register_engine(name: str):
+    "Decorator: register an `Engine` subclass under `name` (e.g. 'ray' in a file of its own)."
+    return registering(ENGINES, name)
+
+
+class Engine:
+    "Runs independent tasks: `map(function, tasks)` yields each result as it finishes (any order)."
+
+    def __init__(self, workers: int = 1, scheduler: str = ''):
+        self.workers, self.scheduler = max(int(workers), 1), scheduler
+
+    def map(self, function, tasks):
+        raise NotImplementedError
+
+
+@register_engine('local')
+class LocalEngine(Engine):
+    "This machine: a spawned process pool of `workers` (in this process for one worker or one task)."
+
+    def map(self, function, tasks):
+        tasks = list(tasks)
+        if self.workers <= 1 or len(tasks) <= 1:
+            yield from map(function, tasks)
+            return
+        import multiprocessing as mp
+
+        with mp.get_context('spawn').Pool(self.workers) as pool:
+            yield from pool.imap_unordered(function, tasks)
+
+
+@register_engine('dask')
+class DaskEngine(Engine):
+    "Dask distributed: the cluster at `scheduler`, else a LocalCluster of `workers` single-threaded processes."
+
+    def map(self, function, tasks):
+        tasks = list(tasks)
+        if not tasks:
+            return
+        from distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if not self.scheduler:
+            cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+        client = Client(self.scheduler or cluster)
+        try:
+            for future in as_completed(client.map(function, tasks, pure=False)):
+                yield future.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def get_engine(name: str, workers: int = 1, scheduler: str = '') -> Engine:
+    "The engine registered as `name`; an error listing the registered ones otherwise."
+    if name not in ENGINES:
+        raise ValueError(f"engine={name!r}: use one of {sorted(ENGINES)}")
+    return ENGINES[name](workers, scheduler)
+
 # %% ../nbs/01_curate.ipynb #e5aa42d6
 def _clean_anatomy(t) -> str:
     if t is None or (isinstance(t, float) and math.isnan(t)) or not str(t).strip():
@@ -241,6 +315,12 @@ def source_of(rel: str) -> str:
     return parts[1] if len(parts) >= 3 else parts[0] if len(parts) == 2 else 'root'
 
 # %% ../nbs/01_curate.ipynb #c1552421
+def _series_keys(task: tuple) -> list:
+    "[(file, series key or None)] for a batch (raw_dir, files) of DICOM files: one header read each (a planning task)."
+    raw_dir, files = task
+    return [(rel, _dicom_series_key(Path(raw_dir) / rel)) for rel in files]
+
+
 def _dicom_series_key(p):
     import pydicom
 
@@ -369,12 +449,13 @@ def plan_jobs(
     max_files: int | None = None,
     follow_external_links: bool = False,
     listing: pd.DataFrame | None = None,
+    engine: Engine | None = None,
 ) -> pd.DataFrame:
     "One row per job (file, DICOM series or unreadable entry) of `raw_dir`, by key; `max_files` spreads a subset over modalities."
     raw_dir = Path(raw_dir)
     listing = scan_raw(raw_dir, follow_external_links) if listing is None else listing
     man = read_manifest(raw_dir)
-    jobs, series = [], {}
+    jobs, series, dicom_files = [], {}, []
     from tqdm.auto import tqdm
 
     entries = tqdm(
@@ -389,14 +470,18 @@ def plan_jobs(
         if problem:
             jobs.append(dict(job=rel, kind='reject', files=[rel], note=problem))
             continue
-        p = raw_dir / rel
-        kind = file_kind(p)
-        if kind == 'skip':
-            continue
-        if kind == 'dicom' and (key := _dicom_series_key(p)) is not None:
-            series.setdefault(key, []).append(rel)
-            continue
-        jobs.append(dict(job=rel, kind=kind, files=[rel]))
+        kind = file_kind(raw_dir / rel)
+        if kind == 'dicom':
+            dicom_files.append(rel)  # a single file or part of a series: its header says (read below)
+        elif kind != 'skip':
+            jobs.append(dict(job=rel, kind=kind, files=[rel]))
+    batches = [(str(raw_dir), dicom_files[i : i + 256]) for i in range(0, len(dicom_files), 256)]
+    keys = dict(kv for batch in (engine or LocalEngine()).map(_series_keys, batches) for kv in batch)
+    for rel in dicom_files:  # in listing order, whatever order the batches finished in
+        if keys[rel] is None:
+            jobs.append(dict(job=rel, kind='dicom', files=[rel]))
+        else:
+            series.setdefault(keys[rel], []).append(rel)
     for key, rels in series.items():
         if len(rels) >= min_series:
             jobs.append(
@@ -726,6 +811,7 @@ def prepare_run(
     max_files=None,
     chunk_jobs: int = 8,
     chunk_mb: float = 16,
+    engine: Engine | None = None,
 ) -> pd.DataFrame:
     "Write (or check and reuse) a run folder's `config.json` and `plan.parquet`, the plan following the raw folder."
     out_dir = Path(out_dir)
@@ -749,7 +835,7 @@ def prepare_run(
         listing = scan_raw(raw_dir, opts.follow_external_links)
         if plan_path.exists() and listing_path.exists() and pd.read_parquet(listing_path).equals(listing):
             return pd.read_parquet(plan_path)
-        fresh = plan_jobs(raw_dir, max_files=max_files, listing=listing)
+        fresh = plan_jobs(raw_dir, max_files=max_files, listing=listing, engine=engine)
         if fresh.empty:
             raise FileNotFoundError(_no_inputs_message(raw_dir, listing))
         if plan_path.exists():
@@ -782,9 +868,16 @@ def _worker_fn():
 
 
 def run_shard(
-    raw_dir, out_dir, plan: pd.DataFrame, shard: int, opts: Options, workers: int = 1, progress: bool = True
+    raw_dir,
+    out_dir,
+    plan: pd.DataFrame,
+    shard: int,
+    opts: Options,
+    workers: int = 1,
+    progress: bool = True,
+    engine: Engine | None = None,
 ) -> list:
-    "Process every unfinished chunk of `shard` with `workers` processes; return the chunks' `.done` records."
+    "Process every unfinished chunk of `shard` on `engine` (default: local, `workers` processes); the `.done` records."
     from tqdm.auto import tqdm
 
     mine = plan[plan['shard'] == shard]
@@ -800,18 +893,11 @@ def run_shard(
         if chunk_done(out_dir, t[2], t[3])
     ]
     bar = tqdm(total=len(tasks), initial=len(done), desc=f'shard {shard}', unit='chunk', disable=not progress)
-    if workers <= 1 or len(todo) <= 1:
-        for t in todo:
-            done.append(process_chunk(t))
-            bar.update()
-    else:
-        import multiprocessing as mp
-
-        with mp.get_context('spawn').Pool(workers) as pool:
-            for r in pool.imap_unordered(_worker_fn(), [t[:5] + (asdict(t[5]),) for t in todo]):
-                done.append(r)
-                bar.update()
-                bar.set_postfix(images=sum(d['images'] for d in done))
+    engine = engine or LocalEngine(workers)
+    for record in engine.map(_worker_fn(), [t[:5] + (asdict(t[5]),) for t in todo]):
+        done.append(record)
+        bar.update()
+        bar.set_postfix(images=sum(d['images'] for d in done))
     bar.close()
     return done
 
@@ -838,6 +924,18 @@ def missing_chunks(out_dir, plan) -> list:
     ]
 
 
+def _read_chunk(task: tuple) -> tuple:
+    "(index, (rows, rejects, jobs)) of one finished chunk folder (a merge task)."
+    index, folder = task
+    folder = Path(folder)
+    tables = (
+        pd.read_parquet(folder / 'rows.parquet'),
+        pd.read_csv(folder / 'rejects.csv', dtype=str),
+        pd.read_csv(folder / 'jobs.csv'),
+    )
+    return index, tables
+
+
 def merge(
     out_dir,
     near_dup: int = 4,
@@ -845,6 +943,7 @@ def merge(
     benchmarks=MEDMNIST_2D,
     bench_size: int = 28,
     min_fg: float = 0.1,
+    engine: Engine | None = None,
 ) -> dict:
     "Build `data_list.parquet`, `excluded.parquet`, `rejects.csv`, `inputs.csv`, `leakage.csv`, `summary.json` from finished chunks."
     out_dir = Path(out_dir)
@@ -862,17 +961,13 @@ def merge(
     chunks = sorted({(int(s), int(c)) for s, c in plan[['shard', 'chunk']].itertuples(index=False)})
     from tqdm.auto import tqdm
 
-    chunk_dirs = [_chunk_dir(out_dir, s, c) for s, c in chunks]
-    chunk_tables = [
-        (
-            pd.read_parquet(folder / 'rows.parquet'),
-            pd.read_csv(folder / 'rejects.csv', dtype=str),
-            pd.read_csv(folder / 'jobs.csv'),
-        )
-        for folder in tqdm(
-            chunk_dirs, desc='merging', unit='chunk', leave=False, disable=len(chunk_dirs) < 50
-        )
-    ]
+    chunk_dirs = [(i, str(_chunk_dir(out_dir, s, c))) for i, (s, c) in enumerate(chunks)]
+    parallel = engine is not None and len(chunks) >= 64  # a few chunks read faster here than workers start
+    reads = (engine if parallel else LocalEngine()).map(_read_chunk, chunk_dirs)
+    reads = tqdm(
+        reads, total=len(chunks), desc='merging', unit='chunk', leave=False, disable=len(chunks) < 50
+    )
+    chunk_tables = [tables for _, tables in sorted(reads, key=lambda read: read[0])]  # in chunk order
     rows = pd.concat([tables[0] for tables in chunk_tables], ignore_index=True)
     rejects = pd.concat([tables[1] for tables in chunk_tables], ignore_index=True)
     inputs = pd.concat([tables[2] for tables in chunk_tables], ignore_index=True).sort_values(
@@ -969,6 +1064,8 @@ def curate(
     min_fg: float = 0.1,
     benchmarks=MEDMNIST_2D,
     images_per_tar: int = 10_000,
+    engine: str = 'local',
+    scheduler: str = '',
     progress: bool = True,
     **opts,
 ) -> dict | None:
@@ -994,11 +1091,12 @@ def curate(
         **opts,
     )
     import_reader_modules(o.reader_modules)  # planning asks their readers which files they read
-    plan = prepare_run(raw_dir, out_dir, o, num_shards, max_files, chunk_jobs, chunk_mb)
-    run_shard(raw_dir, out_dir, plan, shard, o, workers, progress)
+    runner = get_engine(engine, int(workers), scheduler)  # before any work: an unknown engine fails at once
+    plan = prepare_run(raw_dir, out_dir, o, num_shards, max_files, chunk_jobs, chunk_mb, runner)
+    run_shard(raw_dir, out_dir, plan, shard, o, workers, progress, runner)
     if missing_chunks(out_dir, plan):
         return None
-    summary = merge(out_dir, near_dup, leak, benchmarks, min_fg=min_fg)
+    summary = merge(out_dir, near_dup, leak, benchmarks, min_fg=min_fg, engine=runner)
     if images_per_tar:  # the corpus as WebDataset tar shards beside the data list (nbs/00c_shards)
         write_shards(out_dir / 'data_list.parquet', int(images_per_tar), workers=workers, progress=progress)
         summary['tar_shards'] = len(list((out_dir / SHARD_DIR).glob('corpus-*.tar')))

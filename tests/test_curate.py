@@ -2,7 +2,7 @@
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
-from biovfm.core import SCHEMAS, data_dir
+from biovfm.core import SCHEMAS, data_dir, repo_root
 from biovfm.curate import curate, merge, read_table, plan_jobs, assign_chunks
 from biovfm.testing import make_corrupt_inputs
 
@@ -115,3 +115,18 @@ def test_notebook_rejects_an_unknown_parameter(tmp_path):
     import papermill
     with pytest.raises(papermill.PapermillExecutionError, match=r"unknown parameter\(s\) \['max_file'\]"):
         _papermill_curate(tmp_path, max_file=3, out_dir=str(tmp_path/'out'))
+
+
+def test_dask_local_cluster_curates_what_the_process_pool_curates(tmp_path):
+    "engine='dask' (a 2-process LocalCluster here; a scheduler address on a cluster) gives the same corpus."
+    raw = tmp_path/'raw'
+    for folder in ('xray/pydicom-data', 'mr/nipy', 'ultrasound/pydicom', 'mr_dicom_series'):
+        shutil.copytree(repo_root()/'data'/'raw'/folder, raw/folder)
+    kw = dict(benchmarks=(), progress=False, workers=2, chunk_jobs=1, slice_step=4, images_per_tar=0)
+    local = curate(raw, tmp_path/'local', **kw)
+    dask = curate(raw, tmp_path/'dask', engine='dask', **kw)
+    assert dask['images'] == local['images'] > 0 and dask['inputs'] == local['inputs']
+    pd.testing.assert_frame_equal(_dl(tmp_path/'dask')[['path', 'src', 'content_hash']],
+                                  _dl(tmp_path/'local')[['path', 'src', 'content_hash']])
+    with pytest.raises(ValueError, match=r"engine='spark': use one of \['dask', 'local'\]"):
+        curate(raw, tmp_path/'x', engine='spark', **kw)
