@@ -27,10 +27,10 @@ from biovfm.core import (
 )
 
 # %% auto #0
-__all__ = ['LABELS_HELP', 'BENCHMARK_KINDS', 'task_kind', 'n_outputs', 'ProbeData', 'resize_images', 'check_probe_inputs',
-           'load_benchmark', 'make_split', 'read_labels_csv', 'parse_labels', 'read_splits', 'check_split_classes',
-           'load_labelled_folder', 'write_labelled_folder', 'register_benchmark', 'medmnist_benchmark',
-           'folder_benchmark', 'benchmark_spec', 'parse_benchmarks', 'benchmark_name', 'load_probe_data']
+__all__ = ['BENCHMARK_KINDS', 'LABELS_HELP', 'task_kind', 'n_outputs', 'ProbeData', 'resize_images', 'register_benchmark',
+           'medmnist_benchmark', 'folder_benchmark', 'benchmark_spec', 'parse_benchmarks', 'benchmark_name',
+           'load_probe_data', 'check_probe_inputs', 'load_benchmark', 'make_split', 'read_labels_csv', 'parse_labels',
+           'read_splits', 'check_split_classes', 'load_labelled_folder', 'write_labelled_folder']
 
 # %% ../nbs/00d_benchmarks.ipynb #ed3fa6ca
 def task_kind(task: str) -> str:
@@ -93,6 +93,67 @@ def resize_images(x, size: int):
         )
     r = torch.cat(out)
     return (r[:, 0] if x.ndim == 3 else r.permute(0, 2, 3, 1)).numpy()
+
+# %% ../nbs/00d_benchmarks.ipynb #1e112182
+# prefix -> load(rest, img_size, resize_from, download, seed, out_dir) -> ProbeData
+BENCHMARK_KINDS: dict[str, Callable] = {}
+
+
+def register_benchmark(prefix: str):
+    "Decorator: `load(rest, img_size, resize_from, download, seed, out_dir) -> ProbeData` for `prefix:rest`."
+    return registering(BENCHMARK_KINDS, prefix)
+
+
+@register_benchmark('medmnist')
+def medmnist_benchmark(flag: str, img_size=28, resize_from=None, download=False, seed=42, out_dir=None):
+    "A MedMNIST 2D benchmark (`load_benchmark`; its official splits, so `seed` and `out_dir` are unused)."
+    return load_benchmark(flag, img_size, resize_from, download)
+
+
+@register_benchmark('folder')
+def folder_benchmark(path: str, img_size=28, resize_from=None, download=False, seed=42, out_dir=None):
+    "A labelled folder (`load_labelled_folder`: seeded split and rejects written to `out_dir`)."
+    return load_labelled_folder(path, img_size, seed, out_dir)[0]
+
+
+def benchmark_spec(name: str) -> tuple[str, str]:
+    "(kind, rest) of a benchmark name: a MedMNIST flag is ('medmnist', flag), 'folder:DIR' ('folder', 'DIR')."
+    prefix, separator, rest = str(name).partition(':')
+    if separator and prefix in BENCHMARK_KINDS:
+        return prefix, rest
+    if name in MEDMNIST_2D:
+        return 'medmnist', name
+    kinds = ', '.join(f'{prefix}:...' for prefix in BENCHMARK_KINDS if prefix != 'medmnist')
+    raise ValueError(
+        f"unknown benchmark {name!r}: choose from {', '.join(MEDMNIST_2D)} or a registered {kinds}"
+    )
+
+
+def parse_benchmarks(benchmarks) -> list[str]:
+    "Benchmark names from 'all', a comma-separated string or a list; each checked by `benchmark_spec`."
+    if isinstance(benchmarks, str):
+        benchmarks = [b.strip() for b in benchmarks.split(',') if b.strip()]
+    if list(benchmarks) == ['all']:
+        return list(MEDMNIST_2D)
+    for name in benchmarks:
+        benchmark_spec(name)
+    return list(benchmarks)
+
+
+def benchmark_name(name: str) -> str:
+    "A benchmark's name in results tables: the flag, a labelled folder's name, else the spec as a slug."
+    kind, rest = benchmark_spec(name)
+    if kind == 'medmnist':
+        return rest
+    if kind == 'folder':
+        return Path(rest).resolve().name
+    return slug(name)
+
+
+def load_probe_data(name: str, img_size: int = 28, resize_from=None, download=False, seed=42, out_dir=None):
+    "The `ProbeData` of any registered benchmark name (see `benchmark_spec`)."
+    kind, rest = benchmark_spec(name)
+    return BENCHMARK_KINDS[kind](rest, img_size, resize_from, download, seed, out_dir)
 
 # %% ../nbs/00d_benchmarks.ipynb #2c1b2ea4
 def check_probe_inputs(
@@ -370,65 +431,3 @@ def write_labelled_folder(dest, images, labels, n: int | None = None) -> Path:
         )
     pd.DataFrame(rows).to_csv(dest / 'labels.csv', index=False)
     return dest
-
-# %% ../nbs/00d_benchmarks.ipynb #1e112182
-BENCHMARK_KINDS: dict[
-    str, Callable
-] = {}  # prefix -> load(rest, img_size, resize_from, download, seed, out_dir)
-
-
-def register_benchmark(prefix: str):
-    "Decorator: `load(rest, img_size, resize_from, download, seed, out_dir) -> ProbeData` for `prefix:rest`."
-    return registering(BENCHMARK_KINDS, prefix)
-
-
-@register_benchmark('medmnist')
-def medmnist_benchmark(flag: str, img_size=28, resize_from=None, download=False, seed=42, out_dir=None):
-    "A MedMNIST 2D benchmark (`load_benchmark`; its official splits, so `seed` and `out_dir` are unused)."
-    return load_benchmark(flag, img_size, resize_from, download)
-
-
-@register_benchmark('folder')
-def folder_benchmark(path: str, img_size=28, resize_from=None, download=False, seed=42, out_dir=None):
-    "A labelled folder (`load_labelled_folder`: seeded split and rejects written to `out_dir`)."
-    return load_labelled_folder(path, img_size, seed, out_dir)[0]
-
-
-def benchmark_spec(name: str) -> tuple[str, str]:
-    "(kind, rest) of a benchmark name: a MedMNIST flag is ('medmnist', flag), 'folder:DIR' ('folder', 'DIR')."
-    prefix, separator, rest = str(name).partition(':')
-    if separator and prefix in BENCHMARK_KINDS:
-        return prefix, rest
-    if name in MEDMNIST_2D:
-        return 'medmnist', name
-    kinds = ', '.join(f'{prefix}:...' for prefix in BENCHMARK_KINDS if prefix != 'medmnist')
-    raise ValueError(
-        f"unknown benchmark {name!r}: choose from {', '.join(MEDMNIST_2D)} or a registered {kinds}"
-    )
-
-
-def parse_benchmarks(benchmarks) -> list[str]:
-    "Benchmark names from 'all', a comma-separated string or a list; each checked by `benchmark_spec`."
-    if isinstance(benchmarks, str):
-        benchmarks = [b.strip() for b in benchmarks.split(',') if b.strip()]
-    if list(benchmarks) == ['all']:
-        return list(MEDMNIST_2D)
-    for name in benchmarks:
-        benchmark_spec(name)
-    return list(benchmarks)
-
-
-def benchmark_name(name: str) -> str:
-    "A benchmark's name in results tables: the flag, a labelled folder's name, else the spec as a slug."
-    kind, rest = benchmark_spec(name)
-    if kind == 'medmnist':
-        return rest
-    if kind == 'folder':
-        return Path(rest).resolve().name
-    return slug(name)
-
-
-def load_probe_data(name: str, img_size: int = 28, resize_from=None, download=False, seed=42, out_dir=None):
-    "The `ProbeData` of any registered benchmark name (see `benchmark_spec`)."
-    kind, rest = benchmark_spec(name)
-    return BENCHMARK_KINDS[kind](rest, img_size, resize_from, download, seed, out_dir)

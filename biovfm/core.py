@@ -15,11 +15,11 @@ __all__ = ['MODALITIES', 'MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_
            'IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHTS', 'LEGACY_WEIGHTS', 'KERNEL_NAMES', 'PARAMETER_TYPES', 'repo_root',
            'data_root', 'data_dir', 'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info',
            'benchmarks', 'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest',
-           'find_medmnist', 'load_medmnist', 'timm_name', 'short_arch', 'backbone_params', 'backbone_table',
-           'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema',
-           'write_table', 'read_table', 'slug', 'predictions_path', 'find_predictions', 'markdown_table',
-           'weighted_auc', 'timm_config', 'save_backbone', 'load_backbone', 'tensorboard_writer', 'write_scalars',
-           'run_parameters', 'refuse_parameters', 'registering']
+           'find_medmnist', 'load_medmnist', 'register_timm_models', 'timm_name', 'short_arch', 'backbone_params',
+           'backbone_table', 'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files',
+           'check_schema', 'write_table', 'read_table', 'slug', 'predictions_path', 'find_predictions',
+           'markdown_table', 'weighted_auc', 'timm_config', 'save_backbone', 'load_backbone', 'tensorboard_writer',
+           'write_scalars', 'run_parameters', 'refuse_parameters', 'registering']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -268,67 +268,8 @@ def load_medmnist(
         raise ValueError(f"{p}: {split} has {len(x)} images, medmnist.INFO says {n}")
     return x, y
 
-# %% ../nbs/00_core.ipynb #af81296f
-BACKBONES = {
-    'vit_tiny': 'vit_tiny_patch16_224',
-    'vit_small': 'vit_small_patch16_224',
-    'vit_base': 'vit_base_patch16_224',
-    'vit_large': 'vit_large_patch16_224',
-    'vit_huge': 'vit_huge_patch14_224',
-}
-# The paper's x-values: the trainable parameters of the MAE pretraining model (encoder + decoder, without the
-# fixed sin-cos position embeddings; see `biovfm.pretrain.param_count`), reused by the paper for DINOv2.
-PAPER_X_PARAMS_M = {'vit_tiny': 31.2, 'vit_small': 47.4, 'vit_base': 111.66, 'vit_large': 329.24}
-
-
-def timm_name(arch: str) -> str:
-    "The timm model name of `arch` ('vit_tiny', 'vit_tiny_patch16', or a full timm name)."
-    if arch in BACKBONES:
-        return BACKBONES[arch]
-    for short, full in BACKBONES.items():
-        if arch == full or full.startswith(arch + '_'):
-            return full
-    import timm
-
-    if timm.is_model(arch):
-        return arch
-    raise KeyError(f"unknown backbone {arch!r}; choose from {', '.join(BACKBONES)} or a timm model name")
-
-
-def short_arch(arch: str) -> str:
-    "The short name ('vit_tiny', ...) of any spelling of one of `BACKBONES`; any other name unchanged."
-    for short, full in BACKBONES.items():
-        if arch in (short, full) or full.startswith(arch + '_'):
-            return short
-    return arch
-
-
-@functools.lru_cache(maxsize=None)
-def backbone_params(arch: str, **kwargs) -> int:
-    "Parameter count of the timm backbone `arch` without a classifier head (built on the meta device)."
-    import timm, torch
-
-    with torch.device('meta'):
-        m = timm.create_model(timm_name(arch), pretrained=False, num_classes=0, **kwargs)
-    return sum(p.numel() for p in m.parameters())
-
-
-def backbone_table() -> pd.DataFrame:
-    "The five backbone sizes with their timm names and computed parameter counts (millions)."
-    return pd.DataFrame(
-        [
-            dict(
-                arch=a,
-                timm_name=t,
-                params_m=backbone_params(a) / 1e6,
-                paper_x_params_m=PAPER_X_PARAMS_M.get(a),
-            )
-            for a, t in BACKBONES.items()
-        ]
-    ).set_index('arch')
-
 # %% ../nbs/00_core.ipynb #a5f1e002
-def _register_swiglu_vit_huge():
+def register_timm_models():
     "Register timm model `vit_huge_patch14_swiglu_224` (the authors' `dino_vit_huge`), once per process."
     import timm, torch
     from timm.layers import SwiGLUPacked
@@ -359,8 +300,66 @@ def _register_swiglu_vit_huge():
         model_kwargs = {k: v for k, v in kwargs.items() if k not in timm_factory_keys}
         return VisionTransformer(**(model_args | model_kwargs))
 
+# %% ../nbs/00_core.ipynb #af81296f
+BACKBONES = {
+    'vit_tiny': 'vit_tiny_patch16_224',
+    'vit_small': 'vit_small_patch16_224',
+    'vit_base': 'vit_base_patch16_224',
+    'vit_large': 'vit_large_patch16_224',
+    'vit_huge': 'vit_huge_patch14_224',
+}
+# The paper's x-values: the trainable parameters of the MAE pretraining model (encoder + decoder, without the
+# fixed sin-cos position embeddings; see `biovfm.pretrain.param_count`), reused by the paper for DINOv2.
+PAPER_X_PARAMS_M = {'vit_tiny': 31.2, 'vit_small': 47.4, 'vit_base': 111.66, 'vit_large': 329.24}
 
-_register_swiglu_vit_huge()
+
+def timm_name(arch: str) -> str:
+    "The timm model name of `arch` ('vit_tiny', 'vit_tiny_patch16', or a full timm name)."
+    if arch in BACKBONES:
+        return BACKBONES[arch]
+    for short, full in BACKBONES.items():
+        if arch == full or full.startswith(arch + '_'):
+            return full
+    import timm
+
+    register_timm_models()
+    if timm.is_model(arch):
+        return arch
+    raise KeyError(f"unknown backbone {arch!r}; choose from {', '.join(BACKBONES)} or a timm model name")
+
+
+def short_arch(arch: str) -> str:
+    "The short name ('vit_tiny', ...) of any spelling of one of `BACKBONES`; any other name unchanged."
+    for short, full in BACKBONES.items():
+        if arch in (short, full) or full.startswith(arch + '_'):
+            return short
+    return arch
+
+
+@functools.lru_cache(maxsize=None)
+def backbone_params(arch: str, **kwargs) -> int:
+    "Parameter count of the timm backbone `arch` without a classifier head (built on the meta device)."
+    import timm, torch
+
+    register_timm_models()
+    with torch.device('meta'):
+        m = timm.create_model(timm_name(arch), pretrained=False, num_classes=0, **kwargs)
+    return sum(p.numel() for p in m.parameters())
+
+
+def backbone_table() -> pd.DataFrame:
+    "The five backbone sizes with their timm names and computed parameter counts (millions)."
+    return pd.DataFrame(
+        [
+            dict(
+                arch=a,
+                timm_name=t,
+                params_m=backbone_params(a) / 1e6,
+                paper_x_params_m=PAPER_X_PARAMS_M.get(a),
+            )
+            for a, t in BACKBONES.items()
+        ]
+    ).set_index('arch')
 
 # %% ../nbs/00_core.ipynb #2e14d63b
 def seed_everything(seed: int = 42):
@@ -655,6 +654,7 @@ def load_backbone(path, device='cpu'):
     "A plain timm model and its `backbone.json` info from an exported backbone folder (or its .json/.safetensors)."
     import timm, torch
 
+    register_timm_models()
     p = Path(path)
     d = p if p.is_dir() else p.parent
     js, st = d / 'backbone.json', d / WEIGHTS

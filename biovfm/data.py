@@ -36,7 +36,9 @@ def example_data_list(
 
     out_dir = Path(out_dir) if out_dir is not None else runs_root() / f'example_data_list_{n}_{size}_{seed}'
     pq = out_dir / 'data_list.parquet'
-    stamp = dict(n=n, size=size, seed=seed, raw=str(raw), max_files=max_files, slice_step=slice_step)
+    stamp = dict(
+        n=n, size=size, seed=seed, raw=str(raw), max_files=max_files, slice_step=slice_step, subset='rank64'
+    )
     if (
         pq.exists()
         and (out_dir / 'example.json').exists()

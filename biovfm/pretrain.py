@@ -6,8 +6,7 @@
 from __future__ import annotations
 import argparse, contextlib, dataclasses, json, math, os, random, resource, subprocess, sys, time, warnings
 import fcntl, socket
-from dataclasses import dataclass, field, asdict, fields
-from functools import partial
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import pandas as pd
 import torch
@@ -15,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
 from biovfm.core import (
-    BACKBONES,
+    register_timm_models,
     timm_name,
     short_arch,
     seed_everything,
@@ -23,10 +22,7 @@ from biovfm.core import (
     autocast_dtype,
     atomic_path,
     save_backbone,
-    load_backbone,
     write_table,
-    SCHEMAS,
-    runs_root,
     atomic_temp_files,
     file_md5,
     IMAGENET_MEAN,
@@ -37,13 +33,13 @@ from biovfm.core import (
     LEGACY_WEIGHTS,
 )
 from biovfm.data import (
-    seeded,
     PretrainDataset,
     StepSampler,
     make_loader,
-    example_data_list,
     check_data_list,
 )
+
+register_timm_models()  # timm builds the authors' ViT-H/14 by name wherever pretraining or probing runs
 
 # %% auto #0
 __all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'Config', 'SSLMethod', 'register_method',

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from biovfm.core import (
+    register_timm_models,
     short_arch,
     SCHEMAS,
     IMAGENET_MEAN,
@@ -39,6 +40,8 @@ from biovfm.benchmarks import (
     load_probe_data,
     parse_benchmarks,
 )
+
+register_timm_models()  # timm builds the authors' ViT-H/14 by name wherever pretraining or probing runs
 
 # %% auto #0
 __all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'BACKBONE_KINDS', 'FEATURES', 'BACKBONE_MODES', 'NORMALIZE',

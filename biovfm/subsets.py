@@ -6,12 +6,12 @@
 from __future__ import annotations
 import os
 from pathlib import Path
-import numpy as np
 import pandas as pd
 from .core import MODALITIES, write_table
+from .scale import random_subset  # noqa: F401 -- the one implementation (nbs/00a_scale), fast at 21M rows
 
 # %% auto #0
-__all__ = ['subset_by_modality', 'random_subset', 'write_subset', 'composition']
+__all__ = ['subset_by_modality', 'write_subset', 'composition']
 
 # %% ../nbs/01d_subsets.ipynb #8946a713
 def subset_by_modality(dl: pd.DataFrame, modalities) -> pd.DataFrame:
@@ -20,18 +20,6 @@ def subset_by_modality(dl: pd.DataFrame, modalities) -> pd.DataFrame:
     if bad := [m for m in mods if m not in MODALITIES]:
         raise ValueError(f"unknown modality {bad}; choose from {MODALITIES}")
     return dl[dl.modality.isin(mods)].sort_values('path', ignore_index=True)
-
-
-def random_subset(dl: pd.DataFrame, n: int, seed: int = 0, keep: str = 'modality') -> pd.DataFrame:
-    "A seeded random subset of `n` rows containing every value of `keep` present in `dl` (when n allows)."
-    dl = dl.sort_values('path', ignore_index=True)
-    if n >= len(dl):
-        return dl
-    rng = np.random.default_rng(seed)
-    first = [int(rng.choice(g)) for _, g in sorted(dl.groupby(keep).indices.items())][:n]
-    rest = np.setdiff1d(np.arange(len(dl)), first)
-    pick = np.concatenate([first, rng.choice(rest, n - len(first), replace=False)]).astype(int)
-    return dl.iloc[np.sort(pick)].reset_index(drop=True)
 
 
 def write_subset(dl: pd.DataFrame, list_dir, dest) -> Path:
