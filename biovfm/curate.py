@@ -217,6 +217,15 @@ class Engine:
     def map(self, function, tasks):
         raise NotImplementedError
 
+    def close(self):
+        "Release what the engine started (a local cluster); a closed engine may start again."
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 @register_engine('local')
 class LocalEngine(Engine):
@@ -237,25 +246,35 @@ class LocalEngine(Engine):
 class DaskEngine(Engine):
     "Dask distributed: the cluster at `scheduler`, else a LocalCluster of `workers` single-threaded processes."
 
+    client = cluster = None
+
+    def _client(self):
+        "A client of the cluster at `scheduler`, else of a LocalCluster started once for this engine."
+        if self.client is None:
+            from distributed import Client, LocalCluster
+
+            if not self.scheduler:
+                self.cluster = LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+            self.client = Client(self.scheduler or self.cluster)
+        return self.client
+
     def map(self, function, tasks):
         tasks = list(tasks)
         if not tasks:
             return
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import as_completed
 
-        cluster = None
-        if not self.scheduler:
-            cluster = LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-        client = Client(self.scheduler or cluster)
-        try:
-            for future in as_completed(client.map(function, tasks, pure=False)):
-                yield future.result()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        for future in as_completed(self._client().map(function, tasks, pure=False)):
+            yield future.result()
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.client = self.cluster = None
 
 
 def get_engine(name: str, workers: int = 1, scheduler: str = '') -> Engine:
@@ -1092,11 +1111,12 @@ def curate(
     )
     import_reader_modules(o.reader_modules)  # planning asks their readers which files they read
     runner = get_engine(engine, int(workers), scheduler)  # before any work: an unknown engine fails at once
-    plan = prepare_run(raw_dir, out_dir, o, num_shards, max_files, chunk_jobs, chunk_mb, runner)
-    run_shard(raw_dir, out_dir, plan, shard, o, workers, progress, runner)
-    if missing_chunks(out_dir, plan):
-        return None
-    summary = merge(out_dir, near_dup, leak, benchmarks, min_fg=min_fg, engine=runner)
+    with runner:  # one cluster (engine='dask') for planning, the chunks and the merge
+        plan = prepare_run(raw_dir, out_dir, o, num_shards, max_files, chunk_jobs, chunk_mb, runner)
+        run_shard(raw_dir, out_dir, plan, shard, o, workers, progress, runner)
+        if missing_chunks(out_dir, plan):
+            return None
+        summary = merge(out_dir, near_dup, leak, benchmarks, min_fg=min_fg, engine=runner)
     if images_per_tar:  # the corpus as WebDataset tar shards beside the data list (nbs/00c_shards)
         write_shards(out_dir / 'data_list.parquet', int(images_per_tar), workers=workers, progress=progress)
         summary['tar_shards'] = len(list((out_dir / SHARD_DIR).glob('corpus-*.tar')))
