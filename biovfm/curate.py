@@ -981,7 +981,7 @@ def merge(
     from tqdm.auto import tqdm
 
     chunk_dirs = [(i, str(_chunk_dir(out_dir, s, c))) for i, (s, c) in enumerate(chunks)]
-    parallel = engine is not None and len(chunks) >= 64  # a few chunks read faster here than workers start
+    parallel = engine is not None and len(chunks) >= 2000  # ~200 chunks/s here: workers pay off for many
     reads = (engine if parallel else LocalEngine()).map(_read_chunk, chunk_dirs)
     reads = tqdm(
         reads, total=len(chunks), desc='merging', unit='chunk', leave=False, disable=len(chunks) < 50
