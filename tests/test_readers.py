@@ -114,8 +114,12 @@ def test_a_reader_registered_in_its_own_file_is_used_by_spawned_workers(tmp_path
     Image.fromarray(chest).save(raw/'chest.png')
     without = curate(tmp_path/'raw', tmp_path/'plain', benchmarks=(), progress=False, images_per_tar=0)
     assert without['inputs'] == 1   # .npy files are skipped while no reader claims them
-    summary = curate(tmp_path/'raw', tmp_path/'out', benchmarks=(), progress=False, workers=2, chunk_jobs=1,
-                     images_per_tar=0, reader_modules='toy_reader')
+    try:
+        summary = curate(tmp_path/'raw', tmp_path/'out', benchmarks=(), progress=False, workers=2, chunk_jobs=1,
+                         images_per_tar=0, reader_modules='toy_reader')
+    finally:   # the registration must not leak into other tests
+        READERS.pop('npy', None)
+        sys.modules.pop('toy_reader', None)
     inputs = C.read_table(tmp_path/'out'/'inputs.csv').set_index('job')
     assert inputs.kind.to_dict() == {'xray/arrays/chest.npy': 'npy', 'xray/arrays/chest.png': 'image',
                                      'xray/arrays/cube.npy': 'npy', 'xray/arrays/flipped.npy': 'npy'}
@@ -125,7 +129,5 @@ def test_a_reader_registered_in_its_own_file_is_used_by_spawned_workers(tmp_path
     assert 'xray/arrays/flipped.npy' in set(corpus.src) and summary['images'] >= 2
     worker_pids = {json.loads(done.read_text())['pid'] for done in (tmp_path/'out').rglob('.done')}
     assert len(worker_pids) >= 1 and os.getpid() not in worker_pids   # read in spawned worker processes
-    READERS.pop('npy')
-    sys.modules.pop('toy_reader')
     with pytest.raises(ImportError, match="cannot import 'no_such_module'"):
         curate(tmp_path/'raw', tmp_path/'bad', benchmarks=(), progress=False, reader_modules='no_such_module')
