@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_curate.ipynb #d2468203
 from __future__ import annotations
-import errno, hashlib, inspect, json, os, re, time, math, shutil, contextlib
+import collections, contextlib, errno, hashlib, inspect, json, math, os, queue, re, shutil, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -214,6 +214,10 @@ class Engine:
     def __init__(self, workers: int = 1, scheduler: str = ''):
         self.workers, self.scheduler = max(int(workers), 1), scheduler
 
+    def start(self):
+        "Start the workers now, so that they get ready while this process plans; returns the engine."
+        return self
+
     def map(self, function, tasks):
         raise NotImplementedError
 
@@ -227,19 +231,89 @@ class Engine:
         self.close()
 
 
+def _warm_worker():
+    "A local worker's start: import curation and the readers' libraries once, before the first task."
+    import biovfm.curate
+
+    biovfm.curate._import_readers()
+
+
 @register_engine('local')
 class LocalEngine(Engine):
-    "This machine: a spawned process pool of `workers` (in this process for one worker or one task)."
+    "This machine: this process and a pool of `workers - 1` spawned ones, started once for every task of a run."
+
+    pool = None
+
+    def start(self):
+        if self.workers > 1 and self.pool is None:
+            import multiprocessing as mp
+            import biovfm.curate  # the installed module: spawned workers cannot import a notebook's function
+
+            self.pool = mp.get_context('spawn').Pool(self.workers - 1, initializer=biovfm.curate._warm_worker)
+        return self
 
     def map(self, function, tasks):
-        tasks = list(tasks)
-        if self.workers <= 1 or len(tasks) <= 1:
-            yield from map(function, tasks)
+        todo = collections.deque(tasks)  # taken in the given order (big chunks first) by whoever is free
+        if self.workers <= 1 or len(todo) <= 1:
+            yield from map(function, todo)
             return
-        import multiprocessing as mp
+        pool = self.start().pool
+        finished = queue.SimpleQueue()  # (result, error) of the pool's tasks; None: a worker found no task left
 
-        with mp.get_context('spawn').Pool(self.workers) as pool:
-            yield from pool.imap_unordered(function, tasks)
+        def send():  # the next task to a pool worker that is free (called again from the pool's result thread)
+            try:
+                task = todo.popleft()
+            except IndexError:  # never raise here: an error in the pool's result thread would hang it
+                finished.put(None)
+                return
+            try:
+                pool.apply_async(function, (task,), callback=received, error_callback=failed)
+            except Exception as error:  # the pool was closed meanwhile
+                failed(error)
+
+        def received(result):
+            finished.put((result, None))
+            send()
+
+        def failed(error):
+            finished.put((None, error))
+
+        helpers = self.workers - 1
+        idle = 0  # pool workers that found no task left
+
+        def collect(wait: bool):  # the pool's results so far; wait: all of them
+            nonlocal idle
+            while (wait and idle < helpers) or not finished.empty():
+                item = finished.get()
+                if item is None:
+                    idle += 1
+                    continue
+                result, error = item
+                if error is not None:
+                    raise error
+                yield result
+
+        try:
+            first = todo.popleft()  # the biggest task to this process, which is ready first
+            for _ in range(helpers):
+                send()  # every pool worker gets a task at once: with 2+ tasks the pool always works
+            yield function(first)
+            while True:  # this process works too instead of waiting: no worker to spawn for its share
+                try:
+                    task = todo.popleft()
+                except IndexError:
+                    break
+                yield function(task)
+                yield from collect(wait=False)
+            yield from collect(wait=True)
+        finally:
+            todo.clear()  # an error stops the feeding; `close` stops what still runs
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+        self.pool = None
 
 
 @register_engine('dask')
@@ -259,6 +333,10 @@ class DaskEngine(Engine):
                 )
             self.client = Client(self.scheduler or self.cluster)
         return self.client
+
+    def start(self):
+        self._client()
+        return self
 
     def map(self, function, tasks):
         tasks = list(tasks)
@@ -912,11 +990,11 @@ def run_shard(
         if chunk_done(out_dir, t[2], t[3])
     ]
     bar = tqdm(total=len(tasks), initial=len(done), desc=f'shard {shard}', unit='chunk', disable=not progress)
-    engine = engine or LocalEngine(workers)
-    for record in engine.map(_worker_fn(), [t[:5] + (asdict(t[5]),) for t in todo]):
-        done.append(record)
-        bar.update()
-        bar.set_postfix(images=sum(d['images'] for d in done))
+    with contextlib.nullcontext(engine) if engine else LocalEngine(workers) as runner:
+        for record in runner.map(_worker_fn(), [t[:5] + (asdict(t[5]),) for t in todo]):
+            done.append(record)
+            bar.update()
+            bar.set_postfix(images=sum(d['images'] for d in done))
     bar.close()
     return done
 
@@ -1111,7 +1189,7 @@ def curate(
     )
     import_reader_modules(o.reader_modules)  # planning asks their readers which files they read
     runner = get_engine(engine, int(workers), scheduler)  # before any work: an unknown engine fails at once
-    with runner:  # one cluster (engine='dask') for planning, the chunks and the merge
+    with runner.start():  # one pool or cluster for planning, the chunks and the merge; it starts while we plan
         plan = prepare_run(raw_dir, out_dir, o, num_shards, max_files, chunk_jobs, chunk_mb, runner)
         run_shard(raw_dir, out_dir, plan, shard, o, workers, progress, runner)
         if missing_chunks(out_dir, plan):

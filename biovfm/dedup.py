@@ -105,8 +105,10 @@ def audit(
     n = len(rows)
     reason = np.array([''] * n, dtype=object)
     match = np.array([''] * n, dtype=object)
-    train = (rows.split == 'train').to_numpy()
-    reason[~train] = ['source ' + s + ' split' for s in rows.split[~train]]
+    split = rows.split.to_numpy(dtype=object)
+    path = rows.path.to_numpy(dtype=object)
+    train = split == 'train'
+    reason[~train] = ['source ' + s + ' split' for s in split[~train]]
 
     def excl(i, r, m):
         if not reason[i]:
@@ -121,18 +123,20 @@ def audit(
         ref = held[0] if held else g[0]
         for i in g:
             if i != ref and train[i]:
-                excl(i, 'exact duplicate' + (' of a val/test image' if held else ''), rows.path[ref])
+                excl(i, 'exact duplicate' + (' of a val/test image' if held else ''), path[ref])
     # leakage into MedMNIST val/test (content and centre-square hashes)
     info = (rows.fg_frac >= min_fg).to_numpy() if 'fg_frac' in rows else np.ones(n, bool)
     for flag, bh in (bench or {}).items():
         ref = phash_int(bh.phash)
+        bench_split = bh.split.to_numpy(dtype=object)
+        bench_index = bh['index'].to_numpy()
         for col in ('phash', 'phash_center'):
             for i, j, d in near_pairs(phash_int(rows[col]), ref, leak).itertuples(index=False):
                 if train[i] and info[i]:
                     excl(
                         i,
-                        f'near-duplicate of {flag} {bh.split.iloc[j]} image',
-                        f"{flag}:{bh.split.iloc[j]}:{bh['index'].iloc[j]} (Hamming {d}, {col})",
+                        f'near-duplicate of {flag} {bench_split[j]} image',
+                        f"{flag}:{bench_split[j]}:{bench_index[j]} (Hamming {d}, {col})",
                     )
     # near duplicates between different inputs (consecutive slices of one volume are kept, as in the paper)
     src = rows.src.to_numpy()
@@ -141,9 +145,9 @@ def audit(
     for i, j, d in pairs.itertuples(index=False):
         if train[i] and train[j]:
             if not reason[i].startswith('near-duplicate of corpus') and not reason[i].startswith('exact'):
-                excl(j, 'near-duplicate of corpus image', f'{rows.path[i]} (Hamming {d})')
+                excl(j, 'near-duplicate of corpus image', f'{path[i]} (Hamming {d})')
         elif train[j]:
-            excl(j, 'near-duplicate of a val/test image', f'{rows.path[i]} (Hamming {d})')
+            excl(j, 'near-duplicate of a val/test image', f'{path[i]} (Hamming {d})')
         elif train[i]:
-            excl(i, 'near-duplicate of a val/test image', f'{rows.path[j]} (Hamming {d})')
+            excl(i, 'near-duplicate of a val/test image', f'{path[j]} (Hamming {d})')
     return rows.assign(excluded=reason, match=match)

@@ -130,3 +130,20 @@ def test_dask_local_cluster_curates_what_the_process_pool_curates(tmp_path):
                                   _dl(tmp_path/'local')[['path', 'src', 'content_hash']])
     with pytest.raises(ValueError, match=r"engine='spark': use one of \['dask', 'local'\]"):
         curate(raw, tmp_path/'x', engine='spark', **kw)
+
+def _pid_after(seconds):
+    time.sleep(seconds)
+    return os.getpid()
+
+def test_local_engine_works_in_this_process_and_its_pool():
+    import math
+    from biovfm.curate import get_engine
+    with get_engine('local', workers=2) as engine:
+        pids = list(engine.map(_pid_after, [0.5] * 8))
+        pool = engine.pool
+        assert sorted(engine.map(abs, [-2, -1])) == [1, 2]
+        assert engine.pool is pool  # one pool for every map of a run
+        with pytest.raises(ValueError, match='math domain error'):  # an error in either process reaches the caller
+            list(engine.map(math.sqrt, [4.0, -1.0, 9.0, -1.0]))
+    assert engine.pool is None
+    assert len(pids) == 8 and os.getpid() in pids and len(set(pids)) == 2, pids

@@ -128,6 +128,6 @@ def test_a_reader_registered_in_its_own_file_is_used_by_spawned_workers(tmp_path
     corpus = C.read_table(tmp_path/'out'/'data_list.parquet')
     assert 'xray/arrays/flipped.npy' in set(corpus.src) and summary['images'] >= 2
     worker_pids = {json.loads(done.read_text())['pid'] for done in (tmp_path/'out').rglob('.done')}
-    assert len(worker_pids) >= 1 and os.getpid() not in worker_pids   # read in spawned worker processes
+    assert worker_pids - {os.getpid()}   # a spawned worker read some (this process works too)
     with pytest.raises(ImportError, match="cannot import 'no_such_module'"):
         curate(tmp_path/'raw', tmp_path/'bad', benchmarks=(), progress=False, reader_modules='no_such_module')
