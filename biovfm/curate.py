@@ -44,12 +44,16 @@ from biovfm.imageops import (
 )
 from .dedup import audit, benchmark_hashes
 from .subsets import write_subset
+from .scale import near_duplicates, random_subset, read_data_list  # entry points at 21M images (nbs/00a_scale)
+
+_all_ = ['near_duplicates', 'random_subset', 'read_data_list']  # importable from biovfm.curate too
 
 # %% auto #0
 __all__ = ['ENGINES', 'RUN_PARAMETERS', 'DEMO', 'Options', 'process_item', 'register_engine', 'Engine', 'LocalEngine',
            'DaskEngine', 'get_engine', 'read_manifest', 'split_of', 'source_of', 'scan_raw', 'plan_jobs', 'shard_of',
            'assign_chunks', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit', 'update_plan',
-           'prepare_run', 'run_shard', 'missing_chunks', 'merge', 'curate', 'export_data_list', 'build_demo']
+           'prepare_run', 'run_shard', 'missing_chunks', 'merge', 'curate', 'export_data_list', 'build_demo',
+           'near_duplicates', 'random_subset', 'read_data_list']
 
 # %% ../nbs/01_curate.ipynb #1e28cb35
 @dataclass

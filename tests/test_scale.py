@@ -166,3 +166,11 @@ def test_subset_on_plain_frames_with_missing_values():
     pd.testing.assert_frame_equal(random_subset(dl.sample(frac=1, random_state=0), 10, seed=0), sub)
     everything = random_subset(dl, 5000)
     assert len(everything) == 1000 and everything.path.is_monotonic_increasing
+
+def test_public_entry_points_are_importable_from_curation():
+    "The issue's entry points, as users' scripts import them next to `curate`."
+    import biovfm.scale as scale
+    from biovfm.curate import near_duplicates as nd, random_subset as rs, read_data_list as rdl
+    assert (nd, rs, rdl) == (scale.near_duplicates, scale.random_subset, scale.read_data_list)
+    hashes = np.array([0, 0b1011, 2**63, 0b1], dtype=np.uint64)  # Hamming 3, 1, 1 from 0; 4 between 0b1011 and 2**63
+    assert sorted(map(tuple, np.asarray(nd(hashes, max_dist=3)).reshape(-1, 2).tolist())) == [(0, 1), (0, 2), (0, 3), (1, 3), (2, 3)]
