@@ -3,13 +3,13 @@
 1. `near_duplicates` (max_dist 4) on 0.5M, 1M and 2M random 64-bit hashes with 1000 planted pairs (copies with
    0-4 random bits flipped): wall time, peak memory, recall of the planted pairs, and the cost projected to
    21.47M hashes from the work counted (probes grow as n, candidates as n², each at its measured unit cost) and
-   from the wall times (`project_cost`); curation's `near_pairs` on 200k hashes beside it;
+   from the wall times (`project_cost`); curation's `near_pairs` (which calls it) on 200k hashes beside it;
 2. a synthetic 21.47M-row data list (SCHEMAS['data_list'], 10 modalities, 60 sources) written once to a
    temporary parquet, then `read_data_list` + `random_subset(0.2M, keep='modality')`: wall time and peak memory,
    with all columns and with only the two the subset needs.
 
 Each measurement runs in a fresh child process and reports that process's own peak resident memory, Python and
-the imported libraries included (their baseline is given too; `import biovfm.core` loads torch and timm). The peak
+the imported libraries included (their baseline is given too: numpy, pandas, pyarrow; not torch). The peak
 is VmHWM from /proc/self/status: on Linux a child's ru_maxrss starts at its parent's resident size at the fork.
 
 Usage: python benchmarks/scale.py [--sizes 500000,1000000,2000000] [--rows 21470000] [--subset 200000] [--full]
@@ -108,7 +108,7 @@ def main():
             f"{r['pairs']:,} | {r['recalled']}/{r['planted']} |")
     say()
     say("Peak MB: the process's peak resident memory; baseline: before the search, i.e. the interpreter with numpy, "
-        "pandas, pyarrow and the torch and timm that `import biovfm.core` loads, plus the hashes.")
+        "pandas and pyarrow that `biovfm.scale` imports (not torch), plus the hashes.")
     measured = [r for r in results if r['n'] != FULL]
     ns = [r['n'] for r in measured]
     cost = project_cost(ns, [r['seconds'] for r in measured], FULL)
@@ -138,9 +138,9 @@ def main():
         ok = big['seconds'] < 120 and big['peak_mb'] < 4096 and big['recalled'] == big['planted']
         say(f"- target at 2M (every planted pair, < 120 s, < 4 GB): **{'met' if ok else 'NOT met'}**")
     old = run_child('near_pairs', 200_000, 0)
-    say(f"- curation's `near_pairs` (5 exact bands, pandas merges) on {old['n']:,} hashes: "
-        f"{old['near_pairs_s']:.1f} s against {old['near_duplicates_s']:.2f} s, "
-        f"{'the same pairs' if old['same'] else 'DIFFERENT pairs'}")
+    say(f"- curation's `near_pairs` (its pairs table around `near_duplicates`; until 2026-12-01 five exact pHash bands "
+        f"joined with pandas, 6.4 s here) on {old['n']:,} hashes: {old['near_pairs_s']:.2f} s against "
+        f"{old['near_duplicates_s']:.2f} s, {'the same pairs' if old['same'] else 'DIFFERENT pairs'}")
     say()
 
     with tempfile.TemporaryDirectory() as tmp:
