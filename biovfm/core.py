@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #a878d4e6
 from __future__ import annotations
-import hashlib, math, os, random, re, tempfile, contextlib, functools, json, sys
+import hashlib, math, os, random, re, tempfile, contextlib, functools, json
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np

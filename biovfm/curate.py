@@ -24,15 +24,14 @@ from .shards import write_shards, SHARD_DIR
 from biovfm.readers import (
     RejectError,
     Volume,
-    _fmt,
     default_raw_dir,
     file_kind,
+    format_shape,
     import_reader_modules,
     read_job,
     to_modality,
 )
 from biovfm.imageops import (
-    _AXIS,
     foreground_fraction,
     image_hashes,
     intensity_window,
@@ -41,6 +40,7 @@ from biovfm.imageops import (
     physical_aspect,
     to_uint8,
     view_slices,
+    VIEW_AXIS,
 )
 from .dedup import audit, benchmark_hashes
 from .subsets import write_subset
@@ -122,7 +122,7 @@ def process_item(item, ctx: dict, opts: Options, rows: list, rejects: list, stat
             u = 255 - u
         for view in opts.views:
             n, get, sp = view_slices(u, vol.spacing, view)
-            frac = foreground_fraction(u, _AXIS[view], opts.fg_level)
+            frac = foreground_fraction(u, VIEW_AXIS[view], opts.fg_level)
             pad = padding_mask(frac, opts.pad_rel, opts.pad_abs)
             asp = physical_aspect(get(0).shape, sp)
             stats['candidates'] += n
@@ -149,8 +149,8 @@ def process_item(item, ctx: dict, opts: Options, rows: list, rejects: list, stat
             sel = kept[:: opts.slice_step]
             stats['stride'] += len(kept) - len(sel)
             extra = dict(
-                orig_shape=_fmt(vol.meta.get('orig_shape', vol.data.shape)),
-                spacing=_fmt(vol.spacing),
+                orig_shape=format_shape(vol.meta.get('orig_shape', vol.data.shape)),
+                spacing=format_shape(vol.spacing),
                 volume=item.index,
                 win_lo=float(win[0]),
                 win_hi=float(win[1]),
@@ -195,8 +195,8 @@ def process_item(item, ctx: dict, opts: Options, rows: list, rejects: list, stat
     if item.meta.get('monochrome1'):
         a = 255 - a
     extra = dict(
-        orig_shape=_fmt(item.meta.get('orig_shape', a.shape)),
-        spacing=_fmt(item.spacing),
+        orig_shape=format_shape(item.meta.get('orig_shape', a.shape)),
+        spacing=format_shape(item.spacing),
         volume=0,
         win_lo=float(win[0]),
         win_hi=float(win[1]),
@@ -746,7 +746,7 @@ def chunk_done(out_dir, shard: int, chunk: int) -> bool:
 
 def _import_readers():
     "Import the readers' libraries once per process, so that no input's `max_seconds` pays for them."
-    import imagehash, nibabel, pydicom, tifffile, tiffslide
+    import imagehash, nibabel, pydicom, tifffile, tiffslide  # noqa: F401 (imported for their cost only)
 
 
 def process_chunk(args) -> dict:
@@ -1176,7 +1176,7 @@ def curate(
     if not 0 <= shard < num_shards:
         raise ValueError(f"shard={shard} must be in 0..num_shards-1={num_shards - 1}")
     views = tuple(v.strip() for v in views.split(',')) if isinstance(views, str) else tuple(views)
-    if bad := [v for v in views if v not in _AXIS]:
+    if bad := [v for v in views if v not in VIEW_AXIS]:
         raise ValueError(f"views={bad}: use axial, sagittal, coronal")
     for name, v in dict(
         slice_step=slice_step, frame_step=frame_step, img_size=img_size, workers=workers

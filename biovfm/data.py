@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter
 from torchvision import transforms as T
-from .core import SCHEMAS, IMAGENET_MEAN, IMAGENET_STD, data_dir, write_table, read_table, runs_root
+from .core import SCHEMAS, IMAGENET_MEAN, IMAGENET_STD, read_table, runs_root
 from .scale import read_data_list
 from .shards import SHARD_COLUMNS, ShardReader, is_sharded, shard_window_order
 

@@ -10,8 +10,8 @@ from PIL import Image
 from .readers import RejectError
 
 # %% auto #0
-__all__ = ['intensity_window', 'to_uint8', 'view_slices', 'physical_aspect', 'foreground_fraction', 'padding_mask', 'letterbox',
-           'image_hashes']
+__all__ = ['VIEW_AXIS', 'intensity_window', 'to_uint8', 'view_slices', 'physical_aspect', 'foreground_fraction', 'padding_mask',
+           'letterbox', 'image_hashes']
 
 # %% ../nbs/01b_imageops.ipynb #96a2c40d
 def intensity_window(
@@ -76,7 +76,7 @@ def padding_mask(frac: np.ndarray, pad_rel: float = 0.1, pad_abs: float = 0.01) 
     return (frac < thr) | (frac == 0)
 
 
-_AXIS = dict(sagittal=0, coronal=1, axial=2)
+VIEW_AXIS = dict(sagittal=0, coronal=1, axial=2)  # the array axis each view slices along
 
 # %% ../nbs/01b_imageops.ipynb #fb6020dc
 def letterbox(a: np.ndarray, spacing=None, img_size: int = 224):

@@ -15,9 +15,9 @@ from .core import MODALITIES, data_dir
 # %% auto #0
 __all__ = ['VIEWS', 'READERS', 'SKIP_SUFFIXES', 'WSI_SOP', 'SLIDE_LIBRARIES', 'to_modality', 'RejectError', 'Reader',
            'register_reader', 'get_reader', 'import_reader_modules', 'file_kind', 'default_raw_dir', 'Volume', 'Planar',
-           'check_pixels', 'read_nifti', 'read_dicom', 'read_dicom_series', 'tissue_fraction', 'open_slide', 'read_wsi',
-           'read_dicom_wsi', 'read_image', 'read_tiff', 'nifti_reader', 'dicom_reader', 'dicom_series_reader',
-           'image_reader', 'tiff_reader', 'wsi_reader', 'read_job']
+           'format_shape', 'check_pixels', 'read_nifti', 'read_dicom', 'read_dicom_series', 'tissue_fraction',
+           'open_slide', 'read_wsi', 'read_dicom_wsi', 'read_image', 'read_tiff', 'nifti_reader', 'dicom_reader',
+           'dicom_series_reader', 'image_reader', 'tiff_reader', 'wsi_reader', 'read_job']
 
 # %% ../nbs/01a_readers.ipynb #eb7f10ee
 VIEWS = ('axial', 'sagittal', 'coronal', '2d', 'tile')
@@ -200,7 +200,8 @@ class Planar:
     index: int = 0
 
 
-def _fmt(t, nd=3) -> str:
+def format_shape(t, nd=3) -> str:
+    "A shape or spacing as text for the data list: (512, 512, 30) -> '512x512x30', floats to `nd` digits."
     return 'x'.join(f'{v:.{nd}g}' if isinstance(v, float) else str(v) for v in t) if t is not None else ''
 
 
@@ -229,7 +230,7 @@ def read_nifti(path, frame_step: int = 1) -> list:
         img = nib.load(str(path))
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
         if not (np.isfinite(img.affine).all() and np.isfinite(zooms).all()):
-            raise RejectError(f'invalid geometry: affine/spacing contains NaN or inf (spacing {_fmt(zooms)})')
+            raise RejectError(f'invalid geometry: affine/spacing contains NaN or inf (spacing {format_shape(zooms)})')
         orig_shape = tuple(img.shape)
         img = nib.as_closest_canonical(_nifti_3d(img))
         shape = img.shape
