@@ -235,13 +235,6 @@ class Engine:
         self.close()
 
 
-def _warm_worker():
-    "A local worker's start: import curation and the readers' libraries once, before the first task."
-    import biovfm.curate
-
-    biovfm.curate._import_readers()
-
-
 @register_engine('local')
 class LocalEngine(Engine):
     "This machine: this process and a pool of `workers - 1` spawned ones, started once for every task of a run."
@@ -253,7 +246,7 @@ class LocalEngine(Engine):
             import multiprocessing as mp
             import biovfm.curate  # the installed module: spawned workers cannot import a notebook's function
 
-            self.pool = mp.get_context('spawn').Pool(self.workers - 1, initializer=biovfm.curate._warm_worker)
+            self.pool = mp.get_context('spawn').Pool(self.workers - 1, initializer=biovfm.curate._import_readers)
         return self
 
     def map(self, function, tasks):
