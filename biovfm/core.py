@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['MODALITIES', 'MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'SCHEMAS', 'PREDICTIONS_DIR',
-           'IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHTS', 'LEGACY_WEIGHTS', 'KERNEL_NAMES', 'PARAMETER_TYPES', 'repo_root',
-           'data_root', 'data_dir', 'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info',
-           'benchmarks', 'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest',
-           'find_medmnist', 'load_medmnist', 'register_timm_models', 'timm_name', 'short_arch', 'backbone_params',
-           'backbone_table', 'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files',
-           'check_schema', 'write_table', 'read_table', 'slug', 'predictions_path', 'find_predictions',
-           'markdown_table', 'weighted_auc', 'timm_config', 'save_backbone', 'load_backbone', 'tensorboard_writer',
-           'write_scalars', 'run_parameters', 'refuse_parameters', 'registering']
+__all__ = ['MODALITIES', 'MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'ARCH_ALIASES', 'SCHEMAS',
+           'PREDICTIONS_DIR', 'IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHTS', 'LEGACY_WEIGHTS', 'KERNEL_NAMES',
+           'PARAMETER_TYPES', 'repo_root', 'data_root', 'data_dir', 'results_root', 'figures_root', 'runs_root',
+           'Benchmark', 'benchmark_info', 'benchmarks', 'medmnist_dirs', 'medmnist_filename', 'expected_md5',
+           'file_md5', 'check_manifest', 'find_medmnist', 'load_medmnist', 'register_timm_models', 'timm_name',
+           'short_arch', 'backbone_params', 'backbone_table', 'seed_everything', 'get_device', 'autocast_dtype',
+           'atomic_path', 'atomic_temp_files', 'check_schema', 'write_table', 'read_table', 'slug', 'predictions_path',
+           'find_predictions', 'markdown_table', 'weighted_auc', 'timm_config', 'save_backbone', 'load_backbone',
+           'tensorboard_writer', 'write_scalars', 'run_parameters', 'refuse_parameters', 'registering']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -328,10 +328,16 @@ def timm_name(arch: str) -> str:
     raise KeyError(f"unknown backbone {arch!r}; choose from {', '.join(BACKBONES)} or a timm model name")
 
 
+ARCH_ALIASES = {'vit_huge_patch14_swiglu_224': 'vit_huge'}  # the paper's final model: ViT-H/14, DINOv2's SwiGLU MLP
+
+
 def short_arch(arch: str) -> str:
-    "The short name ('vit_tiny', ...) of any spelling of one of `BACKBONES`; any other name unchanged."
+    "The short name ('vit_tiny', ...) of any spelling of one of `BACKBONES` or `ARCH_ALIASES` (a timm weight tag after '.' ignored); any other name unchanged."
+    model = arch.split('.', 1)[0]  # 'vit_base_patch16_224.orig_in21k_ft_in1k': the architecture of its weights
+    if model in ARCH_ALIASES:
+        return ARCH_ALIASES[model]
     for short, full in BACKBONES.items():
-        if arch in (short, full) or full.startswith(arch + '_'):
+        if model in (short, full) or full.startswith(model + '_'):
             return short
     return arch
 

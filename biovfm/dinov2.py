@@ -165,8 +165,8 @@ class DINOv2(SSLMethod):
     def preset(
         self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
     ) -> dict:
-        "`reference`: DINOv2's `ssl_default_config` (one recipe for ViT-T..L); `small`: a CPU-sized variant."
-        big = short_arch(arch) in ('vit_large', 'vit_huge')
+        "`reference`: DINOv2's `ssl_default_config` for ViT-T..L, its large-model recipe (`vitg14`) for ViT-H; `small`: a CPU-sized variant."
+        huge = short_arch(arch) == 'vit_huge'
         steps = partial(preset_steps, max_steps=max_steps)
         shared = dict(  # DINOv2's values, the same in both presets
             min_lr=1e-6,
@@ -189,24 +189,38 @@ class DINOv2(SSLMethod):
             mask_ratio_range=[0.1, 0.5],
         )
         if preset == 'reference':
-            return shared | dict(
+            default = dict(  # ssl_default_config.yaml (+ vitl16_short): the sweep's recipe for ViT-T/S/B/L
                 lr=0.004 * math.sqrt(batch_size / 1024),
                 warmup_steps=steps(0.1, 10 * EPOCH),
                 weight_decay_end=0.4,
                 layer_decay=0.9,
-                drop_path=0.4 if short_arch(arch) == 'vit_huge' else 0.3,
+                drop_path=0.3,
                 layerscale=1e-5,
                 n_prototypes=65536,
                 head_hidden=2048,
                 head_bottleneck=256,
-                ibot_separate_head=big,
-                centering='sinkhorn_knopp' if big else 'centering',
+                ibot_separate_head=False,
+                centering='centering',
                 n_local=8,
                 local_size=round(img_size * 96 / 224 / patch_size) * patch_size,
                 momentum=0.992,
                 teacher_temp_warmup_steps=steps(0.3, 30 * EPOCH),
                 freeze_last_layer_steps=steps(0.01, EPOCH),
             )
+            large = dict(  # train/vitg14.yaml over the default: the authors' final SwiGLU ViT-H/14
+                lr=2e-4 * math.sqrt(batch_size / 1024),
+                warmup_steps=steps(80 / 500, 80 * EPOCH),
+                weight_decay_end=0.2,
+                layer_decay=1.0,
+                drop_path=0.4,
+                n_prototypes=131072,
+                head_bottleneck=384,
+                ibot_separate_head=True,
+                centering='sinkhorn_knopp',
+                local_size=round(img_size * 98 / 224 / patch_size) * patch_size,
+                momentum=0.994,
+            )
+            return shared | default | (large if huge else {})
         return shared | dict(  # small: a CPU-sized variant (short warm-ups, a small head, no drop path)
             lr=2 * 0.004 * math.sqrt(batch_size / 1024),
             warmup_steps=steps(0.1, 10**9),
@@ -293,7 +307,7 @@ class DINOv2(SSLMethod):
 
     def probe_drop_path(self, arch: str) -> float:
         "The authors' evaluation keeps DINOv2 backbones in train mode: drop path at the recipe's rate while the head trains."
-        return 0.4 if short_arch(arch) == 'vit_huge' else 0.3
+        return self.preset('reference', arch, 224, 1024, 1, 16)['drop_path']  # 0.4 for ViT-H, else 0.3
 
     def flops_per_image(
         self,

@@ -137,6 +137,24 @@ class Run:
     about: str = ''  # one line for the plan
 
 
+TABLE1_BASELINES = {  # name -> (probe backbone spec: downloaded on a networked machine, read from the HF cache offline, what)
+    'in21k_vit_base': (
+        'timm:vit_base_patch16_224.orig_in21k_ft_in1k',
+        'IN21K ViT-B/16 (the authors\' timm 0.3.2 `vit_base_patch16_224` weights)',
+    ),
+    'in21k_vit_large': (
+        'timm:vit_large_patch16_224.augreg_in21k_ft_in1k',
+        'IN21K ViT-L/16 (timm no longer ships the authors\' jx_vit_large_p16_224: its AugReg IN21K successor)',
+    ),
+    'rad_dino': ('rad-dino:microsoft/rad-dino', 'RAD-DINO, DINOv2 ViT-B/14 on chest X-rays'),
+    'biomedclip': (
+        'biomedclip:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224',
+        'BiomedCLIP ViT-B/16 vision trunk, pooled as the authors pool it',
+    ),
+    'biomedgpt': ('biomedgpt:PanaceaAI/BiomedGPT-Base-Pretrained', 'BiomedGPT-Base, its ResNet image encoder'),
+}
+
+
 def paper_matrix() -> list[Run]:
     "The paper's pretraining experiments with reference recipes and matching probing configs."
     runs = []
@@ -167,6 +185,8 @@ def paper_matrix() -> list[Run]:
             'the final BioVFM-21M model: dinov2 ViT-H/14 on the full corpus',
         )
     )
+    for name, (backbone, about) in TABLE1_BASELINES.items():
+        runs.append(Run(f'table1/{name}', None, probe_recipe() | dict(backbone=backbone), f'Table 1 baseline: {about}'))
     return runs
 
 # %% ../nbs/07_experiments.ipynb #8d815436
@@ -188,7 +208,6 @@ def train_flops_per_image(
 
 def gpu_hours(pretrain: dict, peak_tflops: float = 312.0, utilisation: float = 0.35) -> float:
     "Estimated GPU-hours of a pretraining config (A100 bf16 peak by default)."
-    short = short_arch(pretrain['arch'])
     recipe_knobs = {
         k: pretrain[k]
         for k in ('local_size', 'n_local', 'n_prototypes', 'head_bottleneck', 'mask_ratio')
@@ -196,7 +215,7 @@ def gpu_hours(pretrain: dict, peak_tflops: float = 312.0, utilisation: float = 0
     }
     f = train_flops_per_image(
         pretrain['method'],
-        short,
+        pretrain['arch'],  # the timm name: the SwiGLU ViT-H is not timm's ViT-H
         pretrain.get('img_size', 224),
         pretrain.get('patch_size'),
         grad_ckpt=bool(pretrain.get('grad_ckpt')),

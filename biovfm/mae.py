@@ -125,6 +125,10 @@ class MAE(SSLMethod):
     def build(self, cfg: Config) -> nn.Module:
         return MAEModel(cfg)
 
+    def no_weight_decay(self, name: str, param: torch.Tensor) -> bool:
+        "MAE's rule (timm's `add_weight_decay`, `main_pretrain.py`): only 1-D parameters and biases skip decay."
+        return param.ndim == 1 or name.endswith('.bias')
+
     def views(self, cfg: Config) -> tuple:
         return mae_transform(cfg.img_size, cfg.crop_scale), MAECollate(
             cfg.img_size, cfg.patch_size, cfg.mask_ratio, cfg.seed

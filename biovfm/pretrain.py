@@ -407,9 +407,15 @@ def embedding_std(x: torch.Tensor) -> float:
 _NO_WD = ('cls_token', 'pos_embed', 'mask_token', 'reg_token', 'gamma', 'weight_g')
 
 
+def no_weight_decay(name: str, param: torch.Tensor) -> bool:
+    "Default rule: no weight decay for 1-D parameters, biases, tokens, position embeddings, LayerScale, weight_g."
+    return param.ndim == 1 or name.endswith('.bias') or any(k in name for k in _NO_WD)
+
+
 def param_groups(model: nn.Module, cfg: Config) -> list[dict]:
-    "AdamW parameter groups with `lr_mult`, `wd_mult` and `last_layer` flags."
+    "AdamW parameter groups with `lr_mult`, `wd_mult`, `last_layer`; a method's own `no_weight_decay(name, param)` overrides the default rule."
     L = len(backbone_of(model).blocks)
+    skips_decay = getattr(get_method(cfg.method), 'no_weight_decay', no_weight_decay)
     groups = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -426,7 +432,7 @@ def param_groups(model: nn.Module, cfg: Config) -> list[dict]:
         lr_mult = cfg.layer_decay ** (L + 1 - lid) * (
             cfg.patch_embed_lr_mult if 'patch_embed' in name else 1.0
         )
-        wd_mult = 0.0 if (p.ndim == 1 or name.endswith('.bias') or any(k in name for k in _NO_WD)) else 1.0
+        wd_mult = 0.0 if skips_decay(name, p) else 1.0
         key = (lr_mult, wd_mult, 'last_layer' in name)
         groups.setdefault(key, dict(params=[], names=[], lr_mult=lr_mult, wd_mult=wd_mult, last_layer=key[2]))
         groups[key]['params'].append(p)

@@ -44,16 +44,17 @@ from biovfm.benchmarks import (
 register_timm_models()  # timm builds the authors' ViT-H/14 by name wherever pretraining or probing runs
 
 # %% auto #0
-__all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'BACKBONE_KINDS', 'FEATURES', 'BACKBONE_MODES', 'NORMALIZE',
-           'FEATURE_VERSION', 'PROGRESS_MIN_IMAGES', 'AUG_VIEWS', 'PROBE_IDENTITY', 'TABLE1_METRICS', 'mcc_threshold',
-           'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics', 'bootstrap_indices', 'bootstrap_metrics',
-           'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap', 'Backbone', 'load_local_weights',
-           'register_backbone', 'random_backbone', 'random_like_backbone', 'timm_backbone', 'exported_backbone',
-           'load_probe_backbone', 'biomedclip_backbone', 'rad_dino_backbone', 'last_block_tokens', 'pool_features',
-           'SubsetDropPath', 'probe_drop_path', 'stochastic_depth', 'to_input', 'rotate_shift', 'augment',
-           'input_stats', 'epoch_generator', 'augmented_features', 'extract_features', 'epoch_view', 'cache_key',
-           'cached_features', 'LinearHead', 'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one',
-           'recorded_identities', 'probe_many', 'table1', 'table1_markdown', 'table1_latex', 'write_table1']
+__all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'BACKBONE_KINDS', 'OFA_RESNETS', 'FEATURES', 'BACKBONE_MODES',
+           'NORMALIZE', 'FEATURE_VERSION', 'PROGRESS_MIN_IMAGES', 'AUG_VIEWS', 'PROBE_IDENTITY', 'TABLE1_METRICS',
+           'mcc_threshold', 'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics', 'bootstrap_indices',
+           'bootstrap_metrics', 'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap', 'Backbone',
+           'load_local_weights', 'register_backbone', 'random_backbone', 'random_like_backbone', 'timm_backbone',
+           'exported_backbone', 'load_probe_backbone', 'biomedclip_backbone', 'rad_dino_backbone', 'biomedgpt_backbone',
+           'last_block_tokens', 'pool_features', 'SubsetDropPath', 'probe_drop_path', 'stochastic_depth', 'to_input',
+           'rotate_shift', 'augment', 'input_stats', 'epoch_generator', 'augmented_features', 'extract_features',
+           'epoch_view', 'cache_key', 'cached_features', 'LinearHead', 'train_head', 'feature_batches', 'image_batches',
+           'n_views', 'probe_one', 'recorded_identities', 'probe_many', 'table1', 'table1_markdown', 'table1_latex',
+           'write_table1']
 
 # %% ../nbs/04_probe.ipynb #d4a57ef5
 THRESHOLD_RULES = ('authors', 'midpoint')
@@ -336,7 +337,8 @@ class Backbone:
         "Hash of the weights and architecture: part of the feature cache key."
         if self._fp is None:
             h = hashlib.blake2b(digest_size=12)
-            h.update(type(self.model).__name__.encode())
+            pooling = getattr(self.model, 'authors_features', '')  # BiomedCLIP's own pooling: other features
+            h.update((type(self.model).__name__ + pooling).encode())
             for k, v in self.model.state_dict().items():
                 h.update(k.encode())
                 h.update(str(tuple(v.shape)).encode())
@@ -469,27 +471,35 @@ def random_like_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
 
 @register_backbone('timm')
 def timm_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
-    "`timm:<timm name>:<local weights file>[:k=v,...]`: timm weights loaded without unpickling."
+    "`timm:<timm name>[:<local weights file>][:k=v,...]`: a local file loaded without unpickling, else timm's own pretrained weights (Hugging Face hub or its cache)."
     import timm
 
     name, _, weights = rest.partition(':')
     opts = ''
-    if ':' in weights and '=' in weights.rsplit(':', 1)[1]:
-        weights, opts = weights.rsplit(':', 1)
-    weights = Path(weights)
+    if '=' in weights.rsplit(':', 1)[-1]:
+        weights, _, opts = weights.rpartition(':')
     kw = _kwargs(opts)
-    if not weights.is_file():
+    if weights and not Path(weights).is_file():
         raise FileNotFoundError(
             f"{spec}: weights file {weights} not found (timm:<model name>:<local .safetensors/.bin/.pth>[:k=v,...])"
         )
     if img_size and name.startswith(('vit', 'deit', 'eva')):
         kw.setdefault('img_size', img_size)
-    m = timm.create_model(name, pretrained=False, num_classes=0, **kw)
-    load_local_weights(m, weights)
-    info = dict(timm_name=name, file=str(weights))
-    return Backbone(
-        m, slug(f"timm-{name}-{weights.stem}"), 'timm', short_arch(name), _n(m), _n(m), spec, info
-    )
+    if weights:
+        m = timm.create_model(name, pretrained=False, num_classes=0, **kw)
+        load_local_weights(m, Path(weights))
+    else:
+        try:  # the real download path: timm's pretrained_cfg (hf_hub_id) through huggingface_hub
+            m = timm.create_model(name, pretrained=True, num_classes=0, **kw)
+        except Exception as error:
+            raise FileNotFoundError(
+                f"{spec}: timm could not load the pretrained weights of {name!r} ({type(error).__name__}: "
+                f"{str(error)[:200]}); fetch them on a networked machine (the Hugging Face cache is read offline) "
+                f"or give a local file: timm:{name}:<file>"
+            ) from error
+    info = dict(timm_name=name, file=str(Path(weights)) if weights else f'hub:{name}')
+    label = Path(weights).stem if weights else 'hub'
+    return Backbone(m, slug(f"timm-{name}-{label}"), 'timm', short_arch(name), _n(m), _n(m), spec, info)
 
 
 def exported_backbone(path: Path, img_size, spec: str) -> Backbone:
@@ -531,6 +541,23 @@ def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, 
     return backbone
 
 # %% ../nbs/04_probe.ipynb #2c811bfb
+def _hub_or_local(rest: str, spec: str, patterns: list[str]) -> Path:
+    "`rest` as a local path when it exists, else the snapshot of the Hugging Face repo `rest` (downloaded, or read from the HF cache offline)."
+    path = Path(rest)
+    if path.exists() or path.is_absolute() or rest.count('/') != 1:
+        return path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(rest, allow_patterns=patterns))
+    except Exception as error:
+        raise FileNotFoundError(
+            f"{spec}: {rest} is neither a local path nor a Hugging Face repo in reach ({type(error).__name__}); "
+            f"download it on a networked machine (`hf download {rest}`, then it is read from the cache) "
+            "or give its local folder"
+        ) from error
+
+
 def _biomedclip(path: Path, img_size, spec) -> Backbone:
     "BiomedCLIP's vision trunk (a timm ViT-B/16) from open_clip weights, without open_clip."
     import timm
@@ -568,6 +595,8 @@ def _biomedclip(path: Path, img_size, spec) -> Backbone:
         raise ValueError(
             f"{f}: vision trunk does not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
+    m.reset_classifier(0, global_pool='avg')  # the authors' `reset_classifier(..., global_pool="avg")`
+    m.authors_features = 'timm-pool'  # their features: final norm on every token, patch-token mean, no LayerNorm
     _set_size(m, img_size)
     return Backbone(
         m, 'biomedclip', 'biomedclip', short_arch(name), _n(m), _n(m), spec, dict(timm_name=name, file=str(f))
@@ -608,16 +637,59 @@ def _rad_dino(path: Path, spec) -> Backbone:
     return Backbone(m, 'rad-dino', 'rad-dino', 'vit_base_patch14', _n(m), _n(m), spec, dict(path=str(path)))
 
 
+OFA_RESNETS = {6: 'resnet50', 23: 'resnet101', 36: 'resnet152'}  # blocks of stage 3 -> OFA's `resnet_type`
+
+
+def _biomedgpt(path: Path, img_size, spec) -> Backbone:
+    "BiomedGPT's image encoder: the ResNet (stages 1-3, stride 16, 1024 channels) of its OFA encoder, as a timm ResNet."
+    import timm
+
+    names = ('model.safetensors', 'pytorch_model.bin', 'checkpoint.pt')
+    f = path if path.is_file() else next((path / n for n in names if (path / n).exists()), None)
+    if f is None:
+        raise FileNotFoundError(
+            f"{spec}: none of {', '.join(names)} in {path} (download PanaceaAI/BiomedGPT-Base-Pretrained)"
+        )
+    try:
+        state = _load_state(f)
+    except Exception as error:
+        raise ValueError(
+            f"{f}: not a plain weights file ({type(error).__name__}); a fairseq checkpoint carries pickled "
+            "arguments: load it once with torch.load and save checkpoint['model'] as safetensors"
+        ) from error
+    sd = {k.split('embed_images.', 1)[1]: v for k, v in state.items() if 'embed_images.' in k}
+    stage3 = {int(k.split('.')[1]) for k in sd if k.startswith('layer3.')}
+    if len(stage3) not in OFA_RESNETS:
+        raise ValueError(f"{f}: no OFA image encoder (`*embed_images.layer3.*` weights of a ResNet-50/101/152)")
+    name = OFA_RESNETS[len(stage3)]
+    m = timm.create_model(name, pretrained=False, num_classes=0)
+    m.layer4, m.num_features = nn.Identity(), 1024  # OFA keeps stages 1-3: a 14x14x1024 map at 224 px
+    missing, unexpected = m.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.startswith('layer4.') and 'num_batches_tracked' not in k]
+    if missing or unexpected:
+        raise ValueError(
+            f"{f}: image encoder does not fit {name} stages 1-3: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return Backbone(m, 'biomedgpt', 'biomedgpt', name, _n(m), _n(m), spec, dict(timm_name=name, file=str(f)))
+
+
 @register_backbone('biomedclip')
 def biomedclip_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
-    "`biomedclip:<dir or file>`: BiomedCLIP's vision trunk (deterministic: `seed` unused)."
-    return _biomedclip(Path(rest), img_size, spec)
+    "`biomedclip:<dir, file or HF repo>`: BiomedCLIP's vision trunk pooled as the authors pool it (`seed` unused)."
+    patterns = ['open_clip_config.json', 'open_clip_model.safetensors', 'open_clip_pytorch_model.bin']
+    return _biomedclip(_hub_or_local(rest, spec, patterns), img_size, spec)
 
 
 @register_backbone('rad-dino')
 def rad_dino_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
-    "`rad-dino:<dir>`: RAD-DINO from a local Hugging Face folder (deterministic: `seed` unused)."
-    return _rad_dino(Path(rest), spec)
+    "`rad-dino:<dir or HF repo>`: RAD-DINO from a Hugging Face folder (deterministic: `seed` unused)."
+    return _rad_dino(_hub_or_local(rest, spec, ['config.json', '*.safetensors']), spec)
+
+
+@register_backbone('biomedgpt')
+def biomedgpt_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
+    "`biomedgpt:<dir, file or HF repo>`: BiomedGPT's ResNet image encoder (deterministic: `seed` unused)."
+    return _biomedgpt(_hub_or_local(rest, spec, ['config.json', '*.safetensors', '*.bin']), img_size, spec)
 
 # %% ../nbs/04_probe.ipynb #13019d56
 FEATURES = ('authors', 'normed-tokens')
@@ -640,6 +712,8 @@ def pool_features(model, x, features: str = 'authors'):
     "Probe features: mean of raw last-block patch tokens + parameter-free LayerNorm ('authors'), of final-norm tokens."
     if features not in FEATURES:
         raise ValueError(f"features={features!r}: use one of {FEATURES}")
+    if features == 'authors' and getattr(model, 'authors_features', None) == 'timm-pool':
+        return model.forward_head(model.forward_features(x), pre_logits=True)  # BiomedCLIP: its timm head's pooling
     if features == 'authors' and _is_vit(model):
         pooled = last_block_tokens(model, x).mean(1)
     else:

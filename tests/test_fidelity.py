@@ -1,0 +1,192 @@
+"""Issue 29: the last deviations from the official code, each checked against the official computation, and the
+paper's Table 1 baselines loaded through their loaders on random-weight twins (no hub access: a fake HF cache)."""
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+import yaml
+from safetensors.torch import save_file
+
+import biovfm.probe as P
+from biovfm.core import repo_root, short_arch
+from biovfm.experiments import TABLE1_BASELINES, load_matrix, plan
+from biovfm.pretrain import build_model, make_config, param_groups
+
+PAPER = repo_root() / 'configs' / 'paper'
+X = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+
+
+def hub_twin(monkeypatch, cache: Path, repo: str) -> Path:
+    "An offline Hugging Face cache holding repo `repo` (files written by the caller into the returned folder)."
+    import huggingface_hub.constants
+
+    base = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = base / 'snapshots' / ('0' * 40)
+    snapshot.mkdir(parents=True)
+    (base / 'refs').mkdir()
+    (base / 'refs' / 'main').write_text('0' * 40)
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(cache))
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    return snapshot
+
+
+def authors_vit_features(vit, x):
+    "models_vit.py / dinov2 classifier.py with --global_pool: no final norm, patch-token mean, fresh LayerNorm."
+    with torch.no_grad():
+        tokens = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(x))))
+        for block in vit.blocks:
+            tokens = block(tokens)
+        return F.layer_norm(tokens[:, vit.num_prefix_tokens :].mean(1), (vit.embed_dim,), eps=1e-6)
+
+
+def spec_of(name: str) -> str:
+    probe = yaml.safe_load((PAPER / 'table1' / f'{name}.probe.yaml').read_text())
+    assert probe['backbone'] == TABLE1_BASELINES[name][0]
+    return probe['backbone']
+
+
+# 1a. the final SwiGLU ViT-H: build_dino_model('dino_vit_huge') sets drop_path_rate 0.4 (DEFAULT_DINOV2_KWARGS: 0.3)
+def test_final_vit_h_probed_with_drop_path_04():
+    final = yaml.safe_load((PAPER / 'final' / 'dinov2_vit_huge14_biovfm_21m.pretrain.yaml').read_text())
+    backbone = P.Backbone(torch.nn.Identity(), 'final', 'dinov2', short_arch(final['arch']), 0, 0, 'final')
+    assert P.probe_drop_path(backbone) == 0.4
+    large = P.Backbone(torch.nn.Identity(), 'l', 'dinov2', short_arch('vit_large_patch16_224'), 0, 0, 'l')
+    assert P.probe_drop_path(large) == 0.3
+
+
+# 1c. the reference preset gives what configs/paper states, for every pretraining run
+MACHINE = {'data_list', 'nproc', 'num_workers', 'seed', 'save_every', 'resume', 'precision', 'strategy', 'grad_ckpt'}
+
+
+@pytest.mark.parametrize('path', sorted(PAPER.rglob('*.pretrain.yaml')), ids=lambda p: p.stem)
+def test_reference_preset_equals_paper_configs(path):
+    run = yaml.safe_load(path.read_text())
+    given = dict(
+        method=run['method'], arch=run['arch'], img_size=run['img_size'], batch_size=run['batch_size'],
+        max_steps=run['max_steps'], nproc=run['nproc'], preset='reference',
+    )
+    cfg = make_config(**given)
+    for key, value in run.items():
+        if key not in MACHINE:
+            assert getattr(cfg, key) == pytest.approx(value), f"{path.name}: {key}"
+
+
+# 1d. MAE's optimiser groups: timm 0.3.2 optim_factory.add_weight_decay as main_pretrain.py calls it
+def mae_add_weight_decay(model):
+    "Names without decay and with decay, by MAE's rule (skip_list empty in main_pretrain.py)."
+    no_decay, decay = set(), set()
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue  # frozen weights
+        if len(param.shape) == 1 or name.endswith('.bias'):
+            no_decay.add(name)
+        else:
+            decay.add(name)
+    return no_decay, decay
+
+
+def test_mae_weight_decay_groups_equal_maes_rule():
+    cfg = make_config(method='mae', img_size=32, patch_size=8, max_steps=4, batch_size=4)
+    model, _ = build_model(cfg)
+    groups = param_groups(model, cfg)
+    ours_decay = {n for g in groups if g['wd_mult'] == 1.0 for n in g['names']}
+    ours_no_decay = {n for g in groups if g['wd_mult'] == 0.0 for n in g['names']}
+    no_decay, decay = mae_add_weight_decay(model)
+    assert (ours_no_decay, ours_decay) == (no_decay, decay)
+    assert {'backbone.vit.cls_token', 'decoder.mask_token'} <= decay
+
+
+# 1b. BiomedCLIP: the authors' trunk.reset_classifier(n, global_pool='avg')
+def write_biomedclip(folder: Path, trunk, timm_name: str):
+    state = {f'visual.trunk.{k}': v.contiguous() for k, v in trunk.state_dict().items()}
+    state['text.proj'] = torch.zeros(2, 2)  # the text tower is ignored
+    save_file(state, str(folder / 'open_clip_model.safetensors'))
+    config = {'model_cfg': {'vision_cfg': {'timm_model_name': timm_name}}}
+    (folder / 'open_clip_config.json').write_text(json.dumps(config))
+
+
+def test_biomedclip_features_are_the_authors_timm_avg_pool(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    trunk = timm.create_model('vit_base_patch16_224', num_classes=0)
+    with torch.no_grad():  # a pretrained final norm that matters
+        trunk.norm.weight.uniform_(0.5, 2.0)
+        trunk.norm.bias.normal_(0, 0.5)
+    spec = spec_of('biomedclip')
+    write_biomedclip(hub_twin(monkeypatch, tmp_path, spec.split(':', 1)[1]), trunk, 'vit_base_patch16_224')
+    backbone = P.load_probe_backbone(spec, img_size=224)
+    official = trunk.eval()
+    official.reset_classifier(0, global_pool='avg')
+    with torch.no_grad():
+        ours, theirs = P.pool_features(backbone.model, X), official(X)
+    assert ours.shape == (2, 768)
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+    assert not torch.allclose(ours, authors_vit_features(official, X), atol=1e-2)  # not the MAE/DINOv2 path
+    head = P.LinearHead(768, 3)
+    assert [type(m).__name__ for m in head] == ['BatchNorm1d', 'Linear']  # no extra LayerNorm
+
+
+# 2. Table 1 baselines: one probe config each, loaded through its loader from the (fake) Hugging Face cache
+def test_table1_configs_listed_by_the_plan():
+    runs = {r.name: r for r in load_matrix(PAPER)}
+    names = {f'table1/{n}' for n in ('in21k_vit_base', 'in21k_vit_large', 'rad_dino', 'biomedclip', 'biomedgpt')}
+    assert names <= set(runs)
+    assert all(runs[n].pretrain is None and runs[n].probe['img_size'] == 224 for n in names)
+    table = plan('paper', runs_dir=Path('/nonexistent-runs')).set_index('run')
+    assert set(table.loc[sorted(names), 'state']) == {'not started'}
+
+
+@pytest.mark.parametrize('name,dim', [('in21k_vit_base', 768), ('in21k_vit_large', 1024)])
+def test_in21k_vits_load_from_timms_hub_path(tmp_path, monkeypatch, name, dim):
+    spec = spec_of(name)
+    timm_name = spec.split(':', 1)[1]
+    hub_id = timm.models.get_pretrained_cfg(timm_name).hf_hub_id
+    assert hub_id and hub_id.startswith('timm/')  # the real download path: timm's own hub weights
+    torch.manual_seed(1)
+    twin = timm.create_model(timm_name.split('.')[0], num_classes=0)
+    folder = hub_twin(monkeypatch, tmp_path, hub_id if hub_id.count('/') == 1 else f'timm/{timm_name}')
+    save_file({k: v.contiguous() for k, v in twin.state_dict().items()}, str(folder / 'model.safetensors'))
+    backbone = P.load_probe_backbone(spec, img_size=224)
+    assert (backbone.method, backbone.arch) == ('timm', short_arch(timm_name))
+    with torch.no_grad():
+        features = P.pool_features(backbone.model, X)
+    assert features.shape == (2, dim)
+    torch.testing.assert_close(features, authors_vit_features(twin.eval(), X), atol=1e-5, rtol=0)
+
+
+def test_rad_dino_loads_from_the_hub_path(tmp_path, monkeypatch):
+    transformers = pytest.importorskip('transformers')
+    spec = spec_of('rad_dino')
+    config = transformers.Dinov2Config(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, patch_size=14,
+        image_size=56,
+    )
+    torch.manual_seed(2)
+    hf = transformers.Dinov2Model(config).eval()
+    hf.save_pretrained(hub_twin(monkeypatch, tmp_path, spec.split(':', 1)[1]))
+    backbone = P.load_probe_backbone(spec, img_size=56)
+    x = X[:, :, :56, :56]
+    with torch.no_grad():
+        features = P.pool_features(backbone.model, x)
+        raw = hf(pixel_values=x, output_hidden_states=True).hidden_states[-1][:, 1:].mean(1)
+    assert features.shape == (2, 64)
+    torch.testing.assert_close(features, F.layer_norm(raw, (64,), eps=1e-6), atol=1e-5, rtol=0)
+
+
+def test_biomedgpt_image_encoder_loads_from_the_hub_path(tmp_path, monkeypatch):
+    spec = spec_of('biomedgpt')
+    torch.manual_seed(3)
+    resnet = timm.create_model('resnet101', num_classes=0).eval()
+    state = {f'encoder.embed_images.{k}': v for k, v in resnet.state_dict().items() if not k.startswith('layer4.')}
+    state['encoder.image_proj.weight'] = torch.zeros(768, 1024)  # the rest of OFA's encoder is not loaded
+    save_file(state, str(hub_twin(monkeypatch, tmp_path, spec.split(':', 1)[1]) / 'model.safetensors'))
+    backbone = P.load_probe_backbone(spec, img_size=224)
+    assert (backbone.method, backbone.arch) == ('biomedgpt', 'resnet101')
+    with torch.no_grad():
+        features = P.pool_features(backbone.model, X)
+        stem = resnet.maxpool(resnet.act1(resnet.bn1(resnet.conv1(X))))
+        grid = resnet.layer3(resnet.layer2(resnet.layer1(stem)))
+    assert grid.shape == (2, 1024, 14, 14)
+    torch.testing.assert_close(features, F.layer_norm(grid.mean((2, 3)), (1024,), eps=1e-6), atol=1e-5, rtol=0)
