@@ -28,6 +28,7 @@ from biovfm.readers import (
     file_kind,
     format_shape,
     import_reader_modules,
+    modality_of,
     read_job,
     to_modality,
 )
@@ -44,16 +45,21 @@ from biovfm.imageops import (
 )
 from .dedup import audit, benchmark_hashes
 from .subsets import write_subset
-from .scale import near_duplicates, random_subset, read_data_list  # entry points at 21M images (nbs/00a_scale)
+from biovfm.scale import (
+    near_duplicates,
+    random_subset,
+    read_data_list,
+)  # entry points at 21M images (nbs/00a_scale)
 
 _all_ = ['near_duplicates', 'random_subset', 'read_data_list']  # importable from biovfm.curate too
 
 # %% auto #0
-__all__ = ['ENGINES', 'RUN_PARAMETERS', 'DEMO', 'Options', 'process_item', 'register_engine', 'Engine', 'LocalEngine',
-           'DaskEngine', 'get_engine', 'read_manifest', 'split_of', 'source_of', 'scan_raw', 'plan_jobs', 'shard_of',
-           'assign_chunks', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit', 'update_plan',
-           'prepare_run', 'run_shard', 'missing_chunks', 'merge', 'curate', 'export_data_list', 'build_demo',
-           'near_duplicates', 'random_subset', 'read_data_list']
+__all__ = ['ENGINES', 'MANIFEST_NAMES', 'MANIFEST_PATH_COLUMNS', 'MODALITY_HINT', 'RUN_PARAMETERS', 'DEMO', 'Options',
+           'process_item', 'register_engine', 'Engine', 'LocalEngine', 'DaskEngine', 'get_engine', 'find_manifest',
+           'read_manifest', 'manifest_entry', 'split_of', 'source_of', 'dicom_facts', 'scan_raw', 'plan_jobs',
+           'shard_of', 'assign_chunks', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit',
+           'update_plan', 'prepare_run', 'run_shard', 'reason_kind', 'missing_chunks', 'merge', 'curation_report',
+           'curate', 'export_data_list', 'build_demo', 'near_duplicates', 'random_subset', 'read_data_list']
 
 # %% ../nbs/01_curate.ipynb #1e28cb35
 @dataclass
@@ -246,7 +252,9 @@ class LocalEngine(Engine):
             import multiprocessing as mp
             import biovfm.curate  # the installed module: spawned workers cannot import a notebook's function
 
-            self.pool = mp.get_context('spawn').Pool(self.workers - 1, initializer=biovfm.curate._import_readers)
+            self.pool = mp.get_context('spawn').Pool(
+                self.workers - 1, initializer=biovfm.curate._import_readers
+            )
         return self
 
     def map(self, function, tasks):
@@ -255,7 +263,9 @@ class LocalEngine(Engine):
             yield from map(function, todo)
             return
         pool = self.start().pool
-        finished = queue.SimpleQueue()  # (result, error) of the pool's tasks; None: a worker found no task left
+        finished = (
+            queue.SimpleQueue()
+        )  # (result, error) of the pool's tasks; None: a worker found no task left
 
         def send():  # the next task to a pool worker that is free (called again from the pool's result thread)
             try:
@@ -365,20 +375,47 @@ def _clean_anatomy(t) -> str:
     return re.split(r'\s*\(', str(t).strip().lower())[0].strip() or 'unspecified'
 
 
+MANIFEST_NAMES = ('MANIFEST.tsv', 'MANIFEST.csv', 'metadata.csv', 'metadata.tsv', 'labels.csv', 'labels.tsv')
+MANIFEST_PATH_COLUMNS = ('file', 'path', 'filename', 'image', 'image_path')  # a manifest's column of paths
+
+
+def find_manifest(raw_dir) -> Path | None:
+    "The first of `MANIFEST_NAMES` at the top of `raw_dir`, else None."
+    return next((Path(raw_dir) / n for n in MANIFEST_NAMES if (Path(raw_dir) / n).is_file()), None)
+
+
 def read_manifest(raw_dir) -> dict:
-    "{relative path: {modality_detail, anatomy, split}} from `raw_dir/MANIFEST.tsv` (or .csv), if any."
-    raw_dir = Path(raw_dir)
-    for name, sep in (('MANIFEST.tsv', '\t'), ('MANIFEST.csv', ',')):
-        if (raw_dir / name).exists():
-            m = pd.read_csv(raw_dir / name, sep=sep, dtype=str)
-            if 'file' not in m.columns:
-                raise ValueError(f"{raw_dir / name}: needs a 'file' column (got {list(m.columns)})")
-            return {
-                r['file']: dict(
-                    modality_detail=r.get('modality'), anatomy=r.get('anatomy'), split=r.get('split')
-                )
-                for _, r in m.iterrows()
-            }
+    "{relative path: {modality_detail, anatomy, split}} from `raw_dir`'s manifest (`find_manifest`), if any."
+    path = find_manifest(raw_dir)
+    if path is None:
+        return {}
+    table = pd.read_csv(path, sep='\t' if path.suffix == '.tsv' else ',', dtype=str, keep_default_na=False)
+    columns = {c.strip().lower(): c for c in table.columns}
+    path_column = next((columns[c] for c in MANIFEST_PATH_COLUMNS if c in columns), None)
+    if path_column is None:
+        raise ValueError(
+            f"{path}: needs a column of file paths relative to {raw_dir}, named one of "
+            f"{list(MANIFEST_PATH_COLUMNS)} (got {list(table.columns)}); optional: modality, anatomy, split"
+        )
+    blank = pd.Series('', index=table.index)
+    values = {
+        name: table[columns[name]].str.strip() if name in columns else blank
+        for name in ('modality', 'anatomy', 'split')
+    }
+    files = table[path_column].str.strip().str.replace('\\', '/', regex=False).map(lambda p: str(Path(p)))
+    return {
+        file: dict(modality_detail=modality, anatomy=anatomy, split=split)
+        for file, modality, anatomy, split in zip(
+            files, values['modality'], values['anatomy'], values['split']
+        )
+    }
+
+
+def manifest_entry(manifest: dict, rel: str) -> dict:
+    "The manifest's row for file `rel`, else for its nearest folder that the manifest names (a series, a patient), else {}."
+    for key in (rel, *(str(p) for p in Path(rel).parents if str(p) != '.')):
+        if key in manifest:
+            return manifest[key]
     return {}
 
 
@@ -403,51 +440,69 @@ def split_of(rel: str, manifest_split=None) -> str:
     return 'train'
 
 
-def source_of(rel: str) -> str:
-    "A file's source: the second folder of `<modality>/<source>/...`, else its first folder, else 'root'."
+def source_of(rel: str, dataset: str = 'root') -> str:
+    "A file's source: `<modality>/<source>/...`'s second folder (`<modality>/<file>`: its first), a BIDS or top-level file's `dataset`, else its first folder."
     parts = Path(rel).parts
-    return parts[1] if len(parts) >= 3 else parts[0] if len(parts) == 2 else 'root'
+    if len(parts) >= 2 and to_modality(parts[0]):
+        return parts[1] if len(parts) >= 3 else parts[0]
+    if len(parts) == 1 or parts[0].startswith(
+        'sub-'
+    ):  # a flat folder, a BIDS dataset: the raw folder is the source
+        return dataset
+    return parts[0]  # <source>/..., or a DICOM tree's <collection>/<patient>/<study>/<series>/...
 
 # %% ../nbs/01_curate.ipynb #c1552421
-def _series_keys(task: tuple) -> list:
-    "[(file, series key or None)] for a batch (raw_dir, files) of DICOM files: one header read each (a planning task)."
-    raw_dir, files = task
-    return [(rel, _dicom_series_key(Path(raw_dir) / rel)) for rel in files]
+_HEADER_TAGS = [
+    'SeriesInstanceUID',
+    'NumberOfFrames',
+    'ImageOrientationPatient',
+    'ImagePositionPatient',
+    'Rows',
+    'Columns',
+    'SOPClassUID',
+    'PixelSpacing',
+    'Modality',
+    'BodyPartExamined',
+]
 
 
-def _dicom_series_key(p):
+def dicom_facts(p) -> dict:
+    "What planning needs of a DICOM file's header: its `series` key (None: no 2D series), `modality` and `body_part` tags ('' if absent)."
     import pydicom
 
     try:
-        ds = pydicom.dcmread(
-            str(p),
-            stop_before_pixels=True,
-            specific_tags=[
-                'SeriesInstanceUID',
-                'NumberOfFrames',
-                'ImageOrientationPatient',
-                'ImagePositionPatient',
-                'Rows',
-                'Columns',
-                'SOPClassUID',
-                'PixelSpacing',
-            ],
+        ds = pydicom.dcmread(str(p), stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+    except Exception:
+        return dict(series=None, modality='', body_part='')
+    facts = dict(
+        modality=str(ds.get('Modality', '') or ''), body_part=str(ds.get('BodyPartExamined', '') or '')
+    )
+    try:
+        single_frame_slice = (
+            int(ds.get('NumberOfFrames', 1) or 1) == 1
+            and 'ImagePositionPatient' in ds
+            and 'SeriesInstanceUID' in ds
+            and 'PixelSpacing' in ds
         )
-        if (
-            int(ds.get('NumberOfFrames', 1) or 1) != 1
-            or 'ImagePositionPatient' not in ds
-            or 'SeriesInstanceUID' not in ds
-            or 'PixelSpacing' not in ds
-        ):
-            return None
-        return (
-            str(ds.SeriesInstanceUID),
-            tuple(round(float(v), 3) for v in ds.ImageOrientationPatient),
-            int(ds.Rows),
-            int(ds.Columns),
+        series = (
+            (
+                str(ds.SeriesInstanceUID),
+                tuple(round(float(v), 3) for v in ds.ImageOrientationPatient),
+                int(ds.Rows),
+                int(ds.Columns),
+            )
+            if single_frame_slice
+            else None
         )
     except Exception:
-        return None
+        series = None
+    return facts | dict(series=series)
+
+
+def _header_facts(task: tuple) -> list:
+    "[(file, dicom_facts)] for a batch (raw_dir, files) of DICOM files: one header read each (a planning task)."
+    raw_dir, files = task
+    return [(rel, dicom_facts(Path(raw_dir) / rel)) for rel in files]
 
 
 def _link_problem(path: Path, root: Path, follow_external_links: bool) -> str:
@@ -570,12 +625,12 @@ def plan_jobs(
         elif kind != 'skip':
             jobs.append(dict(job=rel, kind=kind, files=[rel]))
     batches = [(str(raw_dir), dicom_files[i : i + 256]) for i in range(0, len(dicom_files), 256)]
-    keys = dict(kv for batch in (engine or LocalEngine()).map(_series_keys, batches) for kv in batch)
+    headers = dict(kv for batch in (engine or LocalEngine()).map(_header_facts, batches) for kv in batch)
     for rel in dicom_files:  # in listing order, whatever order the batches finished in
-        if keys[rel] is None:
+        if headers[rel]['series'] is None:
             jobs.append(dict(job=rel, kind='dicom', files=[rel]))
-        else:
-            series.setdefault(keys[rel], []).append(rel)
+        else:  # one series, wherever its files lie in the tree
+            series.setdefault(headers[rel]['series'], []).append(rel)
     for key, rels in series.items():
         if len(rels) >= min_series:
             jobs.append(
@@ -591,14 +646,16 @@ def plan_jobs(
             jobs += [dict(job=r, kind='dicom', files=[r]) for r in rels]
     by_path = listing.set_index('path')
     for j in jobs:
-        m = man.get(j['files'][0], {})
-        j['source'] = source_of(j['files'][0])
-        j['modality'] = (
-            to_modality(m.get('modality_detail')) or to_modality(Path(j['files'][0]).parts[0]) or 'unknown'
+        first = j['files'][0]
+        m = manifest_entry(man, first)
+        header = headers.get(first, {})
+        j['source'] = source_of(first, raw_dir.resolve().name)
+        j['modality'], j['modality_from'] = modality_of(
+            first, m.get('modality_detail'), header.get('modality')
         )
-        j['modality_detail'] = m.get('modality_detail') or ''
-        j['anatomy'] = _clean_anatomy(m.get('anatomy'))
-        j['split'] = split_of(j['files'][0], m.get('split'))
+        j['modality_detail'] = m.get('modality_detail') or header.get('modality') or ''
+        j['anatomy'] = _clean_anatomy(m.get('anatomy') or header.get('body_part'))
+        j['split'] = split_of(first, m.get('split'))
         j['bytes'] = int(by_path.loc[j['files'], 'size'].sum())
         j['note'] = j.get('note', '')
         j['signature'] = _signature(j['files'], by_path)
@@ -608,6 +665,7 @@ def plan_jobs(
         'files',
         'source',
         'modality',
+        'modality_from',
         'modality_detail',
         'anatomy',
         'split',
@@ -720,6 +778,7 @@ def process_job(raw_dir, job: dict, out_dir, img_prefix: str, opts: Options):
         kind=job['kind'],
         source=job['source'],
         modality=job['modality'],
+        modality_from=job.get('modality_from', ''),  # '' in a plan made before it existed
         written=len(rows),
         rejects=len(rejects),
         status=status,
@@ -1009,6 +1068,23 @@ _EXTRA = [
 ]
 
 
+MODALITY_HINT = (
+    "name their modality in a manifest at the top of the raw folder (MANIFEST.tsv or metadata.csv with a "
+    "column 'file' of paths relative to the raw folder and a column 'modality', optionally 'anatomy' and "
+    "'split'; a row may name a folder), or put them in a folder named after it (CT/, MR/, xray/, ...)"
+)
+
+
+def reason_kind(reason: str) -> str:
+    "A reject reason without its particulars (numbers, parentheses, what follows ':' or '->'): rejects counted by kind."
+    text = str(reason)
+    while re.search(r'\([^()]*\)', text):  # (nested (parentheses)) from the inside out
+        text = re.sub(r'\s*\([^()]*\)', '', text)
+    text = re.sub(r'\s*->.*|:.*', '', text)
+    text = re.sub(r'(?<![A-Za-z])\d[\d,.]*(x\d[\d,.]*)*', 'N', text)  # 0.21, 1,000, 512x512 -> N
+    return re.sub(r'\s+', ' ', text).strip() or str(reason)
+
+
 def missing_chunks(out_dir, plan) -> list:
     "(shard, chunk) pairs of the plan not finished yet."
     return [
@@ -1126,6 +1202,12 @@ def merge(
         written=int(inputs.written.sum()),
         excluded=ex.excluded.str.replace(r' of .*', '', regex=True).value_counts().to_dict(),
         by_modality=dl.modality.value_counts().to_dict(),
+        unknown_modality=int((dl.modality == 'unknown').sum()),  # images whose modality nothing names
+        modality_from=(
+            inputs.modality_from.fillna('').value_counts().to_dict() if 'modality_from' in inputs else {}
+        ),
+        modality_hint=MODALITY_HINT if (dl.modality == 'unknown').any() else '',
+        rejects_by_reason=rejects.reason.map(reason_kind).value_counts().to_dict(),
         by_view=dl.view.value_counts().to_dict(),
         leakage=leak_tab.to_dict('records'),
         benchmarks_checked=sorted(bench),
@@ -1139,6 +1221,21 @@ def merge(
     return summary
 
 # %% ../nbs/01_curate.ipynb #e3c4fc2b
+def curation_report(summary: dict, out_dir) -> str:
+    "What a finished run says: images and inputs, how many images have modality 'unknown' (and how to name it), rejects by reason."
+    out_dir = Path(out_dir)
+    unknown = summary.get('unknown_modality', 0)
+    lines = [
+        f"curated {summary['images']} images from {summary['inputs']} inputs into {out_dir / 'data_list.parquet'}",
+        f"modality: {unknown} of {summary['images']} images 'unknown'"
+        + (f"; {MODALITY_HINT}" if unknown else ''),
+        f"rejected: {summary['rejected_inputs']} of {summary['inputs']} inputs, {summary['reject_rows']} reject rows "
+        f"(inputs, views or images) in {out_dir / 'rejects.csv'}",
+    ]
+    lines += [f"  {n:6d}  {reason}" for reason, n in summary.get('rejects_by_reason', {}).items()]
+    return '\n'.join(lines)
+
+
 def curate(
     raw_dir=None,
     out_dir=None,
@@ -1186,12 +1283,15 @@ def curate(
     )
     import_reader_modules(o.reader_modules)  # planning asks their readers which files they read
     runner = get_engine(engine, int(workers), scheduler)  # before any work: an unknown engine fails at once
-    with runner.start():  # one pool or cluster for planning, the chunks and the merge; it starts while we plan
+    with (
+        runner.start()
+    ):  # one pool or cluster for planning, the chunks and the merge; it starts while we plan
         plan = prepare_run(raw_dir, out_dir, o, num_shards, max_files, chunk_jobs, chunk_mb, runner)
         run_shard(raw_dir, out_dir, plan, shard, o, workers, progress, runner)
         if missing_chunks(out_dir, plan):
             return None
         summary = merge(out_dir, near_dup, leak, benchmarks, min_fg=min_fg, engine=runner)
+    print(curation_report(summary, out_dir))
     if images_per_tar:  # the corpus as WebDataset tar shards beside the data list (nbs/00c_shards)
         write_shards(out_dir / 'data_list.parquet', int(images_per_tar), workers=workers, progress=progress)
         summary['tar_shards'] = len(list((out_dir / SHARD_DIR).glob('corpus-*.tar')))

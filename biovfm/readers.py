@@ -13,11 +13,12 @@ from PIL import Image
 from .core import MODALITIES, data_dir
 
 # %% auto #0
-__all__ = ['VIEWS', 'READERS', 'SKIP_SUFFIXES', 'WSI_SOP', 'SLIDE_LIBRARIES', 'to_modality', 'RejectError', 'Reader',
-           'register_reader', 'get_reader', 'import_reader_modules', 'file_kind', 'default_raw_dir', 'Volume', 'Planar',
-           'format_shape', 'check_pixels', 'read_nifti', 'read_dicom', 'read_dicom_series', 'tissue_fraction',
-           'open_slide', 'read_wsi', 'read_dicom_wsi', 'read_image', 'read_tiff', 'nifti_reader', 'dicom_reader',
-           'dicom_series_reader', 'image_reader', 'tiff_reader', 'wsi_reader', 'read_job']
+__all__ = ['VIEWS', 'BIDS_SUFFIXES', 'MODALITY_ORIGINS', 'READERS', 'SKIP_SUFFIXES', 'WSI_SOP', 'SLIDE_LIBRARIES', 'to_modality',
+           'bids_modality', 'folder_modality', 'modality_of', 'RejectError', 'Reader', 'register_reader', 'get_reader',
+           'import_reader_modules', 'file_kind', 'default_raw_dir', 'Volume', 'Planar', 'format_shape', 'check_pixels',
+           'read_nifti', 'read_dicom', 'read_dicom_series', 'tissue_fraction', 'open_slide', 'read_wsi',
+           'read_dicom_wsi', 'read_image', 'read_tiff', 'nifti_reader', 'dicom_reader', 'dicom_series_reader',
+           'image_reader', 'tiff_reader', 'wsi_reader', 'read_job']
 
 # %% ../nbs/01a_readers.ipynb #eb7f10ee
 VIEWS = ('axial', 'sagittal', 'coronal', '2d', 'tile')
@@ -50,8 +51,10 @@ _DICOM_MODALITY = dict(
     NM='NM',
     PT='NM',
     SM='Microscopy',
+    GM='Microscopy',
     ES='Endoscopy',
     OP='Fundus',
+    OPT='OCTA',
 )
 
 
@@ -68,6 +71,53 @@ def to_modality(text) -> str | None:
         if re.search(pat, t.lower()):
             return m
     return None
+
+# %% ../nbs/01a_readers.ipynb #518da1f7
+BIDS_SUFFIXES = {
+    **dict.fromkeys(
+        'T1w T2w PDw T2starw FLAIR inplaneT1 inplaneT2 PDT2 angio T1map T2map T2starmap R1map R2map '
+        'PDmap MTRmap MTsat UNIT1 MP2RAGE MPM MTS MESE MEGRE VFA IRT1 bold cbv phase sbref dwi asl m0scan '
+        'epi phasediff phase1 phase2 magnitude magnitude1 magnitude2 fieldmap TB1map RB1map'.split(),
+        'MR',
+    ),
+    'pet': 'NM',
+    'ct': 'CT',
+}  # BIDS file-name suffix -> modality (matched case-insensitively; `_ct` is the CT extension's proposal)
+_BIDS_SUFFIX = {suffix.lower(): modality for suffix, modality in BIDS_SUFFIXES.items()}
+_IMAGE_EXTENSIONS = re.compile(r'(\.nii\.gz|\.nii|\.dcm|\.png|\.jpe?g|\.tiff?|\.mha|\.nrrd)$', re.I)
+
+
+def bids_modality(rel) -> str | None:
+    "The modality a BIDS-style file name implies by its suffix (`sub-01_T1w.nii.gz` -> 'MR'), else None."
+    stem = _IMAGE_EXTENSIONS.sub('', Path(rel).name)
+    if '_' not in stem:
+        return None
+    return _BIDS_SUFFIX.get(stem.rsplit('_', 1)[1].lower())
+
+
+def folder_modality(rel) -> str | None:
+    "The modality the first folder of `rel` that names one implies, outermost first ('hospital/CT/a.dcm' -> 'CT')."
+    for folder in Path(rel).parts[:-1]:
+        if modality := to_modality(folder):
+            return modality
+    return None
+
+
+MODALITY_ORIGINS = ('manifest', 'header', 'bids', 'folder', 'unknown')  # modality_of's order of precedence
+
+
+def modality_of(rel, manifest=None, header=None) -> tuple[str, str]:
+    "(modality, origin) of a file: its `manifest` text, else its `header` code, else its BIDS suffix, else folders, else 'unknown'."
+    candidates = dict(
+        manifest=lambda: to_modality(manifest),
+        header=lambda: to_modality(header),
+        bids=lambda: bids_modality(rel),
+        folder=lambda: folder_modality(rel),
+    )
+    for origin, find in candidates.items():
+        if modality := find():
+            return modality, origin
+    return 'unknown', 'unknown'
 
 # %% ../nbs/01a_readers.ipynb #d1e8c076
 class RejectError(Exception):
@@ -230,7 +280,9 @@ def read_nifti(path, frame_step: int = 1) -> list:
         img = nib.load(str(path))
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
         if not (np.isfinite(img.affine).all() and np.isfinite(zooms).all()):
-            raise RejectError(f'invalid geometry: affine/spacing contains NaN or inf (spacing {format_shape(zooms)})')
+            raise RejectError(
+                f'invalid geometry: affine/spacing contains NaN or inf (spacing {format_shape(zooms)})'
+            )
         orig_shape = tuple(img.shape)
         img = nib.as_closest_canonical(_nifti_3d(img))
         shape = img.shape

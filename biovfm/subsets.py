@@ -11,14 +11,14 @@ from .core import MODALITIES, write_table
 from .scale import random_subset  # noqa: F401 -- the one implementation (nbs/00a_scale), fast at 21M rows
 
 # %% auto #0
-__all__ = ['subset_by_modality', 'write_subset', 'composition']
+__all__ = ['subset_by_modality', 'write_subset', 'composition', 'modality_counts']
 
 # %% ../nbs/01d_subsets.ipynb #8946a713
 def subset_by_modality(dl: pd.DataFrame, modalities) -> pd.DataFrame:
-    "Rows of `dl` whose modality is in `modalities` (e.g. 'US' for BioVFM-US)."
+    "Rows of `dl` whose modality is in `modalities` (e.g. 'US' for BioVFM-US; 'unknown': those curation could not name)."
     mods = [modalities] if isinstance(modalities, str) else list(modalities)
-    if bad := [m for m in mods if m not in MODALITIES]:
-        raise ValueError(f"unknown modality {bad}; choose from {MODALITIES}")
+    if bad := [m for m in mods if m not in (*MODALITIES, 'unknown')]:
+        raise ValueError(f"unknown modality {bad}; choose from {(*MODALITIES, 'unknown')}")
     return dl[dl.modality.isin(mods)].sort_values('path', ignore_index=True)
 
 
@@ -44,3 +44,10 @@ def composition(dl: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
         .sort_values(['modality', 'n_images'], ascending=[True, False], ignore_index=True)
     )
+
+
+def modality_counts(dl: pd.DataFrame) -> pd.Series:
+    "Images per modality of a data list in the paper's order (`MODALITIES`), then `unknown` as its own count."
+    counts = dl.modality.value_counts()
+    order = [m for m in (*MODALITIES, 'unknown') if m in counts.index]
+    return counts.reindex(order + sorted(set(counts.index) - set(order))).rename('n_images')

@@ -4,15 +4,16 @@
 
 # %% ../nbs/00b_testing.ipynb #2fcc4650
 from __future__ import annotations
-import contextlib, os
+import contextlib, os, shutil
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from .core import SCHEMAS, backbone_params, benchmark_info
+from .core import SCHEMAS, backbone_params, benchmark_info, repo_root
 
 # %% auto #0
-__all__ = ['make_corrupt_inputs', 'synthetic_metrics']
+__all__ = ['BIDS_FILES', 'FLAT_FILES', 'CSV_FOLDER_METADATA', 'make_corrupt_inputs', 'make_dicom_tree', 'make_bids_dataset',
+           'make_flat_folder', 'make_csv_folder', 'synthetic_metrics']
 
 # %% ../nbs/00b_testing.ipynb #2033125b
 def make_corrupt_inputs(d) -> Path:
@@ -76,6 +77,94 @@ def make_corrupt_inputs(d) -> Path:
     with contextlib.suppress(OSError):  # not every filesystem has symlinks
         os.symlink('missing.png', x / 'dangling.png')
         os.symlink('loop.png', x / 'loop.png')
+    return d
+
+# %% ../nbs/00b_testing.ipynb #9199b1d1
+def _copy_files(raw, d, copies: dict) -> Path:
+    "Copy `raw/source` to `d/destination` for each destination: source of `copies`; return `d`."
+    d = Path(d)
+    for destination, source in copies.items():
+        (d / destination).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(raw) / source, d / destination)
+    return d
+
+
+def _embedded_raw(raw) -> Path:
+    return Path(raw) if raw else repo_root() / 'data' / 'raw'
+
+
+def make_dicom_tree(d, raw=None) -> Path:
+    "A TCIA/IDC-style tree `<patient>/<study>/<series>/*.dcm` in `d` from the embedded DICOM files; return `d`."
+    raw = _embedded_raw(raw)
+    series = sorted((raw / 'mr_dicom_series').rglob('*.dcm'))
+    copies = {
+        f'VS-SEG-001/1.2-study/{"5.000-t1-a" if i < 5 else "5.000-t1-b/more"}/{p.name}': p.relative_to(raw)
+        for i, p in enumerate(series)
+    }  # one series whose files lie in two folders
+    copies |= {
+        'LIDC-0001/01-01-2000-study/3000566-series/1-001.dcm': 'ct/pydicom/CT_small.dcm',
+        'ECHO-7/study/series-2/IM0001.dcm': 'ultrasound/pydicom-data/color-pl.dcm',
+        'CHEST-9/study/series-1/IM0001.dcm': 'xray/pydicom-data/RG3_J2KR.dcm',
+    }
+    return _copy_files(raw, d, copies)
+
+
+BIDS_FILES = {
+    'sub-01/anat/sub-01_T1w.nii.gz': 'mr/nipy/anatomical.nii.gz',
+    'sub-01/dwi/sub-01_dwi.nii.gz': 'mr/dipy/S0_10slices.nii.gz',
+    'sub-02/ses-1/anat/sub-02_ses-1_FLAIR.nii.gz': 'mr/dipy/aniso_vox.nii.gz',
+    'sub-03/func/sub-03_task-rest_bold.nii.gz': 'mr/nibabel/example4d.nii.gz',
+}  # make_bids_dataset's images: path in the dataset -> embedded file
+FLAT_FILES = {
+    'img_001.png': 'microscopy/scikit-image/cell.png',
+    'img_002.jpg': 'fundus/scikit-image/retina.jpg',
+    'volume_1.nii.gz': 'mr/nipy/anatomical.nii.gz',
+    'scan_a.dcm': 'ct/pydicom/CT_small.dcm',
+    'scan_b.dcm': 'mr/pydicom/MR_small.dcm',
+}  # make_flat_folder's images: name -> embedded file
+
+
+def make_bids_dataset(d, raw=None) -> Path:
+    "A three-subject BIDS dataset in `d` (T1w, FLAIR in a session, a 4D BOLD run, a DWI b0) from the embedded NIfTI files."
+    d = _copy_files(_embedded_raw(raw), d, BIDS_FILES)
+    (d / 'dataset_description.json').write_text('{"Name": "biovfm test", "BIDSVersion": "1.9.0"}\n')
+    (d / 'participants.tsv').write_text('participant_id\tage\nsub-01\t30\nsub-02\t41\nsub-03\t25\n')
+    (d / 'sub-01' / 'anat' / 'sub-01_T1w.json').write_text('{"RepetitionTime": 2.3}\n')
+    return d
+
+
+def make_flat_folder(d, raw=None) -> Path:
+    "A flat folder in `d`: a PNG, a JPEG, a NIfTI, a CT and an MR DICOM under neutral names, an empty PNG, a text file."
+    d = _copy_files(_embedded_raw(raw), d, FLAT_FILES)
+    (d / 'img_003.png').write_bytes(b'')
+    (d / 'notes.txt').write_text('scanned in 2020\n')
+    return d
+
+
+CSV_FOLDER_METADATA = pd.DataFrame(
+    dict(
+        image=['images/0001.jpg', 'images/0002.png', 'images/0003.jpg', 'images/0004.dcm'],
+        modality=[
+            'Fundus photograph',
+            'Fluorescence microscopy',
+            'Histopathology (H&E)',
+            'Ultrasound (obstetric)',
+        ],
+        anatomy=['retina', 'cells', '', 'fetus'],
+    )
+)  # make_csv_folder's metadata.csv
+
+
+def make_csv_folder(d, raw=None) -> Path:
+    "A folder in `d` of images under `images/` described by `metadata.csv` (columns image, modality, anatomy)."
+    sources = [
+        'fundus/scikit-image/retina.jpg',
+        'microscopy/scikit-image/cell.png',
+        'histopathology/stardist/histo.jpg',
+        'ultrasound/pydicom-data/OBXXXX1A.dcm',
+    ]
+    d = _copy_files(_embedded_raw(raw), d, dict(zip(CSV_FOLDER_METADATA.image, sources)))
+    CSV_FOLDER_METADATA.to_csv(d / 'metadata.csv', index=False)
     return d
 
 # %% ../nbs/00b_testing.ipynb #6c43fb41
