@@ -4,11 +4,14 @@
 
 # %% ../nbs/09_cli.ipynb #c9000003
 from __future__ import annotations
-import argparse, inspect, json, sys
+import argparse, ast, inspect, io, json, os, subprocess, sys, textwrap, tokenize
 from pathlib import Path
+from .core import repo_root
 
 # %% auto #0
-__all__ = ['parse_value', 'add_signature_options', 'build_parser', 'main']
+__all__ = ['USER_ERRORS', 'DEBUG_VARIABLE', 'SUBCOMMANDS', 'parse_value', 'source_docs', 'parameters_cell', 'option_docs',
+           'Parser', 'add_options', 'signature_defaults', 'UsageError', 'refuse', 'one_line', 'console',
+           'curate_options', 'pretrain_options', 'probe_options', 'figures_options', 'build_parser', 'run', 'main']
 
 # %% ../nbs/09_cli.ipynb #c9000006
 def parse_value(text: str):
@@ -21,74 +24,226 @@ def parse_value(text: str):
     except json.JSONDecodeError:
         return text
 
+# %% ../nbs/09_cli.ipynb #c9000021
+def source_docs(source: str) -> dict[str, tuple[str, str]]:
+    "`{name: (group, help)}` from the comments of a parameters cell, a dataclass or a function signature."
+    tree = ast.parse(textwrap.dedent(source))
+    statement = tree.body[0] if len(tree.body) == 1 and hasattr(tree.body[0], 'body') else None
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        arguments = statement.args
+        positional = arguments.posonlyargs + arguments.args
+        defaults = [None] * (len(positional) - len(arguments.defaults)) + arguments.defaults
+        spans = [
+            (argument.arg, argument.lineno, (default or argument).end_lineno)
+            for argument, default in [*zip(positional, defaults), *zip(arguments.kwonlyargs, arguments.kw_defaults)]
+        ]
+    else:
+        body = statement.body if isinstance(statement, ast.ClassDef) else tree.body
+        spans = [
+            (node.target.id if isinstance(node, ast.AnnAssign) else node.targets[0].id, node.lineno, node.end_lineno)
+            for node in body
+            if isinstance(node, (ast.Assign, ast.AnnAssign))
+            and isinstance(node.target if isinstance(node, ast.AnnAssign) else node.targets[0], ast.Name)
+        ]
+    lines = textwrap.dedent(source).splitlines()
+    comments = {
+        token.start[0]: (token.start[1], token.string.lstrip('#').strip(), not lines[token.start[0] - 1][: token.start[1]].strip())
+        for token in tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline)
+        if token.type == tokenize.COMMENT
+    }
+    docs, group, previous_end = {}, '', 0
+    for name, first, last in spans:
+        column = len(lines[first - 1]) - len(lines[first - 1].lstrip())
+        headers = [
+            text for line, (col, text, alone) in comments.items() if previous_end < line < first and alone and col <= column
+        ]
+        headers = [text for text in headers if not text.startswith('fmt:')]  # ruff's `# fmt: off`
+        group = headers[-1] if headers else group
+        own = [comments[line][1] for line in range(first, last + 1) if line in comments]
+        following = last + 1
+        while following in comments and comments[following][2] and comments[following][0] > column:
+            own.append(comments[following][1])  # a continuation line, indented under the comment above
+            following += 1
+        previous_end = following - 1
+        docs[name] = (group, ' '.join(own))
+    return docs
 
-def add_signature_options(parser: argparse.ArgumentParser, function, skip=(), extra=()) -> list[str]:
-    "Add `--name` for each keyword parameter of `function` (and names in `extra`); returns the option names."
-    names = []
-    for name, parameter in inspect.signature(function).parameters.items():
-        if name in skip or parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
-            continue
-        default = None if parameter.default is parameter.empty else parameter.default
-        parser.add_argument(
-            f'--{name}', type=parse_value, default=argparse.SUPPRESS, help=f'(default: {default!r})'
+
+def parameters_cell(notebook: str) -> str:
+    "The source of a stage notebook's `parameters` cell ('' without the checkout's `nbs/` folder)."
+    path = repo_root() / 'nbs' / f'{notebook}.ipynb'
+    if not path.exists():
+        return ''
+    cells = json.loads(path.read_text())['cells']
+    return next((''.join(c['source']) for c in cells if 'parameters' in c['metadata'].get('tags', [])), '')
+
+
+def option_docs(notebook: str, *objects) -> dict[str, tuple[str, str]]:
+    "`{name: (group, help)}` of a stage: its notebook's parameters cell first, then the source comments of `objects`."
+    docs = {}
+    for source in [parameters_cell(notebook), *map(inspect.getsource, objects)]:
+        for name, (group, text) in source_docs(source).items():
+            known_group, known_text = docs.get(name, ('', ''))
+            docs[name] = (known_group or group, known_text or text)
+    return docs
+
+# %% ../nbs/09_cli.ipynb #c9000024
+class Parser(argparse.ArgumentParser):
+    "argparse with a one-line error, `prog: error: message`, and exit status 2 (a usage error)."
+
+    def error(self, message):
+        self.exit(2, f'{self.prog}: error: {message} (--help lists the options)\n')
+
+
+def add_options(parser: argparse.ArgumentParser, defaults: dict, docs: dict, types: dict = {}) -> list[str]:
+    "Add `--name` for each of `defaults`, with its help and default, in argument groups of `docs`; returns the names."
+    groups = {}
+    for name, default in defaults.items():
+        group, text = docs.get(name, ('', ''))
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group or 'options')
+        groups[group].add_argument(
+            f'--{name}',
+            type=types.get(name, parse_value),
+            default=argparse.SUPPRESS,
+            help=f'{text} (default: {default!r})'.replace('%', '%%').strip(),
         )
-        names.append(name)
-    for name in extra:
-        parser.add_argument(f'--{name}', type=parse_value, default=argparse.SUPPRESS)
-        names.append(name)
-    return names
+    return list(defaults)
+
+
+def signature_defaults(function, skip=()) -> dict:
+    "`{name: default}` of the keyword parameters of `function` (None where it has no default)."
+    return {
+        name: None if parameter.default is parameter.empty else parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if name not in skip and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
+    }
+
+# %% ../nbs/09_cli.ipynb #c9000027
+USER_ERRORS = (ValueError, LookupError, OSError, RuntimeError, ImportError)  # refused input, not a bug
+DEBUG_VARIABLE = 'BIOVFM_DEBUG'  # =1: the full traceback of a user error (as --debug)
+
+
+class UsageError(Exception):
+    "A command line the stage refuses before any work (a parameter's value): exit status 2."
+
+
+def refuse(check, *args, **kwargs):
+    "`check(*args, **kwargs)`, its `ValueError` or `TypeError` raised as a `UsageError`."
+    try:
+        return check(*args, **kwargs)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from e
+
+
+def one_line(error: BaseException) -> str:
+    "An exception's message on one line (a KeyError's without the quotes)."
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    joined = ''
+    for line in (line.strip() for line in str(text).splitlines() if line.strip()):
+        joined += (' ' if joined.endswith(':') else '; ' if joined else '') + line
+    return joined or type(error).__name__
+
+
+def console(prog: str, command, argv=None) -> int:
+    "Run `command(argv)` as a console script: 0, or one line `prog: error: ...` and 2 (usage) / 1 / a child's status."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = '--debug' in argv or os.environ.get(DEBUG_VARIABLE, '') not in ('', '0')
+    argv = [arg for arg in argv if arg != '--debug']
+    try:
+        command(argv)
+        return 0
+    except (UsageError, subprocess.CalledProcessError, *USER_ERRORS) as e:
+        if debug:
+            raise
+        status = 2 if isinstance(e, UsageError) else getattr(e, 'returncode', 1) or 1
+        print(f'{prog}: error: {one_line(e)} (--debug for the traceback)', file=sys.stderr)
+        return status
 
 # %% ../nbs/09_cli.ipynb #c9000009
-def build_parser() -> argparse.ArgumentParser:
-    "The `biovfm` parser with one subcommand per stage."
-    from biovfm import curate as curate_stage, probe as probe_stage, figures as figures_stage
+def curate_options(parser: argparse.ArgumentParser):
+    "`biovfm curate`: every name of `curate.RUN_PARAMETERS` (the notebook's parameters, `curate()`'s and `Options`')."
+    from dataclasses import fields
+    from biovfm import curate as stage
 
-    parser = argparse.ArgumentParser(
-        'biovfm', description='BioVFM-21M compendium: run a stage from the shell.', allow_abbrev=False
+    defaults = signature_defaults(stage.curate) | {f.name: f.default for f in fields(stage.Options)}
+    names = sorted(stage.RUN_PARAMETERS - {'demo'} | {'progress'})
+    add_options(parser, {name: defaults[name] for name in names}, option_docs('01_curate', stage.curate, stage.Options))
+
+
+def pretrain_options(parser: argparse.ArgumentParser):
+    "`biovfm pretrain`: every `Config` field but `nproc` (torchrun's processes: WORLD_SIZE says it)."
+    from dataclasses import fields
+    from biovfm.pretrain import Config
+
+    config_fields = [f for f in fields(Config) if f.name != 'nproc']
+    add_options(
+        parser,
+        {f.name: f.default for f in config_fields},
+        option_docs('03_pretrain', Config),
+        {f.name: str for f in config_fields if 'str' in str(f.type)},  # a path or name stays a string
     )
+    parser.add_argument('--no_progress', action='store_true', help='no progress bar (batch jobs)')
+
+
+def probe_options(parser: argparse.ArgumentParser):
+    "`biovfm probe`: `probe_many`'s keywords; `--backbone` repeatable."
+    from biovfm.probe import probe_many
+
+    docs = option_docs('04_probe', probe_many)
+    parser.add_argument('--backbone', action='append', required=True, help=f"{docs['backbone'][1]} (repeatable)")
+    add_options(parser, signature_defaults(probe_many, skip=('backbones', 'verbose')), docs)
+
+
+def figures_options(parser: argparse.ArgumentParser):
+    "`biovfm figures`: `make_figures`' keywords."
+    from biovfm.figures import make_figures
+
+    add_options(parser, signature_defaults(make_figures), option_docs('06_figures', make_figures))
+
+
+SUBCOMMANDS = {  # name -> (one line of help, the function adding its options)
+    'curate': ('raw files -> corpus + data_list.parquet', curate_options),
+    'pretrain': ('DINOv2 / MAE pretraining (python -m biovfm.pretrain; torchrun for several GPUs)', pretrain_options),
+    'probe': ('linear probes on MedMNIST / a labelled folder', probe_options),
+    'figures': ('paper figures from stored results', figures_options),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    "The `biovfm` parser, one subcommand per stage; the options of `command` only (its stage alone is imported)."
+    parser = Parser('biovfm', description='BioVFM-21M compendium: run a stage from the shell.', allow_abbrev=False)
+    parser.add_argument('--debug', action='store_true', help=f'full traceback of an error (or {DEBUG_VARIABLE}=1)')
     commands = parser.add_subparsers(dest='command', required=True)
-    curate_parser = commands.add_parser(
-        'curate', help='raw files -> corpus + data_list.parquet', allow_abbrev=False
-    )
-    curate_options = sorted(curate_stage.RUN_PARAMETERS - {'demo'} | {'progress'})
-    for name in curate_options:
-        curate_parser.add_argument(f'--{name}', type=parse_value, default=argparse.SUPPRESS)
-    commands.add_parser(
-        'pretrain', help='DINOv2 / MAE pretraining (options: python -m biovfm.pretrain -h)', add_help=False
-    )
-    probe_parser = commands.add_parser(
-        'probe', help='linear probes on MedMNIST / a labelled folder', allow_abbrev=False
-    )
-    probe_parser.add_argument('--backbone', action='append', required=True, help='repeatable')
-    add_signature_options(probe_parser, probe_stage.probe_many, skip=('backbones', 'verbose'))
-    figures_parser = commands.add_parser(
-        'figures', help='paper figures from stored results', allow_abbrev=False
-    )
-    add_signature_options(figures_parser, figures_stage.make_figures)
+    for name, (text, add) in SUBCOMMANDS.items():
+        subparser = commands.add_parser(name, help=text, description=text, allow_abbrev=False)
+        if name == command:
+            add(subparser)
+    parser.subcommands = commands.choices  # name -> its parser
     return parser
 
 # %% ../nbs/09_cli.ipynb #c9000010
-def main(argv=None):
-    "Console script `biovfm`: dispatch to the stage's run function; returns its result."
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ['pretrain']:
-        from biovfm.pretrain import main as pretrain_main
-
-        return pretrain_main(argv[1:])
-    options = vars(build_parser().parse_args(argv))
+def run(argv):
+    "The `biovfm` command line `argv` in this process: the stage's result; a refused parameter raises `UsageError`."
+    parser = build_parser(next((arg for arg in argv if not arg.startswith('-')), None))
+    namespace, unknown = parser.parse_known_args(argv)
+    options = vars(namespace)
     command = options.pop('command')
+    if unknown:  # named by the subcommand's parser: `biovfm probe: error: unrecognized arguments: ...`
+        parser.subcommands[command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    options.pop('debug', None)
     if command == 'curate':
         from biovfm.curate import curate
 
         summary = curate(**options)
-        print(
-            json.dumps(
-                {k: summary[k] for k in ('images', 'inputs', 'rejected_inputs')}
-                if summary
-                else 'other shards pending'
-            )
-        )
+        report = {k: summary[k] for k in ('images', 'inputs', 'rejected_inputs')} if summary else 'other shards pending'
+        print(json.dumps(report))
         return summary
+    if command == 'pretrain':
+        from biovfm.pretrain import make_config, train
+
+        progress = not options.pop('no_progress')
+        return train(refuse(make_config, **options), progress=progress)
     if command == 'probe':
         from biovfm.probe import probe_many
 
@@ -101,3 +256,10 @@ def main(argv=None):
         made = make_figures(**options)
         print(f"{len(made['written'])} files in {made['out_dir']}")
         return made
+
+
+def main(argv=None) -> int:
+    "Console script `biovfm`: the exit status of `run` (0; 2 for a usage error, 1 for another user error)."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith('-')), '')
+    return console(f'biovfm {command}'.strip(), run, argv)

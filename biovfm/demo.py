@@ -33,7 +33,7 @@ from .probe import bootstrap_metrics
 
 # %% auto #0
 __all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'demo_benchmarks', 'check_demo_inputs', 'demo_matrix', 'paired_auc',
-           'verdict', 'compare_to_random', 'pretrain_summary', 'write_report', 'run_demo', 'main']
+           'verdict', 'compare_to_random', 'pretrain_summary', 'write_report', 'run_demo', 'demo_command', 'main']
 
 # %% ../nbs/08_demo.ipynb #31a5e1f7
 DEMO_BUDGET = {
@@ -443,13 +443,14 @@ def run_demo(out=None, fresh: bool = False, log=print) -> Path:
     return p
 
 
-def main(argv=None):
-    "python -m biovfm.demo [--out DIR] [--fresh] | --configs"
-    ap = argparse.ArgumentParser(
-        'python -m biovfm.demo', description='BioVFM end-to-end demo on embedded real data.'
-    )
-    ap.add_argument('--out')
-    ap.add_argument('--fresh', action='store_true')
+def demo_command(argv):
+    "`python -m biovfm.demo [--out_dir DIR] [--fresh] | --configs`: run the demo, or only rewrite configs/demo."
+    from biovfm.cli import Parser, option_docs  # the console scripts' parser: help texts from the parameters cell
+
+    ap = Parser('python -m biovfm.demo', description='BioVFM end-to-end demo on embedded real data.')
+    docs = option_docs('08_demo')
+    ap.add_argument('--out_dir', '--out', dest='out', help=f"{docs['out_dir'][1]} (default: None)")
+    ap.add_argument('--fresh', action='store_true', help=f"{docs['fresh'][1]} (default: False)")
     ap.add_argument('--configs', action='store_true', help='only rewrite configs/demo from demo_matrix()')
     a = ap.parse_args(argv)
     if a.configs:
@@ -459,6 +460,14 @@ def main(argv=None):
         return
     print(Path(run_demo(a.out, a.fresh, log=lambda s: print(s, flush=True))).read_text())
 
+
+def main(argv=None) -> int:
+    "Console entry `python -m biovfm.demo`: exit status 0, or a one-line error and 1 (2 for a usage error)."
+    from biovfm.cli import console
+
+    return console('python -m biovfm.demo', demo_command, argv)
+
+
 # %% ../nbs/08_demo.ipynb #ddd836d7
 if __name__ == '__main__' and sys.argv and sys.argv[0].endswith('demo.py'):
-    main()
+    sys.exit(main())

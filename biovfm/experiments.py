@@ -24,10 +24,11 @@ from biovfm.core import (
 )
 
 # %% auto #0
-__all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe',
-           'probe_recipe', 'Run', 'paper_matrix', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix',
-           'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands', 'curate_steps', 'curate_command', 'plan',
-           'launch', 'slurm_scripts', 'collect', 'configs_match', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'main']
+__all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BASELINES', 'dinov2_recipe', 'dinov2_large_recipe',
+           'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix', 'train_flops_per_image', 'gpu_hours', 'write_configs',
+           'load_matrix', 'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands', 'curate_steps',
+           'curate_command', 'plan', 'launch', 'slurm_scripts', 'collect', 'configs_match', 'small_matrix',
+           'cpu_twin_matrix', 'analyse', 'experiments_command', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -787,17 +788,22 @@ def analyse(
     return results / 'figures'
 
 # %% ../nbs/07_experiments.ipynb #0a20c704
-def main(argv=None):
-    "Command line: biovfm-experiments {plan,run,collect,analyse,configs,slurm} [matrix] [--runs-dir D] [--only R] [--dest D] [--dry-run]."
-    import argparse
+def experiments_command(argv):
+    "biovfm-experiments {plan,run,collect,analyse,configs,slurm} [matrix] [--runs-dir D] [--only R] [--dest D] [--dry-run]"
+    from biovfm.cli import Parser, option_docs  # the console scripts' parser: help texts from the parameters cell
 
-    ap = argparse.ArgumentParser('biovfm-experiments', description='The paper matrix: plan, run, collect.')
-    ap.add_argument('action', choices=['plan', 'run', 'collect', 'analyse', 'configs', 'slurm'])
-    ap.add_argument('matrix', nargs='?', default='paper')
-    ap.add_argument('--runs-dir')
-    ap.add_argument('--only')
-    ap.add_argument('--dest')
-    ap.add_argument('--dry-run', action='store_true')
+    docs = {name: text for name, (group, text) in option_docs('07_experiments').items()}
+    ap = Parser('biovfm-experiments', description='The paper matrix: plan, run, collect.', allow_abbrev=False)
+    ap.add_argument(
+        'action',
+        choices=['plan', 'run', 'collect', 'analyse', 'configs', 'slurm'],
+        help=f"{docs['action']}; analyse: collect, then fit and draw; configs: rewrite configs/; slurm: batch scripts",
+    )
+    ap.add_argument('matrix', nargs='?', default='paper', help=f"{docs['matrix']} (default: paper)")
+    ap.add_argument('--runs-dir', help=f"{docs['runs_dir']}")
+    ap.add_argument('--only', help=f"{docs['only']} (default: all)")
+    ap.add_argument('--dest', help='collect/analyse: results folder (default: results/own); slurm: scripts folder (RUNS/slurm)')
+    ap.add_argument('--dry-run', action='store_true', help=f"{docs['dry_run']} (default: False)")
     a = ap.parse_args(argv)
     pd.set_option('display.width', 200, 'display.max_colwidth', 80)
     if a.action == 'configs':
@@ -822,3 +828,11 @@ def main(argv=None):
         print(f"collected {df['run'].nunique() if len(df) else 0} runs")
         if a.action == 'analyse':
             print(analyse(Path(a.dest) if a.dest else results_root() / 'own'))
+
+
+def main(argv=None) -> int:
+    "Console script `biovfm-experiments`: exit status 0, or a one-line error and 1 (2 for a usage error)."
+    from biovfm.cli import console
+
+    return console('biovfm-experiments', experiments_command, argv)
+

@@ -42,7 +42,7 @@ from biovfm.data import (
 register_timm_models()  # timm builds the authors' ViT-H/14 by name wherever pretraining or probing runs
 
 # %% auto #0
-__all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'Config', 'SSLMethod', 'register_method',
+__all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'PREEMPTED_EXIT', 'Config', 'SSLMethod', 'register_method',
            'get_method', 'vit_dims', 'vit_forward_flops', 'preset_steps', 'preset_values', 'make_config', 'cosine',
            'schedules', 'make_vit', 'build_model', 'backbone_of', 'param_count', 'embedding_std', 'param_groups',
            'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state', 'load_checkpoint', 'data_fingerprint',
@@ -1154,20 +1154,14 @@ def cli_args(cfg: Config) -> list[str]:
     ]
 
 
-def main(argv=None) -> Path:
-    "CLI: `python -m biovfm.pretrain --method mae --data_list DL --out_dir OUT ...` (under torchrun for DDP)."
-    ap = argparse.ArgumentParser(
-        prog='python -m biovfm.pretrain', description='DINOv2 / MAE pretraining of a timm ViT (biovfm).'
-    )
-    for f in fields(Config):  # no --nproc: torchrun's own option would clash with it; WORLD_SIZE says it
-        if f.name != 'nproc':
-            ap.add_argument(f'--{f.name}', default=None, help=f'(default: {f.default})')
-    ap.add_argument('--no_progress', action='store_true')
-    a = vars(ap.parse_args(argv))
-    np_ = a.pop('no_progress')
-    strs = {f.name for f in fields(Config) if 'str' in str(f.type)}
-    kw = {k: (v if k in strs else json.loads(v)) for k, v in a.items() if v is not None}
-    return train(make_config(**kw), progress=not np_)
+PREEMPTED_EXIT = 99  # exit status of a run stopped by SIGTERM/SIGUSR1 after its checkpoint: the Slurm scripts requeue it
+
+
+def main(argv=None) -> int:
+    "`python -m biovfm.pretrain --method mae --data_list DL --out_dir OUT ...` (torchrun for DDP): `biovfm pretrain`."
+    from biovfm.cli import main as biovfm_main  # one parser (help from the parameters cell and `Config`), exit statuses
+
+    return biovfm_main(['pretrain', *(sys.argv[1:] if argv is None else argv)])
 
 
 def run(**params) -> Path:
@@ -1191,7 +1185,7 @@ def run(**params) -> Path:
 
 # %% ../nbs/03_pretrain.ipynb #d6575042
 if __name__ == '__main__' and sys.argv and sys.argv[0].endswith('pretrain.py'):
-    main()
+    sys.exit(main())
 
 # %% ../nbs/03_pretrain.ipynb #3a46e319
 def load_pretraining_model(run_dir) -> tuple[Config, nn.Module]:
