@@ -1,12 +1,15 @@
-"""Pretraining costs, measured in one run: for each method and backbone size that fits this machine,
-(1) a full training step (teacher + student + heads + losses + AdamW + EMA for DINOv2; encoder on visible
-tokens + decoder for MAE) divided by the bare backbone's forward+backward on the same crops, and
-(2) the data loader's images/s against the training step's images/s (is the loader the bottleneck?).
+"""Pretraining step cost against its peers, measured in one run: for each method and backbone size,
+(1) our training step (the loop's `optimisation_step` + `apply_or_skip` + `log_row`: schedules, forward, losses,
+backward, per-module clipping, AdamW, EMA, the logged statistics) against the same step assembled from lightly's
+own modules as lightly's examples assemble it (benchmarks/peers.py) and against the bare backbone's
+forward+backward on the same crops, timed interleaved (ours, peer, bare, rotating the order each round) so that
+a machine whose speed drifts affects all three alike; `ours_over_peer` is the median of the per-round ratios;
+(2) the data loader's images/s against our step's images/s (is the loader the bottleneck?).
 
     python benchmarks/pretrain.py [--img-size 64] [--batch-size 32] [--archs vit_tiny_patch16,vit_small_patch16]
-                                  [--workers 0,2] [--steps 5]
+                                  [--methods dinov2,mae] [--workers 0,2] [--rounds 7] [--smoke]
 
-Prints a table and appends it to benchmarks/pretrain.md.
+Prints a table and appends it to benchmarks/pretrain.md (--smoke: tiny sizes, prints only).
 """
 import argparse, datetime, os, platform, statistics, sys, tempfile, time
 from pathlib import Path
@@ -15,61 +18,104 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT/'benchmarks'))
 from biovfm import pretrain as P
 from biovfm.data import example_data_list
+from peers import make_peer
+
+N_IMAGES = 64  # the example data list's size: the embedded raw folder curates to 84 images at max_files=14
+STEP_INDEX = 100  # the schedules' step: past the small preset's last-layer freeze (steps 0-19), as most steps are
 
 
-def _median_time(fn, n: int, warmup: int = 1) -> float:
-    for _ in range(warmup): fn()
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
-def bench(method: str, arch: str, img_size: int, batch_size: int, steps: int, workers: list, data_list: str) -> dict:
-    cfg = P.make_config(method=method, arch=arch, img_size=img_size, batch_size=batch_size, max_steps=1000,
-                        data_list=data_list, out_dir=tempfile.mkdtemp())
-    torch.manual_seed(0)
-    model, teacher = P.build_model(cfg)
-    criterion = P.get_method(method).criterion(cfg)
-    opt = P.make_optimizer(model, cfg)
-    dev, dtype = torch.device('cpu'), torch.float32
-    ds, sampler, loader = P.make_data(cfg)
+def interleaved(fns: dict, rounds: int) -> dict:
+    "Seconds of each callable in `fns`, `rounds` times, the order rotated every round (one warm-up call each first)."
+    for fn in fns.values():
+        fn()
+    names, times = list(fns), {name: [] for name in fns}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times[name].append(_timed(fns[name]))
+    return times
+
+
+def our_step(cfg):
+    "Our loop's step on one fixed batch (built as the loop builds it), the batch, and the model."
+    out = Path(tempfile.mkdtemp())
+    run = P.build_training(cfg, out, None, P.data_fingerprint(cfg.data_list), 1, 0, torch.device('cpu'),
+                           torch.float32)
+    _, _, loader = P.make_data(cfg)
     batch = next(iter(loader))
-    sv = P.schedules(cfg, 100)
-    params = [p for p in model.parameters() if p.requires_grad]
+    schedule_values = P.schedules(cfg, STEP_INDEX)
 
     def step():
-        P.apply_schedules(opt, sv)
-        out = P.forward_loss(model, teacher, criterion, batch, cfg, sv, dev, dtype)
-        opt.zero_grad(set_to_none=True); out['loss'].backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad or float('inf'))
-        opt.step()
-        if teacher is not None: P.ema_update(model, teacher, sv['momentum'])
+        loss_terms, loss_value, grad_norm, finite = P.optimisation_step(run, batch, schedule_values)
+        P.apply_or_skip(run, finite, schedule_values, loss_value)
+        P.log_row(run, 0, loss_value, loss_terms, schedule_values, grad_norm, finite, dict(data_s=0.0, step_s=1.0))
 
+    return step, batch, run.model
+
+
+def peer_sizes(cfg) -> dict:
+    "The lightly peer's sizes, read from our config (same backbone, heads / decoder, crops)."
+    shared = dict(arch=cfg.arch, img_size=cfg.img_size, patch_size=cfg.patch_size, batch_size=cfg.batch_size)
+    if cfg.method == 'dinov2':
+        return shared | dict(n_prototypes=cfg.n_prototypes, head_hidden=cfg.head_hidden,
+                             head_bottleneck=cfg.head_bottleneck, n_local=cfg.n_local, local_size=cfg.local_size,
+                             layerscale=cfg.layerscale, drop_path=cfg.drop_path)
+    return shared | dict(decoder_dim=cfg.decoder_dim, decoder_depth=cfg.decoder_depth,
+                         decoder_heads=cfg.decoder_heads, mask_ratio=cfg.mask_ratio)
+
+
+def crops_of(batch: dict, cfg) -> list:
+    "The batch's crops as lightly's loader gives them: one tensor per view."
+    if cfg.method == 'mae':
+        return [batch['images']]
+    local = list(batch['local_crops'].chunk(cfg.n_local)) if batch['local_crops'] is not None else []
+    return list(batch['global_crops'].chunk(2)) + local
+
+
+def bench(method: str, arch: str, img_size: int, batch_size: int, rounds: int, workers: list, data_list: str) -> dict:
+    cfg = P.make_config(method=method, arch=arch, img_size=img_size, batch_size=batch_size, max_steps=1000,
+                        data_list=data_list, out_dir=tempfile.mkdtemp(), preset='small')
+    torch.manual_seed(0)
+    ours, batch, model = our_step(cfg)
+    views = crops_of(batch, cfg)
+    peer = make_peer(method, **peer_sizes(cfg))
     bare = P.backbone_of(model)
-    crops = [batch['global_crops']] + ([batch['local_crops']] if batch.get('local_crops') is not None else []) if method == 'dinov2' else [batch['images']]
 
     def bare_step():
         bare.zero_grad(set_to_none=True)
-        sum(bare.forward_features(x).float().mean() for x in crops).backward()
+        sum(bare.forward_features(x).float().mean() for x in views).backward()
 
-    t_step = _median_time(step, steps)
-    t_bare = _median_time(bare_step, steps)
+    times = interleaved(dict(ours=ours, peer=lambda: peer.step(views, STEP_INDEX), bare=bare_step), rounds)
+    t_ours, t_peer, t_bare = (statistics.median(times[k]) for k in ('ours', 'peer', 'bare'))
     row = dict(method=method, arch=P.short_arch(arch), img_size=img_size, patch=cfg.patch_size, batch=batch_size,
-               step_s=round(t_step, 4), bare_fwd_bwd_s=round(t_bare, 4), step_over_bare=round(t_step/t_bare, 2),
-               step_img_s=round(batch_size/t_step, 1))
+               ours_over_peer=round(statistics.median(o/p for o, p in zip(times['ours'], times['peer'])), 3),
+               step_over_bare=round(statistics.median(o/b for o, b in zip(times['ours'], times['bare'])), 2),
+               peer_over_bare=round(statistics.median(p/b for p, b in zip(times['peer'], times['bare'])), 2),
+               step_s=round(t_ours, 4), peer_step_s=round(t_peer, 4), bare_fwd_bwd_s=round(t_bare, 4),
+               step_img_s=round(batch_size/t_ours, 1))
     for w in workers:
-        _, s2, ld = P.make_data(P.make_config(**{**cfg.__dict__, 'num_workers': w}))
-        it = iter(ld); next(it)  # start workers
-        n = max(3, steps)
-        t0 = time.perf_counter()
-        for _ in range(n): next(it)
-        row[f'loader_img_s_w{w}'] = round(batch_size*n/(time.perf_counter() - t0), 1)
+        _, _, loader = P.make_data(P.make_config(**{**cfg.__dict__, 'num_workers': w}))
+        it = iter(loader)
+        next(it)  # start the workers
+        n = max(3, rounds)
+        seconds = _timed(lambda: [next(it) for _ in range(n)])
+        row[f'loader_img_s_w{w}'] = round(batch_size*n/seconds, 1)
         row[f'loader_over_step_w{w}'] = round(row[f'loader_img_s_w{w}']/row['step_img_s'], 2)
-        del it, ld
+        del it, loader
     return row
+
+
+def markdown(df: pd.DataFrame) -> str:
+    return '\n'.join(['| ' + ' | '.join(df.columns) + ' |', '|' + '---|'*len(df.columns)]
+                     + ['| ' + ' | '.join(map(str, r)) + ' |' for r in df.itertuples(index=False)])
 
 
 def main(argv=None):
@@ -77,28 +123,41 @@ def main(argv=None):
     ap.add_argument('--img-size', type=int, default=64)
     ap.add_argument('--batch-size', type=int, default=32)
     ap.add_argument('--archs', default='vit_tiny_patch16,vit_small_patch16')
-    ap.add_argument('--methods', default='mae,dinov2')
+    ap.add_argument('--methods', default='dinov2,mae')
     ap.add_argument('--workers', default='0,2')
-    ap.add_argument('--steps', type=int, default=5)
-    ap.add_argument('--out', default=str(ROOT/'benchmarks'/'pretrain.md'))
+    ap.add_argument('--rounds', type=int, default=7, help='interleaved rounds of ours / peer / bare (median)')
+    ap.add_argument('--smoke', action='store_true', help='tiny sizes (ViT-T at 32 px, batch 8, 2 rounds), prints only')
+    ap.add_argument('--md', default=str(ROOT/'benchmarks'/'pretrain.md'))
     a = ap.parse_args(argv)
+    if a.smoke:
+        a.img_size, a.batch_size, a.archs, a.workers, a.rounds, a.md = 32, 8, 'vit_tiny_patch16', '0', 2, None
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    dl = str(example_data_list(n=256, size=224))
-    rows = [bench(m, arch, a.img_size, a.batch_size, a.steps, [int(w) for w in a.workers.split(',')], dl)
+    data_list = str(example_data_list(n=N_IMAGES, size=224))
+    load_start = os.getloadavg()[0]
+    rows = [bench(m, arch, a.img_size, a.batch_size, a.rounds, [int(w) for w in a.workers.split(',')], data_list)
             for m in a.methods.split(',') for arch in a.archs.split(',')]
     df = pd.DataFrame(rows)
     print(df.to_string(index=False))
-    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
-    hdr = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M} - {platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}, "
-           f"{torch.get_num_threads()} threads, fp32, load average {load:.1f} at the end\n\n"
-           f"`python benchmarks/pretrain.py --img-size {a.img_size} --batch-size {a.batch_size} --archs {a.archs} --workers {a.workers}`; "
-           "small CPU preset (DINOv2: 2 global + 4 local crops at half size, 1,024 prototypes; MAE: 2-block 128-wide decoder). "
-           "`step_over_bare` = full training step / bare backbone forward+backward on the same crops (DINOv2: global + local crops; "
-           "MAE: all tokens, so below 1 means the 75% masking pays for the decoder); `loader_over_step` > 1 means the loader keeps up.\n\n")
-    md = '\n'.join(['| ' + ' | '.join(df.columns) + ' |', '|' + '---|'*len(df.columns)]
-                   + ['| ' + ' | '.join(map(str, r)) + ' |' for r in df.itertuples(index=False)])
-    new = not Path(a.out).exists()
-    with open(a.out, 'a') as f: f.write(('# Pretraining step cost\n' if new else '') + hdr + md + '\n')
+    if a.md is None:
+        return df
+    load_end = os.getloadavg()[0]
+    command = (f"python benchmarks/pretrain.py --img-size {a.img_size} --batch-size {a.batch_size} --archs {a.archs} "
+               f"--methods {a.methods} --workers {a.workers} --rounds {a.rounds}")
+    shared = ' -- a loaded machine: seconds are inflated, the interleaved ratios stay comparable' \
+        if max(load_start, load_end) > 1.5 else ''
+    hdr = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M} - {platform.machine()}, {os.cpu_count()} CPU(s), "
+           f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, load average {load_start:.1f} "
+           f"at the start, {load_end:.1f} at the end{shared}\n\n`{command}`; small preset (DINOv2: 2 global + 4 "
+           "local crops at half size, heads 512/128/1,024; MAE: 2-block 128-wide decoder), "
+           f"{N_IMAGES}-image example data list. `ours_over_peer` = our loop's step / the same step assembled from "
+           "lightly's modules as lightly's examples do (benchmarks/peers.py), median of the per-round ratios of "
+           f"{a.rounds} interleaved rounds; `step_over_bare` / `peer_over_bare` = step / bare backbone "
+           "forward+backward on the same crops (DINOv2: global + local crops; MAE: all tokens, so below 1 means "
+           "the 75% masking pays for the decoder); seconds are medians, context only; `loader_over_step` > 1 "
+           "means the loader keeps up.\n\n")
+    new = not Path(a.md).exists()
+    with open(a.md, 'a') as f:
+        f.write(('# Pretraining step cost\n' if new else '') + hdr + markdown(df) + '\n')
     return df
 
 

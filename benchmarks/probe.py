@@ -15,7 +15,11 @@
    paired against the all-defaults probe (fast protocol, --epochs epochs, the --equiv-backbone at --equiv-img-size);
 5. `bootstrap`: vectorised bootstrap vs a per-resample scikit-learn loop (1000 resamples of a 20k-sample test set).
 
-Usage: python benchmarks/probe.py [--sections timing,equivalence,switches,bootstrap]
+`make bench` runs `timing,bootstrap` (the ratios against the authors' per-epoch loop and scikit-learn); the
+`equivalence` and `switches` studies take hours on a CPU and are run by hand. --smoke: tiny sizes (BreastMNIST
+only, 32 px, 2 epochs, 20 scikit-learn resamples), prints only.
+
+Usage: python benchmarks/probe.py [--sections timing,equivalence,switches,bootstrap] [--smoke]
        [--equiv-epochs breastmnist=20,pneumoniamnist=10] [--reference faithful|views]
        [--views 0,1,2,4,8,E] [--equiv-backbone random:vit_tiny_patch16_224:patch_size=8] [--equiv-img-size 32]
 """
@@ -27,6 +31,8 @@ from biovfm import probe as P, benchmarks as B
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--sections', default='timing,equivalence,switches,bootstrap')
+ap.add_argument('--benchmarks', default='breastmnist,pneumoniamnist', help='benchmarks of `timing` and `switches`')
+ap.add_argument('--smoke', action='store_true', help='tiny sizes, timing and bootstrap only; prints only')
 ap.add_argument('--img-size', type=int, default=64)
 ap.add_argument('--backbone', default='random:vit_tiny_patch16_224')
 ap.add_argument('--epochs', type=int, default=100)
@@ -44,6 +50,9 @@ ap.add_argument('--switch-mode-benchmarks', default='breastmnist')
 ap.add_argument('--n-boot-sklearn', type=int, default=1000)
 ap.add_argument('--md', default=str(Path(__file__).with_suffix('.md')), help='Markdown file the results are appended to')
 args = ap.parse_args()
+if args.smoke:
+    args.sections, args.benchmarks, args.img_size, args.epochs, args.md = 'timing,bootstrap', 'breastmnist', 32, 2, None
+    args.faithful_epochs, args.n_boot_sklearn = 'breastmnist=1', 20
 sections = set(args.sections.split(','))
 lines = [f"\n## Run {time.strftime('%Y-%m-%d %H:%M')} ({platform.node()}, {torch.get_num_threads()} torch threads, "
          f"load average {os.getloadavg()[0]:.1f} at the start; sections: {args.sections})\n"]
@@ -55,10 +64,10 @@ if 'timing' in sections:
     say(f"### Wall time, fast vs faithful ({args.backbone}, {args.img_size} px upsampled from 28 px, "
         f"fast with {args.timing_views} cached views)\n")
     bb = P.load_probe_backbone(args.backbone, args.img_size, seed=42)
-    say('| benchmark | fast s | faithful s (epochs run) | faithful s at 100 epochs | speed-up | AUC fast | AUC faithful | diff |')
+    say(f'| benchmark | fast s | faithful s (epochs run) | faithful s at {args.epochs} epochs | speed-up | AUC fast | AUC faithful | diff |')
     say('|---|---|---|---|---|---|---|---|')
     fwd = {}
-    for bm in ('breastmnist', 'pneumoniamnist'):
+    for bm in args.benchmarks.split(','):
         data = B.load_benchmark(bm, args.img_size, resize_from=28)
         n_img = sum(len(v) for v in data.x.values())
         t = time.perf_counter()
@@ -141,7 +150,7 @@ if 'switches' in sections:
     variants = [("normalize='backbone'", imagenet), ("features='normed-tokens'", dict(features='normed-tokens')),
                 ("thresholds='midpoint'", dict(thresholds='midpoint')), ('drop_last=False', dict(drop_last=False)),
                 ("bootstrap='seeded'", dict(bootstrap='seeded'))]
-    for bm in ('breastmnist', 'pneumoniamnist'):
+    for bm in args.benchmarks.split(','):
         data = B.load_benchmark(bm, args.equiv_img_size, resize_from=28)
         def run(label, probe_bb, V, **kw):
             out = tmp/f"switch-{bm}-{re.sub(r'[^a-z0-9]+', '-', label)}-{V}"
@@ -180,5 +189,7 @@ if 'bootstrap' in sections:
     say(f"- bootstrap, 20,000 test samples, 1000 resamples, 5 metrics: vectorised {t_vec:.2f} s vs scikit-learn loop "
         f"{t_sk1000:.1f} s{extrapolated} = **{t_sk1000/t_vec:.0f}x**; max abs difference {agree:.1e}")
 
-md = Path(args.md); new = not md.exists()
-with open(md, 'a') as f: f.write(('# Probing: fast vs faithful protocol, bootstrap\n' if new else '') + '\n'.join(lines) + '\n')
+md = Path(args.md) if args.md else None
+if md is not None:
+    new = not md.exists()
+    with open(md, 'a') as f: f.write(('# Probing: fast vs faithful protocol, bootstrap\n' if new else '') + '\n'.join(lines) + '\n')

@@ -1,13 +1,18 @@
 """Run every stage benchmark (benchmarks/<stage>.py) and collect the ratios they write
 (benchmarks/<stage>.md) into benchmarks/README.md, with the machine they were measured on.
 
-    python benchmarks/run_all.py            # run all, then collect
-    python benchmarks/run_all.py --collect  # only rebuild README.md from the stage .md files
+    python benchmarks/run_all.py                   # run all at full sizes, then collect (`make bench`)
+    python benchmarks/run_all.py --only pretrain   # run some, then collect
+    python benchmarks/run_all.py --smoke           # every script at tiny sizes; writes nothing
+    python benchmarks/run_all.py --collect         # only rebuild README.md from the stage .md files
 """
 import os, platform, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# each stage's script and the arguments of its full run (probe: its ratios; its equivalence and switch studies
+# take hours and are run by hand); gpu_check.py is `make gpu-check`'s, peers.py a module of pretrain.py
+STAGES = dict(curate=[], pretrain=[], probe=['--sections', 'timing,bootstrap'], scale=[], shards=[])
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
@@ -23,18 +28,27 @@ def machine() -> str:
 def collect() -> Path:
     parts = [f"# Benchmarks\n\nRatios measured by each stage's benchmark in one run "
              f"(regenerate: `make bench`).\n\nMachine of the last full run: {machine()}.\n"]
-    for md in sorted(HERE.glob('*.md')):
-        if md.name != 'README.md': parts.append(md.read_text().strip() + '\n')
+    for stage in STAGES:
+        if (HERE/f'{stage}.md').exists(): parts.append((HERE/f'{stage}.md').read_text().strip() + '\n')
     out = HERE/'README.md'
     out.write_text('\n'.join(parts))
     return out
 
+def run(stages: list, smoke: bool = False) -> int:
+    "Run the stages' scripts one after another (full sizes, or --smoke); the first non-zero exit status, else 0."
+    for stage in stages:
+        args = ['--smoke'] if smoke else STAGES[stage]
+        t = time.time(); print(f"== {stage}.py {' '.join(args)}", flush=True)
+        rc = subprocess.run([sys.executable, str(HERE/f'{stage}.py'), *args], cwd=HERE.parent).returncode
+        print(f"== {stage}.py: exit {rc} in {time.time()-t:.0f} s", flush=True)
+        if rc: return rc
+    return 0
+
 if __name__ == '__main__':
+    only = sys.argv[sys.argv.index('--only') + 1].split(',') if '--only' in sys.argv else list(STAGES)
+    unknown = set(only) - set(STAGES)
+    if unknown: sys.exit(f"--only: unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
     if '--collect' not in sys.argv:
-        for script in sorted(HERE.glob('*.py')):
-            if script.name == Path(__file__).name: continue
-            t = time.time(); print(f"== {script.name}", flush=True)
-            rc = subprocess.run([sys.executable, str(script)]).returncode
-            print(f"== {script.name}: exit {rc} in {time.time()-t:.0f} s", flush=True)
-            if rc: sys.exit(rc)
+        rc = run(only, smoke='--smoke' in sys.argv)
+        if rc or '--smoke' in sys.argv: sys.exit(rc)
     print(collect())

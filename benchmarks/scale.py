@@ -12,7 +12,7 @@ Each measurement runs in a fresh child process and reports that process's own pe
 the imported libraries included (their baseline is given too: numpy, pandas, pyarrow; not torch). The peak
 is VmHWM from /proc/self/status: on Linux a child's ru_maxrss starts at its parent's resident size at the fork.
 
-Usage: python benchmarks/scale.py [--sizes 500000,1000000,2000000] [--rows 21470000] [--subset 200000] [--full]
+Usage: python benchmarks/scale.py [--sizes 500000,1000000,2000000] [--rows 21470000] [--subset 200000] [--full] [--smoke]
        --full also runs the near-duplicate search at 21.47M hashes (minutes), to check the projection.
 """
 import argparse, json, os, resource, subprocess, sys, tempfile, time
@@ -81,8 +81,13 @@ def main():
     ap.add_argument('--rows', type=int, default=FULL)
     ap.add_argument('--subset', type=int, default=200_000)
     ap.add_argument('--full', action='store_true', help='also search 21.47M hashes')
+    ap.add_argument('--near-pairs-n', type=int, default=200_000, help="hashes of curation's `near_pairs` comparison")
     ap.add_argument('--md', default=str(Path(__file__).with_suffix('.md')))
+    ap.add_argument('--smoke', action='store_true', help='tiny sizes (up to 80k hashes, 200k rows); prints only')
     args = ap.parse_args()
+    if args.smoke:
+        args.sizes, args.pairs, args.rows, args.subset, args.near_pairs_n = '20000,40000,80000', 50, 200_000, 2_000, 20_000
+        args.full, args.md = False, ''
     from biovfm.scale import project_cost, search_plan, write_synthetic_data_list
     import numpy as np
     load_start = os.getloadavg()[0]
@@ -137,7 +142,7 @@ def main():
     if big:
         ok = big['seconds'] < 120 and big['peak_mb'] < 4096 and big['recalled'] == big['planted']
         say(f"- target at 2M (every planted pair, < 120 s, < 4 GB): **{'met' if ok else 'NOT met'}**")
-    old = run_child('near_pairs', 200_000, 0)
+    old = run_child('near_pairs', args.near_pairs_n, 0)
     say(f"- curation's `near_pairs` (its pairs table around `near_duplicates`; until 2026-12-01 five exact pHash bands "
         f"joined with pandas, 6.4 s here) on {old['n']:,} hashes: {old['near_pairs_s']:.2f} s against "
         f"{old['near_duplicates_s']:.2f} s, {'the same pairs' if old['same'] else 'DIFFERENT pairs'}")
@@ -175,6 +180,8 @@ def main():
     note = " -- the machine was shared: times are inflated by other work" if shared else ''
     say(f"- load average {load_start:.1f} at the start, {load_end:.1f} at the end, on {os.cpu_count()} CPUs{note}")
     say()
+    if not args.md:
+        return
     md = Path(args.md)
     header = '# Scale: near duplicates and data lists at 21M images\n\n'
     md.write_text((md.read_text() if md.exists() else header) + '\n'.join(lines) + '\n')

@@ -6,7 +6,7 @@ read by `PretrainDataset` through the training loader (`StepSampler`, batches of
 decoding included, augmentation not) with 0 and 2 loader workers, --passes epochs each: images per second and
 files opened per epoch, and what that means at 21.47M images.
 
-Usage: python benchmarks/shards.py [--images-per-tar 64] [--batch 64] [--passes 2]
+Usage: python benchmarks/shards.py [--images-per-tar 64] [--batch 64] [--passes 2] [--smoke]
 """
 import argparse, builtins, multiprocessing, os, shutil, tempfile, time
 from pathlib import Path
@@ -22,12 +22,19 @@ def main():
     ap.add_argument('--images-per-tar', type=int, default=64)
     ap.add_argument('--batch', type=int, default=64)
     ap.add_argument('--passes', type=int, default=2)
+    ap.add_argument('--workers', default='0,2', help='loader workers to compare')
+    ap.add_argument('--slice-step', type=int, default=1, help='every k-th slice of a volume')
+    ap.add_argument('--max-files', type=int, default=None, help='a subset of the raw files, spread over modalities')
     ap.add_argument('--md', default=str(Path(__file__).with_suffix('.md')))
+    ap.add_argument('--smoke', action='store_true', help='8 raw files, every 8th slice, 1 pass, 0 workers; prints only')
     args = ap.parse_args()
+    if args.smoke:
+        args.images_per_tar, args.batch, args.passes, args.workers = 16, 8, 1, '0'
+        args.slice_step, args.max_files, args.md = 8, 8, ''
 
     tmp = Path(tempfile.mkdtemp())
     t0 = time.perf_counter()
-    summary = curate(None, tmp / 'files', slice_step=1, frame_step=1, workers=2, benchmarks=(), images_per_tar=0,
+    summary = curate(None, tmp / 'files', slice_step=args.slice_step, frame_step=1, max_files=args.max_files, workers=2, benchmarks=(), images_per_tar=0,
                      progress=False)
     curate_s = time.perf_counter() - t0
     shutil.copytree(tmp / 'files', tmp / 'sharded')
@@ -75,7 +82,7 @@ def main():
              f"{args.passes} epochs (the loader's workers included; their prefetched batches too) divided by {args.passes}.\n",
              '| source | loader workers | images/s | shards / files ratio | files opened per epoch |',
              '|---|---|---|---|---|']
-    for workers in (0, 2):
+    for workers in map(int, args.workers.split(',')):
         files = read_epochs(tmp / 'files' / 'data_list.parquet', workers)
         shards = read_epochs(tmp / 'sharded' / 'data_list.parquet', workers)
         lines.append(f"| PNG files | {workers} | {files['img_s']:.0f} | - | {files['files']:,.0f} |")
@@ -91,6 +98,9 @@ def main():
               f"- load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"]
     text = '\n'.join(lines) + '\n'
     print(text)
+    if not args.md:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     md = Path(args.md)
     header = "# Shards: reading the corpus from tar files\n" if not md.exists() else ''
     md.write_text((md.read_text() if md.exists() else '') + header + text)
