@@ -95,19 +95,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message} (--help lists the options)\n')
 
 
-def add_options(parser: argparse.ArgumentParser, defaults: dict, docs: dict, types: dict = {}) -> list[str]:
+def add_options(
+    parser: argparse.ArgumentParser, defaults: dict, docs: dict, types: dict = {}, required: tuple = ()
+) -> list[str]:
     "Add `--name` for each of `defaults`, with its help and default, in argument groups of `docs`; returns the names."
     groups = {}
+    for group in dict.fromkeys(docs[name][0] for name in docs if name in defaults):  # the source's order
+        groups[group] = parser.add_argument_group(group or 'other options')
     for name, default in defaults.items():
         group, text = docs.get(name, ('', ''))
         if group not in groups:
-            groups[group] = parser.add_argument_group(group or 'options')
-        groups[group].add_argument(
-            f'--{name}',
-            type=types.get(name, parse_value),
-            default=argparse.SUPPRESS,
-            help=f'{text} (default: {default!r})'.replace('%', '%%').strip(),
-        )
+            groups[group] = parser.add_argument_group(group or 'other options')
+        if name in required:  # a repeatable option without a default (`--backbone A --backbone B`)
+            options = dict(type=str, action='append', required=True, help=f'{text} (required, repeatable)')
+        else:
+            options = dict(type=types.get(name, parse_value), default=argparse.SUPPRESS, help=f'{text} (default: {default!r})')
+        options['help'] = options['help'].replace('%', '%%').strip()
+        groups[group].add_argument(f'--{name}', **options)
     return list(defaults)
 
 
@@ -190,9 +194,8 @@ def probe_options(parser: argparse.ArgumentParser):
     "`biovfm probe`: `probe_many`'s keywords; `--backbone` repeatable."
     from biovfm.probe import probe_many
 
-    docs = option_docs('04_probe', probe_many)
-    parser.add_argument('--backbone', action='append', required=True, help=f"{docs['backbone'][1]} (repeatable)")
-    add_options(parser, signature_defaults(probe_many, skip=('backbones', 'verbose')), docs)
+    defaults = {'backbone': None} | signature_defaults(probe_many, skip=('backbones', 'verbose'))
+    add_options(parser, defaults, option_docs('04_probe', probe_many), required=('backbone',))
 
 
 def figures_options(parser: argparse.ArgumentParser):

@@ -33,7 +33,8 @@ from .probe import bootstrap_metrics
 
 # %% auto #0
 __all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'demo_benchmarks', 'check_demo_inputs', 'demo_matrix', 'paired_auc',
-           'verdict', 'compare_to_random', 'pretrain_summary', 'write_report', 'run_demo', 'demo_command', 'main']
+           'verdict', 'compare_to_random', 'pretrain_summary', 'write_report', 'run_demo', 'demo_parser',
+           'demo_command', 'main']
 
 # %% ../nbs/08_demo.ipynb #31a5e1f7
 DEMO_BUDGET = {
@@ -443,16 +444,21 @@ def run_demo(out=None, fresh: bool = False, log=print) -> Path:
     return p
 
 
-def demo_command(argv):
-    "`python -m biovfm.demo [--out_dir DIR] [--fresh] | --configs`: run the demo, or only rewrite configs/demo."
-    from biovfm.cli import Parser, option_docs  # the console scripts' parser: help texts from the parameters cell
+def demo_parser():
+    "The `python -m biovfm.demo` parser; help texts from the parameters cell (`biovfm.cli.option_docs`)."
+    from biovfm.cli import Parser, option_docs
 
     ap = Parser('python -m biovfm.demo', description='BioVFM end-to-end demo on embedded real data.')
     docs = option_docs('08_demo')
     ap.add_argument('--out_dir', '--out', dest='out', help=f"{docs['out_dir'][1]} (default: None)")
     ap.add_argument('--fresh', action='store_true', help=f"{docs['fresh'][1]} (default: False)")
     ap.add_argument('--configs', action='store_true', help='only rewrite configs/demo from demo_matrix()')
-    a = ap.parse_args(argv)
+    return ap
+
+
+def demo_command(argv):
+    "`python -m biovfm.demo [--out_dir DIR] [--fresh] | --configs`: run the demo, or only rewrite configs/demo."
+    a = demo_parser().parse_args(argv)
     if a.configs:
         runs, corpus_steps = demo_matrix()
         for path in write_configs(runs, repo_root() / 'configs' / 'demo', corpus_steps):

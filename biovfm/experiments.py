@@ -28,7 +28,7 @@ __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BAS
            'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix', 'train_flops_per_image', 'gpu_hours', 'write_configs',
            'load_matrix', 'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands', 'curate_steps',
            'curate_command', 'plan', 'launch', 'slurm_scripts', 'collect', 'configs_match', 'small_matrix',
-           'cpu_twin_matrix', 'analyse', 'experiments_command', 'main']
+           'cpu_twin_matrix', 'analyse', 'experiments_parser', 'experiments_command', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -788,9 +788,9 @@ def analyse(
     return results / 'figures'
 
 # %% ../nbs/07_experiments.ipynb #0a20c704
-def experiments_command(argv):
-    "biovfm-experiments {plan,run,collect,analyse,configs,slurm} [matrix] [--runs-dir D] [--only R] [--dest D] [--dry-run]"
-    from biovfm.cli import Parser, option_docs  # the console scripts' parser: help texts from the parameters cell
+def experiments_parser():
+    "The `biovfm-experiments` parser; help texts from the parameters cell (`biovfm.cli.option_docs`)."
+    from biovfm.cli import Parser, option_docs
 
     docs = {name: text for name, (group, text) in option_docs('07_experiments').items()}
     ap = Parser('biovfm-experiments', description='The paper matrix: plan, run, collect.', allow_abbrev=False)
@@ -804,7 +804,12 @@ def experiments_command(argv):
     ap.add_argument('--only', help=f"{docs['only']} (default: all)")
     ap.add_argument('--dest', help='collect/analyse: results folder (default: results/own); slurm: scripts folder (RUNS/slurm)')
     ap.add_argument('--dry-run', action='store_true', help=f"{docs['dry_run']} (default: False)")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def experiments_command(argv):
+    "biovfm-experiments {plan,run,collect,analyse,configs,slurm} [matrix] [--runs-dir D] [--only R] [--dest D] [--dry-run]"
+    a = experiments_parser().parse_args(argv)
     pd.set_option('display.width', 200, 'display.max_colwidth', 80)
     if a.action == 'configs':
         for f in write_configs(paper_matrix(), repo_root() / 'configs' / 'paper'):

@@ -56,6 +56,8 @@ __all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_
 class Config:
     "Everything that defines a pretraining run (plain types only: it is stored in checkpoints and logs)."
 
+    # One line of help per field, shown by `biovfm pretrain --help` (biovfm.cli): the parameters cell's comment
+    # for the fields it sets, else the comment here; a comment line of its own starts a group of options.
     method: str = 'dinov2'
     arch: str = 'vit_tiny_patch16'
     data_list: str | None = None
@@ -74,64 +76,64 @@ class Config:
     preset: str = 'auto'
     modality: str | None = None
     subset_n: int | None = None
-    device: str = 'auto'
+    # processes
+    device: str = 'auto'  # 'auto' (cuda when present, else cpu), 'cpu', 'cuda', 'cuda:1', ...
+    # data
     load_size: int | None = (
         None  # downsize images once to this side and keep them in memory (0: off; None: preset)
     )
-    strategy: str = 'auto'  # above one process: 'ddp' | 'fsdp' (FSDP2, sharded weights/grads/optimiser); auto: fsdp for ViT-L/H
-    grad_ckpt: bool | None = (
-        None  # activation checkpointing of the student's blocks (None: preset; on for ViT-L/H reference)
-    )
-    # optimisation (None: preset)
-    min_lr: float | None = None
-    warmup_steps: int | None = None
-    weight_decay: float | None = None
-    weight_decay_end: float | None = None
-    betas: list | None = None
-    layer_decay: float | None = None
-    patch_embed_lr_mult: float | None = None
-    clip_grad: float | None = None
-    drop_path: float | None = None
-    layerscale: float | None = None
+    strategy: str = 'auto'
+    grad_ckpt: bool | None = None
+    # optimisation
+    min_lr: float | None = None  # final learning rate of the cosine schedule (None: preset)
+    warmup_steps: int | None = None  # linear learning-rate warm-up, in steps (None: preset)
+    weight_decay: float | None = None  # AdamW weight decay at the start (None: preset)
+    weight_decay_end: float | None = None  # weight decay at the end of its cosine schedule (None: preset)
+    betas: list | None = None  # AdamW betas [beta1, beta2] (None: preset)
+    layer_decay: float | None = None  # layer-wise lr decay: block i of n gets lr x decay^(n - i) (1: off; None: preset)
+    patch_embed_lr_mult: float | None = None  # lr multiplier of the patch embedding (None: preset)
+    clip_grad: float | None = None  # gradient-norm clipping threshold (0: off; None: preset)
+    drop_path: float | None = None  # stochastic depth rate of the ViT (None: preset)
+    layerscale: float | None = None  # LayerScale initial value (None: preset; the small preset has none)
     drop_path_uniform: bool | None = (
         None  # DINOv2: the same rate in every block (timm's default ramps 0 -> rate)
     )
     clip_grad_per_module: bool | None = None  # DINOv2: clip backbone, DINO head and iBOT head separately
     blur_probs: list | None = None  # DINOv2 blur probability of global crop 1, global crop 2, local crops
-    # DINOv2
+    # method-specific: DINOv2
     n_prototypes: int | None = None
-    head_hidden: int | None = None
-    head_bottleneck: int | None = None
-    ibot_separate_head: bool | None = None
-    centering: str | None = None
-    koleo_weight: float | None = None
-    ibot_weight: float | None = None
+    head_hidden: int | None = None  # hidden width of the DINO / iBOT projection heads (None: preset)
+    head_bottleneck: int | None = None  # bottleneck width of the heads before the prototypes (None: preset)
+    ibot_separate_head: bool | None = None  # iBOT's own head instead of sharing the DINO head (None: preset)
+    centering: str | None = None  # teacher centring: 'centering' (EMA centre) or 'sinkhorn_knopp' (None: preset)
+    koleo_weight: float | None = None  # weight of the KoLeo regulariser on class tokens (None: preset)
+    ibot_weight: float | None = None  # weight of the iBOT masked-token loss (None: preset)
     n_local: int | None = None
-    local_size: int | None = None
-    global_scale: list | None = None
-    local_scale: list | None = None
-    momentum: float | None = None
-    momentum_end: float | None = None
-    teacher_temp: float | None = None
-    warmup_teacher_temp: float | None = None
-    teacher_temp_warmup_steps: int | None = None
-    student_temp: float | None = None
-    freeze_last_layer_steps: int | None = None
-    mask_prob: float | None = None
-    mask_ratio_range: list | None = None
-    # MAE
-    mask_ratio: float | None = None
-    decoder_dim: int | None = None
-    decoder_depth: int | None = None
-    decoder_heads: int | None = None
-    norm_pix_loss: bool | None = None
-    crop_scale: list | None = None
-    # safety
-    max_bad_steps: int = 10
-    # logging
-    tensorboard: bool = False  # also write log.csv's scalars as TensorBoard events in out_dir/tensorboard
-    # a registered method's own knobs (plain types), for methods beyond DINOv2 and MAE
-    method_options: dict | None = None
+    local_size: int | None = None  # side of the local crops in px, a multiple of patch_size (None: preset)
+    global_scale: list | None = None  # [min, max] area fraction of the global crops (None: preset)
+    local_scale: list | None = None  # [min, max] area fraction of the local crops (None: preset)
+    momentum: float | None = None  # teacher EMA momentum at the start (None: preset)
+    momentum_end: float | None = None  # teacher EMA momentum at the end of its cosine schedule (None: preset)
+    teacher_temp: float | None = None  # teacher softmax temperature after its warm-up (None: preset)
+    warmup_teacher_temp: float | None = None  # teacher temperature at the start of its warm-up (None: preset)
+    teacher_temp_warmup_steps: int | None = None  # steps of the teacher temperature warm-up (None: preset)
+    student_temp: float | None = None  # student softmax temperature (None: preset)
+    freeze_last_layer_steps: int | None = None  # steps the heads' last layer stays frozen (None: preset)
+    mask_prob: float | None = None  # share of global crops with iBOT block masks (None: preset)
+    mask_ratio_range: list | None = None  # [min, max] share of a masked crop's patches (None: preset)
+    # method-specific: MAE
+    mask_ratio: float | None = None  # share of patches hidden from the encoder (None: preset, 0.75)
+    decoder_dim: int | None = None  # decoder width (None: preset)
+    decoder_depth: int | None = None  # decoder blocks (None: preset)
+    decoder_heads: int | None = None  # decoder attention heads (None: preset)
+    norm_pix_loss: bool | None = None  # loss on per-patch normalised pixels (None: preset, true)
+    crop_scale: list | None = None  # [min, max] area fraction of the random resized crop (None: preset)
+    # optimisation
+    max_bad_steps: int = 10  # consecutive non-finite losses tolerated (steps skipped) before the run stops
+    # output
+    tensorboard: bool = False
+    # method-specific: a registered method's own knobs
+    method_options: dict | None = None  # plain types, for methods beyond DINOv2 and MAE (e.g. {"rotations": 4})
 
 # %% ../nbs/03_pretrain.ipynb #20ddbb31
 class SSLMethod:

@@ -1353,8 +1353,10 @@ def probe_many(
     batch_size: int = 128,
     device='auto',
     cache_dir=None,
-    download: bool = False,
-    overwrite: bool = False,
+    # data
+    download: bool = False,  # fetch missing MedMNIST files with medmnist (needs the network)
+    # output
+    overwrite: bool = False,  # probe again even when out_dir holds the same backbone, data and options
     verbose: bool = True,
     normalize: str = 'authors',
     features: str = 'authors',
