@@ -10,11 +10,12 @@ export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo demo-fresh test figures install export format check-sync bench configs paper-runs gpu-check docs docs-test help
+.PHONY: demo demo-fresh learn test figures install export format check-sync bench configs paper-runs gpu-check docs docs-test help
 
 help:
 	@echo "make demo     run the pipeline headless on embedded real data (runs/demo/)"
 	@echo "make test     execute every notebook and the plain tests (pytest)"
+	@echo "make learn    does pretraining learn? DINOv2/MAE ViT-T/S on CPU, online evaluation, verdicts vs random init (results/learn/)"
 	@echo "make figures  regenerate the paper figures from stored published numbers (RESULTS=results/own: from your runs)"
 	@echo "make format   ruff format on the notebooks (110 columns), then export"
 	@echo "make bench    run the stage benchmarks, collect their ratios in benchmarks/README.md"
@@ -39,6 +40,11 @@ demo: $(STAMP)
 	$(PY) -m biovfm.demo
 demo-fresh: $(STAMP)
 	$(PY) -m biovfm.demo --fresh
+
+# The learning profile (nbs/08a_learn.ipynb): DINOv2 and MAE at ViT-T/S pretrained on the embedded corpus plus the
+# MedMNIST train images, watched by the online evaluation, probed against random init: results/learn/ (about an hour on 2 cores).
+learn: $(STAMP)
+	$(PY) -m biovfm.learn
 
 # The paper figures from the published numbers (figures/), or from a folder of your own collected
 # results: make figures RESULTS=results/own (scaling fits + figures under that folder).

@@ -11,6 +11,7 @@ import pandas as pd
 from biovfm.core import (
     repo_root,
     runs_root,
+    results_root,
     read_table,
     find_medmnist,
     find_predictions,
@@ -33,8 +34,8 @@ from .probe import bootstrap_metrics
 
 # %% auto #0
 __all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'demo_benchmarks', 'check_demo_inputs', 'demo_matrix', 'paired_auc',
-           'verdict', 'compare_to_random', 'pretrain_summary', 'write_report', 'run_demo', 'demo_parser',
-           'demo_command', 'main']
+           'verdict', 'compare_to_random', 'pretrain_summary', 'online_evaluation_section', 'write_report', 'run_demo',
+           'demo_parser', 'demo_command', 'main']
 
 # %% ../nbs/08_demo.ipynb #31a5e1f7
 DEMO_BUDGET = {
@@ -252,6 +253,34 @@ def pretrain_summary(runs_dir, runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def online_evaluation_section(out, runs_dir, runs: list[Run]) -> list[str]:
+    "Report lines: each pretraining run's online evaluation (start, end, collapse flags) and the curves figure."
+    from biovfm.learn import learning_curves
+    from biovfm.monitor import learning_summary
+    from biovfm.figures import learning_curves_figure
+
+    curves = learning_curves(runs_dir, runs)
+    if not len(curves):
+        return []
+    summaries = pd.DataFrame(
+        [learning_summary(Path(runs_dir) / name / 'pretrain') | dict(run=name) for name in curves.run.unique()]
+    )
+    columns = ['run', 'last_step', 'knn_auc_start', 'knn_auc_end', 'linear_auc_start', 'linear_auc_end', 'collapse']
+    figure = learning_curves_figure(curves, None, Path(out) / 'learning_curves.png')
+    return [
+        "## Online evaluation during pretraining",
+        "",
+        "k-NN (k = 20, cosine, DINO's monitor) and linear AUC of each run's exported backbone on the validation splits "
+        "(mean over the benchmarks; step 0 = random init), and the collapse signals at the last evaluation "
+        "(`nbs/03c_monitor.ipynb`); `eval.csv` in each run folder holds every row.",
+        "",
+        markdown_table(summaries[[c for c in columns if c in summaries]]),
+        "",
+        f"![learning curves]({os.path.relpath(figure, out)})",
+        "",
+    ]
+
+
 def write_report(
     out, runs: list[Run], wall_s: float | None = None, runs_dir=None, results=None, corpus: str = 'demo'
 ) -> Path:
@@ -359,6 +388,7 @@ def write_report(
         + ".",
         "",
     ]
+    L += online_evaluation_section(out, rd, runs)
     if len(pre):
         L += [
             "## Pretraining",
@@ -441,6 +471,8 @@ def run_demo(out=None, fresh: bool = False, log=print) -> Path:
     )
     p = write_report(out, runs, time.time() - t0)
     log(f"demo finished in {(time.time() - t0) / 60:.1f} min: {p}")
+    learned = results_root() / 'learn' / 'REPORT.md'
+    log(f"does pretraining beat random weights at a larger CPU budget? the learning profile: {learned} (make learn)")
     return p
 
 

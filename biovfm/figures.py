@@ -30,10 +30,11 @@ from .subsets import composition
 from .probe import table1, table1_markdown, table1_latex, write_table1
 
 # %% auto #0
-__all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'FIGURE_NAMES', 'benchmark_label',
-           'method_color', 'method_label', 'set_style', 'save_figure', 'load_scaling_tables',
+__all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'ARCH_STYLES', 'FIGURE_NAMES',
+           'benchmark_label', 'method_color', 'method_label', 'set_style', 'save_figure', 'load_scaling_tables',
            'composition_from_sources', 'fig1_composition', 'fig2a_model_scaling', 'fig3_per_benchmark',
-           'fig2b_data_scaling', 'fig4_slopes', 'table1_from_results', 'make_figures', 'side_by_side']
+           'fig2b_data_scaling', 'fig4_slopes', 'table1_from_results', 'learning_curves_figure', 'make_figures',
+           'side_by_side']
 
 # %% ../nbs/06_figures.ipynb #0f051cbf
 METHOD_COLORS = {'dinov2': '#1f5fa8', 'mae': '#e0722b', 'biomedclip': '#1fbfb0', 'random': '#7f7f7f'}
@@ -474,6 +475,44 @@ def table1_from_results(results) -> pd.DataFrame:
         raise FileNotFoundError(f"no metrics.csv under {results}")
     t = pd.concat([table1(f) for f in files], ignore_index=True)
     return t.sort_values(['method', 'params_m', 'model'], ignore_index=True)
+
+# %% ../nbs/06_figures.ipynb #7d2e5523
+ARCH_STYLES = {'vit_tiny': '-', 'vit_small': '--'}
+
+
+def learning_curves_figure(curves: pd.DataFrame, band: pd.DataFrame | None, path, metrics=('knn_auc', 'linear_auc')):
+    "Online metrics against the step (rows: metrics, columns: benchmarks), random-init band per arch; saved to `path`."
+    curves = curves[curves.benchmark != 'train']
+    benchmarks = sorted(curves.benchmark.unique())
+    fig, axes = plt.subplots(
+        len(metrics), len(benchmarks), figsize=(4.2 * len(benchmarks), 3.2 * len(metrics)), squeeze=False
+    )
+    for row, metric in enumerate(metrics):
+        for col, benchmark in enumerate(benchmarks):
+            ax = axes[row][col]
+            if band is not None and len(band):
+                for arch, values in band[(band.benchmark == benchmark) & (band.metric == metric)].groupby('arch'):
+                    ax.axhspan(values.value.min(), values.value.max(), color='0.6', alpha=0.25, lw=0)
+                    ax.axhline(values.value.mean(), color='0.4', ls=ARCH_STYLES.get(arch, ':'), lw=0.8)
+            for run, line in curves[(curves.benchmark == benchmark) & (curves.metric == metric)].groupby('run'):
+                ax.plot(
+                    line.step,
+                    line.value,
+                    color=method_color(line.method.iloc[0]),
+                    ls=ARCH_STYLES.get(line.arch.iloc[0], ':'),
+                    marker='o',
+                    ms=3,
+                    label=f"{method_label(line.method.iloc[0])} {line.arch.iloc[0].replace('vit_', 'ViT-')[:5]}",
+                )
+            ax.set_title(f"{benchmark_label(benchmark)}: {metric.replace('_', ' ')}", fontsize=9)
+            ax.set_xlabel('optimisation step')
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, title='grey: random init (seeds)', title_fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(fig, path.parent, path.stem, formats=('png',))
+    return path
 
 # %% ../nbs/06_figures.ipynb #3213a454
 def _find_data_list(results, data_list=None):

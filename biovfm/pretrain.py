@@ -5,7 +5,7 @@
 # %% ../nbs/03_pretrain.ipynb #27f497c6
 from __future__ import annotations
 import argparse, contextlib, dataclasses, json, math, os, random, resource, subprocess, sys, time, warnings
-import fcntl, socket
+import fcntl, signal, socket, threading
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import pandas as pd
@@ -42,14 +42,16 @@ from biovfm.data import (
 register_timm_models()  # timm builds the authors' ViT-H/14 by name wherever pretraining or probing runs
 
 # %% auto #0
-__all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'PREEMPTED_EXIT', 'Config', 'SSLMethod', 'register_method',
-           'get_method', 'vit_dims', 'vit_forward_flops', 'preset_steps', 'preset_values', 'make_config', 'cosine',
-           'schedules', 'make_vit', 'build_model', 'backbone_of', 'param_count', 'embedding_std', 'param_groups',
-           'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state', 'load_checkpoint', 'data_fingerprint',
-           'check_resumable', 'forward_loss', 'make_data', 'run_lock', 'prepare_run_folder', 'wrap_model', 'ema_update',
-           'run_name', 'full_state', 'load_optimizer_state', 'save_run', 'clip_gradients', 'train', 'Training',
-           'build_training', 'optimisation_step', 'apply_or_skip', 'log_row', 'checkpoint_all', 'cli_args', 'main',
-           'run', 'load_pretraining_model']
+__all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'PREEMPTED_EXIT', 'Config', 'SSLMethod',
+           'register_method', 'get_method', 'vit_dims', 'vit_forward_flops', 'preset_steps', 'preset_values',
+           'check_optimisation', 'make_config', 'cosine', 'schedules', 'make_vit', 'build_model', 'backbone_of',
+           'param_count', 'embedding_std', 'no_weight_decay', 'param_groups', 'make_optimizer', 'apply_schedules',
+           'rng_state', 'set_rng_state', 'load_checkpoint', 'data_fingerprint', 'check_resumable', 'forward_loss',
+           'make_data', 'run_lock', 'prepare_run_folder', 'wrap_model', 'ema_update', 'run_name', 'full_state',
+           'load_optimizer_state', 'save_run', 'clip_gradients', 'train', 'Training', 'build_training',
+           'optimisation_step', 'apply_or_skip', 'log_row', 'checkpoint_all', 'Preempted', 'StopRequest',
+           'build_monitor', 'recent_log_rows', 'exported_backbone_now', 'evaluate_now', 'cli_args', 'main', 'run',
+           'load_pretraining_model']
 
 # %% ../nbs/03_pretrain.ipynb #86a09211
 @dataclass
@@ -130,8 +132,13 @@ class Config:
     crop_scale: list | None = None  # [min, max] area fraction of the random resized crop (None: preset)
     # optimisation
     max_bad_steps: int = 10  # consecutive non-finite losses tolerated (steps skipped) before the run stops
+    max_minutes: float | None = None  # time budget: checkpoint and stop cleanly after this many minutes (None: none)
     # output
     tensorboard: bool = False
+    # online evaluation (nbs/03c_monitor): k-NN and linear AUC of the exported backbone while it trains
+    eval_every: int = 50  # steps between evaluations (also at step 0 and the last step; 0: off)
+    eval_benchmarks: str = 'auto'  # labelled sets: train subset + validation split, never test (auto: MedMNIST files here)
+    eval_n: int = 500  # memory (train) and query (validation) images per evaluation set
     # method-specific: a registered method's own knobs
     method_options: dict | None = None  # plain types, for methods beyond DINOv2 and MAE (e.g. {"rotations": 4})
 
@@ -279,15 +286,47 @@ def preset_values(
     return shared | ssl_method.preset(preset, arch, img_size, batch_size, max_steps, shared['patch_size'])
 
 
+def check_optimisation(cfg: Config):
+    "Refuse an optimisation knob (after the preset filled it) outside its range, naming it and the range."
+    ranges = dict(  # name: (lowest, highest, lowest allowed itself)
+        lr=(0, None, False),
+        min_lr=(0, None, True),
+        weight_decay=(0, None, True),
+        weight_decay_end=(0, None, True),
+        clip_grad=(0, None, True),
+        drop_path=(0, 1, True),
+        layer_decay=(0, 1, False),
+    )
+    for name, (low, high, closed) in ranges.items():
+        value = getattr(cfg, name)
+        if value is None and name != 'lr':  # a knob the method's preset leaves off
+            continue
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or value < low or (value == low and not closed) or (high is not None and value > high):
+            interval = f"{'[' if closed else '('}{low}, {high if high is not None else 'inf'}{']' if high is not None else ')'}"
+            raise ValueError(f"{name}={value!r} must be a number in {interval}")
+    warmup = cfg.warmup_steps or 0
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup_steps={warmup!r} must be an integer >= 0")
+    if cfg.max_steps and warmup >= cfg.max_steps:
+        raise ValueError(f"warmup_steps={warmup} must be below max_steps={cfg.max_steps} (0..{cfg.max_steps - 1})")
+
+
 def make_config(**kw) -> Config:
     "A `Config` from keyword arguments, `None` knobs filled from the preset; clear errors for bad values."
     unknown = set(kw) - {f.name for f in fields(Config)}
     if unknown:
         raise TypeError(f"unknown pretraining parameter(s): {sorted(unknown)}")
     cfg = Config(**{k: v for k, v in kw.items() if v is not None})
-    for name in ('batch_size', 'save_every', 'nproc', 'img_size'):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name}={getattr(cfg, name)} must be >= 1")
+    lowest = dict(batch_size=1, save_every=1, nproc=1, img_size=1, max_steps=0, num_workers=0, seed=0, max_bad_steps=1)
+    for name, low in lowest.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name}={value!r} must be an integer >= {low}")
+        if value < low:
+            raise ValueError(f"{name}={value} must be >= {low}")
+    if cfg.precision not in ('auto', 'bf16', 'fp16', 'fp32'):
+        raise ValueError(f"precision={cfg.precision!r}: use 'auto', 'bf16', 'fp16' or 'fp32'")
     cfg.arch = timm_name(cfg.arch)
     for name in (
         'data_list',
@@ -303,11 +342,10 @@ def make_config(**kw) -> Config:
             setattr(cfg, k, v)
     if cfg.img_size % cfg.patch_size:
         raise ValueError(f"img_size={cfg.img_size} is not a multiple of patch_size={cfg.patch_size}")
+    check_optimisation(cfg)
     get_method(cfg.method).validate(cfg)
     if cfg.batch_size % cfg.nproc:
         raise ValueError(f"batch_size={cfg.batch_size} is not divisible by nproc={cfg.nproc}")
-    if cfg.max_steps < 0:
-        raise ValueError(f"max_steps={cfg.max_steps} must be >= 0")
     if cfg.strategy == 'auto':
         cfg.strategy = 'fsdp' if short_arch(cfg.arch) in ('vit_large', 'vit_huge') else 'ddp'
     if cfg.tensorboard:
@@ -853,7 +891,7 @@ def _save_run(out, cfg, state, step, bad, rngs, schedule_values, export, data):
         total_params=pc['total'],
         arch=short_arch(cfg.arch),
         patch_size=cfg.patch_size,
-        data_list=str(cfg.data_list),
+        data_list=cfg.data_list,  # recorded by MD5 and relative path (save_backbone), never the absolute path
         data_list_md5=data['md5'],
         seed=cfg.seed,
         batch_size=cfg.batch_size,
@@ -1105,10 +1143,18 @@ def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress
 
     description = f'{cfg.method} {short_arch(cfg.arch)}'
     bar = tqdm(total=cfg.max_steps, initial=run.step, disable=not progress or rank != 0, desc=description)
+    monitor = build_monitor(cfg, out, rank, run.step)
+    recent_rows = recent_log_rows(log_path, run.step) if rank == 0 else None
+    eval_means = dict.fromkeys(monitor.metrics, float('nan')) if monitor is not None else {}
     rows, t_data, n_done = [], time.perf_counter(), 0
     it = iter(loader)
+    stop, stop_reason = StopRequest(cfg.max_minutes), None
     try:
+        stop.install()
         while run.step < cfg.max_steps:
+            if monitor is not None and monitor.due(run.step):
+                eval_means |= evaluate_now(run, monitor, sampler.epoch(run.step), recent_rows)
+                t_data = time.perf_counter()  # the evaluation's time is not the data loader's
             batch = next(it)
             t0 = time.perf_counter()
             schedule_values = schedules(cfg, run.step)
@@ -1121,12 +1167,16 @@ def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress
                 epoch = sampler.epoch(run.step)
                 rows.append(
                     log_row(run, epoch, loss_value, loss_terms, schedule_values, grad_norm, finite, timings)
+                    | eval_means
                 )
+                recent_rows.append(rows[-1])
+                eval_means = dict.fromkeys(eval_means, float('nan'))
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.4f}")
             run.step += 1
             n_done += 1
-            stopping = stop_after is not None and n_done >= stop_after
+            stop_reason = stop.agreed(run)  # SIGTERM/SIGUSR1 or the time budget, on any process
+            stopping = (stop_after is not None and n_done >= stop_after) or stop_reason is not None
             save = run.step % cfg.save_every == 0 or run.step == cfg.max_steps or stopping
             if (save or len(rows) >= 50) and rank == 0 and rows:
                 _log_write(log_path, rows, not has_log, writer)
@@ -1136,14 +1186,130 @@ def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress
             if stopping:
                 break
             t_data = time.perf_counter()
+        if monitor is not None and run.step == cfg.max_steps:  # the exported backbone's evaluation
+            evaluate_now(run, monitor, sampler.epoch(run.step - 1), recent_rows)
     finally:
+        stop.restore()
         bar.close()
         if rank == 0 and rows:
             _log_write(log_path, rows, not has_log, writer)
         if writer is not None:
             writer.close()
         del it, loader
+    if stop_reason is not None and rank == 0:
+        print(f"{out}: {stop_reason}: checkpoint at step {run.step} of {cfg.max_steps}; rerun to continue")
+    if stop_reason is not None and stop_reason.startswith('signal'):
+        raise Preempted(PREEMPTED_EXIT)
     return out
+
+# %% ../nbs/03_pretrain.ipynb #47a886c7
+class Preempted(SystemExit):
+    "A run stopped by SIGTERM/SIGUSR1 after writing its checkpoint: exits with `PREEMPTED_EXIT` (Slurm requeues)."
+
+
+class StopRequest:
+    "SIGTERM/SIGUSR1 (preemption, a time limit) or `max_minutes` spent: the loop finishes its step, checkpoints, stops."
+
+    SIGNALS = ('SIGTERM', 'SIGUSR1')
+
+    def __init__(self, max_minutes: float | None = None):
+        self.deadline = time.monotonic() + 60 * max_minutes if max_minutes else None
+        self.received = None
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def install(self):
+        "Catch the signals (in the main thread only: Python delivers them there)."
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None:
+                self.previous[number] = signal.signal(number, self._handle)
+
+    def restore(self):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
+
+    def reason(self) -> str | None:
+        "Why this process wants to stop: 'signal SIGTERM', 'max_minutes', or None."
+        if self.received:
+            return f'signal {self.received}'
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return 'max_minutes'
+        return None
+
+    def agreed(self, run) -> str | None:
+        "The stop reason agreed by every process (any one asking stops all, at the same step)."
+        reason = self.reason()
+        if not (dist.is_available() and dist.is_initialized()):
+            return reason
+        code = {None: 0, 'max_minutes': 1}.get(reason, 2)
+        flag = _all_reduce(torch.tensor([code], device=run.device), dist.ReduceOp.MAX)
+        return {0: None, 1: 'max_minutes'}.get(int(flag.item()), reason or 'signal from another process')
+
+# %% ../nbs/03_pretrain.ipynb #8085149e
+def build_monitor(cfg: Config, out: Path, rank: int, start_step: int):
+    "The run's online evaluation (`biovfm.monitor.OnlineEval`); None when `eval_every` is 0 or no set is found."
+    if not cfg.eval_every:
+        return None
+    from biovfm.monitor import OnlineEval, eval_sets, truncate_eval, EVAL_FILE
+
+    sets = eval_sets(cfg.eval_benchmarks, cfg.img_size, cfg.eval_n, cfg.eval_n)
+    if not sets:
+        if rank == 0:
+            warnings.warn(
+                "online evaluation off: no MedMNIST benchmark file on this machine (eval_benchmarks='auto'); "
+                "pass eval_benchmarks='folder:DIR' or a benchmark you have, or eval_every=0"
+            )
+        return None
+    path = out / EVAL_FILE if rank == 0 else None
+    if path is not None:
+        truncate_eval(path, start_step)  # a resumed run redoes the evaluations from its step on
+    return OnlineEval(sets, cfg.eval_every, cfg.max_steps, path)
+
+
+def recent_log_rows(log_path: Path, step: int, window: int = 20):
+    "The last `window` log rows before `step` (a resumed run reads the collapse signals as an uninterrupted one)."
+    from collections import deque
+
+    rows = pd.read_csv(log_path).query('step < @step').tail(window) if log_path.exists() else pd.DataFrame()
+    return deque(rows.to_dict('records'), maxlen=window)
+
+
+def exported_backbone_now(run: Training) -> nn.Module | None:
+    "On rank 0, the backbone the run would export now (DINOv2: the teacher's); a gathered copy under FSDP2."
+    source = run.teacher if run.teacher is not None else run.model
+    if not run.fsdp:
+        return backbone_of(source) if run.rank == 0 else None
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    state = get_model_state_dict(source, options=options)  # collective: every rank takes part
+    if run.rank != 0:
+        return None
+    vit, _ = make_vit(run.cfg, drop_path=0.0)
+    prefix = 'backbone.vit.'
+    vit.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+    return vit.to(run.device)
+
+
+def evaluate_now(run: Training, monitor, epoch: int, recent_rows) -> dict:
+    "Online metrics of the exported backbone at `run.step` and the collapse signals of the recent steps (rank 0)."
+    from biovfm.monitor import collapse_signals, collapse_flags, COLLAPSE_HELP
+
+    backbone = exported_backbone_now(run)
+    if backbone is None:
+        return {}
+    recent = pd.DataFrame(list(recent_rows))
+    signals = collapse_signals(recent, run.cfg.n_prototypes)
+    means = monitor(backbone, run.step, epoch, run.device, signals)
+    for flag in collapse_flags(recent, run.cfg.n_prototypes):
+        warnings.warn(f"step {run.step}: collapse signal '{flag}': {COLLAPSE_HELP[flag]}")
+    return means
 
 # %% ../nbs/03_pretrain.ipynb #cd0992e7
 def cli_args(cfg: Config) -> list[str]:
