@@ -11,7 +11,6 @@ import pandas as pd
 import yaml
 from biovfm.core import (
     BACKBONES,
-    short_arch,
     repo_root,
     runs_root,
     results_root,
