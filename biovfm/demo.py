@@ -282,7 +282,14 @@ def online_evaluation_section(out, runs_dir, runs: list[Run]) -> list[str]:
 
 
 def write_report(
-    out, runs: list[Run], wall_s: float | None = None, runs_dir=None, results=None, corpus: str = 'demo'
+    out,
+    runs: list[Run],
+    wall_s: float | None = None,
+    runs_dir=None,
+    results=None,
+    corpus: str = 'demo',
+    title: str = 'BioVFM demo report',
+    command: str = 'make demo',
 ) -> Path:
     "Write `out/REPORT.md` from the stored files of a small matrix (default layout: `out/runs`, `out/results`)."
     out = Path(out)
@@ -310,9 +317,9 @@ def write_report(
     )
     tim = tim.drop_duplicates(['step', 'notebook'], keep='last')  # the latest execution of each stage
     L = [
-        f"# BioVFM demo report",
+        f"# {title}",
         "",
-        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `make demo` (commit {_commit()}) on {_machine()}."
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `{command}` (commit {_commit()}) on {_machine()}."
         + (f" Wall time of this invocation: {wall_s / 60:.1f} min." if wall_s else ''),
         "",
     ]

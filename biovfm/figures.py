@@ -30,11 +30,11 @@ from .subsets import composition
 from .probe import table1, table1_markdown, table1_latex, write_table1
 
 # %% auto #0
-__all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'ARCH_STYLES', 'FIGURE_NAMES',
-           'benchmark_label', 'method_color', 'method_label', 'set_style', 'save_figure', 'load_scaling_tables',
-           'composition_from_sources', 'fig1_composition', 'fig2a_model_scaling', 'fig3_per_benchmark',
-           'fig2b_data_scaling', 'fig4_slopes', 'table1_from_results', 'learning_curves_figure', 'make_figures',
-           'side_by_side']
+__all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'ARCH_STYLES', 'ARCH_LABELS',
+           'FIGURE_NAMES', 'benchmark_label', 'method_color', 'method_label', 'set_style', 'save_figure',
+           'load_scaling_tables', 'composition_from_sources', 'fig1_composition', 'fig2a_model_scaling',
+           'fig3_per_benchmark', 'fig2b_data_scaling', 'fig4_slopes', 'table1_from_results', 'learning_curves_figure',
+           'make_figures', 'side_by_side']
 
 # %% ../nbs/06_figures.ipynb #0f051cbf
 METHOD_COLORS = {'dinov2': '#1f5fa8', 'mae': '#e0722b', 'biomedclip': '#1fbfb0', 'random': '#7f7f7f'}
@@ -478,6 +478,7 @@ def table1_from_results(results) -> pd.DataFrame:
 
 # %% ../nbs/06_figures.ipynb #7d2e5523
 ARCH_STYLES = {'vit_tiny': '-', 'vit_small': '--'}
+ARCH_LABELS = {'vit_tiny': 'ViT-T', 'vit_small': 'ViT-S', 'vit_base': 'ViT-B', 'vit_large': 'ViT-L', 'vit_huge': 'ViT-H'}
 
 
 def learning_curves_figure(curves: pd.DataFrame, band: pd.DataFrame | None, path, metrics=('knn_auc', 'linear_auc')):
@@ -502,12 +503,12 @@ def learning_curves_figure(curves: pd.DataFrame, band: pd.DataFrame | None, path
                     ls=ARCH_STYLES.get(line.arch.iloc[0], ':'),
                     marker='o',
                     ms=3,
-                    label=f"{method_label(line.method.iloc[0])} {line.arch.iloc[0].replace('vit_', 'ViT-')[:5]}",
+                    label=f"{method_label(line.method.iloc[0])} {ARCH_LABELS.get(line.arch.iloc[0], line.arch.iloc[0])}",
                 )
             ax.set_title(f"{benchmark_label(benchmark)}: {metric.replace('_', ' ')}", fontsize=9)
             ax.set_xlabel('optimisation step')
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, title='grey: random init (seeds)', title_fontsize=7)
+    axes[0][0].legend(fontsize=7, title='grey: random init, 5 seeds (band: range)', title_fontsize=7)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -182,9 +182,18 @@ def run_learn(out=None, results=None, fresh: bool = False, log=print) -> Path:
     band_path = out / 'random_band.csv'
     if not band_path.exists():
         random_band(LEARN_PATCH).to_csv(band_path, index=False)
-    write_learn_results(results, runs, out / 'runs', out / 'results', pd.read_csv(band_path))
-    report = write_report(out, runs, time.time() - started, corpus='learn')
-    shutil.copy(report, results / 'REPORT.md')
+    results.mkdir(parents=True, exist_ok=True)
+    report = write_report(  # results/learn/REPORT.md: verdicts, data, online evaluation, probes, timings
+        results,
+        runs,
+        time.time() - started,
+        runs_dir=out / 'runs',
+        results=out / 'results',
+        corpus='learn',
+        title='BioVFM learning profile',
+        command='make learn',
+    )
+    write_learn_results(results, runs, out / 'runs', out / 'results', pd.read_csv(band_path))  # curves with the band
     log(f"learn finished in {(time.time() - started) / 60:.1f} min: {results}")
     return results
 

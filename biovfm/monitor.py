@@ -244,7 +244,7 @@ COLLAPSE_HELP = dict(
 
 # %% ../nbs/03c_monitor.ipynb #f327fbc6
 def learning_summary(run_dir) -> dict:
-    "Online metrics (mean over the sets) at step 0 and at the last evaluation, their change, collapse flags."
+    "Online metrics (mean over the sets) at step 0 and the last evaluation, their change, collapse flags, cost."
     rows = pd.read_csv(Path(run_dir) / EVAL_FILE)
     online = rows[rows.benchmark != 'train'].groupby(['step', 'metric']).value.mean().unstack()
     first, last = online.iloc[0], online.iloc[-1]
@@ -258,4 +258,11 @@ def learning_summary(run_dir) -> dict:
     last_signals = rows[(rows.benchmark == 'train') & (rows.step == rows.step.max())]
     signals = dict(zip(last_signals.metric, last_signals.value))
     summary |= {k: v for k, v in signals.items() if k != 'eval_s'}
-    return summary | dict(collapse=','.join(signal_flags(signals)) or 'none')
+    summary['collapse'] = ','.join(signal_flags(signals)) or 'none'
+    log_path = Path(run_dir) / 'log.csv'
+    if log_path.exists():  # the monitor's cost: evaluation time over training time (data + steps)
+        log = pd.read_csv(log_path)
+        summary['eval_s'] = float(rows[rows.metric == 'eval_s'].value.sum())
+        summary['train_s'] = float((log.step_s + log.data_s).sum()) if 'step_s' in log else float('nan')
+        summary['eval_share'] = summary['eval_s'] / summary['train_s']
+    return summary

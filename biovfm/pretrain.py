@@ -136,9 +136,9 @@ class Config:
     # output
     tensorboard: bool = False
     # online evaluation (nbs/03c_monitor): k-NN and linear AUC of the exported backbone while it trains
-    eval_every: int = 50  # steps between evaluations (also at step 0 and the last step; 0: off)
+    eval_every: int = 100  # steps between evaluations (also at step 0 and the last step; 0: off)
     eval_benchmarks: str = 'auto'  # labelled sets: train subset + validation split, never test (auto: MedMNIST files here)
-    eval_n: int = 500  # memory (train) and query (validation) images per evaluation set
+    eval_n: int = 250  # memory (train) and query (validation) images per evaluation set
     # method-specific: a registered method's own knobs
     method_options: dict | None = None  # plain types, for methods beyond DINOv2 and MAE (e.g. {"rotations": 4})
 

@@ -78,24 +78,58 @@ def _signal_when_logging(cmd, log_csv, sig, env):
     return proc.returncode, out
 
 
-@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGUSR1])
-def test_signal_checkpoints_then_resumes_exactly(data_list, tmp_path, sig):
-    "Slurm's preemption signal mid-run: the step finishes, a checkpoint is written, exit PREEMPTED_EXIT; the rerun is exact."
-    kw = dict(TINY, max_steps=90, save_every=1000, data_list=data_list, eval_every=0)
-    P.train(P.make_config(**kw, out_dir=str(tmp_path / 'ref')), progress=False)
-    cfg = P.make_config(**kw, out_dir=str(tmp_path / 'run'))
-    env = dict(os.environ, HF_HUB_OFFLINE='1')
-    cmd = [sys.executable, '-m', 'biovfm.pretrain', *P.cli_args(cfg), '--no_progress']
-    status, out = _signal_when_logging(cmd, tmp_path / 'run' / 'log.csv', sig, env)
-    assert status == P.PREEMPTED_EXIT, out[-3000:]
-    stopped_at = P.load_checkpoint(tmp_path / 'run' / P.CKPT)['step']
-    assert 50 <= stopped_at < 90 and f'checkpoint at step {stopped_at}' in out
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    ref, resumed = pd.read_csv(tmp_path / 'ref' / 'log.csv'), pd.read_csv(tmp_path / 'run' / 'log.csv')
-    assert resumed.step.tolist() == list(range(90))
+def _same_losses(ref_dir, run_dir, steps):
+    ref, resumed = pd.read_csv(ref_dir / 'log.csv'), pd.read_csv(run_dir / 'log.csv')
+    assert resumed.step.tolist() == list(range(steps))
     for column in ('loss', 'dino_loss', 'ibot_loss', 'koleo_loss'):
         pd.testing.assert_series_equal(ref[column], resumed[column], rtol=1e-5, atol=1e-6)
+
+
+PREEMPT = dict(TINY, max_steps=80, save_every=1000, eval_every=0)   # log.csv appears at step 50: the signal lands mid-run
+ENV = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT))
+
+
+@pytest.fixture(scope='module')
+def preempt_ref(data_list, tmp_path_factory):
+    out = tmp_path_factory.mktemp('preempt_ref')
+    cfg = P.make_config(**PREEMPT, data_list=data_list, out_dir=str(out))
+    done = subprocess.run([sys.executable, '-m', 'biovfm.pretrain', *P.cli_args(cfg), '--no_progress'], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGUSR1])
+def test_signal_checkpoints_then_resumes_exactly(data_list, preempt_ref, tmp_path, sig):
+    "Slurm's preemption signal mid-run: the step finishes, a checkpoint is written, exit PREEMPTED_EXIT; the rerun is exact."
+    cfg = P.make_config(**PREEMPT, data_list=data_list, out_dir=str(tmp_path / 'run'))
+    cmd = [sys.executable, '-m', 'biovfm.pretrain', *P.cli_args(cfg), '--no_progress']
+    status, out = _signal_when_logging(cmd, tmp_path / 'run' / 'log.csv', sig, ENV)
+    assert status == P.PREEMPTED_EXIT, out[-3000:]
+    stopped_at = P.load_checkpoint(tmp_path / 'run' / P.CKPT)['step']
+    assert 50 <= stopped_at < 80 and f'checkpoint at step {stopped_at}' in out
+    done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _same_losses(preempt_ref, tmp_path / 'run', 80)
+
+
+def test_sigterm_under_torchrun_stops_every_rank_at_one_step(data_list, tmp_path):
+    "torchrun passes SIGTERM to its workers: both ranks stop at the same step, one checkpoint; the rerun is exact."
+    kw = dict(PREEMPT, data_list=data_list, nproc=2, strategy='ddp')
+
+    def torchrun(out):
+        cfg = P.make_config(**kw, out_dir=str(out))
+        return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '-m', 'biovfm.pretrain',
+                *P.cli_args(cfg), '--no_progress']
+    done = subprocess.run(torchrun(tmp_path / 'ref'), cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    status, out = _signal_when_logging(torchrun(tmp_path / 'run'), tmp_path / 'run' / 'log.csv', signal.SIGTERM, ENV)
+    assert status != 0, out[-3000:]                  # the agent reports its workers' PREEMPTED_EXIT as a failure
+    stopped_at = P.load_checkpoint(tmp_path / 'run' / P.CKPT)['step']
+    assert 50 <= stopped_at < 80, out[-3000:]
+    done = subprocess.run(torchrun(tmp_path / 'run'), cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _same_losses(tmp_path / 'ref', tmp_path / 'run', 80)
 
 
 def test_max_minutes_checkpoints_and_stops_cleanly(data_list, tmp_path):
