@@ -248,8 +248,9 @@ def run(argv):
         progress = not options.pop('no_progress')
         return train(refuse(make_config, **options), progress=progress)
     if command == 'probe':
-        from biovfm.probe import probe_many
+        from biovfm.probe import check_probe_parameters, probe_many
 
+        refuse(check_probe_parameters, **options)  # status 2 before any work (probe_many checks them again)
         metrics = probe_many(options.pop('backbone'), **options)
         print(metrics.to_string(index=False))
         return metrics

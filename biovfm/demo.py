@@ -33,9 +33,9 @@ from biovfm.experiments import (
 from .probe import bootstrap_metrics
 
 # %% auto #0
-__all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'demo_benchmarks', 'check_demo_inputs', 'demo_matrix', 'paired_auc',
-           'verdict', 'compare_to_random', 'pretrain_summary', 'online_evaluation_section', 'write_report', 'run_demo',
-           'demo_parser', 'demo_command', 'main']
+__all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'demo_benchmarks', 'check_demo_inputs', 'demo_probe', 'demo_matrix',
+           'paired_auc', 'verdict', 'compare_to_random', 'pretrain_summary', 'online_evaluation_section',
+           'write_report', 'run_demo', 'demo_parser', 'demo_command', 'main']
 
 # %% ../nbs/08_demo.ipynb #31a5e1f7
 DEMO_BUDGET = {
@@ -92,16 +92,11 @@ def check_demo_inputs(benchmarks: str) -> dict:
     return dict(raw=str(raw), raw_files=len(files), benchmarks=benchmarks)
 
 
-def demo_matrix(
-    budget: dict = DEMO_BUDGET,
-    img_size: int = 32,
-    patch_size: int | dict = DEMO_PATCH,
-    benchmarks: str | None = None,
-) -> tuple[list[Run], dict]:
-    "The demo's runs and corpus step (configs/demo)."
+def demo_probe(benchmarks: str | None = None, img_size: int = 32) -> dict:
+    "The demo's probe settings (also the learning profile's): fast protocol on un-augmented cached features."
     # un-augmented cached features (aug_views=0): one forward pass per image keeps six probes in the CPU budget;
     # pretrained and random-init backbones get the same protocol, so the paired verdicts compare like with like
-    probe = dict(
+    return dict(
         benchmarks=benchmarks or 'breastmnist,pneumoniamnist',
         img_size=img_size,
         resize_from=28,
@@ -112,6 +107,16 @@ def demo_matrix(
         seed=42,
         normalize='backbone',
     )
+
+
+def demo_matrix(
+    budget: dict = DEMO_BUDGET,
+    img_size: int = 32,
+    patch_size: int | dict = DEMO_PATCH,
+    benchmarks: str | None = None,
+) -> tuple[list[Run], dict]:
+    "The demo's runs and corpus step (configs/demo)."
+    probe = demo_probe(benchmarks, img_size)
     return small_matrix('demo', DEMO_CURATE, budget, img_size, patch_size, probe, save_every=25, about='demo')
 
 # %% ../nbs/08_demo.ipynb #ea47a06a

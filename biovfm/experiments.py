@@ -23,11 +23,11 @@ from biovfm.core import (
 )
 
 # %% auto #0
-__all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BASELINES', 'dinov2_recipe', 'dinov2_large_recipe',
-           'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix', 'train_flops_per_image', 'gpu_hours', 'write_configs',
-           'load_matrix', 'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands', 'curate_steps',
-           'curate_command', 'plan', 'launch', 'slurm_scripts', 'collect', 'configs_match', 'small_matrix',
-           'cpu_twin_matrix', 'analyse', 'experiments_parser', 'experiments_command', 'main']
+__all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BASELINES', 'PREEMPTION_SIGNAL', 'dinov2_recipe',
+           'dinov2_large_recipe', 'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix', 'train_flops_per_image',
+           'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands',
+           'curate_steps', 'curate_command', 'plan', 'launch', 'slurm_scripts', 'collect', 'configs_match',
+           'small_matrix', 'cpu_twin_matrix', 'analyse', 'experiments_parser', 'experiments_command', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -531,9 +531,42 @@ def launch(
     return plan(str(mp), rd, only)
 
 # %% ../nbs/07_experiments.ipynb #e36a772f
+PREEMPTION_SIGNAL = 'USR1'  # what Slurm sends the batch shell 120 s before the time limit or a preemption
+
+
+def _preemption_lines(preempted_exit: int) -> list[str]:
+    "Shell lines defining `step CMD...`: CMD in the background, USR1 forwarded to it, the job requeued when it stops."
+    return [
+        f'PREEMPTED_EXIT={preempted_exit}  # pretraining stopped by a signal exits so once its checkpoint is written',
+        'preempted=0',
+        f"trap 'preempted=1' {PREEMPTION_SIGNAL}",
+        'requeue() {',
+        '  echo "biovfm: stopped by a signal (exit $1): requeueing job $SLURM_JOB_ID to resume"',
+        '  scontrol requeue "$SLURM_JOB_ID"',
+        '  exit 0',
+        '}',
+        'step() {  # a step in the background, so that the trap runs at once; srun and torchrun pass the signal on',
+        '  if [ "$preempted" = 1 ]; then requeue before; fi  # the signal came between two steps',
+        '  "$@" &',
+        '  step_pid=$!',
+        f'  trap "preempted=1; kill -{PREEMPTION_SIGNAL} \\$step_pid 2>/dev/null || true" {PREEMPTION_SIGNAL}',
+        '  local status=0',
+        '  while true; do',
+        '    wait "$step_pid" && status=0 || status=$?',
+        '    kill -0 "$step_pid" 2>/dev/null || break  # woken by the trap: the step is still writing its checkpoint',
+        '  done',
+        f"  trap 'preempted=1' {PREEMPTION_SIGNAL}",
+        '  if [ "$preempted" = 1 ] || [ "$status" = "$PREEMPTED_EXIT" ]; then requeue "$status"; fi',
+        '  return "$status"',
+        '}',
+    ]
+
+
 def _sbatch_header(
     name: str, log: Path, nodes: int, gpus: int, cpus: int, time_limit: str, extra: list[str]
 ) -> list[str]:
+    from biovfm.pretrain import PREEMPTED_EXIT  # the status the requeue step looks for
+
     lines = [
         '#!/bin/bash',
         f"#SBATCH --job-name=biovfm-{name.replace('/', '.')}",
@@ -543,6 +576,8 @@ def _sbatch_header(
         f'#SBATCH --time={time_limit}',
         f'#SBATCH --output={log}',
         '#SBATCH --requeue',
+        f'#SBATCH --signal=B:{PREEMPTION_SIGNAL}@120',  # B: the batch shell, which passes it on to the step
+        '#SBATCH --open-mode=append',  # a requeued job appends to its log
     ]
     if gpus:
         lines.insert(3, f'#SBATCH --gpus-per-node={gpus}')
@@ -550,6 +585,7 @@ def _sbatch_header(
         lines
         + [f'#SBATCH {option}' for option in extra]
         + ['set -euo pipefail', f'cd {shlex.quote(str(repo_root()))}']
+        + _preemption_lines(PREEMPTED_EXIT)
     )
 
 
@@ -582,8 +618,8 @@ def slurm_scripts(
         lines = _sbatch_header(
             f'curate-{name}', rd / 'data' / name / 'slurm-%A_%a.out', 1, 0, cpus_per_gpu, time_limit, extra
         )
-        lines.insert(-2, f'#SBATCH --array=0-{curate_tasks - 1}')
-        lines.append(shlex.join(argv) + ' -p shard "$SLURM_ARRAY_TASK_ID" -p workers "$SLURM_CPUS_PER_TASK"')
+        lines.insert(lines.index('set -euo pipefail'), f'#SBATCH --array=0-{curate_tasks - 1}')
+        lines.append('step ' + shlex.join(argv) + ' -p shard "$SLURM_ARRAY_TASK_ID" -p workers "$SLURM_CPUS_PER_TASK"')
         script.write_text('\n'.join(lines) + '\n')
         written.append(script)
         submit.append(f'corpus_job[{name}]=$(sbatch --parsable {script.name})')
@@ -593,7 +629,7 @@ def slurm_scripts(
         probe = run_commands(run, rd, mp)[-1]
         if run.pretrain is None:
             lines = _sbatch_header(run.name, out / 'slurm-%j.out', 1, 1, cpus_per_gpu, time_limit, extra)
-            lines.append(shlex.join(probe))
+            lines.append('step ' + shlex.join(probe))
             needs = []
         else:
             data_list = _abs(expand(run.pretrain['data_list'], rd))
@@ -626,8 +662,9 @@ def slurm_scripts(
             lines += [
                 'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
                 'export MASTER_ADDR',
-                ' '.join(a if a.startswith('$') else shlex.quote(a) for a in torchrun),
-                shlex.join(probe),
+                f'export TORCHELASTIC_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIG{PREEMPTION_SIGNAL}',
+                'step ' + ' '.join(a if a.startswith('$') else shlex.quote(a) for a in torchrun),
+                'step ' + shlex.join(probe),
             ]
             needs = [name for name in curate_steps(mp) if f'/data/{name}/' in str(data_list)]
         script.write_text('\n'.join(lines) + '\n')

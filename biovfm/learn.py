@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from .core import repo_root, runs_root, results_root, load_medmnist, find_medmnist, file_md5, MEDMNIST_2D
 from .experiments import small_matrix, write_configs, plan, launch, collect
-from .demo import compare_to_random, write_report
+from .demo import compare_to_random, demo_probe, write_report
 
 # %% auto #0
 __all__ = ['MEDMNIST_MODALITY_FOLDER', 'LEARN_BUDGET', 'LEARN_PATCH', 'LEARN_RECIPES', 'LEARN_EVAL', 'LEARN_CURATE',
@@ -84,17 +84,7 @@ LEARN_CURATE = dict(slice_step=1, frame_step=1, max_files=None, workers=2, img_s
 
 def learn_matrix(raw_dir: str, benchmarks: str = 'breastmnist,pneumoniamnist') -> tuple[list, dict]:
     "The profile's runs (four pretrainings, two random-init baselines) and its corpus step on `raw_dir`."
-    probe = dict(
-        benchmarks=benchmarks,
-        img_size=32,
-        resize_from=28,
-        protocol='fast',
-        epochs=100,
-        aug_views=0,
-        n_boot=1000,
-        seed=42,
-        normalize='backbone',
-    )
+    probe = demo_probe(benchmarks)  # the demo's probe: fast protocol, un-augmented cached features
     curate_step = LEARN_CURATE | dict(raw_dir=str(raw_dir))
     runs, corpus = small_matrix('learn', curate_step, LEARN_BUDGET, 32, LEARN_PATCH, probe, 100, 'learning profile')
     for run in runs:

@@ -45,16 +45,17 @@ register_timm_models()  # timm builds the authors' ViT-H/14 by name wherever pre
 
 # %% auto #0
 __all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'BACKBONE_KINDS', 'OFA_RESNETS', 'FEATURES', 'BACKBONE_MODES',
-           'NORMALIZE', 'FEATURE_VERSION', 'PROGRESS_MIN_IMAGES', 'AUG_VIEWS', 'PROBE_IDENTITY', 'TABLE1_METRICS',
-           'mcc_threshold', 'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics', 'bootstrap_indices',
-           'bootstrap_metrics', 'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap', 'Backbone',
-           'load_local_weights', 'register_backbone', 'random_backbone', 'random_like_backbone', 'timm_backbone',
-           'exported_backbone', 'load_probe_backbone', 'biomedclip_backbone', 'rad_dino_backbone', 'biomedgpt_backbone',
-           'last_block_tokens', 'pool_features', 'SubsetDropPath', 'probe_drop_path', 'stochastic_depth', 'to_input',
-           'rotate_shift', 'augment', 'input_stats', 'epoch_generator', 'augmented_features', 'extract_features',
-           'epoch_view', 'cache_key', 'cached_features', 'LinearHead', 'train_head', 'feature_batches', 'image_batches',
-           'n_views', 'probe_one', 'recorded_identities', 'probe_many', 'table1', 'table1_markdown', 'table1_latex',
-           'write_table1']
+           'NORMALIZE', 'FEATURE_VERSION', 'PROGRESS_MIN_IMAGES', 'AUG_VIEWS', 'PROTOCOLS', 'PROBE_IDENTITY',
+           'TABLE1_METRICS', 'mcc_threshold', 'roc_mcc_threshold', 'tune_thresholds', 'predict', 'point_metrics',
+           'bootstrap_indices', 'bootstrap_metrics', 'ci_bounds', 'summarise_bootstrap', 'sklearn_bootstrap',
+           'Backbone', 'load_local_weights', 'register_backbone', 'random_backbone', 'random_like_backbone',
+           'timm_backbone', 'exported_backbone', 'load_probe_backbone', 'biomedclip_backbone', 'rad_dino_backbone',
+           'biomedgpt_backbone', 'last_block_tokens', 'pool_features', 'SubsetDropPath', 'probe_drop_path',
+           'stochastic_depth', 'to_input', 'rotate_shift', 'augment', 'input_stats', 'epoch_generator',
+           'augmented_features', 'extract_features', 'epoch_view', 'cache_key', 'cached_features', 'LinearHead',
+           'train_head', 'feature_batches', 'image_batches', 'n_views', 'probe_one', 'check_probe_parameters',
+           'check_patch_size', 'rejected_inputs', 'recorded_identities', 'probe_many', 'table1', 'table1_markdown',
+           'table1_latex', 'write_table1']
 
 # %% ../nbs/04_probe.ipynb #d4a57ef5
 THRESHOLD_RULES = ('authors', 'midpoint')
@@ -1309,6 +1310,72 @@ def probe_one(
         rec['predictions'] = str(p.relative_to(out_dir))
     return rows, rec
 
+# %% ../nbs/04_probe.ipynb #c4a26002
+PROTOCOLS = ('fast', 'faithful')
+
+
+def check_probe_parameters(
+    protocol: str = 'fast',
+    img_size: int = 224,
+    resize_from: int | None = None,
+    epochs: int = 100,
+    aug_views: int = AUG_VIEWS,
+    n_boot: int = 1000,
+    seed: int = 42,
+    batch_size: int = 128,
+    normalize: str = 'authors',
+    features: str = 'authors',
+    backbone_mode: str = 'authors',
+    thresholds: str = 'authors',
+    bootstrap: str = 'authors',
+    max_rejected: float = 0.01,
+    **other,  # the other keywords of `probe_many`, checked where they are used
+):
+    "Refuse a probe parameter outside its valid range, naming it and the range (before any work)."
+    lowest = dict(img_size=1, epochs=1, aug_views=-1, n_boot=1, seed=0, batch_size=1)
+    given = dict(img_size=img_size, epochs=epochs, aug_views=aug_views, n_boot=n_boot, seed=seed, batch_size=batch_size)
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest[name]:
+            raise ValueError(f"{name}={value!r} must be an integer >= {lowest[name]}")
+    if resize_from is not None and (isinstance(resize_from, bool) or not isinstance(resize_from, int) or resize_from < 0):
+        raise ValueError(f"resize_from={resize_from!r} must be a MedMNIST size (28, 64, 128, 224), or 0/None: no upsampling")
+    if isinstance(max_rejected, bool) or not isinstance(max_rejected, (int, float)) or not 0 <= max_rejected <= 1:
+        raise ValueError(f"max_rejected={max_rejected!r} must be a fraction in [0, 1]")
+    for name, value, allowed in (
+        ('protocol', protocol, PROTOCOLS),
+        ('normalize', normalize, NORMALIZE),
+        ('features', features, FEATURES),
+        ('backbone_mode', backbone_mode, BACKBONE_MODES),
+        ('thresholds', thresholds, THRESHOLD_RULES),
+        ('bootstrap', bootstrap, BOOTSTRAP_SCHEMES),
+    ):
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r}: use one of {allowed}")
+
+
+def check_patch_size(backbone: Backbone, img_size: int):
+    "Refuse an `img_size` below the backbone's patch size (a ViT needs one patch at least)."
+    patch = getattr(getattr(backbone.model, 'patch_embed', None), 'patch_size', None)
+    side = max(patch) if isinstance(patch, (tuple, list)) else patch
+    if side and img_size < side:
+        raise ValueError(f"img_size={img_size} is below the patch size {side} of {backbone.name}: use img_size >= {side}")
+
+
+def rejected_inputs(name: str, rejects_csv: Path, n_read: int, max_rejected: float = 0.01, verbose: bool = True) -> int:
+    "Inputs of `name` listed in `rejects_csv` (0 without it), printed; above `max_rejected` of all: ValueError naming it."
+    n_rejected = len(read_table(rejects_csv, 'rejects')) if Path(rejects_csv).exists() else 0
+    if not n_rejected:
+        return 0
+    share = n_rejected / (n_rejected + n_read)
+    if share > max_rejected:
+        raise ValueError(
+            f"{name}: {n_rejected} of {n_rejected + n_read} images ({share:.1%}) were rejected, above "
+            f"max_rejected={max_rejected}; the list is {rejects_csv} (fix them, or raise max_rejected to probe the rest)"
+        )
+    if verbose:
+        print(f"{name}: {n_rejected} of {n_rejected + n_read} images rejected (unreadable), listed in {rejects_csv}")
+    return n_rejected
+
 # %% ../nbs/04_probe.ipynb #cfd77c8c
 def _append(path: Path, df: pd.DataFrame, schema=None, key=None):
     old = read_table(path) if path.exists() else None
@@ -1365,12 +1432,10 @@ def probe_many(
     bootstrap: str = 'authors',
     drop_last: bool = True,
     tensorboard: bool = False,
+    max_rejected: float = 0.01,
 ) -> pd.DataFrame:
     "Probe every backbone spec on every benchmark (and labelled folder); results in out_dir; returns all metrics."
-    if normalize not in NORMALIZE:
-        raise ValueError(f"normalize={normalize!r}: use one of {NORMALIZE}")
-    if backbone_mode not in BACKBONE_MODES:
-        raise ValueError(f"backbone_mode={backbone_mode!r}: use one of {BACKBONE_MODES}")
+    check_probe_parameters(**locals())  # every parameter, before any work
     fidelity = dict(
         features=features,
         backbone_mode=backbone_mode,
@@ -1387,18 +1452,24 @@ def probe_many(
     met, runs = out / 'metrics.csv', out / 'probe_runs.csv'
     key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
     recorded = recorded_identities(met, runs) if not overwrite else {}
-    loaders = [
-        (benchmark_name(b), (lambda b=b: load_probe_data(b, img_size, resize_from, download, seed, out)))
-        for b in benchmarks
-    ]
+
+    def load_counting_rejects(benchmark: str, name: str) -> tuple:
+        rejects_csv = out / f'rejects_{name}.csv'
+        rejects_csv.unlink(missing_ok=True)  # a list left by an earlier load is stale
+        data = load_probe_data(benchmark, img_size, resize_from, download, seed, out)
+        n_read = sum(len(y) for y in data.y.values())
+        return data, rejected_inputs(name, rejects_csv, n_read, max_rejected, verbose)
+
+    loaders = [(benchmark_name(b), (lambda b=b: load_counting_rejects(b, benchmark_name(b)))) for b in benchmarks]
     check_probe_inputs(benchmarks, img_size, resize_from, download)  # seconds, before any backbone loads
-    datasets, dev = {}, get_device(device)
+    datasets, n_rejected, dev = {}, {}, get_device(device)
     for spec in backbones:
         backbone = load_probe_backbone(spec, img_size, seed, dev)
+        check_patch_size(backbone, img_size)
         weights = f"blake2b:{backbone.fingerprint}"
         for name, load in loaders:
             if name not in datasets:
-                datasets[name] = load()
+                datasets[name], n_rejected[name] = load()
             run_key = (backbone.name, name, str(img_size), protocol, str(seed))
             identity = dict(
                 options=options,
@@ -1436,7 +1507,7 @@ def probe_many(
                 **fidelity,
                 tensorboard_dir=out / 'tensorboard' if tensorboard else None,
             )
-            rec.update(normalize=normalize, **identity)
+            rec.update(normalize=normalize, n_rejected=n_rejected[name], **identity)
             _append(met, rows, 'metrics', key)
             _append(runs, pd.DataFrame([rec]), None, key)
             if verbose:

@@ -108,3 +108,52 @@ def test_debug_shows_the_traceback(tmp_path):
     argv = ['biovfm', 'probe', '--backbone', RANDOM_VIT, '--benchmarks', 'nosuchmnist', '--out_dir', str(tmp_path)]
     for done in (shell(*argv, debug=True), shell(*argv, '--debug')):
         assert done.returncode == 1 and 'Traceback' in done.stderr and 'ValueError' in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize('option, value, words', [('--epochs', '0', 'epochs=0 must be an integer >= 1'),
+                                                  ('--n_boot', '-5', 'n_boot=-5 must be an integer >= 1'),
+                                                  ('--img_size', '0', 'img_size=0 must be an integer >= 1'),
+                                                  ('--aug_views', '-3', 'aug_views=-3 must be an integer >= -1'),
+                                                  ('--batch_size', '0', 'batch_size=0 must be an integer >= 1'),
+                                                  ('--max_rejected', '2', 'max_rejected=2 must be a fraction in [0, 1]')])
+def test_a_probe_parameter_out_of_range_is_refused_before_any_work(tmp_path, option, value, words):
+    done = shell('biovfm', 'probe', '--backbone', RANDOM_VIT, option, value, '--out_dir', str(tmp_path / 'probe'))
+    assert_user_error(done, 'biovfm probe', 2, words)
+    assert not (tmp_path / 'probe').exists()
+
+
+def test_an_image_smaller_than_the_patch_is_refused_naming_both(tmp_path):
+    done = shell('biovfm', 'probe', '--backbone', RANDOM_VIT, '--img_size', '4', '--resize_from', '28', '--epochs', '1',
+                 '--n_boot', '10', '--out_dir', str(tmp_path / 'probe'), '--cache_dir', str(tmp_path / 'cache'))
+    assert_user_error(done, 'biovfm probe', 1, 'img_size=4 is below the patch size 8')
+
+
+@pytest.mark.parametrize('option, value, words', [('--lr', '0', 'lr=0 must be a number in (0, inf)'),
+                                                  ('--warmup_steps', '5', 'warmup_steps=5 must be below max_steps=5'),
+                                                  ('--batch_size', '0', 'batch_size=0 must be >= 1')])
+def test_a_pretraining_parameter_out_of_range_is_refused_before_any_work(tmp_path, option, value, words):
+    done = shell('-m', 'biovfm.pretrain', '--method', 'mae', '--img_size', '32', '--max_steps', '5', option, value,
+                 '--out_dir', str(tmp_path / 'run'))
+    assert_user_error(done, 'biovfm pretrain', 2, words)
+    assert not (tmp_path / 'run').exists()
+
+
+def test_rejected_inputs_are_reported_and_bounded(tmp_path):
+    "3 of 156 images unreadable: above max_rejected=1% the probe fails naming the list; at 5% it reports them."
+    from biovfm.benchmarks import write_labelled_folder
+    from biovfm.core import load_medmnist
+    import pandas as pd
+    images, labels = load_medmnist('breastmnist', 'test')
+    folder = write_labelled_folder(tmp_path / 'bus', images, labels)
+    for i in (3, 50, 100):
+        (folder / 'img' / f'{i:05d}.png').write_bytes(b'not a png')
+    argv = ['biovfm', 'probe', '--backbone', RANDOM_VIT, '--benchmarks', '', '--dataset_dir', str(folder),
+            '--img_size', '32', '--epochs', '1', '--aug_views', '0', '--n_boot', '10', '--out_dir', str(tmp_path / 'p'),
+            '--cache_dir', str(tmp_path / 'cache')]
+    refused = shell(*argv)
+    assert_user_error(refused, 'biovfm probe', 1, '3 of 156 images (1.9%) were rejected, above max_rejected=0.01',
+                      str(tmp_path / 'p' / 'rejects_bus.csv'))
+    done = shell(*argv, '--max_rejected', '0.05')
+    assert done.returncode == 0, done.stderr
+    assert f"bus: 3 of 156 images rejected (unreadable), listed in {tmp_path / 'p' / 'rejects_bus.csv'}" in done.stdout
+    assert pd.read_csv(tmp_path / 'p' / 'probe_runs.csv')['n_rejected'].tolist() == [3]
