@@ -80,7 +80,9 @@ docs-test: $(DOCS_STAMP)
 	  || { apt-get install -y -q chromium >/dev/null 2>&1 || sudo apt-get install -y -q chromium; }
 	BIOVFM_DOCS_TEST=1 $(BIN)/pytest -q tests/test_docs.py
 
-# Stage benchmarks: ratios measured in one run, collected into benchmarks/README.md.
+# Stage benchmarks at full sizes, each against its peer in the same run (pretraining: lightly's DINOv2/MAE steps
+# and the bare backbone; probe: the authors' per-epoch loop; curation: a plain single-process loop), collected into
+# benchmarks/README.md; on the embedded data only. Their --smoke modes run in tests/test_benchmarks.py.
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 

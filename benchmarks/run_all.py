@@ -11,8 +11,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # each stage's script and the arguments of its full run (probe: its ratios; its equivalence and switch studies
-# take hours and are run by hand); gpu_check.py is `make gpu-check`'s, peers.py a module of pretrain.py
+# take hours and are run by hand)
 STAGES = dict(curate=[], pretrain=[], probe=['--sections', 'timing,bootstrap'], scale=[], shards=[])
+# the other scripts here, and why `make bench` does not run them
+NOT_STAGES = dict(run_all='this file', peers="a module: lightly's DINOv2 / MAE steps (pretrain.py, learn_peer.py)",
+                  gpu_check="`make gpu-check`'s, on the GPU server",
+                  learn_peer="after `make learn`: the learning profile against lightly's recipes at the same budget")
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
@@ -27,7 +31,8 @@ def machine() -> str:
 
 def collect() -> Path:
     parts = [f"# Benchmarks\n\nRatios measured by each stage's benchmark in one run "
-             f"(regenerate: `make bench`).\n\nMachine of the last full run: {machine()}.\n"]
+             f"(regenerate: `make bench`; each section gives its own date, command and load average: on a shared machine "
+             f"compare the ratios, measured interleaved, not the seconds).\n\nMachine this file was collected on: {machine()}.\n"]
     for stage in STAGES:
         if (HERE/f'{stage}.md').exists(): parts.append((HERE/f'{stage}.md').read_text().strip() + '\n')
     out = HERE/'README.md'
