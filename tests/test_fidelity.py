@@ -190,3 +190,92 @@ def test_biomedgpt_image_encoder_loads_from_the_hub_path(tmp_path, monkeypatch):
         grid = resnet.layer3(resnet.layer2(resnet.layer1(stem)))
     assert grid.shape == (2, 1024, 14, 14)
     torch.testing.assert_close(features, F.layer_norm(grid.mean((2, 3)), (1024,), eps=1e-6), atol=1e-5, rtol=0)
+
+
+# 3. the exported folder: timm's `local-dir:` model computes the probe's features; provenance names no local path
+TINY_RUNS = dict(
+    dinov2=dict(n_prototypes=64, head_hidden=64, head_bottleneck=32, n_local=2, local_size=16),
+    mae=dict(),
+)
+
+
+@pytest.fixture(scope='module')
+def two_step_runs(tmp_path_factory):
+    "A DINOv2 and an MAE ViT-T/8 at 32 px pretrained for 2 steps: their data list, run folders and configs."
+    from biovfm.data import example_data_list
+    from biovfm.pretrain import train
+
+    root = tmp_path_factory.mktemp('exported')
+    data_list = example_data_list(root / 'data', n=16, size=32)
+    runs, configs = {}, {}
+    for method, sizes in TINY_RUNS.items():
+        configs[method] = cfg = make_config(
+            method=method, arch='vit_tiny_patch16', img_size=32, patch_size=8, batch_size=4, max_steps=2, save_every=10,
+            eval_every=0, data_list=str(data_list), out_dir=str(root / 'runs' / method), **sizes,
+        )
+        runs[method] = train(cfg, progress=False)
+    return data_list, runs, configs
+
+
+@pytest.mark.parametrize('method', list(TINY_RUNS))
+def test_timm_local_dir_gives_the_probe_features(two_step_runs, method):
+    _, runs, _ = two_step_runs
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    probed = P.load_probe_backbone(str(runs[method]), img_size=32).model
+    with_timm = timm.create_model(f'local-dir:{runs[method]}', pretrained=True).eval()
+    with torch.no_grad():
+        expected = P.pool_features(probed, images, 'authors')
+        torch.testing.assert_close(with_timm(images), expected, atol=1e-5, rtol=0)
+        pre_logits = with_timm.forward_head(with_timm.forward_features(images), pre_logits=True)
+        torch.testing.assert_close(pre_logits, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(expected, authors_vit_features(probed, images), atol=1e-5, rtol=0)
+    config = json.loads((runs[method] / 'config.json').read_text())
+    assert config['global_pool'] == 'avg' and config['model_args'] | dict(global_pool='avg', fc_norm=True) == config['model_args']
+    assert isinstance(with_timm.norm, torch.nn.Identity)
+
+
+@pytest.mark.parametrize('method', list(TINY_RUNS))
+def test_the_probe_reads_the_trained_backbone_from_the_export(two_step_runs, method):
+    "exported_backbone: the same features as the backbone in the checkpoint, with the 'authors' and the 'normed-tokens' pooling."
+    from biovfm.pretrain import CKPT, load_checkpoint, make_vit
+
+    _, runs, configs = two_step_runs
+    checkpoint = load_checkpoint(runs[method] / CKPT)
+    trained, _ = make_vit(configs[method], drop_path=0.0)
+    state = checkpoint['teacher'] or checkpoint['model']
+    prefix = 'backbone.vit.'
+    trained.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    trained.eval()
+    probed = P.load_probe_backbone(str(runs[method]), img_size=32).model
+    assert probed.state_dict().keys() == trained.state_dict().keys()
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        for features in P.FEATURES:
+            torch.testing.assert_close(P.pool_features(probed, images, features), P.pool_features(trained, images, features),
+                                       atol=0, rtol=0)
+
+
+def test_exports_name_the_data_list_by_md5_and_relative_path(two_step_runs):
+    import os
+    import re
+
+    from biovfm.core import file_md5
+
+    data_list, runs, _ = two_step_runs
+    home = os.path.expanduser('~')
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    for run in runs.values():
+        for name in ('config.json', 'backbone.json'):
+            texts = strings(json.loads((run / name).read_text()))
+            local = [t for t in texts if t.startswith(('/', '\\', '~')) or re.match(r'[A-Za-z]:', t) or home in t]
+            assert not local, f"{run / name}: local paths {local}"
+        info = json.loads((run / 'backbone.json').read_text())
+        assert info['data_list_md5'] == file_md5(data_list)
+        assert (run / info['data_list']).resolve() == Path(data_list).resolve()
