@@ -60,7 +60,7 @@ def main(argv=None):
             from biovfm.pretrain import make_config, train
 
             method, arch = name.split('_', 1)
-            smoke = dict(method=method, arch=arch, img_size=32, patch_size=8, batch_size=8, max_steps=4, eval_every=0,
+            smoke = dict(method=method, arch=arch, img_size=32, patch_size=4, batch_size=8, max_steps=4, eval_every=0,
                          data_list=str(example_data_list(out / 'data', n=32, size=32)), out_dir=str(out / 'ours' / name))
             ours = train(make_config(**smoke), progress=False)
             pretrain = dataclasses.asdict(make_config(**smoke))

@@ -117,7 +117,11 @@ def demo_matrix(
 ) -> tuple[list[Run], dict]:
     "The demo's runs and corpus step (configs/demo)."
     probe = demo_probe(benchmarks, img_size)
-    return small_matrix('demo', DEMO_CURATE, budget, img_size, patch_size, probe, save_every=25, about='demo')
+    runs, corpus = small_matrix('demo', DEMO_CURATE, budget, img_size, patch_size, probe, save_every=25, about='demo')
+    for run in runs:  # the online evaluation four times per run (and at step 0): curves in the report
+        if run.pretrain is not None:
+            run.pretrain['eval_every'] = max(1, run.pretrain['max_steps'] // 4)
+    return runs, corpus
 
 # %% ../nbs/08_demo.ipynb #ea47a06a
 def _predictions(results: Path, run: str, benchmark: str) -> Path:

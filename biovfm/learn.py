@@ -6,10 +6,9 @@
 from __future__ import annotations
 import json, shutil, sys, time
 from pathlib import Path
-import numpy as np
 import pandas as pd
-from .core import repo_root, runs_root, results_root, load_medmnist, find_medmnist, file_md5, MEDMNIST_2D
-from .experiments import small_matrix, write_configs, plan, launch, collect
+from .core import runs_root, results_root, load_medmnist, short_arch
+from .experiments import small_matrix, write_configs, launch, collect
 from .demo import compare_to_random, demo_probe, write_report
 
 # %% auto #0
@@ -100,7 +99,7 @@ def learning_curves(runs_dir, runs) -> pd.DataFrame:
         path = Path(runs_dir) / run.name / 'pretrain' / 'eval.csv'
         if run.pretrain is None or not path.exists():
             continue
-        arch = run.name.rsplit('_', 2)[-2] + '_' + run.name.rsplit('_', 1)[-1]
+        arch = short_arch(run.pretrain['arch'])
         frames.append(pd.read_csv(path).assign(run=run.name, method=run.pretrain['method'], arch=arch))
     columns = ['run', 'method', 'arch', 'step', 'epoch', 'benchmark', 'metric', 'value']
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
@@ -173,7 +172,7 @@ def run_learn(out=None, results=None, fresh: bool = False, log=print) -> Path:
     if not band_path.exists():
         random_band(LEARN_PATCH).to_csv(band_path, index=False)
     results.mkdir(parents=True, exist_ok=True)
-    report = write_report(  # results/learn/REPORT.md: verdicts, data, online evaluation, probes, timings
+    write_report(  # results/learn/REPORT.md: verdicts, data, online evaluation, probes, timings
         results,
         runs,
         time.time() - started,

@@ -4,8 +4,8 @@
 
 # %% ../nbs/03c_monitor.ipynb #3d659ba6
 from __future__ import annotations
-import math, time, warnings
-from dataclasses import dataclass, field
+import math, time
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd

@@ -1253,8 +1253,12 @@ class StopRequest:
 
 # %% ../nbs/03_pretrain.ipynb #8085149e
 def build_monitor(cfg: Config, out: Path, rank: int, start_step: int):
-    "The run's online evaluation (`biovfm.monitor.OnlineEval`); None when `eval_every` is 0 or no set is found."
+    "The run's online evaluation (`biovfm.monitor.OnlineEval`); None when off, the run is shorter than `eval_every` or no set is found."
     if not cfg.eval_every:
+        return None
+    if cfg.max_steps < cfg.eval_every:  # a run shorter than one interval (a smoke test): nothing to watch
+        if rank == 0:
+            print(f"online evaluation off: max_steps={cfg.max_steps} < eval_every={cfg.eval_every}")
         return None
     from biovfm.monitor import OnlineEval, eval_sets, truncate_eval, EVAL_FILE
 

@@ -1,7 +1,6 @@
 "Online evaluation in pretraining: exact resume of its rows, a collapsed teacher flagged, SIGTERM checkpoints and resumes exactly."
 import os, signal, subprocess, sys, time
 from pathlib import Path
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -137,3 +136,11 @@ def test_max_minutes_checkpoints_and_stops_cleanly(data_list, tmp_path):
                         out_dir=str(tmp_path))
     P.train(cfg, progress=False)                       # returns: a time budget is not an error
     assert P.load_checkpoint(tmp_path / P.CKPT)['step'] == 1
+
+
+def test_learn_peer_benchmark_smoke(tmp_path):
+    "benchmarks/learn_peer.py (ours vs lightly's example recipes at the same budget) runs end to end at tiny sizes."
+    done = subprocess.run([sys.executable, 'benchmarks/learn_peer.py', '--smoke', '--out', str(tmp_path)], cwd=ROOT,
+                          env=dict(os.environ, HF_HUB_OFFLINE='1'), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'dinov2_vit_tiny' in done.stdout and 'mae_vit_tiny' in done.stdout and 'delta' in done.stdout
