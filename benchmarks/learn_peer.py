@@ -7,7 +7,7 @@ number of images, both probed with the profile's protocol; paired bootstrap of t
     .venv/bin/python benchmarks/learn_peer.py --smoke         # 4 steps on the example list, a few seconds: CI
 """
 from __future__ import annotations
-import argparse, dataclasses, sys, time
+import argparse, dataclasses, json, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -21,6 +21,19 @@ def peer_sizes(pretrain: dict) -> dict:
     "The sizes the peer shares with our run: backbone, tokens, heads, crops (recipes stay lightly's)."
     keys = ('n_prototypes', 'head_hidden', 'head_bottleneck', 'n_local', 'local_size') if pretrain['method'] == 'dinov2' else ()
     return {k: pretrain[k] for k in keys if pretrain.get(k) is not None}
+
+
+def finished_peer(folder: Path, pretrain: dict) -> bool:
+    "True when `folder` holds the peer backbone of exactly these settings (steps, batch, sizes, data list MD5)."
+    from biovfm.core import file_md5
+
+    info_path = Path(folder) / 'backbone.json'
+    if not info_path.exists():
+        return False
+    info = json.loads(info_path.read_text())
+    same = dict(steps=pretrain['max_steps'], batch_size=pretrain['batch_size'], img_size=pretrain['img_size'],
+                data_list_md5=file_md5(pretrain['data_list']), peer_sizes=json.dumps(peer_sizes(pretrain)))
+    return all(info.get(key) == value for key, value in same.items())
 
 
 def compare(ours: Path, peer: Path, out: Path, benchmarks: str, img_size: int, epochs: int, aug_views: int) -> pd.DataFrame:
@@ -70,20 +83,25 @@ def main(argv=None):
 
             ours = Path(args.runs) / 'model_scaling' / name / 'pretrain'
             pretrain = load_checkpoint(ours / CKPT)['config']   # our run's exact settings: data, sizes, budget
-            benchmarks, epochs, aug_views = 'breastmnist,pneumoniamnist', 100, 10
+            benchmarks, epochs, aug_views = 'breastmnist,pneumoniamnist', 100, 0   # the profile's probe (demo_probe)
         data_list = pretrain['data_list']
         from biovfm.core import short_arch
 
         started = time.time()
-        peer = train_peer(pretrain['method'], data_list, out / 'peer' / name, steps=pretrain['max_steps'],
-                          batch_size=pretrain['batch_size'], arch=short_arch(pretrain['arch']),
-                          img_size=pretrain['img_size'], patch_size=pretrain['patch_size'], seed=pretrain['seed'],
-                          **peer_sizes(pretrain))
+        peer = out / 'peer' / name
+        if not args.smoke and finished_peer(peer, pretrain):
+            print(f"{peer}: the peer of these settings is trained (backbone.json: steps, batch, data MD5): reused")
+        else:
+            peer = train_peer(pretrain['method'], data_list, peer, steps=pretrain['max_steps'],
+                              batch_size=pretrain['batch_size'], arch=short_arch(pretrain['arch']),
+                              img_size=pretrain['img_size'], patch_size=pretrain['patch_size'], seed=pretrain['seed'],
+                              **peer_sizes(pretrain))
         peer_s = time.time() - started
         table = compare(Path(ours), peer, out / 'probe' / name, benchmarks, pretrain['img_size'], epochs, aug_views)
         table.insert(0, 'run', name)
         tables.append(table)
-        lines += [f"- `{name}`: {pretrain['max_steps']} steps of {pretrain['batch_size']} images each; the peer trained in {peer_s:.0f} s"]
+        lines += [f"- `{name}`: {pretrain['max_steps']} steps of {pretrain['batch_size']} images each, ours and lightly's; "
+                  f"the peer trained in {peer_s:.0f} s here (a few seconds: reused)"]
     result = pd.concat(tables, ignore_index=True)
     from biovfm.core import markdown_table
     lines += ['', markdown_table(result), '',

@@ -71,14 +71,14 @@ class Options:
     views: tuple = ('axial', 'sagittal', 'coronal')
     slice_step: int = 1
     frame_step: int = 1
-    ct_window: tuple = (-1000.0, 1000.0)
-    pad_rel: float = 0.1
-    pad_abs: float = 0.01
-    fg_level: int = 10
-    min_side: int = 16
-    min_tissue: float = 0.25
-    wsi_min_side: int = 8192
-    png_compress: int = 1
+    ct_window: tuple = (-1000.0, 1000.0)  # CT intensity window in HU (low, high) mapped to 0..255
+    pad_rel: float = 0.1  # padding slice: foreground below pad_rel x the volume's 95th percentile ...
+    pad_abs: float = 0.01  # ... and below this absolute foreground fraction (or none at all)
+    fg_level: int = 10  # grey level (0..255) above which a pixel counts as foreground
+    min_side: int = 16  # images or slices with a side below this many pixels are rejected
+    min_tissue: float = 0.25  # whole-slide tiles need at least this tissue fraction
+    wsi_min_side: int = 8192  # a TIFF/DICOM image this large (px, longer side) is read as a tiled slide
+    png_compress: int = 1  # zlib level of the written PNG files (0..9)
     max_pixels: int | None = (
         100_000_000  # largest 2D image/frame decoded whole (rows x columns); None: no limit
     )
@@ -1248,16 +1248,16 @@ def curate(
     slice_step: int = 1,
     frame_step: int = 1,
     max_files: int | None = None,
-    chunk_jobs: int = 8,
-    chunk_mb: float = 16,
-    near_dup: int = 4,
-    leak: int = 6,
-    min_fg: float = 0.1,
-    benchmarks=MEDMNIST_2D,
+    chunk_jobs: int = 8,  # inputs per chunk handed to a worker (a chunk is the unit of resumption)
+    chunk_mb: float = 16,  # ... or fewer, so that a chunk reads at most about this many MB
+    near_dup: int = 4,  # perceptual-hash Hamming distance up to which two images are near duplicates
+    leak: int = 6,  # Hamming distance up to which an image leaks a MedMNIST val/test image (dropped)
+    min_fg: float = 0.1,  # images with less foreground are left out of the leakage comparison
+    benchmarks=MEDMNIST_2D,  # MedMNIST benchmarks whose val/test images the leakage audit checks
     images_per_tar: int = 10_000,
     engine: str = 'local',
     scheduler: str = '',
-    progress: bool = True,
+    progress: bool = True,  # progress bars
     **opts,
 ) -> dict | None:
     "Curate `raw_dir` into `out_dir` (see module docs); returns the summary once all shards are merged, else None."

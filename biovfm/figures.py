@@ -533,8 +533,8 @@ def make_figures(
     scaling_dir=None,
     x_axis='paper',
     data_list=None,
-    formats=('pdf', 'png'),
-    dpi: int = 150,
+    formats=('pdf', 'png'),  # file formats written for every figure
+    dpi: int = 150,  # resolution of the raster formats
 ) -> dict:
     "Draw Figs 1, 2a, 2b, 3, 4 and Table 1 from stored results into `out_dir`; returns written and skipped items."
     set_style()

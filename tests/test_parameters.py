@@ -50,12 +50,7 @@ def _options_without_help(parser):
                   and (not action.help or action.help.startswith('(default')))
 
 
-@pytest.mark.parametrize('command', [
-    'pretrain', 'probe',
-    pytest.param('curate', marks=pytest.mark.xfail(strict=True, reason="nbs/01's Options fields and curate()'s keywords "
-                                                   "beyond the parameters cell carry no comment yet")),
-    pytest.param('figures', marks=pytest.mark.xfail(strict=True, reason="make_figures' formats and dpi (nbs/06) carry "
-                                                    "no comment yet"))])
+@pytest.mark.parametrize('command', ['pretrain', 'probe', 'curate', 'figures'])
 def test_every_option_of_a_subcommand_has_help(command):
     "Help comes from the parameters cell's comments, else the run function's / config dataclass's (biovfm.cli)."
     from biovfm.cli import build_parser
