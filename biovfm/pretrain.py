@@ -31,6 +31,7 @@ from biovfm.core import (
     tensorboard_writer,
     write_scalars,
     LEGACY_WEIGHTS,
+    FINAL_NORM,
 )
 from biovfm.data import (
     PretrainDataset,
@@ -619,6 +620,7 @@ RUN_FILES = (
     'log.csv',
     WEIGHTS,
     LEGACY_WEIGHTS,
+    FINAL_NORM,
     'config.json',
     'backbone.json',
     'tensorboard',
