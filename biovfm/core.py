@@ -20,7 +20,7 @@ __all__ = ['MODALITIES', 'MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_
            'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema', 'write_table', 'read_table', 'slug',
            'predictions_path', 'find_predictions', 'markdown_table', 'weighted_auc', 'probe_form', 'run_relative',
            'local_paths', 'timm_config', 'save_backbone', 'load_backbone', 'tensorboard_writer', 'write_scalars',
-           'run_parameters', 'refuse_parameters', 'registering']
+           'run_parameters', 'refuse_parameters', 'registering', 'later_stage']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -834,3 +834,12 @@ def registering(registry: dict, name: str):
         return function
 
     return register
+
+
+def later_stage(name: str):
+    "The module `biovfm.<name>` of a later stage, found by name at call time: where an earlier stage hands over to it."
+    # the console layer (cli) wrapping a stage's entry point, the probe stage's online evaluation inside pretraining:
+    # looked up like the registered methods (`BUILTIN_METHODS`), so the stages keep their order and no import cycle
+    import importlib
+
+    return importlib.import_module(f'biovfm.{name}')

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from biovfm.core import (
+    later_stage,
     repo_root,
     runs_root,
     results_root,
@@ -264,8 +265,7 @@ def pretrain_summary(runs_dir, runs: list[Run]) -> pd.DataFrame:
 
 def online_evaluation_section(out, runs_dir, runs: list[Run]) -> list[str]:
     "Report lines: each pretraining run's online evaluation (start, end, collapse flags) and the curves figure."
-    from biovfm.learn import learning_curves
-    from biovfm.monitor import learning_summary
+    from biovfm.monitor import learning_curves, learning_summary
     from biovfm.figures import learning_curves_figure
 
     curves = learning_curves(runs_dir, runs)
@@ -281,7 +281,7 @@ def online_evaluation_section(out, runs_dir, runs: list[Run]) -> list[str]:
         "",
         "k-NN (k = 20, cosine, DINO's monitor) and linear AUC of each run's exported backbone on the validation splits "
         "(mean over the benchmarks; step 0 = random init), and the collapse signals at the last evaluation "
-        "(`nbs/03c_monitor.ipynb`); `eval.csv` in each run folder holds every row.",
+        "(`nbs/04a_monitor.ipynb`); `eval.csv` in each run folder holds every row.",
         "",
         markdown_table(summaries[[c for c in columns if c in summaries]]),
         "",
@@ -494,7 +494,7 @@ def run_demo(out=None, fresh: bool = False, log=print) -> Path:
 
 def demo_parser():
     "The `python -m biovfm.demo` parser; help texts from the parameters cell (`biovfm.cli.option_docs`)."
-    from biovfm.cli import Parser, option_docs
+    Parser, option_docs = later_stage('cli').Parser, later_stage('cli').option_docs
 
     ap = Parser('python -m biovfm.demo', description='BioVFM end-to-end demo on embedded real data.')
     docs = option_docs('08_demo')
@@ -517,7 +517,7 @@ def demo_command(argv):
 
 def main(argv=None) -> int:
     "Console entry `python -m biovfm.demo`: exit status 0, or a one-line error and 1 (2 for a usage error)."
-    from biovfm.cli import console
+    console = later_stage('cli').console
 
     return console('python -m biovfm.demo', demo_command, argv)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from biovfm.core import (
+    later_stage,
     BACKBONES,
     repo_root,
     runs_root,
@@ -826,7 +827,7 @@ def analyse(
 # %% ../nbs/07_experiments.ipynb #0a20c704
 def experiments_parser():
     "The `biovfm-experiments` parser; help texts from the parameters cell (`biovfm.cli.option_docs`)."
-    from biovfm.cli import Parser, option_docs
+    Parser, option_docs = later_stage('cli').Parser, later_stage('cli').option_docs
 
     docs = {name: text for name, (group, text) in option_docs('07_experiments').items()}
     ap = Parser('biovfm-experiments', description='The paper matrix: plan, run, collect.', allow_abbrev=False)
@@ -873,7 +874,7 @@ def experiments_command(argv):
 
 def main(argv=None) -> int:
     "Console script `biovfm-experiments`: exit status 0, or a one-line error and 1 (2 for a usage error)."
-    from biovfm.cli import console
+    console = later_stage('cli').console
 
     return console('biovfm-experiments', experiments_command, argv)
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 import json, shutil, sys, time
 from pathlib import Path
 import pandas as pd
-from .core import runs_root, results_root, load_medmnist, short_arch
+from .core import runs_root, results_root, load_medmnist
 from .experiments import small_matrix, write_configs, launch, collect
 from .demo import compare_to_random, demo_probe, write_report
+from .monitor import learning_curves
 
 # %% auto #0
 __all__ = ['MEDMNIST_MODALITY_FOLDER', 'LEARN_BUDGET', 'LEARN_PATCH', 'LEARN_RECIPES', 'LEARN_EVAL', 'LEARN_CURATE',
-           'medmnist_train_raw', 'learn_raw', 'learn_matrix', 'learning_curves', 'random_band', 'torch_seed',
-           'write_learn_results', 'run_learn', 'main']
+           'medmnist_train_raw', 'learn_raw', 'learn_matrix', 'random_band', 'torch_seed', 'write_learn_results',
+           'run_learn', 'main']
 
 # %% ../nbs/08a_learn.ipynb #6e6c4e64
 MEDMNIST_MODALITY_FOLDER = dict(
@@ -92,19 +93,6 @@ def learn_matrix(raw_dir: str, benchmarks: str = 'breastmnist,pneumoniamnist') -
     return runs, corpus
 
 # %% ../nbs/08a_learn.ipynb #3ef92c94
-def learning_curves(runs_dir, runs) -> pd.DataFrame:
-    "The online evaluation rows of every pretraining run: run, method, arch, step, benchmark, metric, value."
-    frames = []
-    for run in runs:
-        path = Path(runs_dir) / run.name / 'pretrain' / 'eval.csv'
-        if run.pretrain is None or not path.exists():
-            continue
-        arch = short_arch(run.pretrain['arch'])
-        frames.append(pd.read_csv(path).assign(run=run.name, method=run.pretrain['method'], arch=arch))
-    columns = ['run', 'method', 'arch', 'step', 'epoch', 'benchmark', 'metric', 'value']
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
-
-
 def random_band(archs: dict, img_size: int = 32, seeds=range(5), eval_n: int = 500) -> pd.DataFrame:
     "Online metrics of random-init backbones (arch -> patch size) under several seeds: the band to leave."
     import timm

@@ -32,6 +32,7 @@ from biovfm.core import (
     write_scalars,
     LEGACY_WEIGHTS,
     FINAL_NORM,
+    later_stage,
 )
 from biovfm.data import (
     PretrainDataset,
@@ -136,7 +137,7 @@ class Config:
     max_minutes: float | None = None  # time budget: checkpoint and stop cleanly after this many minutes (None: none)
     # output
     tensorboard: bool = False
-    # online evaluation (nbs/03c_monitor): k-NN and linear AUC of the exported backbone while it trains
+    # online evaluation (nbs/04a_monitor): k-NN and linear AUC of the exported backbone while it trains
     eval_every: int = 100  # steps between evaluations (also at step 0 and the last step; 0: off)
     eval_benchmarks: str = 'auto'  # labelled sets: train subset + validation split, never test (auto: MedMNIST files here)
     eval_n: int = 250  # memory (train) and query (validation) images per evaluation set
@@ -1262,9 +1263,9 @@ def build_monitor(cfg: Config, out: Path, rank: int, start_step: int):
         if rank == 0:
             print(f"online evaluation off: max_steps={cfg.max_steps} < eval_every={cfg.eval_every}")
         return None
-    from biovfm.monitor import OnlineEval, eval_sets, truncate_eval, EVAL_FILE
+    monitor = later_stage('monitor')  # the probe stage's online evaluation (nbs/04a), looked up by name
 
-    sets = eval_sets(cfg.eval_benchmarks, cfg.img_size, cfg.eval_n, cfg.eval_n)
+    sets = monitor.eval_sets(cfg.eval_benchmarks, cfg.img_size, cfg.eval_n, cfg.eval_n)
     if not sets:
         if rank == 0:
             warnings.warn(
@@ -1272,10 +1273,10 @@ def build_monitor(cfg: Config, out: Path, rank: int, start_step: int):
                 "pass eval_benchmarks='folder:DIR' or a benchmark you have, or eval_every=0"
             )
         return None
-    path = out / EVAL_FILE if rank == 0 else None
+    path = out / monitor.EVAL_FILE if rank == 0 else None
     if path is not None:
-        truncate_eval(path, start_step)  # a resumed run redoes the evaluations from its step on
-    return OnlineEval(sets, cfg.eval_every, cfg.max_steps, path)
+        monitor.truncate_eval(path, start_step)  # a resumed run redoes the evaluations from its step on
+    return monitor.OnlineEval(sets, cfg.eval_every, cfg.max_steps, path)
 
 
 def recent_log_rows(log_path: Path, step: int, window: int = 20):
@@ -1305,16 +1306,16 @@ def exported_backbone_now(run: Training) -> nn.Module | None:
 
 def evaluate_now(run: Training, monitor, epoch: int, recent_rows) -> dict:
     "Online metrics of the exported backbone at `run.step` and the collapse signals of the recent steps (rank 0)."
-    from biovfm.monitor import collapse_signals, collapse_flags, COLLAPSE_HELP
+    checks = later_stage('monitor')
 
     backbone = exported_backbone_now(run)
     if backbone is None:
         return {}
     recent = pd.DataFrame(list(recent_rows))
-    signals = collapse_signals(recent, run.cfg.n_prototypes)
+    signals = checks.collapse_signals(recent, run.cfg.n_prototypes)
     means = monitor(backbone, run.step, epoch, run.device, signals)
-    for flag in collapse_flags(recent, run.cfg.n_prototypes):
-        warnings.warn(f"step {run.step}: collapse signal '{flag}': {COLLAPSE_HELP[flag]}")
+    for flag in checks.collapse_flags(recent, run.cfg.n_prototypes):
+        warnings.warn(f"step {run.step}: collapse signal '{flag}': {checks.COLLAPSE_HELP[flag]}")
     return means
 
 # %% ../nbs/03_pretrain.ipynb #cd0992e7
@@ -1333,7 +1334,7 @@ PREEMPTED_EXIT = 99  # exit status of a run stopped by SIGTERM/SIGUSR1 after its
 
 def main(argv=None) -> int:
     "`python -m biovfm.pretrain --method mae --data_list DL --out_dir OUT ...` (torchrun for DDP): `biovfm pretrain`."
-    from biovfm.cli import main as biovfm_main  # one parser (help from the parameters cell and `Config`), exit statuses
+    biovfm_main = later_stage('cli').main  # one parser (help from the parameters cell and `Config`), exit statuses
 
     return biovfm_main(['pretrain', *(sys.argv[1:] if argv is None else argv)])
 
