@@ -173,7 +173,8 @@ def make_peer(method: str, **sizes) -> Peer:
 def train_peer(method: str, data_list, out_dir, steps: int, batch_size: int = 32, arch: str = 'vit_tiny',
                img_size: int = 64, patch_size: int = 8, num_workers: int = 0, seed: int = 0, **sizes) -> Path:
     "Train the lightly peer of `method` for `steps` steps over a biovfm data list; its backbone saved in `out_dir`."
-    from biovfm.core import save_backbone, timm_name
+    from biovfm.backbones import save_backbone
+    from biovfm.core import timm_name
     from biovfm.data import PretrainDataset
 
     peer = make_peer(method, arch=arch, img_size=img_size, patch_size=patch_size, batch_size=batch_size,

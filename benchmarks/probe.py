@@ -27,7 +27,7 @@ import argparse, os, re, tempfile, time, platform
 from pathlib import Path
 import numpy as np
 import torch
-from biovfm import probe as P, benchmarks as B
+from biovfm import probe as P, metrics as M, backbones as BK, features as FE, benchmarks as B
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--sections', default='timing,equivalence,switches,bootstrap')
@@ -63,7 +63,7 @@ if 'timing' in sections:
     fe = {k: int(v) for k, v in (kv.split('=') for kv in args.faithful_epochs.split(','))}
     say(f"### Wall time, fast vs faithful ({args.backbone}, {args.img_size} px upsampled from 28 px, "
         f"fast with {args.timing_views} cached views)\n")
-    bb = P.load_probe_backbone(args.backbone, args.img_size, seed=42)
+    bb = BK.load_probe_backbone(args.backbone, args.img_size, seed=42)
     say(f'| benchmark | fast s | faithful s (epochs run) | faithful s at {args.epochs} epochs | speed-up | AUC fast | AUC faithful | diff |')
     say('|---|---|---|---|---|---|---|---|')
     fwd = {}
@@ -71,7 +71,7 @@ if 'timing' in sections:
         data = B.load_benchmark(bm, args.img_size, resize_from=28)
         n_img = sum(len(v) for v in data.x.values())
         t = time.perf_counter()
-        for sp in ('train', 'val', 'test'): P.extract_features(bb.model, data.x[sp])
+        for sp in ('train', 'val', 'test'): FE.extract_features(bb.model, data.x[sp])
         fwd[bm] = (time.perf_counter() - t, n_img)
         t = time.perf_counter()
         rf, rec_f = P.probe_one(bb, data, 'fast', args.epochs, args.timing_views, cache_dir=tmp/f'cache-{bm}', out_dir=tmp/'out')
@@ -103,7 +103,7 @@ if 'equivalence' in sections:
         "1000 resamples of the test set. `V` = cached augmented views per training image (0: un-augmented features).\n")
     say('| benchmark | epochs | probe | V | AUC [95% CI] | delta vs faithful [paired 95% CI] | within CI | features s | train s |')
     say('|---|---|---|---|---|---|---|---|---|')
-    bb = P.load_probe_backbone(args.equiv_backbone, args.equiv_img_size, seed=42)
+    bb = BK.load_probe_backbone(args.equiv_backbone, args.equiv_img_size, seed=42)
     for bm, ep in equiv_epochs.items():
         data = B.load_benchmark(bm, args.equiv_img_size, resize_from=28)
         cache = tmp/f'equiv-cache-{bm}'
@@ -116,9 +116,9 @@ if 'equivalence' in sections:
         with np.load(tmp/f'equiv-faithful-{bm}'/ref['predictions']) as z: ref_boot = z['boot_auc']
         def row(label, V, rec, out, reference=False):
             with np.load(out/rec['predictions']) as z: boot = z['boot_auc']
-            lo, hi = P.ci_bounds(boot)
+            lo, hi = M.ci_bounds(boot)
             delta = boot - ref_boot
-            d_lo, d_hi = P.ci_bounds(delta)
+            d_lo, d_hi = M.ci_bounds(delta)
             inside = '-' if reference else ('yes' if d_lo <= 0 <= d_hi else '**no**')
             say(f"| {bm} | {ep} | {label} | {V} | {np.nanmean(boot):.4f} [{lo:.4f}, {hi:.4f}] | "
                 f"{np.nanmean(delta):+.4f} [{d_lo:+.4f}, {d_hi:+.4f}] | {inside} | "
@@ -145,7 +145,7 @@ if 'switches' in sections:
     say('| benchmark | switch | AUC | delta AUC [paired 95% CI] | MCC | delta MCC [paired 95% CI] |')
     say('|---|---|---|---|---|---|')
     import dataclasses
-    bb = P.load_probe_backbone(args.equiv_backbone, args.equiv_img_size, seed=42)
+    bb = BK.load_probe_backbone(args.equiv_backbone, args.equiv_img_size, seed=42)
     imagenet = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     variants = [("normalize='backbone'", imagenet), ("features='normed-tokens'", dict(features='normed-tokens')),
                 ("thresholds='midpoint'", dict(thresholds='midpoint')), ('drop_last=False', dict(drop_last=False)),
@@ -170,10 +170,10 @@ if 'switches' in sections:
             cells = []
             for m in ('auc', 'mcc'):
                 if label.startswith('bootstrap'):
-                    lo, hi = P.ci_bounds(boot[m], 'seeded'); ref_lo, ref_hi = P.ci_bounds(ref[m])
+                    lo, hi = M.ci_bounds(boot[m], 'seeded'); ref_lo, ref_hi = M.ci_bounds(ref[m])
                     cells += [f"{rows.loc[m, 'value']:.4f}", f"CI [{lo:.4f}, {hi:.4f}] vs [{ref_lo:.4f}, {ref_hi:.4f}]"]
                     continue
-                d_lo, d_hi = P.ci_bounds(boot[m] - ref[m])
+                d_lo, d_hi = M.ci_bounds(boot[m] - ref[m])
                 cells += [f"{rows.loc[m, 'value']:.4f}", f"{np.nanmean(boot[m] - ref[m]):+.4f} [{d_lo:+.4f}, {d_hi:+.4f}]"]
             say(f"| {bm} | {label} | " + ' | '.join(cells) + ' |')
 
@@ -181,10 +181,10 @@ if 'bootstrap' in sections:
     say('')
     rng = np.random.default_rng(0); n = 20_000
     y = rng.integers(0, 2, (n, 1)); s1 = np.clip(y[:, 0]*.2 + rng.random(n)*.8, 0, 1); s = np.stack([1-s1, s1], 1)
-    t = time.perf_counter(); vb = P.bootstrap_metrics(y, s, 'binary', [0.5], 1000, 42); t_vec = time.perf_counter() - t
-    t = time.perf_counter(); sb = P.sklearn_bootstrap(y, s, 'binary', [0.5], args.n_boot_sklearn, 42); t_sk = time.perf_counter() - t
+    t = time.perf_counter(); vb = M.bootstrap_metrics(y, s, 'binary', [0.5], 1000, 42); t_vec = time.perf_counter() - t
+    t = time.perf_counter(); sb = M.sklearn_bootstrap(y, s, 'binary', [0.5], args.n_boot_sklearn, 42); t_sk = time.perf_counter() - t
     t_sk1000 = t_sk*1000/args.n_boot_sklearn
-    agree = max(np.nanmax(np.abs(vb[m][:args.n_boot_sklearn] - sb[m])) for m in P.METRICS)
+    agree = max(np.nanmax(np.abs(vb[m][:args.n_boot_sklearn] - sb[m])) for m in M.METRICS)
     extrapolated = '' if args.n_boot_sklearn == 1000 else f' (extrapolated from {args.n_boot_sklearn})'
     say(f"- bootstrap, 20,000 test samples, 1000 resamples, 5 metrics: vectorised {t_vec:.2f} s vs scikit-learn loop "
         f"{t_sk1000:.1f} s{extrapolated} = **{t_sk1000/t_vec:.0f}x**; max abs difference {agree:.1e}")

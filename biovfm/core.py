@@ -4,23 +4,22 @@
 
 # %% ../nbs/00_core.ipynb #a878d4e6
 from __future__ import annotations
-import hashlib, math, os, random, re, tempfile, contextlib, functools, json
+import hashlib, math, os, random, re, tempfile, contextlib, functools
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['MODALITIES', 'MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'ARCH_ALIASES', 'SCHEMAS',
-           'PREDICTIONS_DIR', 'IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHTS', 'LEGACY_WEIGHTS', 'FINAL_NORM',
-           'KERNEL_NAMES', 'PARAMETER_TYPES', 'repo_root', 'data_root', 'data_dir', 'results_root', 'figures_root',
-           'runs_root', 'Benchmark', 'benchmark_info', 'benchmarks', 'medmnist_dirs', 'medmnist_filename',
-           'expected_md5', 'file_md5', 'check_manifest', 'find_medmnist', 'load_medmnist', 'register_timm_models',
-           'timm_name', 'short_arch', 'backbone_params', 'backbone_table', 'seed_everything', 'get_device',
-           'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema', 'write_table', 'read_table', 'slug',
-           'predictions_path', 'find_predictions', 'markdown_table', 'weighted_auc', 'probe_form', 'run_relative',
-           'local_paths', 'timm_config', 'save_backbone', 'load_backbone', 'tensorboard_writer', 'write_scalars',
-           'run_parameters', 'refuse_parameters', 'registering', 'later_stage']
+__all__ = ['MODALITIES', 'MEDMNIST_2D', 'MEDMNIST_SIZES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'ARCH_ALIASES', 'IMAGENET_MEAN',
+           'IMAGENET_STD', 'SCHEMAS', 'PREDICTIONS_DIR', 'KERNEL_NAMES', 'PARAMETER_TYPES', 'repo_root', 'data_root',
+           'data_dir', 'results_root', 'figures_root', 'runs_root', 'Benchmark', 'benchmark_info', 'benchmarks',
+           'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'file_md5', 'check_manifest', 'find_medmnist',
+           'load_medmnist', 'register_timm_models', 'timm_name', 'short_arch', 'backbone_params', 'backbone_table',
+           'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path', 'atomic_temp_files', 'check_schema',
+           'write_table', 'read_table', 'slug', 'predictions_path', 'find_predictions', 'markdown_table',
+           'weighted_auc', 'tensorboard_writer', 'write_scalars', 'run_parameters', 'refuse_parameters', 'registering',
+           'later_stage']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -368,6 +367,9 @@ def backbone_table() -> pd.DataFrame:
         ]
     ).set_index('arch')
 
+# %% ../nbs/00_core.ipynb #2f757232
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's ImageNet statistics
+
 # %% ../nbs/00_core.ipynb #2e14d63b
 def seed_everything(seed: int = 42):
     "Seed python, numpy and torch (all devices)."
@@ -557,227 +559,6 @@ def weighted_auc(W, y, s):
     with np.errstate(invalid='ignore', divide='ignore'):
         auc = (pos_weight * (neg_below + 0.5 * neg_weight)).sum(1) / (P * N)
     return np.where((P > 0) & (N > 0), auc, np.nan)
-
-# %% ../nbs/00_core.ipynb #6265fb09
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's ImageNet statistics
-WEIGHTS = 'model.safetensors'  # timm's file name, so that `local-dir:`/`hf-hub:` find the weights
-LEGACY_WEIGHTS = 'backbone.safetensors'  # the name exports had before they were timm folders (still read)
-FINAL_NORM = 'final_norm.safetensors'  # the pretrained final norm, which the paper's probe features leave out
-
-
-def probe_form(model, state: dict) -> tuple[dict, dict, dict] | None:
-    "The paper's probe features in timm terms: (model_args, tensors, final-norm tensors), None if `model` has none."
-    import torch
-
-    norm, fc_norm = getattr(model, 'norm', None), getattr(model, 'fc_norm', None)
-    is_plain_vit = hasattr(model, 'global_pool') and getattr(model, 'attn_pool', None) is None
-    if not (is_plain_vit and isinstance(norm, torch.nn.LayerNorm) and isinstance(fc_norm, torch.nn.Identity)):
-        return None  # not a timm ViT with a final LayerNorm (already avg-pooled, another model...)
-    if norm.eps != 1e-6 or not norm.elementwise_affine:
-        return None  # timm's fc_norm would not be the probe's parameter-free LayerNorm(eps=1e-6)
-    final_norm = {k: v for k, v in state.items() if k.startswith('norm.')}
-    tensors = {k: v for k, v in state.items() if not k.startswith('norm.')}
-    tensors['fc_norm.weight'] = torch.ones_like(final_norm['norm.weight'])  # fresh: weight 1, bias 0
-    tensors['fc_norm.bias'] = torch.zeros_like(final_norm['norm.bias'])
-    return dict(global_pool='avg', fc_norm=True), tensors, final_norm
-
-
-def run_relative(path, run_dir) -> str:
-    "`path` relative to `run_dir` (POSIX separators); its file name alone when the two share no folder but the root."
-    path, run_dir = Path(path).resolve(), Path(run_dir).resolve()
-    try:
-        common = Path(os.path.commonpath([path, run_dir]))
-    except ValueError:  # another drive
-        return path.name
-    if common == Path(common.anchor):
-        return path.name
-    return Path(os.path.relpath(path, run_dir)).as_posix()
-
-
-def local_paths(info: dict) -> dict:
-    "The entries of `info` (nested) whose text is an absolute local path or holds the home folder."
-    home = os.path.expanduser('~')
-    found = {}
-    for key, value in info.items():
-        if isinstance(value, dict):
-            found |= {f'{key}.{k}': v for k, v in local_paths(value).items()}
-        elif isinstance(value, str):
-            absolute = value.startswith(('/', '\\', '~')) or re.match(r'[A-Za-z]:[\\/]', value)
-            if absolute or (len(home) > 1 and home in value):
-                found[key] = value
-    return found
-
-
-def timm_config(
-    model, timm_name: str, img_size: int, model_kwargs: dict, mean, std, info: dict, model_args: dict | None = None
-) -> dict:
-    "timm's `config.json` for `local-dir:`/`hf-hub:` loading: architecture, model_args, pretrained_cfg, provenance."
-    pretrained_cfg = dict(
-        input_size=[3, img_size, img_size],
-        fixed_input_size=True,
-        interpolation='bicubic',
-        crop_pct=1.0,
-        crop_mode='center',
-        mean=list(mean),
-        std=list(std),
-        num_classes=0,
-        first_conv='patch_embed.proj',
-        classifier='head',
-    )
-    model_args = dict(model_kwargs, img_size=img_size) | (model_args or {})
-    return dict(
-        architecture=timm_name,
-        num_classes=0,
-        num_features=int(getattr(model, 'num_features', 0)),
-        global_pool=str(model_args.get('global_pool', getattr(model, 'global_pool', '')) or ''),
-        model_args=model_args,
-        pretrained_cfg=pretrained_cfg,
-        biovfm={k: v for k, v in info.items() if k not in ('timm_name', 'model_kwargs', 'mean', 'std')},
-    )
-
-
-def save_backbone(
-    model,
-    out_dir,
-    timm_name: str,
-    img_size: int,
-    method: str,
-    model_kwargs: dict | None = None,
-    mean=IMAGENET_MEAN,
-    std=IMAGENET_STD,
-    data_list=None,  # the data list trained on: recorded by its MD5 and its path relative to `out_dir`
-    **meta,
-) -> Path:
-    "Write `model` as a timm folder giving the probe's features (`model.safetensors`, `config.json`), `backbone.json`."
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if data_list is not None:
-        meta = dict(data_list=run_relative(data_list, out_dir)) | meta
-        meta.setdefault('data_list_md5', file_md5(data_list))
-    form = probe_form(model, state)
-    info = dict(
-        timm_name=timm_name,
-        model_kwargs=model_kwargs or {},
-        img_size=img_size,
-        mean=list(mean),
-        std=list(std),
-        method=method,
-        backbone_params=sum(v.numel() for k, v in model.named_parameters()),
-        **meta,
-    ) | (dict(final_norm=FINAL_NORM) if form else {})
-    if leaks := local_paths(info):
-        raise ValueError(
-            f"save_backbone({out_dir}): {leaks} would publish local paths; give paths relative to the run "
-            "(data_list= is recorded by MD5 and relative path)"
-        )
-    model_args, tensors, final_norm = form or ({}, state, None)
-    config = timm_config(model, timm_name, img_size, model_kwargs or {}, mean, std, info, model_args)
-    with atomic_path(out_dir / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp), metadata=dict(format='pt'))
-    (out_dir / LEGACY_WEIGHTS).unlink(missing_ok=True)  # one weights file: timm refuses folders with two
-    if final_norm:
-        with atomic_path(out_dir / FINAL_NORM) as tmp:
-            save_file(final_norm, str(tmp), metadata=dict(format='pt'))
-    else:
-        (out_dir / FINAL_NORM).unlink(missing_ok=True)
-    with atomic_path(out_dir / 'config.json') as tmp:
-        tmp.write_text(json.dumps(config, indent=2, default=str))
-    with atomic_path(out_dir / 'backbone.json') as tmp:
-        tmp.write_text(json.dumps(info, indent=1, default=str))
-    return out_dir
-
-# %% ../nbs/00_core.ipynb #3f7085a2
-def _read_backbone_json(path: Path) -> dict:
-    "`backbone.json` as a dict; a clear error naming the file when it is not JSON or lacks a field."
-    try:
-        info = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(
-            f"{path} is not valid JSON ({e}): the export was interrupted or the file was edited; "
-            "re-export the backbone"
-        ) from None
-    missing = [
-        k for k in ('timm_name', 'img_size', 'model_kwargs') if not isinstance(info, dict) or k not in info
-    ]
-    if missing:
-        raise ValueError(f"{path} is not a backbone description: it lacks {missing}")
-    return info
-
-
-def _read_weights(path: Path, device) -> dict:
-    "The tensors of a safetensors file; a clear error naming the file when it is truncated or not safetensors."
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path), device=str(device))
-    except Exception as e:
-        raise ValueError(
-            f"{path} is not a readable safetensors file ({type(e).__name__}: {e}): "
-            "truncated or corrupt; re-export or copy it again"
-        ) from None
-
-
-def load_backbone(path, device='cpu'):
-    "The backbone as trained (a plain timm model) and its `backbone.json` info from an exported folder (or its files)."
-    import timm, torch
-
-    register_timm_models()
-    p = Path(path)
-    d = p if p.is_dir() else p.parent
-    js, st = d / 'backbone.json', d / WEIGHTS
-    if not st.exists() and (d / LEGACY_WEIGHTS).exists():
-        st = d / LEGACY_WEIGHTS
-    for f in (js, st):
-        if not f.exists():
-            raise FileNotFoundError(f"exported backbone incomplete: {f} is missing")
-    info = _read_backbone_json(js)
-    try:
-        model = timm.create_model(
-            info['timm_name'],
-            pretrained=False,
-            num_classes=0,
-            img_size=info['img_size'],
-            **info['model_kwargs'],
-        )
-    except Exception as e:
-        raise ValueError(
-            f"{js}: cannot build timm model {info['timm_name']!r} with img_size={info['img_size']}, "
-            f"{info['model_kwargs']} ({type(e).__name__}: {e})"
-        ) from None
-    weights = _read_weights(st, device)
-    if info.get('final_norm'):  # the probe's timm form: the pretrained final norm is kept beside it
-        norm_file = d / info['final_norm']
-        if not norm_file.exists():
-            raise FileNotFoundError(f"exported backbone incomplete: {norm_file} is missing ({js.name} names it)")
-        weights = {k: v for k, v in weights.items() if not k.startswith('fc_norm.')} | _read_weights(
-            norm_file, device
-        )
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in weights]
-    unexpected = [k for k in weights if k not in expected]
-    wrong_shape = [
-        f"{k} shape {tuple(v.shape)} vs {tuple(expected[k].shape)}"
-        for k, v in weights.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    if missing or unexpected or wrong_shape:
-        raise ValueError(
-            f"{st} does not fit {info['timm_name']} as {js.name} describes it (another model size?): "
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong_shape[:3]}"
-        )
-    non_finite = [
-        k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
-    ]
-    if non_finite:
-        raise ValueError(
-            f"{st}: tensor {non_finite[0]!r} holds NaN or inf ({len(non_finite)} tensor(s) affected): "
-            "refusing a diverged or corrupt backbone"
-        )
-    model.load_state_dict(weights)
-    return model.to(device).eval(), info
 
 # %% ../nbs/00_core.ipynb #48df0c5c
 def tensorboard_writer(log_dir, purge_step: int = 0):

@@ -31,7 +31,7 @@ from biovfm.experiments import (
     analyse,
     Run,
 )
-from .probe import bootstrap_metrics
+from .metrics import bootstrap_metrics
 
 # %% auto #0
 __all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'demo_benchmarks', 'check_demo_inputs', 'demo_probe', 'demo_matrix',

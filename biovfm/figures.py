@@ -27,7 +27,7 @@ from biovfm.scaling import (
     find_metrics,
 )
 from .subsets import composition
-from .probe import table1, table1_markdown, table1_latex, write_table1
+from .table1 import table1, table1_markdown, table1_latex, write_table1
 
 # %% auto #0
 __all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'ARCH_STYLES', 'ARCH_LABELS',
@@ -469,7 +469,7 @@ def fig4_slopes(slopes: pd.DataFrame, corr: pd.DataFrame | None = None, methods=
 
 # %% ../nbs/06_figures.ipynb #8cef112a
 def table1_from_results(results) -> pd.DataFrame:
-    "Table 1 of every run under `results`: `probe.table1` of each `metrics.csv` with the predictions beside it."
+    "Table 1 of every run under `results`: `biovfm.table1.table1` of each `metrics.csv` with the predictions beside it."
     files = find_metrics(results)
     if not files:
         raise FileNotFoundError(f"no metrics.csv under {results}")

@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from .core import IMAGENET_MEAN, IMAGENET_STD, benchmarks as benchmark_table, find_medmnist, short_arch
 from .benchmarks import load_probe_data, parse_benchmarks, benchmark_name
-from .probe import pool_features, to_input, point_metrics
+from .backbones import pool_features
+from .features import to_input
+from .metrics import point_metrics
 
 # %% auto #0
 __all__ = ['EVAL_FILE', 'ONLINE_METRICS', 'COLLAPSE_THRESHOLDS', 'COLLAPSE_HELP', 'EvalSet', 'local_benchmarks', 'eval_sets',

@@ -21,19 +21,16 @@ from biovfm.core import (
     get_device,
     autocast_dtype,
     atomic_path,
-    save_backbone,
     write_table,
     atomic_temp_files,
     file_md5,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    WEIGHTS,
     tensorboard_writer,
     write_scalars,
-    LEGACY_WEIGHTS,
-    FINAL_NORM,
     later_stage,
 )
+from .backbones import save_backbone, WEIGHTS, LEGACY_WEIGHTS, FINAL_NORM
 from biovfm.data import (
     PretrainDataset,
     StepSampler,

@@ -12,6 +12,8 @@ EXPECTED = {
     'curate': [r'\*\*curate 1 worker / plain loop: \d+\.\d+\*\*', r'\*\*curate 2 workers / plain loop: \d+\.\d+\*\*',
                r'speed-up 1 -> 2 workers: \d+\.\d+x'],
     'pretrain': [r'dinov2 +vit_tiny .*', r'mae +vit_tiny .*'],
+    'monitor': [r'dinov2 +vit_tiny .*', r'mae +vit_tiny .*', r'\*\*online evaluation at eval_every=100, eval_n=250: '
+                r'at most [\d.]+% of the wall time \(target 10%: (met|NOT met)\)\*\*'],
     'probe': [r'\| breastmnist \| [\d.]+ \| [\d.]+ \(1\) \| .* \| [\d.]+x \|', r'breastmnist: .* = \*\*[\d.]+x\*\*',
               r'scikit-learn loop .* = \*\*\d+x\*\*'],
     'scale': [r'\| 80,000 \| .* \| 50/50 \|', r"`near_pairs`.*the same pairs", r'target at 200,000 rows.*\*\*met\*\*'],
@@ -38,6 +40,12 @@ def test_benchmark_smoke(stage):
     stdout = run_smoke(stage)
     for pattern in EXPECTED[stage]:
         assert re.search(pattern, stdout), f"{stage}.py --smoke printed no row matching {pattern!r}:\n{stdout[-3000:]}"
+    if stage == 'monitor':  # our k-NN picks lightly's top-1 class; the share is a fraction of the wall time
+        header = next(line.split() for line in stdout.splitlines() if line.split()[:1] == ['method'])
+        for method in ('dinov2', 'mae'):
+            row = dict(zip(header, next(l.split() for l in stdout.splitlines() if l.split()[:1] == [method])))
+            assert float(row['knn_top1_agree']) >= 0.98, row
+            assert 0 < float(row['eval_share']) < 1, row
     if stage == 'pretrain':  # ours / peer and step / bare for both methods, positive and finite
         header = next(line.split() for line in stdout.splitlines() if line.split()[:1] == ['method'])
         for method in ('dinov2', 'mae'):
@@ -50,7 +58,7 @@ def test_train_peer_saves_a_backbone_the_probe_loads(tmp_path):
     "The lightly peers train over a biovfm data list and save a backbone folder that `load_backbone` reads back."
     # patch 4 at 32 px: lightly's `random_block_mask` needs a grid larger than 4 x 4
     import torch
-    from biovfm.core import load_backbone
+    from biovfm.backbones import load_backbone
     from biovfm.data import example_data_list
     from peers import make_peer, train_peer
 

@@ -40,7 +40,7 @@ def test_twin_runs_all_finish(twin):
     assert list(st.state) == ['probed']*len(st), st
 
 def test_twin_exports_loadable_backbones(twin):
-    from biovfm.core import load_backbone
+    from biovfm.backbones import load_backbone
     import torch
     for r in load_matrix(matrix_dir('cpu_twin')):
         if r.pretrain is None: continue

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from biovfm.core import load_backbone, save_backbone
+from biovfm.backbones import load_backbone, save_backbone
 from biovfm.data import example_data_list
 from biovfm import pretrain as P
 
@@ -248,7 +248,7 @@ def test_a_finished_run_loads_with_timm_alone(finished_run):
     model, info = load_backbone(finished_run)
     with_timm = timm.create_model(f'local-dir:{finished_run}', pretrained=True).eval()
     images = torch.randn(2, 3, info['img_size'], info['img_size'])
-    from biovfm.probe import pool_features
+    from biovfm.backbones import pool_features
     with torch.no_grad():   # timm alone computes the paper's probe features: mean raw patch tokens + parameter-free LN
         torch.testing.assert_close(with_timm(images), pool_features(model.eval(), images, 'authors'), atol=1e-5, rtol=0)
     config = json.loads((finished_run/'config.json').read_text())

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biovfm.core import load_medmnist, read_table, save_backbone
-from biovfm import probe as P, benchmarks as B
+from biovfm.core import load_medmnist, read_table
+from biovfm.backbones import save_backbone
+from biovfm import probe as P, metrics as M, backbones as BK, benchmarks as B
 
 SPEC = 'random:vit_tiny_patch16_224:patch_size=7'  # 16 tokens at 28 px: fast on CPU
 
@@ -113,7 +114,7 @@ def test_all_images_unreadable_names_a_reason_and_writes_the_rejects(folder, tmp
 def test_a_nan_metric_is_refused_not_written(folder, tmp_path):
     data, _ = B.load_labelled_folder(folder, 28)
     data.y['test'][:] = 0   # bypassing the folder checks: AUC is undefined on a one-class test split
-    bb = P.load_probe_backbone(SPEC, 28)
+    bb = BK.load_probe_backbone(SPEC, 28)
     with pytest.raises(ValueError, match=r"bus: \['auc'.*undefined on the test split"):
         P.probe_one(bb, data, epochs=1, aug_views=0, n_boot=20, cache_dir=tmp_path/'c', out_dir=tmp_path/'out')
     assert not (tmp_path/'out'/'predictions').exists()
@@ -127,7 +128,7 @@ def probe(backbone, folder, out, **kw):
 
 def test_changed_labels_weights_or_epochs_are_probed_again_unchanged_ones_reused(folder, tmp_path, capsys):
     exported = tmp_path/'run'/'backbone'
-    model = P.load_probe_backbone(SPEC, 28, seed=1).model
+    model = BK.load_probe_backbone(SPEC, 28, seed=1).model
     save_backbone(model, exported, 'vit_tiny_patch16_224', 28, 'mae', model_kwargs=dict(patch_size=7), steps=1)
     out = tmp_path/'out'
     first = probe(exported, folder, out)
@@ -140,7 +141,7 @@ def test_changed_labels_weights_or_epochs_are_probed_again_unchanged_ones_reused
     assert 'data_id changed' in capsys.readouterr().out
     assert relabelled.data_id.iloc[0] != first.data_id.iloc[0] and len(relabelled) == 1
 
-    model = P.load_probe_backbone(SPEC, 28, seed=2).model   # retrained: other weights in the same folder
+    model = BK.load_probe_backbone(SPEC, 28, seed=2).model   # retrained: other weights in the same folder
     save_backbone(model, exported, 'vit_tiny_patch16_224', 28, 'mae', model_kwargs=dict(patch_size=7), steps=2)
     retrained = probe(exported, folder, out)
     assert 'weights changed' in capsys.readouterr().out
@@ -149,4 +150,4 @@ def test_changed_labels_weights_or_epochs_are_probed_again_unchanged_ones_reused
     longer = probe(exported, folder, out, epochs=3)
     assert 'epochs changed' in capsys.readouterr().out and longer.epochs.iloc[0] == 3
     metrics = read_table(out/'metrics.csv', 'metrics')
-    assert len(metrics) == len(P.METRICS) and metrics.value.notna().all()
+    assert len(metrics) == len(M.METRICS) and metrics.value.notna().all()

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import yaml
 from safetensors.torch import save_file
 
-import biovfm.probe as P
+from biovfm import backbones as BK, features as FE
 from biovfm.core import repo_root, short_arch
 from biovfm.experiments import TABLE1_BASELINES, load_matrix, plan
 from biovfm.pretrain import build_model, make_config, param_groups
@@ -51,10 +51,10 @@ def spec_of(name: str) -> str:
 # 1a. the final SwiGLU ViT-H: build_dino_model('dino_vit_huge') sets drop_path_rate 0.4 (DEFAULT_DINOV2_KWARGS: 0.3)
 def test_final_vit_h_probed_with_drop_path_04():
     final = yaml.safe_load((PAPER / 'final' / 'dinov2_vit_huge14_biovfm_21m.pretrain.yaml').read_text())
-    backbone = P.Backbone(torch.nn.Identity(), 'final', 'dinov2', short_arch(final['arch']), 0, 0, 'final')
-    assert P.probe_drop_path(backbone) == 0.4
-    large = P.Backbone(torch.nn.Identity(), 'l', 'dinov2', short_arch('vit_large_patch16_224'), 0, 0, 'l')
-    assert P.probe_drop_path(large) == 0.3
+    backbone = BK.Backbone(torch.nn.Identity(), 'final', 'dinov2', short_arch(final['arch']), 0, 0, 'final')
+    assert FE.probe_drop_path(backbone) == 0.4
+    large = BK.Backbone(torch.nn.Identity(), 'l', 'dinov2', short_arch('vit_large_patch16_224'), 0, 0, 'l')
+    assert FE.probe_drop_path(large) == 0.3
 
 
 # 1c. the reference preset gives what configs/paper states, for every pretraining run
@@ -116,15 +116,15 @@ def test_biomedclip_features_are_the_authors_timm_avg_pool(tmp_path, monkeypatch
         trunk.norm.bias.normal_(0, 0.5)
     spec = spec_of('biomedclip')
     write_biomedclip(hub_twin(monkeypatch, tmp_path, spec.split(':', 1)[1]), trunk, 'vit_base_patch16_224')
-    backbone = P.load_probe_backbone(spec, img_size=224)
+    backbone = BK.load_probe_backbone(spec, img_size=224)
     official = trunk.eval()
     official.reset_classifier(0, global_pool='avg')
     with torch.no_grad():
-        ours, theirs = P.pool_features(backbone.model, X), official(X)
+        ours, theirs = BK.pool_features(backbone.model, X), official(X)
     assert ours.shape == (2, 768)
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
     assert not torch.allclose(ours, authors_vit_features(official, X), atol=1e-2)  # not the MAE/DINOv2 path
-    head = P.LinearHead(768, 3)
+    head = FE.LinearHead(768, 3)
     assert [type(m).__name__ for m in head] == ['BatchNorm1d', 'Linear']  # no extra LayerNorm
 
 
@@ -148,10 +148,10 @@ def test_in21k_vits_load_from_timms_hub_path(tmp_path, monkeypatch, name, dim):
     twin = timm.create_model(timm_name.split('.')[0], num_classes=0)
     folder = hub_twin(monkeypatch, tmp_path, hub_id if hub_id.count('/') == 1 else f'timm/{timm_name}')
     save_file({k: v.contiguous() for k, v in twin.state_dict().items()}, str(folder / 'model.safetensors'))
-    backbone = P.load_probe_backbone(spec, img_size=224)
+    backbone = BK.load_probe_backbone(spec, img_size=224)
     assert (backbone.method, backbone.arch) == ('timm', short_arch(timm_name))
     with torch.no_grad():
-        features = P.pool_features(backbone.model, X)
+        features = BK.pool_features(backbone.model, X)
     assert features.shape == (2, dim)
     torch.testing.assert_close(features, authors_vit_features(twin.eval(), X), atol=1e-5, rtol=0)
 
@@ -166,10 +166,10 @@ def test_rad_dino_loads_from_the_hub_path(tmp_path, monkeypatch):
     torch.manual_seed(2)
     hf = transformers.Dinov2Model(config).eval()
     hf.save_pretrained(hub_twin(monkeypatch, tmp_path, spec.split(':', 1)[1]))
-    backbone = P.load_probe_backbone(spec, img_size=56)
+    backbone = BK.load_probe_backbone(spec, img_size=56)
     x = X[:, :, :56, :56]
     with torch.no_grad():
-        features = P.pool_features(backbone.model, x)
+        features = BK.pool_features(backbone.model, x)
         raw = hf(pixel_values=x, output_hidden_states=True).hidden_states[-1][:, 1:].mean(1)
     assert features.shape == (2, 64)
     torch.testing.assert_close(features, F.layer_norm(raw, (64,), eps=1e-6), atol=1e-5, rtol=0)
@@ -182,10 +182,10 @@ def test_biomedgpt_image_encoder_loads_from_the_hub_path(tmp_path, monkeypatch):
     state = {f'encoder.embed_images.{k}': v for k, v in resnet.state_dict().items() if not k.startswith('layer4.')}
     state['encoder.image_proj.weight'] = torch.zeros(768, 1024)  # the rest of OFA's encoder is not loaded
     save_file(state, str(hub_twin(monkeypatch, tmp_path, spec.split(':', 1)[1]) / 'model.safetensors'))
-    backbone = P.load_probe_backbone(spec, img_size=224)
+    backbone = BK.load_probe_backbone(spec, img_size=224)
     assert (backbone.method, backbone.arch) == ('biomedgpt', 'resnet101')
     with torch.no_grad():
-        features = P.pool_features(backbone.model, X)
+        features = BK.pool_features(backbone.model, X)
         stem = resnet.maxpool(resnet.act1(resnet.bn1(resnet.conv1(X))))
         grid = resnet.layer3(resnet.layer2(resnet.layer1(stem)))
     assert grid.shape == (2, 1024, 14, 14)
@@ -221,10 +221,10 @@ def two_step_runs(tmp_path_factory):
 def test_timm_local_dir_gives_the_probe_features(two_step_runs, method):
     _, runs, _ = two_step_runs
     images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    probed = P.load_probe_backbone(str(runs[method]), img_size=32).model
+    probed = BK.load_probe_backbone(str(runs[method]), img_size=32).model
     with_timm = timm.create_model(f'local-dir:{runs[method]}', pretrained=True).eval()
     with torch.no_grad():
-        expected = P.pool_features(probed, images, 'authors')
+        expected = BK.pool_features(probed, images, 'authors')
         torch.testing.assert_close(with_timm(images), expected, atol=1e-5, rtol=0)
         pre_logits = with_timm.forward_head(with_timm.forward_features(images), pre_logits=True)
         torch.testing.assert_close(pre_logits, expected, atol=1e-5, rtol=0)
@@ -246,12 +246,12 @@ def test_the_probe_reads_the_trained_backbone_from_the_export(two_step_runs, met
     prefix = 'backbone.vit.'
     trained.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
     trained.eval()
-    probed = P.load_probe_backbone(str(runs[method]), img_size=32).model
+    probed = BK.load_probe_backbone(str(runs[method]), img_size=32).model
     assert probed.state_dict().keys() == trained.state_dict().keys()
     images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        for features in P.FEATURES:
-            torch.testing.assert_close(P.pool_features(probed, images, features), P.pool_features(trained, images, features),
+        for features in BK.FEATURES:
+            torch.testing.assert_close(BK.pool_features(probed, images, features), BK.pool_features(trained, images, features),
                                        atol=0, rtol=0)
 
 

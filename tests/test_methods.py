@@ -3,7 +3,7 @@ shared loop, exports a backbone and gets a GPU-hour estimate, with no edit anywh
 import pandas as pd
 import pytest
 import torch
-from biovfm.core import load_backbone
+from biovfm.backbones import load_backbone
 from biovfm.data import example_data_list
 from biovfm import pretrain as P
 from biovfm.experiments import train_flops_per_image, gpu_hours

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from biovfm.core import load_backbone
+from biovfm.backbones import load_backbone
 from biovfm.data import example_data_list
 from biovfm import pretrain as P
 
