@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # each stage's script and the arguments of its full run (probe: its ratios; its equivalence and switch studies
 # take hours and are run by hand)
-STAGES = dict(curate=[], pretrain=[], probe=['--sections', 'timing,bootstrap'], scale=[], shards=[])
+STAGES = dict(curate=[], pretrain=[], monitor=[], probe=['--sections', 'timing,bootstrap'], scale=[], shards=[])
 # the other scripts here, and why `make bench` does not run them
 NOT_STAGES = dict(run_all='this file', peers="a module: lightly's DINOv2 / MAE steps (pretrain.py, learn_peer.py)",
                   gpu_check="`make gpu-check`'s, on the GPU server",
