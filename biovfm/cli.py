@@ -236,8 +236,9 @@ def run(argv):
         parser.subcommands[command].error(f"unrecognized arguments: {' '.join(unknown)}")
     options.pop('debug', None)
     if command == 'curate':
-        from biovfm.curate import curate
+        from biovfm.curate import check_curate_parameters, curate
 
+        refuse(check_curate_parameters, **options)  # status 2 before any work (curate checks them again)
         summary = curate(**options)
         report = {k: summary[k] for k in ('images', 'inputs', 'rejected_inputs')} if summary else 'other shards pending'
         print(json.dumps(report))

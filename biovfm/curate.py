@@ -58,8 +58,9 @@ __all__ = ['ENGINES', 'MANIFEST_NAMES', 'MANIFEST_PATH_COLUMNS', 'MODALITY_HINT'
            'process_item', 'register_engine', 'Engine', 'LocalEngine', 'DaskEngine', 'get_engine', 'find_manifest',
            'read_manifest', 'manifest_entry', 'split_of', 'source_of', 'dicom_facts', 'scan_raw', 'plan_jobs',
            'shard_of', 'assign_chunks', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit',
-           'update_plan', 'prepare_run', 'run_shard', 'reason_kind', 'missing_chunks', 'merge', 'curation_report',
-           'curate', 'export_data_list', 'build_demo', 'near_duplicates', 'random_subset', 'read_data_list']
+           'update_plan', 'prepare_run', 'run_shard', 'reason_kind', 'missing_chunks', 'merge',
+           'check_curate_parameters', 'curation_report', 'curate', 'export_data_list', 'build_demo', 'near_duplicates',
+           'random_subset', 'read_data_list']
 
 # %% ../nbs/01_curate.ipynb #1e28cb35
 @dataclass
@@ -1220,6 +1221,32 @@ def merge(
         tmp.write_text(json.dumps(summary, indent=1, default=int))
     return summary
 
+# %% ../nbs/01_curate.ipynb #41c7f923
+def check_curate_parameters(
+    shard: int = 0,
+    num_shards: int = 1,
+    views='axial,sagittal,coronal',
+    slice_step: int = 1,
+    frame_step: int = 1,
+    img_size: int = 224,
+    workers: int = 1,
+    engine: str = 'local',
+    **other_options,
+) -> tuple:
+    "Refuse out-of-range options before any work (`ValueError` naming the parameter and its range); the views."
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard={shard} must be in 0..num_shards-1={num_shards - 1}")
+    views = tuple(v.strip() for v in views.split(',')) if isinstance(views, str) else tuple(views)
+    if bad := [v for v in views if v not in VIEW_AXIS]:
+        raise ValueError(f"views={bad}: use axial, sagittal, coronal")
+    for name, value in dict(slice_step=slice_step, frame_step=frame_step, img_size=img_size, workers=workers).items():
+        if int(value) < 1:
+            raise ValueError(f"{name}={value} must be >= 1")
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: use one of {sorted(ENGINES)}")
+    return views
+
+
 # %% ../nbs/01_curate.ipynb #e3c4fc2b
 def curation_report(summary: dict, out_dir) -> str:
     "What a finished run says: images and inputs, how many images have modality 'unknown' (and how to name it), rejects by reason."
@@ -1263,16 +1290,16 @@ def curate(
     "Curate `raw_dir` into `out_dir` (see module docs); returns the summary once all shards are merged, else None."
     raw_dir = Path(raw_dir) if raw_dir else default_raw_dir()
     out_dir = Path(out_dir) if out_dir else runs_root() / 'curate'
-    if not 0 <= shard < num_shards:
-        raise ValueError(f"shard={shard} must be in 0..num_shards-1={num_shards - 1}")
-    views = tuple(v.strip() for v in views.split(',')) if isinstance(views, str) else tuple(views)
-    if bad := [v for v in views if v not in VIEW_AXIS]:
-        raise ValueError(f"views={bad}: use axial, sagittal, coronal")
-    for name, v in dict(
-        slice_step=slice_step, frame_step=frame_step, img_size=img_size, workers=workers
-    ).items():
-        if int(v) < 1:
-            raise ValueError(f"{name}={v} must be >= 1")
+    views = check_curate_parameters(
+        shard=shard,
+        num_shards=num_shards,
+        views=views,
+        slice_step=slice_step,
+        frame_step=frame_step,
+        img_size=img_size,
+        workers=workers,
+        engine=engine,
+    )
     o = Options(
         img_size=int(img_size),
         min_aspect=float(min_aspect),

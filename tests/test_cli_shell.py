@@ -47,6 +47,17 @@ def test_curate_success_and_a_missing_raw_folder(tmp_path):
     assert_user_error(missing, 'biovfm curate', 1, 'nowhere')
 
 
+@pytest.mark.parametrize('option, value, words', [('--workers', '0', 'workers=0 must be >= 1'),
+                                                  ('--views', 'axial,oblique', "views=['oblique']"),
+                                                  ('--engine', 'spark', "engine='spark': use one of")])
+def test_curate_refuses_an_out_of_range_option_before_any_work(tmp_path, option, value, words):
+    "A curation option out of range is a usage error (status 2) raised before the raw folder is listed."
+    refused = shell('biovfm', 'curate', '--raw_dir', str(tmp_path / 'nowhere'), '--out_dir', str(tmp_path / 'out'),
+                    option, value)
+    assert_user_error(refused, 'biovfm curate', 2, words)
+    assert not (tmp_path / 'out').exists()
+
+
 def test_probe_success_then_an_unknown_benchmark(tmp_path):
     done = shell('biovfm', 'probe', '--backbone', RANDOM_VIT, '--benchmarks', 'breastmnist', '--img_size', '32',
                  '--resize_from', '28', '--epochs', '1', '--aug_views', '0', '--n_boot', '10',
