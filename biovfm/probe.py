@@ -48,7 +48,6 @@ from biovfm.features import (
     train_head,
     feature_batches,
     image_batches,
-    _probs,
 )
 
 # %% auto #0
@@ -161,8 +160,9 @@ def probe_one(
         write_scalars(writer, log.to_dict('records'), f'probe/{protocol}', step_key='epoch')
         writer.close()
     with torch.no_grad():
-        s_val = _probs(head(torch.as_tensor(fv, device=device)), data.kind).cpu().numpy().astype(np.float64)
-        s_te = _probs(head(torch.as_tensor(fte, device=device)), data.kind).cpu().numpy().astype(np.float64)
+        probabilities = data.task.probabilities
+        s_val = probabilities(head(torch.as_tensor(fv, device=device))).cpu().numpy().astype(np.float64)
+        s_te = probabilities(head(torch.as_tensor(fte, device=device))).cpu().numpy().astype(np.float64)
     thr = tune_thresholds(data.y['val'], s_val, data.kind, thresholds)
     t2 = time.perf_counter()
     boot = bootstrap_metrics(data.y['test'], s_te, data.kind, thr, n_boot, seed, bootstrap)
