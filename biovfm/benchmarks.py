@@ -23,14 +23,15 @@ from biovfm.core import (
     atomic_path,
     write_table,
     slug,
-    registering,
 )
+from .tasks import Task, get_task
 
 # %% auto #0
-__all__ = ['BENCHMARK_KINDS', 'LABELS_HELP', 'task_kind', 'n_outputs', 'ProbeData', 'resize_images', 'register_benchmark',
-           'medmnist_benchmark', 'folder_benchmark', 'benchmark_spec', 'parse_benchmarks', 'benchmark_name',
-           'load_probe_data', 'check_probe_inputs', 'load_benchmark', 'make_split', 'read_labels_csv', 'parse_labels',
-           'read_splits', 'check_split_classes', 'load_labelled_folder', 'write_labelled_folder']
+__all__ = ['BENCHMARK_KINDS', 'LABELS_HELP', 'task_kind', 'n_outputs', 'ProbeData', 'resize_images', 'BenchmarkKind',
+           'register_benchmark', 'check_medmnist_files', 'check_label_files', 'medmnist_benchmark', 'folder_benchmark',
+           'benchmark_spec', 'parse_benchmarks', 'benchmark_name', 'load_probe_data', 'check_probe_inputs',
+           'load_benchmark', 'make_split', 'read_labels_csv', 'parse_labels', 'read_splits', 'check_split_classes',
+           'load_labelled_folder', 'write_labelled_folder']
 
 # %% ../nbs/00d_benchmarks.ipynb #ed3fa6ca
 def task_kind(task: str) -> str:
@@ -46,7 +47,7 @@ def task_kind(task: str) -> str:
 
 def n_outputs(kind: str, n_classes: int) -> int:
     "Width of the linear layer: 2 logits for binary (softmax), one per class or label otherwise."
-    return 2 if kind == 'binary' else n_classes
+    return get_task(kind).n_outputs(n_classes)
 
 # %% ../nbs/00d_benchmarks.ipynb #321a96c6
 @dataclass
@@ -67,8 +68,12 @@ class ProbeData:
         return self.source_img_size < self.img_size
 
     @property
+    def task(self) -> Task:
+        return get_task(self.kind)
+
+    @property
     def n_out(self) -> int:
-        return n_outputs(self.kind, self.n_classes)
+        return self.task.n_outputs(self.n_classes)
 
 
 def resize_images(x, size: int):
@@ -95,27 +100,80 @@ def resize_images(x, size: int):
     return (r[:, 0] if x.ndim == 3 else r.permute(0, 2, 3, 1)).numpy()
 
 # %% ../nbs/00d_benchmarks.ipynb #1e112182
-# prefix -> load(rest, img_size, resize_from, download, seed, out_dir) -> ProbeData
-BENCHMARK_KINDS: dict[str, Callable] = {}
+@dataclass(frozen=True)
+class BenchmarkKind:
+    "One kind of benchmark name `prefix:rest`: its loader, its name in results tables and its input check."
+
+    prefix: str  # the part of a benchmark name before ':' ('medmnist', 'folder', ...)
+    load: Callable  # load(rest, img_size, resize_from, download, seed, out_dir) -> ProbeData
+    name: Callable | None = None  # name(rest) -> its name in results tables (None: the name as a slug)
+    check: Callable | None = None  # check(rests, img_size, resize_from, download) -> a list of problems
+
+    def table_name(self, rest: str) -> str:
+        "The benchmark's name in results tables."
+        return self.name(rest) if self.name else slug(f'{self.prefix}:{rest}')
+
+    def problems(self, rests: list, img_size: int, resize_from=None, download: bool = False) -> list:
+        "What keeps these benchmarks of this kind from loading (none when the kind has no check)."
+        return self.check(rests, img_size, resize_from, download) if self.check else []
 
 
-def register_benchmark(prefix: str):
+BENCHMARK_KINDS: dict[str, BenchmarkKind] = {}  # prefix -> BenchmarkKind
+
+
+def register_benchmark(prefix: str, name: Callable | None = None, check: Callable | None = None):
     "Decorator: `load(rest, img_size, resize_from, download, seed, out_dir) -> ProbeData` for `prefix:rest`."
-    return registering(BENCHMARK_KINDS, prefix)
+
+    def register(load: Callable) -> Callable:
+        BENCHMARK_KINDS[prefix] = BenchmarkKind(prefix, load, name, check)
+        return load
+
+    return register
+
+# %% ../nbs/00d_benchmarks.ipynb #b05ae6fa
+def check_medmnist_files(flags, img_size: int, resize_from=None, download: bool = False) -> list:
+    "Missing or corrupted MedMNIST files, each with how to get it (nothing to check when they are downloaded)."
+    if download:
+        return []
+    problems = []
+    for flag in flags:
+        sizes = [s for s in (img_size, resize_from) if s in MEDMNIST_SIZES]
+        errors = []
+        for size in sizes:
+            try:
+                find_medmnist(flag, size)
+                break
+            except (FileNotFoundError, ValueError) as e:
+                errors.append(str(e))
+        else:
+            problems.append(
+                errors[-1]
+                if errors
+                else f"{flag}: img_size={img_size} is not a MedMNIST size: pass resize_from"
+            )
+    return problems
 
 
-@register_benchmark('medmnist')
+def check_label_files(folders, img_size: int, resize_from=None, download: bool = False) -> list:
+    "Refuses at once a labelled folder without labels.csv (downloading cannot make one)."
+    for folder in folders:
+        if not (Path(folder) / 'labels.csv').is_file():
+            raise FileNotFoundError(f"dataset_dir={folder!r} has no labels.csv (columns path,label[,split])")
+    return []
+
+
+@register_benchmark('medmnist', name=lambda flag: flag, check=check_medmnist_files)
 def medmnist_benchmark(flag: str, img_size=28, resize_from=None, download=False, seed=42, out_dir=None):
     "A MedMNIST 2D benchmark (`load_benchmark`; its official splits, so `seed` and `out_dir` are unused)."
     return load_benchmark(flag, img_size, resize_from, download)
 
 
-@register_benchmark('folder')
+@register_benchmark('folder', name=lambda path: Path(path).resolve().name, check=check_label_files)
 def folder_benchmark(path: str, img_size=28, resize_from=None, download=False, seed=42, out_dir=None):
     "A labelled folder (`load_labelled_folder`: seeded split and rejects written to `out_dir`)."
     return load_labelled_folder(path, img_size, seed, out_dir)[0]
 
-
+# %% ../nbs/00d_benchmarks.ipynb #dc732e9e
 def benchmark_spec(name: str) -> tuple[str, str]:
     "(kind, rest) of a benchmark name: a MedMNIST flag is ('medmnist', flag), 'folder:DIR' ('folder', 'DIR')."
     prefix, separator, rest = str(name).partition(':')
@@ -142,47 +200,29 @@ def parse_benchmarks(benchmarks) -> list[str]:
 
 def benchmark_name(name: str) -> str:
     "A benchmark's name in results tables: the flag, a labelled folder's name, else the spec as a slug."
-    kind, rest = benchmark_spec(name)
-    if kind == 'medmnist':
-        return rest
-    if kind == 'folder':
-        return Path(rest).resolve().name
-    return slug(name)
+    prefix, rest = benchmark_spec(name)
+    return BENCHMARK_KINDS[prefix].table_name(rest)
 
 
 def load_probe_data(name: str, img_size: int = 28, resize_from=None, download=False, seed=42, out_dir=None):
     "The `ProbeData` of any registered benchmark name (see `benchmark_spec`)."
-    kind, rest = benchmark_spec(name)
-    return BENCHMARK_KINDS[kind](rest, img_size, resize_from, download, seed, out_dir)
+    prefix, rest = benchmark_spec(name)
+    return BENCHMARK_KINDS[prefix].load(rest, img_size, resize_from, download, seed, out_dir)
 
 # %% ../nbs/00d_benchmarks.ipynb #2c1b2ea4
 def check_probe_inputs(
     benchmarks, img_size: int, resize_from: int | None = None, download: bool = False, dataset_dir=None
 ):
     "Fail fast, naming each missing or corrupted benchmark file (and how to get it) and a folder without labels."
-    specs = [benchmark_spec(name) for name in benchmarks]
-    folders = [rest for kind, rest in specs if kind == 'folder'] + ([str(dataset_dir)] if dataset_dir else [])
-    for folder in folders:
-        if not (Path(folder) / 'labels.csv').is_file():
-            raise FileNotFoundError(f"dataset_dir={folder!r} has no labels.csv (columns path,label[,split])")
-    if download:
-        return
+    rests_by_prefix = {}
+    for name in benchmarks:
+        prefix, rest = benchmark_spec(name)
+        rests_by_prefix.setdefault(prefix, []).append(rest)
+    if dataset_dir:
+        rests_by_prefix.setdefault('folder', []).append(str(dataset_dir))
     problems = []
-    for flag in [rest for kind, rest in specs if kind == 'medmnist']:
-        sizes = [s for s in (img_size, resize_from) if s in MEDMNIST_SIZES]
-        errors = []
-        for size in sizes:
-            try:
-                find_medmnist(flag, size)
-                break
-            except (FileNotFoundError, ValueError) as e:
-                errors.append(str(e))
-        else:
-            problems.append(
-                errors[-1]
-                if errors
-                else f"{flag}: img_size={img_size} is not a MedMNIST size: pass resize_from"
-            )
+    for prefix, rests in rests_by_prefix.items():
+        problems += BENCHMARK_KINDS[prefix].problems(rests, img_size, resize_from, download)
     if problems:
         raise FileNotFoundError(f"{len(problems)} benchmark(s) unavailable:\n" + '\n'.join(problems))
 
@@ -338,17 +378,12 @@ def read_splits(csv: Path, df: pd.DataFrame) -> np.ndarray | None:
 
 def check_split_classes(csv: Path, kind: str, n_classes: int, y: dict):
     "Every split holds every class (multi-label: a positive and a negative per class): otherwise AUCs are undefined."
+    task = get_task(kind)
     for split, labels in y.items():
-        if kind == 'multi-label':
-            positives = labels.sum(0)
-            lacking = [k for k in range(n_classes) if positives[k] in (0, len(labels))]
-            what = 'only positives or only negatives'
-        else:
-            lacking = sorted(set(range(n_classes)) - set(np.ravel(labels).tolist()))
-            what = 'no image'
+        lacking = task.lacking(labels, n_classes)
         if lacking:
             raise ValueError(
-                f"{csv}: in the {split} split class(es) {lacking} have {what} ({len(labels)} images); "
+                f"{csv}: in the {split} split class(es) {lacking} have {task.lacking_what} ({len(labels)} images); "
                 "every split needs every class for AUC and thresholds: add images or re-split"
             )
 
@@ -394,10 +429,7 @@ def load_labelled_folder(
             sp = Path(out_dir) / 'splits' / f'{name}.csv'
             with atomic_path(sp) as tmp:
                 df.assign(split=split)[['path', 'label', 'split']].to_csv(tmp, index=False)
-    if kind == 'multi-label':
-        Y = np.stack([np.isin(np.arange(n_classes), lab) for lab in labels]).astype(np.int64)
-    else:
-        Y = np.array([lab[0] for lab in labels], dtype=np.int64)[:, None]
+    Y = get_task(kind).label_matrix(labels, n_classes)
     X = np.stack(images)
     x, y = {}, {}
     for sp_ in ('train', 'val', 'test'):

@@ -58,9 +58,10 @@ __all__ = ['ENGINES', 'MANIFEST_NAMES', 'MANIFEST_PATH_COLUMNS', 'MODALITY_HINT'
            'process_item', 'register_engine', 'Engine', 'LocalEngine', 'DaskEngine', 'get_engine', 'find_manifest',
            'read_manifest', 'manifest_entry', 'split_of', 'source_of', 'dicom_facts', 'scan_raw', 'plan_jobs',
            'shard_of', 'assign_chunks', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit',
-           'update_plan', 'prepare_run', 'run_shard', 'reason_kind', 'missing_chunks', 'merge',
-           'check_curate_parameters', 'curation_report', 'curate', 'export_data_list', 'build_demo', 'near_duplicates',
-           'random_subset', 'read_data_list']
+           'update_plan', 'prepare_run', 'run_shard', 'reason_kind', 'missing_chunks', 'finished_plan', 'read_chunks',
+           'audit_rows', 'leakage_table', 'source_table', 'merge_summary', 'merge', 'check_curate_parameters',
+           'curation_report', 'curate', 'export_data_list', 'build_demo', 'near_duplicates', 'random_subset',
+           'read_data_list']
 
 # %% ../nbs/01_curate.ipynb #1e28cb35
 @dataclass
@@ -1106,19 +1107,9 @@ def _read_chunk(task: tuple) -> tuple:
     )
     return index, tables
 
-
-def merge(
-    out_dir,
-    near_dup: int = 4,
-    leak: int = 6,
-    benchmarks=MEDMNIST_2D,
-    bench_size: int = 28,
-    min_fg: float = 0.1,
-    engine: Engine | None = None,
-) -> dict:
-    "Build `data_list.parquet`, `excluded.parquet`, `rejects.csv`, `inputs.csv`, `leakage.csv`, `summary.json` from finished chunks."
-    out_dir = Path(out_dir)
-    t0 = time.time()
+# %% ../nbs/01_curate.ipynb #f8bd41eb
+def finished_plan(out_dir: Path) -> pd.DataFrame:
+    "The curation plan, refused when it lists no inputs or when some of its chunks are not finished."
     plan = pd.read_parquet(out_dir / 'plan.parquet')
     if plan.empty:
         raise FileNotFoundError(
@@ -1129,9 +1120,14 @@ def merge(
         raise RuntimeError(
             f"{len(miss)} chunks not finished (shards {shards}); run curate with shard=... for them first"
         )
-    chunks = sorted({(int(s), int(c)) for s, c in plan[['shard', 'chunk']].itertuples(index=False)})
+    return plan
+
+
+def read_chunks(out_dir: Path, plan: pd.DataFrame, engine: Engine | None = None) -> tuple:
+    "(rows, rejects, inputs) of every finished chunk, in chunk order (read by `engine`'s workers when many)."
     from tqdm.auto import tqdm
 
+    chunks = sorted({(int(s), int(c)) for s, c in plan[['shard', 'chunk']].itertuples(index=False)})
     chunk_dirs = [(i, str(_chunk_dir(out_dir, s, c))) for i, (s, c) in enumerate(chunks)]
     parallel = engine is not None and len(chunks) >= 2000  # ~200 chunks/s here: workers pay off for many
     reads = (engine if parallel else LocalEngine()).map(_read_chunk, chunk_dirs)
@@ -1144,32 +1140,24 @@ def merge(
     inputs = pd.concat([tables[2] for tables in chunk_tables], ignore_index=True).sort_values(
         'job', ignore_index=True
     )
-    bench, notes = (
-        benchmark_hashes(benchmarks, size=bench_size) if benchmarks else ({}, ['no benchmarks checked'])
-    )
+    return rows, rejects, inputs
+
+
+def audit_rows(rows: pd.DataFrame, bench: dict, near_dup: int, leak: int, min_fg: float) -> pd.DataFrame:
+    "The rows with `excluded` (why, '' when kept) and `match`: duplicates and benchmark leakage (`audit`)."
     if len(rows) == 0:
         rows = pd.DataFrame(columns=SCHEMAS['data_list'] + _EXTRA)
     no_text = pd.Series(dtype=object)  # a corpus of 0 images keeps text columns
-    aud = (
+    return (
         audit(rows, bench, near_dup, leak, min_fg)
         if len(rows)
         else rows.assign(excluded=no_text, match=no_text)
     )
-    keep = aud.excluded == ''
-    cols = SCHEMAS['data_list'] + [c for c in _EXTRA if c in aud.columns]
-    dl = aud.loc[keep, cols].reset_index(drop=True)
-    write_table(dl, out_dir / 'data_list.parquet', 'data_list', extra_ok=True)
-    write_table(
-        aud.loc[~keep, cols + ['excluded', 'match']].reset_index(drop=True),
-        out_dir / 'excluded.parquet',
-        'data_list',
-        extra_ok=True,
-    )
-    write_table(rejects.sort_values('path', ignore_index=True), out_dir / 'rejects.csv', 'rejects')
-    with atomic_path(out_dir / 'inputs.csv') as tmp:
-        inputs.to_csv(tmp, index=False)
-    ex = aud.loc[~keep]
-    leak_tab = (
+
+# %% ../nbs/01_curate.ipynb #f840bfd4
+def leakage_table(ex: pd.DataFrame) -> pd.DataFrame:
+    "Images excluded as leaking into a benchmark's val/test sets, counted per source and benchmark."
+    return (
         ex[ex.excluded.str.contains('mnist')]
         .assign(benchmark=lambda d: d.match.str.split(':').str[0])
         .groupby(['source', 'benchmark'])
@@ -1179,17 +1167,24 @@ def merge(
         if len(ex)
         else pd.DataFrame(columns=['source', 'benchmark', 'hits'])
     )
-    with atomic_path(out_dir / 'leakage.csv') as tmp:
-        leak_tab.to_csv(tmp, index=False)
+
+
+def source_table(inputs: pd.DataFrame, ex: pd.DataFrame, dl: pd.DataFrame) -> pd.DataFrame:
+    "Per source: the processing counts, the images excluded and kept, the rejected inputs."
     per_source = inputs.groupby('source')[list(_STATS) + ['written']].sum()
     per_source['excluded'] = ex.groupby('source').size().reindex(per_source.index, fill_value=0)
     per_source['kept'] = dl.groupby('source').size().reindex(per_source.index, fill_value=0)
     per_source['rejected_inputs'] = (
         inputs[inputs.status != 'ok'].groupby('source').size().reindex(per_source.index, fill_value=0)
     )
-    with atomic_path(out_dir / 'summary.csv') as tmp:
-        per_source.reset_index().to_csv(tmp, index=False)
-    summary = dict(
+    return per_source
+
+
+def merge_summary(
+    dl, inputs, rejects, ex, leak_tab, bench: dict, notes: list, near_dup, leak, min_fg, t0
+) -> dict:
+    "summary.json: counts of images, inputs and rejects, exclusions, modalities, views, leakage, times."
+    return dict(
         images=len(dl),
         inputs=len(inputs),
         rejected_inputs=int((inputs.status != 'ok').sum()),
@@ -1217,6 +1212,45 @@ def merge(
         process_seconds=float(inputs.seconds.sum()),
         merge_seconds=round(time.time() - t0, 2),
     )
+
+# %% ../nbs/01_curate.ipynb #3ed753b3
+def merge(
+    out_dir,
+    near_dup: int = 4,
+    leak: int = 6,
+    benchmarks=MEDMNIST_2D,
+    bench_size: int = 28,
+    min_fg: float = 0.1,
+    engine: Engine | None = None,
+) -> dict:
+    "Build `data_list.parquet`, `excluded.parquet`, `rejects.csv`, `inputs.csv`, `leakage.csv`, `summary.json` from finished chunks."
+    out_dir = Path(out_dir)
+    t0 = time.time()
+    rows, rejects, inputs = read_chunks(out_dir, finished_plan(out_dir), engine)
+    bench, notes = (
+        benchmark_hashes(benchmarks, size=bench_size) if benchmarks else ({}, ['no benchmarks checked'])
+    )
+    aud = audit_rows(rows, bench, near_dup, leak, min_fg)
+    keep = aud.excluded == ''
+    cols = SCHEMAS['data_list'] + [c for c in _EXTRA if c in aud.columns]
+    dl = aud.loc[keep, cols].reset_index(drop=True)
+    write_table(dl, out_dir / 'data_list.parquet', 'data_list', extra_ok=True)
+    write_table(
+        aud.loc[~keep, cols + ['excluded', 'match']].reset_index(drop=True),
+        out_dir / 'excluded.parquet',
+        'data_list',
+        extra_ok=True,
+    )
+    write_table(rejects.sort_values('path', ignore_index=True), out_dir / 'rejects.csv', 'rejects')
+    with atomic_path(out_dir / 'inputs.csv') as tmp:
+        inputs.to_csv(tmp, index=False)
+    ex = aud.loc[~keep]
+    leak_tab = leakage_table(ex)
+    with atomic_path(out_dir / 'leakage.csv') as tmp:
+        leak_tab.to_csv(tmp, index=False)
+    with atomic_path(out_dir / 'summary.csv') as tmp:
+        source_table(inputs, ex, dl).reset_index().to_csv(tmp, index=False)
+    summary = merge_summary(dl, inputs, rejects, ex, leak_tab, bench, notes, near_dup, leak, min_fg, t0)
     with atomic_path(out_dir / 'summary.json') as tmp:
         tmp.write_text(json.dumps(summary, indent=1, default=int))
     return summary

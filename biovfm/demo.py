@@ -34,8 +34,10 @@ from biovfm.experiments import (
 from .metrics import bootstrap_metrics
 
 # %% auto #0
-__all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'demo_benchmarks', 'check_demo_inputs', 'demo_probe', 'demo_matrix',
-           'paired_auc', 'verdict', 'compare_to_random', 'pretrain_summary', 'online_evaluation_section',
+__all__ = ['DEMO_BUDGET', 'DEMO_PATCH', 'DEMO_CURATE', 'VERDICT_COLUMNS', 'FILES_SECTION', 'demo_benchmarks', 'check_demo_inputs',
+           'demo_probe', 'demo_matrix', 'paired_auc', 'verdict', 'compare_to_random', 'pretrain_summary',
+           'online_evaluation_section', 'report_tables', 'run_verdict', 'verdict_section', 'data_section',
+           'pretraining_section', 'probing_section', 'scaling_section', 'figures_section', 'timings_section',
            'write_report', 'run_demo', 'demo_parser', 'demo_command', 'main']
 
 # %% ../nbs/08_demo.ipynb #31a5e1f7
@@ -289,107 +291,84 @@ def online_evaluation_section(out, runs_dir, runs: list[Run]) -> list[str]:
         "",
     ]
 
-
-def write_report(
-    out,
-    runs: list[Run],
-    wall_s: float | None = None,
-    runs_dir=None,
-    results=None,
-    corpus: str = 'demo',
-    title: str = 'BioVFM demo report',
-    command: str = 'make demo',
-) -> Path:
-    "Write `out/REPORT.md` from the stored files of a small matrix (default layout: `out/runs`, `out/results`)."
-    out = Path(out)
-    rd, res = Path(runs_dir or out / 'runs'), Path(results or out / 'results')
-    cmp = compare_to_random(res, runs)
+# %% ../nbs/08_demo.ipynb #511b0fed
+def report_tables(runs_dir: Path, results: Path, corpus: str) -> tuple:
+    "(metrics of every collected run, the corpus' data list, its rejects, the latest time of each stage)."
     met = pd.concat(
         [
-            read_table(f, 'metrics').assign(run=f.parent.relative_to(res).as_posix())
-            for f in sorted(res.rglob('metrics.csv'))
+            read_table(f, 'metrics').assign(run=f.parent.relative_to(results).as_posix())
+            for f in sorted(results.rglob('metrics.csv'))
             if f.parent.name != 'scaling'
         ],
         ignore_index=True,
     )
-    dl = read_table(rd / 'data' / corpus / 'data_list.parquet', 'data_list')
-    rej = (
-        pd.read_csv(rd / 'data' / corpus / 'rejects.csv')
-        if (rd / 'data' / corpus / 'rejects.csv').exists()
-        else pd.DataFrame()
-    )
-    pre = pretrain_summary(rd, runs)
+    data = runs_dir / 'data' / corpus
+    dl = read_table(data / 'data_list.parquet', 'data_list')
+    rej = pd.read_csv(data / 'rejects.csv') if (data / 'rejects.csv').exists() else pd.DataFrame()
     tim = (
-        pd.read_csv(rd / 'timings.csv')
-        if (rd / 'timings.csv').exists()
+        pd.read_csv(runs_dir / 'timings.csv')
+        if (runs_dir / 'timings.csv').exists()
         else pd.DataFrame(columns=['step', 'notebook', 'seconds'])
     )
     tim = tim.drop_duplicates(['step', 'notebook'], keep='last')  # the latest execution of each stage
-    L = [
-        f"# {title}",
-        "",
-        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `{command}` (commit {_commit()}) on {_machine()}."
-        + (f" Wall time of this invocation: {wall_s / 60:.1f} min." if wall_s else ''),
-        "",
-    ]
-    if len(cmp):
-        n_win = int((cmp.verdict == 'beats random').sum())
-        L += ["## Verdict", ""]
-        for m, g in cmp.groupby('run', sort=False):
-            wins = g[g.verdict == 'beats random'].benchmark.tolist()
-            L.append(
-                f"- **{m}** ({g.method.iloc[0]}, {g.arch.iloc[0]}, {g.steps.iloc[0]} steps): "
-                + (
-                    f"beats the random-init {g.arch.iloc[0]} beyond the paired 95% CI on {', '.join(wins)}"
-                    if wins
-                    else f"does **not** beat the random-init {g.arch.iloc[0]} beyond the paired 95% CI on any benchmark"
-                )
-                + (
-                    ''
-                    if not wins or len(wins) == len(g)
-                    else f"; not on {', '.join(g[g.verdict != 'beats random'].benchmark)}"
-                )
-                + '.'
-            )
-        L += [
-            "",
-            f"{n_win} of {len(cmp)} (backbone, benchmark) pairs beat random init beyond the paired 95% CI; "
-            f"{int((~cmp.cis_overlap).sum())} of {len(cmp)} also have non-overlapping per-backbone CIs. "
-            "These are CPU-scale runs (ViT-T/S, 32 px, minutes of pretraining): they test that the pipeline learns, "
-            "not the paper's numbers.",
-            "",
-        ]
-        t = cmp[
-            [
-                'run',
-                'benchmark',
-                'auc',
-                'auc_lo',
-                'auc_hi',
-                'random_auc',
-                'random_lo',
-                'random_hi',
-                'delta',
-                'delta_lo',
-                'delta_hi',
-                'verdict',
-            ]
-        ]
-        L += [
-            "### AUC against random init of the same size (paired bootstrap, 1,000 resamples)",
-            "",
-            markdown_table(t),
-            "",
-        ]
-    else:
-        L += [
+    return met, dl, rej, tim
+
+# %% ../nbs/08_demo.ipynb #ccf22ba9
+VERDICT_COLUMNS = ['run', 'benchmark', 'auc', 'auc_lo', 'auc_hi', 'random_auc', 'random_lo', 'random_hi']
+VERDICT_COLUMNS += ['delta', 'delta_lo', 'delta_hi', 'verdict']
+
+
+def run_verdict(m: str, g: pd.DataFrame) -> str:
+    "One run's verdict line: the benchmarks where it beats random init of its size beyond the paired 95% CI."
+    wins = g[g.verdict == 'beats random'].benchmark.tolist()
+    return (
+        f"- **{m}** ({g.method.iloc[0]}, {g.arch.iloc[0]}, {g.steps.iloc[0]} steps): "
+        + (
+            f"beats the random-init {g.arch.iloc[0]} beyond the paired 95% CI on {', '.join(wins)}"
+            if wins
+            else f"does **not** beat the random-init {g.arch.iloc[0]} beyond the paired 95% CI on any benchmark"
+        )
+        + (
+            ''
+            if not wins or len(wins) == len(g)
+            else f"; not on {', '.join(g[g.verdict != 'beats random'].benchmark)}"
+        )
+        + '.'
+    )
+
+
+def verdict_section(cmp: pd.DataFrame) -> list[str]:
+    "Report lines: each pretrained run against random init (paired bootstrap), the count and the AUC table."
+    if not len(cmp):
+        return [
             "## Verdict",
             "",
             "No pretrained backbone and its baseline were both probed: nothing to compare.",
             "",
         ]
-    mods = dl.modality.value_counts()
+    n_win = int((cmp.verdict == 'beats random').sum())
+    L = ["## Verdict", ""]
+    L += [run_verdict(m, g) for m, g in cmp.groupby('run', sort=False)]
     L += [
+        "",
+        f"{n_win} of {len(cmp)} (backbone, benchmark) pairs beat random init beyond the paired 95% CI; "
+        f"{int((~cmp.cis_overlap).sum())} of {len(cmp)} also have non-overlapping per-backbone CIs. "
+        "These are CPU-scale runs (ViT-T/S, 32 px, minutes of pretraining): they test that the pipeline learns, "
+        "not the paper's numbers.",
+        "",
+    ]
+    return L + [
+        "### AUC against random init of the same size (paired bootstrap, 1,000 resamples)",
+        "",
+        markdown_table(cmp[VERDICT_COLUMNS]),
+        "",
+    ]
+
+# %% ../nbs/08_demo.ipynb #130b84ab
+def data_section(dl: pd.DataFrame, rej: pd.DataFrame, met: pd.DataFrame, corpus: str) -> list[str]:
+    "Report lines: the curated corpus (modalities, rejects, views) and the benchmarks' test sizes."
+    mods = dl.modality.value_counts()
+    return [
         "## Data",
         "",
         f"Corpus: {len(dl):,} images curated from the raw files ({', '.join(f'{k} {v}' for k, v in mods.items())}); "
@@ -404,61 +383,116 @@ def write_report(
         + ".",
         "",
     ]
-    L += online_evaluation_section(out, rd, runs)
-    if len(pre):
-        L += [
-            "## Pretraining",
-            "",
-            "Loss = mean of the first / last 10% of steps. For DINOv2 the total loss is not a learning "
-            "signal this early (the teacher's temperature and entropy move); `dino_kl` (DINO loss minus the teacher's "
-            "entropy) is the part the student controls.",
-            "",
-            markdown_table(pre),
-            "",
-        ]
+
+
+def pretraining_section(pre: pd.DataFrame) -> list[str]:
+    "Report lines: each pretraining run's loss at the start and the end (nothing without a run)."
+    if not len(pre):
+        return []
+    return [
+        "## Pretraining",
+        "",
+        "Loss = mean of the first / last 10% of steps. For DINOv2 the total loss is not a learning "
+        "signal this early (the teacher's temperature and entropy move); `dino_kl` (DINO loss minus the teacher's "
+        "entropy) is the part the student controls.",
+        "",
+        markdown_table(pre),
+        "",
+    ]
+
+
+def probing_section(met: pd.DataFrame) -> list[str]:
+    "Report lines: AUC and ACC with their 95% CIs, per run and benchmark."
     piv = met[met.metric.isin(['auc', 'acc'])].assign(
         ci=lambda d: d.apply(lambda r: f"{r.value:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}]", axis=1)
     )
     piv = piv.pivot_table(
         index=['run', 'benchmark'], columns='metric', values='ci', aggfunc='first'
     ).reset_index()
-    L += [
+    return [
         "## Probing (linear probe, fast protocol on un-augmented cached features, 95% bootstrap CIs)",
         "",
         markdown_table(piv),
         "",
     ]
-    sl = res / 'scaling' / 'slopes.csv'
-    if sl.exists():
-        s = pd.read_csv(sl)
-        L += [
-            "## Scaling",
-            "",
-            "Power-law slopes of AUC against backbone parameters, from two sizes per method "
-            "(a two-point fit: a direction, not a law):",
-            "",
-            markdown_table(s.head(20)),
-            "",
-        ]
-    figs = sorted((res / 'figures').glob('*.png'))
-    if figs:
-        L += ["## Figures", ""] + [f"![{f.stem}]({os.path.relpath(f, out)})" for f in figs] + [""]
-    if len(tim):
-        L += [
-            "## Timings",
-            "",
-            markdown_table(tim[['step', 'notebook', 'seconds']]),
-            "",
-            f"Sum of stage times (latest execution of each): {tim.seconds.sum() / 60:.1f} min; reused stages cost nothing on a rerun.",
-            "",
-        ]
-    L += [
-        "## Files",
+
+# %% ../nbs/08_demo.ipynb #24e8fc63
+def scaling_section(results: Path) -> list[str]:
+    "Report lines: the two-point power-law slopes, when the scaling stage ran."
+    sl = results / 'scaling' / 'slopes.csv'
+    if not sl.exists():
+        return []
+    return [
+        "## Scaling",
         "",
-        "- `runs/`: executed stage notebooks (`*.ipynb`) and their logs, checkpoints, exported backbones, probe outputs",
-        "- `results/`: collected metrics and predictions per run, `scaling/`, `figures/`, executed `05_scaling`/`06_figures`",
+        "Power-law slopes of AUC against backbone parameters, from two sizes per method "
+        "(a two-point fit: a direction, not a law):",
+        "",
+        markdown_table(pd.read_csv(sl).head(20)),
         "",
     ]
+
+
+def figures_section(results: Path, out: Path) -> list[str]:
+    "Report lines: every figure of the run, linked relative to the report."
+    figs = sorted((results / 'figures').glob('*.png'))
+    if not figs:
+        return []
+    return ["## Figures", ""] + [f"![{f.stem}]({os.path.relpath(f, out)})" for f in figs] + [""]
+
+
+def timings_section(tim: pd.DataFrame) -> list[str]:
+    "Report lines: the latest time of each stage and their sum."
+    if not len(tim):
+        return []
+    return [
+        "## Timings",
+        "",
+        markdown_table(tim[['step', 'notebook', 'seconds']]),
+        "",
+        f"Sum of stage times (latest execution of each): {tim.seconds.sum() / 60:.1f} min; reused stages cost nothing on a rerun.",
+        "",
+    ]
+
+
+FILES_SECTION = [
+    "## Files",
+    "",
+    "- `runs/`: executed stage notebooks (`*.ipynb`) and their logs, checkpoints, exported backbones, probe outputs",
+    "- `results/`: collected metrics and predictions per run, `scaling/`, `figures/`, executed `05_scaling`/`06_figures`",
+    "",
+]
+
+# %% ../nbs/08_demo.ipynb #73115666
+def write_report(
+    out,
+    runs: list[Run],
+    wall_s: float | None = None,
+    runs_dir=None,
+    results=None,
+    corpus: str = 'demo',
+    title: str = 'BioVFM demo report',
+    command: str = 'make demo',
+) -> Path:
+    "Write `out/REPORT.md` from the stored files of a small matrix (default layout: `out/runs`, `out/results`)."
+    out = Path(out)
+    rd, res = Path(runs_dir or out / 'runs'), Path(results or out / 'results')
+    cmp = compare_to_random(res, runs)
+    met, dl, rej, tim = report_tables(rd, res, corpus)
+    pre = pretrain_summary(rd, runs)
+    L = [
+        f"# {title}",
+        "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} by `{command}` (commit {_commit()}) on {_machine()}."
+        + (f" Wall time of this invocation: {wall_s / 60:.1f} min." if wall_s else ''),
+        "",
+    ]
+    L += verdict_section(cmp)
+    L += data_section(dl, rej, met, corpus)
+    L += online_evaluation_section(out, rd, runs)
+    L += pretraining_section(pre)
+    L += probing_section(met)
+    L += scaling_section(res) + figures_section(res, out) + timings_section(tim) + FILES_SECTION
     p = out / 'REPORT.md'
     p.write_text('\n'.join(L))
     return p

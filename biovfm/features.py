@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import slug, atomic_path
+from .tasks import get_task
 from .benchmarks import ProbeData
 from .backbones import Backbone, FEATURES, pool_features
 
@@ -313,18 +314,6 @@ class LinearHead(nn.Sequential):
         )  # the authors' (MoCo v3) init; the bias keeps the default
         super().__init__(nn.BatchNorm1d(dim, affine=False, eps=1e-6), linear)
 
-
-def _loss_fn(kind):
-    return nn.BCEWithLogitsLoss() if kind == 'multi-label' else nn.CrossEntropyLoss()
-
-
-def _target(y, kind):
-    return torch.as_tensor(y).float() if kind == 'multi-label' else torch.as_tensor(np.ravel(y)).long()
-
-
-def _probs(logits, kind):
-    return torch.sigmoid(logits) if kind == 'multi-label' else torch.softmax(logits, 1)
-
 # %% ../nbs/04c_features.ipynb #d97c1dff
 def train_head(
     batches,
@@ -342,10 +331,11 @@ def train_head(
     "Train a `LinearHead`; `batches(epoch)` yields (features, targets); returns the best head and its log."
     torch.manual_seed(seed)
     head = LinearHead(dim, n_out, features).to(device)
-    loss_fn = _loss_fn(kind)
+    task = get_task(kind)
+    loss_fn = task.loss()
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
-    fv, tv = torch.as_tensor(f_val, device=device), _target(y_val, kind).to(device)
+    fv, tv = torch.as_tensor(f_val, device=device), task.targets(y_val).to(device)
     best, best_state, log = math.inf, None, []
     for ep in range(epochs):
         head.train()
@@ -376,7 +366,7 @@ def feature_batches(
 ):
     "Batches from cached features (V, N, D): epoch e shuffles as the faithful protocol's epoch e and reads view e mod V."
     F_ = torch.as_tensor(feats, device=device)
-    T = _target(y, kind).to(device)
+    T = get_task(kind).targets(y).to(device)
     V, N = F_.shape[:2]
 
     def batches(ep):
@@ -403,7 +393,7 @@ def image_batches(
     seed: int = 42,
 ):
     "Batches for the faithful protocol: augmented images through the frozen backbone (with `drop_path`) at every step."
-    T = _target(y, kind).to(device)
+    T = get_task(kind).targets(y).to(device)
     N = len(x)
 
     def batches(ep):

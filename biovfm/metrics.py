@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from .core import weighted_auc
+from .tasks import get_task
 
 # %% auto #0
 __all__ = ['THRESHOLD_RULES', 'METRICS', 'BOOTSTRAP_SCHEMES', 'mcc_threshold', 'roc_mcc_threshold', 'tune_thresholds', 'predict',
@@ -63,18 +64,12 @@ def tune_thresholds(y_val, s_val, kind: str, rule: str = 'authors'):
     "Per-label MCC-optimal validation thresholds (binary: 1 value, multi-label: L values); None for multi-class."
     if rule not in THRESHOLD_RULES:
         raise ValueError(f"thresholds={rule!r}: use one of {THRESHOLD_RULES}")
-    if kind == 'multi-class':
+    task = get_task(kind)
+    if task.argmax:
         return None
     find = roc_mcc_threshold if rule == 'authors' else mcc_threshold
-    if kind == 'binary':
-        return np.array([find(np.ravel(y_val), _pos(s_val))])
-    return np.array([find(y_val[:, j], s_val[:, j]) for j in range(y_val.shape[1])])
-
-
-def _pos(s):
-    "Positive-class score of binary predictions given as (N,), (N,1) or (N,2)."
-    s = np.asarray(s)
-    return s[:, -1] if s.ndim == 2 else s
+    labels, scores = task.columns(y_val, s_val)
+    return np.array([find(labels[:, j], scores[:, j]) for j in range(labels.shape[1])])
 
 # %% ../nbs/04b_metrics.ipynb #b0e3aada
 METRICS = ('auc', 'acc', 'mcc', 'ba', 'f1')
@@ -82,11 +77,7 @@ METRICS = ('auc', 'acc', 'mcc', 'ba', 'f1')
 
 def predict(s, kind: str, thresholds=None):
     "Hard predictions: argmax (multi-class) or `score > threshold` per label (0.5 when not given)."
-    s = np.asarray(s)
-    if kind == 'multi-class':
-        return s.argmax(1)
-    t = np.full(1 if kind == 'binary' else s.shape[1], 0.5) if thresholds is None else np.asarray(thresholds)
-    return (_pos(s) > t[0]).astype(int) if kind == 'binary' else (s > t[None]).astype(int)
+    return get_task(kind).predict(np.asarray(s), thresholds)
 
 
 def point_metrics(y, s, kind: str, thresholds=None) -> dict:
@@ -99,30 +90,29 @@ def point_metrics(y, s, kind: str, thresholds=None) -> dict:
         f1_score,
     )
 
+    task = get_task(kind)
     s = np.asarray(s, dtype=np.float64)
-    p = predict(s, kind, thresholds)
-    if kind == 'multi-label':
-        y = np.asarray(y)
-        L = y.shape[1]
-        per = lambda f: float(np.mean([f(y[:, j], p[:, j]) for j in range(L)]))
+    p = task.predict(s, thresholds)
+    label_columns, score_columns = task.columns(y, s)
+    columns = range(label_columns.shape[1])
+    auc = float(np.mean([roc_auc_score(label_columns[:, j], score_columns[:, j]) for j in columns]))
+    y = np.asarray(y) if task.multi_label else np.ravel(y)
+    f1 = float(f1_score(y, p, average=task.f1_average, zero_division=0))
+    if task.multi_label:
+        per_label = lambda f: float(np.mean([f(y[:, j], p[:, j]) for j in columns]))
         return dict(
-            auc=float(np.mean([roc_auc_score(y[:, j], s[:, j]) for j in range(L)])),
-            acc=per(accuracy_score),
-            mcc=per(matthews_corrcoef),
-            ba=per(balanced_accuracy_score),
-            f1=float(f1_score(y, p, average='macro', zero_division=0)),
+            auc=auc,
+            acc=per_label(accuracy_score),
+            mcc=per_label(matthews_corrcoef),
+            ba=per_label(balanced_accuracy_score),
+            f1=f1,
         )
-    y = np.ravel(y)
-    if kind == 'binary':
-        auc = roc_auc_score(y, _pos(s))
-    else:
-        auc = np.mean([roc_auc_score(y == k, s[:, k]) for k in range(s.shape[1])])
     return dict(
-        auc=float(auc),
+        auc=auc,
         acc=float(accuracy_score(y, p)),
         mcc=float(matthews_corrcoef(y, p)),
         ba=float(balanced_accuracy_score(y, p)),
-        f1=float(f1_score(y, p, average='binary' if kind == 'binary' else 'macro', zero_division=0)),
+        f1=f1,
     )
 
 # %% ../nbs/04b_metrics.ipynb #973f6fa5
@@ -196,23 +186,18 @@ def bootstrap_metrics(
 ) -> dict:
     "Per-resample AUC, ACC, MCC, BA, F1 (arrays of length n_boot, nan for degenerate resamples)."
     s = np.asarray(s, dtype=np.float64)
-    p = predict(s, kind, thresholds)
-    if kind == 'multi-label':
-        Y, S, P = np.asarray(y).astype(int), s, p
-    elif kind == 'binary':
-        Y, S, P = np.ravel(y)[:, None].astype(int), _pos(s)[:, None], p[:, None]
-    else:
-        yk = np.ravel(y).astype(int)
-        K = s.shape[1]
-        Y, S = np.eye(K, dtype=int)[yk], s
+    task = get_task(kind)
+    p = task.predict(s, thresholds)
+    Y, S = task.columns(y, s)
+    P = p.reshape(len(p), -1)  # one column per label (binary: the positive class)
     n = len(Y)
     out = {m: [] for m in METRICS}
     for idx in bootstrap_indices(n, n_boot, seed, scheme=scheme):
         W = _counts(idx, n)
         aucs = np.stack([weighted_auc(W, Y[:, j], S[:, j]) for j in range(Y.shape[1])], 1)
         auc = aucs.mean(1)  # nan as soon as one label/class is degenerate
-        if kind == 'multi-class':
-            acc, mcc, ba, f1 = _multiclass_scores(W, yk, p, K)
+        if task.argmax:
+            acc, mcc, ba, f1 = _multiclass_scores(W, np.ravel(y).astype(int), p, s.shape[1])
         else:
             acc, mcc, ba, f1 = (a.mean(1) for a in _binary_scores(*_binary_counts(W, Y, P)))
         bad = np.isnan(auc)
@@ -259,11 +244,7 @@ def sklearn_bootstrap(
     out = {m: [] for m in METRICS}
     for idx in np.concatenate(list(bootstrap_indices(len(y), n_boot, seed, scheme=scheme))):
         yy = y[idx]
-        cols = (
-            yy
-            if kind == 'multi-label'
-            else (np.eye(s.shape[1])[yy.ravel()] if kind == 'multi-class' else yy.reshape(-1, 1))
-        )
+        cols = get_task(kind).columns(yy, s[idx])[0]
         if (cols.min(0) == cols.max(0)).any():
             for m in METRICS:
                 out[m].append(np.nan)

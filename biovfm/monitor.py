@@ -16,6 +16,7 @@ from .benchmarks import load_probe_data, parse_benchmarks, benchmark_name
 from .backbones import pool_features
 from .features import to_input
 from .metrics import point_metrics
+from .tasks import get_task
 
 # %% auto #0
 __all__ = ['EVAL_FILE', 'ONLINE_METRICS', 'COLLAPSE_THRESHOLDS', 'COLLAPSE_HELP', 'EvalSet', 'local_benchmarks', 'eval_sets',
@@ -127,12 +128,13 @@ def linear_scores(memory_features, memory_y, query_features, kind: str) -> np.nd
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    multi_label = get_task(kind).multi_label
     classifier = LogisticRegression(max_iter=2000)
-    if kind == 'multi-label':
+    if multi_label:
         classifier = OneVsRestClassifier(classifier)
     y = np.asarray(memory_y)
     model = make_pipeline(StandardScaler(), classifier).fit(
-        memory_features.numpy(), y if kind == 'multi-label' else y.ravel()
+        memory_features.numpy(), y if multi_label else y.ravel()
     )
     return model.predict_proba(query_features.numpy())
 

@@ -48,12 +48,13 @@ from biovfm.features import (
     train_head,
     feature_batches,
     image_batches,
-    _probs,
 )
 
 # %% auto #0
-__all__ = ['AUG_VIEWS', 'PROTOCOLS', 'PROBE_IDENTITY', 'n_views', 'probe_one', 'check_probe_parameters', 'check_patch_size',
-           'rejected_inputs', 'recorded_identities', 'probe_many']
+__all__ = ['AUG_VIEWS', 'PROTOCOLS', 'PROBE_IDENTITY', 'n_views', 'check_probe_choices', 'fit_input_size', 'fast_inputs',
+           'faithful_inputs', 'write_head_curves', 'head_probabilities', 'score_test', 'metrics_rows', 'run_record',
+           'save_predictions', 'probe_one', 'check_probe_parameters', 'check_patch_size', 'rejected_inputs',
+           'recorded_identities', 'benchmark_loaders', 'probe_identity', 'probe_again', 'print_run', 'probe_many']
 
 # %% ../nbs/04_probe.ipynb #fc5267fd
 AUG_VIEWS = 10  # the fast protocol's default: measured to reproduce the faithful probe (benchmarks/README.md)
@@ -63,7 +64,179 @@ def n_views(aug_views: int, epochs: int) -> int:
     "Cached augmented views per training image: `aug_views` (at most one per epoch), one per epoch when negative."
     return max(epochs, 1) if aug_views < 0 else min(aug_views, max(epochs, 1))
 
+# %% ../nbs/04_probe.ipynb #d81239af
+def check_probe_choices(protocol: str, features: str, thresholds: str, bootstrap: str):
+    "Refuse an unknown protocol, feature pooling, threshold rule or bootstrap scheme, naming the valid ones."
+    if protocol not in ('fast', 'faithful'):
+        raise ValueError(f"protocol={protocol!r}: use 'fast' or 'faithful'")
+    for name, value, allowed in (
+        ('features', features, FEATURES),
+        ('thresholds', thresholds, THRESHOLD_RULES),
+        ('bootstrap', bootstrap, BOOTSTRAP_SCHEMES),
+    ):
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r}: use one of {allowed}")
 
+
+def fit_input_size(backbone: Backbone, img_size: int):
+    "Resample the backbone's position embeddings to `img_size` px when it was built for another size."
+    if (
+        hasattr(backbone.model, 'set_input_size')
+        and tuple(backbone.model.patch_embed.img_size) != (img_size,) * 2
+    ):
+        _set_size(backbone.model, img_size)
+        backbone._fp = None  # resampled position embeddings: new weights, new cache key
+
+# %% ../nbs/04_probe.ipynb #5585bb99
+def fast_inputs(
+    backbone, data, cache_dir, n_aug, seed, batch_size, mean, std, device, features, drop_path, drop_last
+):
+    "Cached val/test features, `n_aug` cached augmented train views (clean when 0), and how to batch them."
+    hits = []
+    fv, h = cached_features(backbone, data, 'val', cache_dir, mean=mean, std=std, features=features)
+    hits.append(h)
+    fte, h = cached_features(backbone, data, 'test', cache_dir, mean=mean, std=std, features=features)
+    hits.append(h)
+    views = ['clean'] if n_aug == 0 else [f'aug-{seed}-{k}' for k in range(n_aug)]
+    ftr = []
+    for v in views:
+        f, h = cached_features(
+            backbone, data, 'train', cache_dir, v, mean, std, batch_size, features, drop_path, drop_last
+        )
+        ftr.append(f)
+        hits.append(h)
+
+    def make_batches():
+        return feature_batches(np.stack(ftr), data.y['train'], data.kind, batch_size, device, drop_last, seed)
+
+    return fv, fte, hits, make_batches
+
+
+def faithful_inputs(backbone, data, seed, batch_size, mean, std, device, features, drop_path, drop_last):
+    "Val/test features, and how to batch augmented train images through the backbone at every step."
+    fv = extract_features(backbone.model, data.x['val'], mean=mean, std=std, features=features)
+    fte = extract_features(backbone.model, data.x['test'], mean=mean, std=std, features=features)
+
+    def make_batches():
+        return image_batches(
+            backbone.model,
+            data.x['train'],
+            data.y['train'],
+            data.kind,
+            batch_size,
+            mean,
+            std,
+            device,
+            features,
+            drop_path,
+            drop_last,
+            seed,
+        )
+
+    return fv, fte, [], make_batches
+
+# %% ../nbs/04_probe.ipynb #03d2b763
+def write_head_curves(tensorboard_dir, backbone_name: str, data_name: str, protocol: str, log: pd.DataFrame):
+    "The head's epochs as TensorBoard curves: <dir>/<backbone>/<benchmark>."
+    writer = tensorboard_writer(Path(tensorboard_dir) / slug(backbone_name) / slug(data_name))
+    write_scalars(writer, log.to_dict('records'), f'probe/{protocol}', step_key='epoch')
+    writer.close()
+
+
+def head_probabilities(head, task, fv, fte, device) -> tuple:
+    "The trained head's val and test probabilities (float64 arrays)."
+    with torch.no_grad():
+        s_val = task.probabilities(head(torch.as_tensor(fv, device=device))).cpu().numpy().astype(np.float64)
+        s_te = task.probabilities(head(torch.as_tensor(fte, device=device))).cpu().numpy().astype(np.float64)
+    return s_val, s_te
+
+
+def score_test(data, s_val, s_te, thresholds: str, n_boot: int, seed: int, bootstrap: str) -> dict:
+    "Thresholds tuned on val; the test bootstrap, its summary and time; the point metrics (tuned, and at 0.5)."
+    thr = tune_thresholds(data.y['val'], s_val, data.kind, thresholds)
+    t0 = time.perf_counter()
+    boot = bootstrap_metrics(data.y['test'], s_te, data.kind, thr, n_boot, seed, bootstrap)
+    summary = summarise_bootstrap(boot, bootstrap)
+    bootstrap_s = time.perf_counter() - t0
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        point = point_metrics(data.y['test'], s_te, data.kind, thr)
+        evaluator = point_metrics(data.y['test'], s_te, data.kind)  # medmnist.Evaluator's: 0.5, no bootstrap
+    return dict(
+        thresholds=thr, boot=boot, summary=summary, bootstrap_s=bootstrap_s, point=point, evaluator=evaluator
+    )
+
+# %% ../nbs/04_probe.ipynb #a1d9c706
+def metrics_rows(summary: pd.DataFrame, backbone: Backbone, data, protocol: str, seed: int) -> pd.DataFrame:
+    "The bootstrap summary as rows of metrics.csv; refused when a metric is undefined (never a NaN table)."
+    rows = summary.assign(
+        backbone=backbone.name,
+        method=backbone.method,
+        arch=backbone.arch,
+        backbone_params_m=backbone.backbone_params / 1e6,
+        total_params_m=backbone.total_params / 1e6,
+        benchmark=data.name,
+        img_size=data.img_size,
+        protocol=protocol,
+        n_test=len(data.y['test']),
+        seed=seed,
+    )[SCHEMAS['metrics']]
+    undefined = rows[rows.value.isna()].metric.tolist()
+    if undefined:  # the labelled-folder checks make this unreachable for valid inputs
+        raise ValueError(
+            f"{backbone.name} / {data.name}: {undefined} undefined on the test split ({len(data.y['test'])} "
+            f"images, kind {data.kind}); check that every class is in every split"
+        )
+    return rows
+
+
+def run_record(
+    backbone: Backbone, data, protocol: str, seed: int, settings: dict, log, scores: dict, hits, timings
+):
+    "The run's row of probe_runs.csv: what was probed, how (`settings`), cache hits, `timings`, point metrics."
+    return dict(
+        backbone=backbone.name,
+        spec=backbone.spec,
+        benchmark=data.name,
+        img_size=data.img_size,
+        protocol=protocol,
+        seed=seed,
+        source_img_size=data.source_img_size,
+        upsampled=data.upsampled,
+        kind=data.kind,
+        epochs=settings['epochs'],
+        best_epoch=int(log.val_loss.idxmin()) if len(log) else -1,
+        **{name: value for name, value in settings.items() if name != 'epochs'},
+        n_boot_valid=int(scores['summary'].n_boot_valid.min()),
+        cache_hits=f"{sum(hits)}/{len(hits)}" if hits else '',
+        **timings,
+        **{f'{m}_point': scores['point'][m] for m in METRICS},
+        auc_evaluator=scores['evaluator']['auc'],
+        acc_evaluator=scores['evaluator']['acc'],
+    )
+
+
+def save_predictions(
+    out_dir, backbone_name: str, data, protocol: str, seed: int, s_val, s_te, scores: dict
+) -> str:
+    "Labels, scores, thresholds and bootstrap replicates as one .npz; its path relative to `out_dir`."
+    path = predictions_path(out_dir, backbone_name, data.name, protocol, data.img_size, seed)
+    thr = scores['thresholds']
+    with atomic_path(path) as tmp_:
+        with open(tmp_, 'wb') as fh:
+            np.savez(
+                fh,
+                y_true=data.y['test'],
+                y_score=s_te,
+                y_true_val=data.y['val'],
+                y_score_val=s_val,
+                thresholds=np.asarray(thr if thr is not None else [], dtype=np.float64),
+                kind=np.array(data.kind),
+                **{f'boot_{m}': scores['boot'][m] for m in METRICS},
+            )
+    return str(path.relative_to(out_dir))
+
+# %% ../nbs/04_probe.ipynb #7d0a6d6a
 def probe_one(
     backbone: Backbone,
     data: ProbeData,
@@ -86,62 +259,20 @@ def probe_one(
     tensorboard_dir=None,
 ):
     "Probe `backbone` on `data`: (metrics rows DataFrame, run record dict); predictions saved under out_dir/predictions."
-    if protocol not in ('fast', 'faithful'):
-        raise ValueError(f"protocol={protocol!r}: use 'fast' or 'faithful'")
-    for name, value, allowed in (
-        ('features', features, FEATURES),
-        ('thresholds', thresholds, THRESHOLD_RULES),
-        ('bootstrap', bootstrap, BOOTSTRAP_SCHEMES),
-    ):
-        if value not in allowed:
-            raise ValueError(f"{name}={value!r}: use one of {allowed}")
+    check_probe_choices(protocol, features, thresholds, bootstrap)
     device = device or next(backbone.model.parameters()).device
-    if (
-        hasattr(backbone.model, 'set_input_size')
-        and tuple(backbone.model.patch_embed.img_size) != (data.img_size,) * 2
-    ):
-        _set_size(backbone.model, data.img_size)
-        backbone._fp = None  # resampled position embeddings: new weights, new cache key
+    fit_input_size(backbone, data.img_size)
     cache_dir = Path(cache_dir) if cache_dir else runs_root() / 'probe_feature_cache'
     drop_path = probe_drop_path(backbone, backbone_mode)
+    n_aug = n_views(aug_views, epochs) if protocol == 'fast' else None
+    options = (batch_size, mean, std, device, features, drop_path, drop_last)
     t0 = time.perf_counter()
-    hits = []
     if protocol == 'fast':
-        fv, h = cached_features(backbone, data, 'val', cache_dir, mean=mean, std=std, features=features)
-        hits.append(h)
-        fte, h = cached_features(backbone, data, 'test', cache_dir, mean=mean, std=std, features=features)
-        hits.append(h)
-        V = n_views(aug_views, epochs)
-        views = ['clean'] if V == 0 else [f'aug-{seed}-{k}' for k in range(V)]
-        ftr = []
-        for v in views:
-            f, h = cached_features(
-                backbone, data, 'train', cache_dir, v, mean, std, batch_size, features, drop_path, drop_last
-            )
-            ftr.append(f)
-            hits.append(h)
-        t_feat = time.perf_counter() - t0
-        batches = feature_batches(
-            np.stack(ftr), data.y['train'], data.kind, batch_size, device, drop_last, seed
-        )
+        fv, fte, hits, make_batches = fast_inputs(backbone, data, cache_dir, n_aug, seed, *options)
     else:
-        fv = extract_features(backbone.model, data.x['val'], mean=mean, std=std, features=features)
-        fte = extract_features(backbone.model, data.x['test'], mean=mean, std=std, features=features)
-        t_feat = time.perf_counter() - t0
-        batches = image_batches(
-            backbone.model,
-            data.x['train'],
-            data.y['train'],
-            data.kind,
-            batch_size,
-            mean,
-            std,
-            device,
-            features,
-            drop_path,
-            drop_last,
-            seed,
-        )
+        fv, fte, hits, make_batches = faithful_inputs(backbone, data, seed, *options)
+    t_feat = time.perf_counter() - t0
+    batches = make_batches()
     t1 = time.perf_counter()
     head, log = train_head(
         batches,
@@ -156,49 +287,14 @@ def probe_one(
         features=features,
     )
     t_train = time.perf_counter() - t1
-    if tensorboard_dir is not None:  # the head's epochs, as TensorBoard curves: <dir>/<backbone>/<benchmark>
-        writer = tensorboard_writer(Path(tensorboard_dir) / slug(backbone.name) / slug(data.name))
-        write_scalars(writer, log.to_dict('records'), f'probe/{protocol}', step_key='epoch')
-        writer.close()
-    with torch.no_grad():
-        s_val = _probs(head(torch.as_tensor(fv, device=device)), data.kind).cpu().numpy().astype(np.float64)
-        s_te = _probs(head(torch.as_tensor(fte, device=device)), data.kind).cpu().numpy().astype(np.float64)
-    thr = tune_thresholds(data.y['val'], s_val, data.kind, thresholds)
-    t2 = time.perf_counter()
-    boot = bootstrap_metrics(data.y['test'], s_te, data.kind, thr, n_boot, seed, bootstrap)
-    summ = summarise_bootstrap(boot, bootstrap)
-    t_boot = time.perf_counter() - t2
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        plain = point_metrics(data.y['test'], s_te, data.kind, thr)
-        evaluator = point_metrics(
-            data.y['test'], s_te, data.kind
-        )  # medmnist.Evaluator's: threshold 0.5, no bootstrap
-    rows = summ.assign(
-        backbone=backbone.name,
-        method=backbone.method,
-        arch=backbone.arch,
-        backbone_params_m=backbone.backbone_params / 1e6,
-        total_params_m=backbone.total_params / 1e6,
-        benchmark=data.name,
-        img_size=data.img_size,
-        protocol=protocol,
-        n_test=len(data.y['test']),
-        seed=seed,
-    )[SCHEMAS['metrics']]
-    rec = dict(
-        backbone=backbone.name,
-        spec=backbone.spec,
-        benchmark=data.name,
-        img_size=data.img_size,
-        protocol=protocol,
-        seed=seed,
-        source_img_size=data.source_img_size,
-        upsampled=data.upsampled,
-        kind=data.kind,
+    if tensorboard_dir is not None:
+        write_head_curves(tensorboard_dir, backbone.name, data.name, protocol, log)
+    s_val, s_te = head_probabilities(head, data.task, fv, fte, device)
+    scores = score_test(data, s_val, s_te, thresholds, n_boot, seed, bootstrap)
+    rows = metrics_rows(scores['summary'], backbone, data, protocol, seed)
+    settings = dict(
         epochs=epochs,
-        best_epoch=int(log.val_loss.idxmin()) if len(log) else -1,
-        aug_views=n_views(aug_views, epochs) if protocol == 'fast' else None,
+        aug_views=n_aug,
         features=features,
         backbone_mode=backbone_mode,
         drop_path=drop_path,
@@ -208,38 +304,19 @@ def probe_one(
         input_mean=json.dumps(list(mean)),
         input_std=json.dumps(list(std)),
         n_boot=n_boot,
-        n_boot_valid=int(summ.n_boot_valid.min()),
-        cache_hits=f"{sum(hits)}/{len(hits)}" if hits else '',
+    )
+    timings = dict(
         features_s=round(t_feat, 3),
         train_s=round(t_train, 3),
-        bootstrap_s=round(t_boot, 3),
+        bootstrap_s=round(scores['bootstrap_s'], 3),
         total_s=round(time.perf_counter() - t0, 3),
-        **{f'{m}_point': plain[m] for m in METRICS},
-        auc_evaluator=evaluator['auc'],
-        acc_evaluator=evaluator['acc'],
     )
-    undefined = rows[rows.value.isna()].metric.tolist()
-    if undefined:  # never a NaN table: the labelled-folder checks make this unreachable for valid inputs
-        raise ValueError(
-            f"{backbone.name} / {data.name}: {undefined} undefined on the test split ({len(data.y['test'])} "
-            f"images, kind {data.kind}); check that every class is in every split"
-        )
+    record = run_record(backbone, data, protocol, seed, settings, log, scores, hits, timings)
     if out_dir is not None:
-        p = predictions_path(out_dir, backbone.name, data.name, protocol, data.img_size, seed)
-        with atomic_path(p) as tmp_:
-            with open(tmp_, 'wb') as fh:
-                np.savez(
-                    fh,
-                    y_true=data.y['test'],
-                    y_score=s_te,
-                    y_true_val=data.y['val'],
-                    y_score_val=s_val,
-                    thresholds=np.asarray(thr if thr is not None else [], dtype=np.float64),
-                    kind=np.array(data.kind),
-                    **{f'boot_{m}': boot[m] for m in METRICS},
-                )
-        rec['predictions'] = str(p.relative_to(out_dir))
-    return rows, rec
+        record['predictions'] = save_predictions(
+            out_dir, backbone.name, data, protocol, seed, s_val, s_te, scores
+        )
+    return rows, record
 
 # %% ../nbs/04_probe.ipynb #c4a26002
 PROTOCOLS = ('fast', 'faithful')
@@ -335,7 +412,60 @@ def recorded_identities(metrics_csv: Path, runs_csv: Path) -> dict:
             found[run_key] = {k: row[k] for k in PROBE_IDENTITY}
     return found
 
+# %% ../nbs/04_probe.ipynb #a429ffc4
+def benchmark_loaders(
+    benchmarks, out: Path, img_size, resize_from, download, seed, max_rejected, verbose
+) -> list:
+    "(name, load) per benchmark: `load()` -> (ProbeData, its rejected images, refused above `max_rejected`)."
 
+    def load_counting_rejects(benchmark: str, name: str) -> tuple:
+        rejects_csv = out / f'rejects_{name}.csv'
+        rejects_csv.unlink(missing_ok=True)  # a list left by an earlier load is stale
+        data = load_probe_data(benchmark, img_size, resize_from, download, seed, out)
+        n_read = sum(len(y) for y in data.y.values())
+        return data, rejected_inputs(name, rejects_csv, n_read, max_rejected, verbose)
+
+    return [
+        (benchmark_name(b), (lambda b=b: load_counting_rejects(b, benchmark_name(b)))) for b in benchmarks
+    ]
+
+
+def probe_identity(
+    options: str, weights: str, data_id: str, epochs: int, n_boot: int, batch_size: int
+) -> dict:
+    "What defines a probe's result (`PROBE_IDENTITY`), as probe_runs.csv records it (strings)."
+    return dict(
+        options=options,
+        weights=weights,
+        data_id=data_id,
+        epochs=str(epochs),
+        n_boot=str(n_boot),
+        batch_size=str(batch_size),
+    )
+
+
+def probe_again(before: dict | None, identity: dict, label: str, metrics_csv: Path, verbose: bool) -> bool:
+    "False when `metrics_csv` holds this run with the same identity; else True, naming what changed (verbose)."
+    if before == identity:
+        if verbose:
+            print(f"{label}: already in {metrics_csv} with the same weights, data and options, skipped")
+        return False
+    if before is not None and verbose:
+        changed = [k for k in identity if before.get(k) != identity[k]]
+        print(f"{label}: {', '.join(changed)} changed since {metrics_csv} was written: probed again")
+    return True
+
+
+def print_run(rows: pd.DataFrame, rec: dict, label: str, protocol: str, img_size: int):
+    "One line per probe run: protocol, resolution (upsampled or not), AUC with its CI, time."
+    auc = rows.set_index('metric').loc['auc']
+    upsampled = f" upsampled from {rec['source_img_size']}" if rec['upsampled'] else ''
+    print(
+        f"{label} [{protocol}, {img_size}px{upsampled}]: "
+        f"AUC {auc.value:.4f} [{auc.ci_lo:.4f}, {auc.ci_hi:.4f}] in {rec['total_s']:.1f} s"
+    )
+
+# %% ../nbs/04_probe.ipynb #a0158a70
 def probe_many(
     backbones,
     benchmarks=('breastmnist',),
@@ -383,15 +513,7 @@ def probe_many(
     met, runs = out / 'metrics.csv', out / 'probe_runs.csv'
     key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
     recorded = recorded_identities(met, runs) if not overwrite else {}
-
-    def load_counting_rejects(benchmark: str, name: str) -> tuple:
-        rejects_csv = out / f'rejects_{name}.csv'
-        rejects_csv.unlink(missing_ok=True)  # a list left by an earlier load is stale
-        data = load_probe_data(benchmark, img_size, resize_from, download, seed, out)
-        n_read = sum(len(y) for y in data.y.values())
-        return data, rejected_inputs(name, rejects_csv, n_read, max_rejected, verbose)
-
-    loaders = [(benchmark_name(b), (lambda b=b: load_counting_rejects(b, benchmark_name(b)))) for b in benchmarks]
+    loaders = benchmark_loaders(benchmarks, out, img_size, resize_from, download, seed, max_rejected, verbose)
     check_probe_inputs(benchmarks, img_size, resize_from, download)  # seconds, before any backbone loads
     datasets, n_rejected, dev = {}, {}, get_device(device)
     for spec in backbones:
@@ -402,26 +524,9 @@ def probe_many(
             if name not in datasets:
                 datasets[name], n_rejected[name] = load()
             run_key = (backbone.name, name, str(img_size), protocol, str(seed))
-            identity = dict(
-                options=options,
-                weights=weights,
-                data_id=datasets[name].data_id,
-                epochs=str(epochs),
-                n_boot=str(n_boot),
-                batch_size=str(batch_size),
-            )
-            before = recorded.get(run_key)
-            if before == identity:
-                if verbose:
-                    print(
-                        f"{backbone.name} / {name}: already in {met} with the same weights, data and options, skipped"
-                    )
+            identity = probe_identity(options, weights, datasets[name].data_id, epochs, n_boot, batch_size)
+            if not probe_again(recorded.get(run_key), identity, f"{backbone.name} / {name}", met, verbose):
                 continue
-            if before is not None and verbose:
-                changed = [k for k in identity if before.get(k) != identity[k]]
-                print(
-                    f"{backbone.name} / {name}: {', '.join(changed)} changed since {met} was written: probed again"
-                )
             rows, rec = probe_one(
                 backbone,
                 datasets[name],
@@ -442,9 +547,5 @@ def probe_many(
             _append(met, rows, 'metrics', key)
             _append(runs, pd.DataFrame([rec]), None, key)
             if verbose:
-                auc = rows.set_index('metric').loc['auc']
-                print(
-                    f"{backbone.name} / {name} [{protocol}, {img_size}px{' upsampled from %d' % rec['source_img_size'] if rec['upsampled'] else ''}]: "
-                    f"AUC {auc.value:.4f} [{auc.ci_lo:.4f}, {auc.ci_hi:.4f}] in {rec['total_s']:.1f} s"
-                )
+                print_run(rows, rec, f"{backbone.name} / {name}", protocol, img_size)
     return read_table(met, 'metrics')
