@@ -42,7 +42,7 @@ demo-fresh: $(STAMP)
 	$(PY) -m biovfm.demo --fresh
 
 # The learning profile (nbs/08a_learn.ipynb): DINOv2 and MAE at ViT-T/S pretrained on the embedded corpus plus the
-# MedMNIST train images, watched by the online evaluation, probed against random init: results/learn/ (about an hour on 2 cores).
+# MedMNIST train images, watched by the online evaluation, probed against random init: results/learn/ (about 80 minutes on 2 cores).
 learn: $(STAMP)
 	$(PY) -m biovfm.learn
 
