@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT/'benchmarks'))
 from biovfm import pretrain as P
+from biovfm.core import runs_root
 from biovfm.data import example_data_list
 from biovfm.learn import LEARN_BUDGET, LEARN_PATCH, LEARN_RECIPES
 from biovfm.monitor import OnlineEval, embed, eval_sets, knn_scores
@@ -96,7 +97,8 @@ def main(argv=None):
     if a.smoke:
         a.archs, a.rounds, a.md = 'vit_tiny', 2, None
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    data_list = str(example_data_list(n=N_IMAGES, size=64, slice_step=1))
+    # its own folder: example_data_list's default folder is named by n, size and seed only (slice_step is not in it)
+    data_list = str(example_data_list(runs_root() / 'bench_monitor_data_list', n=N_IMAGES, size=64, slice_step=1))
     load_start = os.getloadavg()[0]
     rows = [bench(m, arch, a.eval_every, a.eval_n, a.rounds, data_list)
             for m in a.methods.split(',') for arch in a.archs.split(',')]
