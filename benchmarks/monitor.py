@@ -15,7 +15,7 @@ and the time ratio.
 
 Prints a table and appends it to benchmarks/monitor.md (--smoke: ViT-T only, 2 rounds, prints only).
 """
-import argparse, datetime, os, platform, statistics, sys, tempfile, time
+import argparse, os, statistics, sys, tempfile
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -25,11 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT/'benchmarks'))
 from biovfm import pretrain as P
-from biovfm.core import runs_root
 from biovfm.data import example_data_list
 from biovfm.learn import LEARN_BUDGET, LEARN_PATCH, LEARN_RECIPES
 from biovfm.monitor import OnlineEval, embed, eval_sets, knn_scores
-from pretrain import interleaved, markdown, our_step
+from pretrain import interleaved, markdown, our_step, section_header
 
 IMG_SIZE = 32  # the learning profile's pretraining size
 N_IMAGES = 128  # MAE's batch in the profile; every slice of 14 embedded raw files at 64 px gives that many
@@ -97,8 +96,7 @@ def main(argv=None):
     if a.smoke:
         a.archs, a.rounds, a.md = 'vit_tiny', 2, None
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    # its own folder: example_data_list's default folder is named by n, size and seed only (slice_step is not in it)
-    data_list = str(example_data_list(runs_root() / 'bench_monitor_data_list', n=N_IMAGES, size=64, slice_step=1))
+    data_list = str(example_data_list(n=N_IMAGES, size=64, slice_step=1))
     load_start = os.getloadavg()[0]
     rows = [bench(m, arch, a.eval_every, a.eval_n, a.rounds, data_list)
             for m in a.methods.split(',') for arch in a.archs.split(',')]
@@ -110,14 +108,9 @@ def main(argv=None):
           f"time (target 10%: {verdict})**")
     if a.md is None:
         return df
-    load_end = os.getloadavg()[0]
     command = (f"python benchmarks/monitor.py --eval-every {a.eval_every} --eval-n {a.eval_n} --archs {a.archs} "
                f"--methods {a.methods} --rounds {a.rounds}")
-    loaded = ' -- a loaded machine: seconds are inflated, the interleaved ratios stay comparable' \
-        if max(load_start, load_end) > 1.5 else ''
-    hdr = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M} - {platform.machine()}, {os.cpu_count()} CPU(s), "
-           f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, load average {load_start:.1f} "
-           f"at the start, {load_end:.1f} at the end{loaded}\n\n`{command}`; the learning profile's sizes and "
+    hdr = (section_header(command, load_start) + f"; the learning profile's sizes and "
            f"recipes at {IMG_SIZE} px. `eval_share` = one online evaluation / (eval_every training steps + one "
            f"evaluation), step and evaluation timed interleaved ({a.rounds} rounds, medians); the peer is lightly's "
            "k-NN monitor (`knn_predict`) on the same features, k=20, T=0.07: `knn_top1_agree` = share of "

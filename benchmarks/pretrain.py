@@ -113,6 +113,16 @@ def bench(method: str, arch: str, img_size: int, batch_size: int, rounds: int, w
     return row
 
 
+def section_header(command: str, load_start: float) -> str:
+    "A benchmark section's heading (date, machine, load average at the start and now) and its command."
+    load_end = os.getloadavg()[0]
+    loaded = ' -- a loaded machine: seconds are inflated, the interleaved ratios stay comparable' \
+        if max(load_start, load_end) > 1.5 else ''
+    return (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M} - {platform.machine()}, {os.cpu_count()} CPU(s), "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, load average {load_start:.1f} "
+            f"at the start, {load_end:.1f} at the end{loaded}\n\n`{command}`")
+
+
 def markdown(df: pd.DataFrame) -> str:
     return '\n'.join(['| ' + ' | '.join(df.columns) + ' |', '|' + '---|'*len(df.columns)]
                      + ['| ' + ' | '.join(map(str, r)) + ' |' for r in df.itertuples(index=False)])
@@ -140,14 +150,9 @@ def main(argv=None):
     print(df.to_string(index=False))
     if a.md is None:
         return df
-    load_end = os.getloadavg()[0]
     command = (f"python benchmarks/pretrain.py --img-size {a.img_size} --batch-size {a.batch_size} --archs {a.archs} "
                f"--methods {a.methods} --workers {a.workers} --rounds {a.rounds}")
-    shared = ' -- a loaded machine: seconds are inflated, the interleaved ratios stay comparable' \
-        if max(load_start, load_end) > 1.5 else ''
-    hdr = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M} - {platform.machine()}, {os.cpu_count()} CPU(s), "
-           f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, load average {load_start:.1f} "
-           f"at the start, {load_end:.1f} at the end{shared}\n\n`{command}`; small preset (DINOv2: 2 global + 4 "
+    hdr = (section_header(command, load_start) + "; small preset (DINOv2: 2 global + 4 "
            "local crops at half size, heads 512/128/1,024; MAE: 2-block 128-wide decoder), "
            f"{N_IMAGES}-image example data list. `ours_over_peer` = our loop's step / the same step assembled from "
            "lightly's modules as lightly's examples do (benchmarks/peers.py), median of the per-round ratios of "

@@ -31,10 +31,15 @@ def example_data_list(
     slice_step: int = 6,
 ) -> Path:
     "A data list of `n` real images curated (nbs/01_curate) from `max_files` raw files at `size` px; built once, then reused."
+    import hashlib
     from biovfm.curate import curate
     from biovfm.subsets import random_subset, write_subset
 
-    out_dir = Path(out_dir) if out_dir is not None else runs_root() / f'example_data_list_{n}_{size}_{seed}'
+    name = f'example_data_list_{n}_{size}_{seed}'
+    if (raw, max_files, slice_step) != (None, 14, 6):  # other settings: their own default folder
+        name += f'_files{max_files}_step{slice_step}'
+        name += f'_{hashlib.md5(str(raw).encode()).hexdigest()[:8]}' if raw else ''
+    out_dir = Path(out_dir) if out_dir is not None else runs_root() / name
     pq = out_dir / 'data_list.parquet'
     stamp = dict(
         n=n, size=size, seed=seed, raw=str(raw), max_files=max_files, slice_step=slice_step, subset='rank64'
