@@ -135,7 +135,7 @@ def main(argv=None):
     ap.add_argument('--archs', default='vit_tiny_patch16,vit_small_patch16')
     ap.add_argument('--methods', default='dinov2,mae')
     ap.add_argument('--workers', default='0,2')
-    ap.add_argument('--rounds', type=int, default=7, help='interleaved rounds of ours / peer / bare (median)')
+    ap.add_argument('--rounds', type=int, default=11, help='interleaved rounds of ours / peer / bare (median)')
     ap.add_argument('--smoke', action='store_true', help='tiny sizes (ViT-T at 32 px, batch 8, 2 rounds), prints only')
     ap.add_argument('--md', default=str(ROOT/'benchmarks'/'pretrain.md'))
     a = ap.parse_args(argv)

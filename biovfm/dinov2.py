@@ -50,21 +50,29 @@ class DINOv2Student(nn.Module):
         self.dino_head = head()
         self.ibot_head = head() if cfg.ibot_separate_head else self.dino_head
 
+    def heads(self, class_tokens, masked_patches) -> tuple:
+        "DINO head on the class tokens, iBOT head on the masked patch tokens: one pass when the head is shared."
+        if self.ibot_head is not self.dino_head:
+            return self.dino_head(class_tokens), self.ibot_head(masked_patches)
+        # as DINOv2's reference concatenates the inputs of a shared head: one larger matmul per layer
+        out = self.dino_head(torch.cat([class_tokens, masked_patches]))
+        return out[: len(class_tokens)], out[len(class_tokens) :]
+
     def forward(self, global_crops, local_crops, masks):
         "Student: class tokens of all crops through the DINO head, masked patch tokens through the iBOT head."
         mask = torch.cat([masks.new_zeros(len(masks), 1), masks.flatten(1)], 1)  # never mask the class token
         f = self.backbone.encode(global_crops, mask=mask)
         cls = f[:, 0]
         all_cls = cls if local_crops is None else torch.cat([cls, self.backbone.encode(local_crops)[:, 0]])
-        return dict(cls=cls, dino=self.dino_head(all_cls), ibot=self.ibot_head(f[:, 1:][masks.flatten(1)]))
+        dino, ibot = self.heads(all_cls, f[:, 1:][masks.flatten(1)])
+        return dict(cls=cls, dino=dino, ibot=ibot)
 
     @torch.no_grad()
     def teacher_forward(self, global_crops, masks):
         "Teacher: unmasked global crops; DINO head on class tokens, iBOT head on the patches the student had masked."
         f = self.backbone.encode(global_crops)
-        return dict(
-            cls=f[:, 0], dino=self.dino_head(f[:, 0]), ibot=self.ibot_head(f[:, 1:][masks.flatten(1)])
-        )
+        dino, ibot = self.heads(f[:, 0], f[:, 1:][masks.flatten(1)])
+        return dict(cls=f[:, 0], dino=dino, ibot=ibot)
 
 # %% ../nbs/03a_dinov2.ipynb #8fb2ad1d
 @torch.no_grad()

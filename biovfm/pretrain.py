@@ -482,8 +482,15 @@ def param_groups(model: nn.Module, cfg: Config) -> list[dict]:
 def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     "AdamW over `param_groups` (lr and weight decay are set every step from `schedules`)."
     gs = param_groups(model, cfg)
+    params = [p for g in gs for p in g['params']]
+    # the fused kernel (one pass per group; 5x the multi-tensor one on CPU) where it applies: plain tensors on
+    # CPU or CUDA; FSDP2's sharded parameters (DTensors) keep the default implementation
+    fused = all(p.device.type in ('cpu', 'cuda') and not hasattr(p, 'to_local') for p in params)
     return torch.optim.AdamW(
-        [{k: v for k, v in g.items() if k != 'names'} for g in gs], lr=cfg.lr, betas=tuple(cfg.betas)
+        [{k: v for k, v in g.items() if k != 'names'} for g in gs],
+        lr=cfg.lr,
+        betas=tuple(cfg.betas),
+        fused=fused or None,
     )
 
 
