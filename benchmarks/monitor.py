@@ -28,7 +28,7 @@ from biovfm import pretrain as P
 from biovfm.data import example_data_list
 from biovfm.learn import LEARN_BUDGET, LEARN_PATCH, LEARN_RECIPES
 from biovfm.monitor import OnlineEval, embed, eval_sets, knn_scores
-from pretrain import interleaved, markdown, our_step, section_header
+from pretrain import cpu_snapshot, interleaved, markdown, our_step, section_header
 
 IMG_SIZE = 32  # the learning profile's pretraining size
 N_IMAGES = 128  # MAE's batch in the profile; every slice of 14 embedded raw files at 64 px gives that many
@@ -97,7 +97,7 @@ def main(argv=None):
         a.archs, a.rounds, a.md = 'vit_tiny', 2, None
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     data_list = str(example_data_list(n=N_IMAGES, size=64, slice_step=1))
-    load_start = os.getloadavg()[0]
+    start = cpu_snapshot()
     rows = [bench(m, arch, a.eval_every, a.eval_n, a.rounds, data_list)
             for m in a.methods.split(',') for arch in a.archs.split(',')]
     df = pd.DataFrame(rows)
@@ -110,7 +110,7 @@ def main(argv=None):
         return df
     command = (f"python benchmarks/monitor.py --eval-every {a.eval_every} --eval-n {a.eval_n} --archs {a.archs} "
                f"--methods {a.methods} --rounds {a.rounds}")
-    hdr = (section_header(command, load_start) + f"; the learning profile's sizes and "
+    hdr = (section_header(command, start) + f"; the learning profile's sizes and "
            f"recipes at {IMG_SIZE} px. `eval_share` = one online evaluation / (eval_every training steps + one "
            f"evaluation), step and evaluation timed interleaved ({a.rounds} rounds, medians); the peer is lightly's "
            "k-NN monitor (`knn_predict`) on the same features, k=20, T=0.07: `knn_top1_agree` = share of "

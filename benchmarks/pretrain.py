@@ -61,6 +61,13 @@ def our_step(cfg):
     return step, batch, run.model
 
 
+def quartiles(numerators: list, denominators: list) -> tuple:
+    "First and third quartiles of the per-round ratios: the spread the median ratio comes with."
+    ratios = [n / d for n, d in zip(numerators, denominators)]
+    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    return q1, q3
+
+
 def peer_sizes(cfg) -> dict:
     "The lightly peer's sizes, read from our config (same backbone, heads / decoder, crops)."
     shared = dict(arch=cfg.arch, img_size=cfg.img_size, patch_size=cfg.patch_size, batch_size=cfg.batch_size)
@@ -97,6 +104,7 @@ def bench(method: str, arch: str, img_size: int, batch_size: int, rounds: int, w
     t_ours, t_peer, t_bare = (statistics.median(times[k]) for k in ('ours', 'peer', 'bare'))
     row = dict(method=method, arch=P.short_arch(arch), img_size=img_size, patch=cfg.patch_size, batch=batch_size,
                ours_over_peer=round(statistics.median(o/p for o, p in zip(times['ours'], times['peer'])), 3),
+               ours_over_peer_q1_q3='-'.join(f'{q:.3f}' for q in quartiles(times['ours'], times['peer'])),
                step_over_bare=round(statistics.median(o/b for o, b in zip(times['ours'], times['bare'])), 2),
                peer_over_bare=round(statistics.median(p/b for p, b in zip(times['peer'], times['bare'])), 2),
                step_s=round(t_ours, 4), peer_step_s=round(t_peer, 4), bare_fwd_bwd_s=round(t_bare, 4),
@@ -113,14 +121,35 @@ def bench(method: str, arch: str, img_size: int, batch_size: int, rounds: int, w
     return row
 
 
-def section_header(command: str, load_start: float) -> str:
-    "A benchmark section's heading (date, machine, load average at the start and now) and its command."
-    load_end = os.getloadavg()[0]
-    loaded = ' -- a loaded machine: seconds are inflated, the interleaved ratios stay comparable' \
-        if max(load_start, load_end) > 1.5 else ''
+def cpu_snapshot() -> tuple:
+    "(CPU seconds all processes used since boot, CPU seconds of this process and its children, monotonic time)."
+    times = os.times()
+    own = times.user + times.system + times.children_user + times.children_system
+    try:
+        fields = [int(v) for v in open('/proc/stat').readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None, own, time.monotonic()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf('SC_CLK_TCK'), own, time.monotonic()
+
+
+def other_cpu_share(start: tuple) -> float | None:
+    "Share of the machine's CPU time that other processes used since `start` (a `cpu_snapshot()`); None off Linux."
+    busy, own, now = cpu_snapshot()
+    if busy is None or start[0] is None:
+        return None
+    return max(0.0, (busy - start[0]) - (own - start[1])) / ((now - start[2]) * os.cpu_count())
+
+
+def section_header(command: str, start: tuple) -> str:
+    "A benchmark section's heading (date, machine, the CPU share other processes took since `start`), its command."
+    other = other_cpu_share(start)
+    load = 'other processes: unknown' if other is None else f"other processes used {other:.0%} of the CPU time"
+    shared = ' -- a shared machine: seconds are inflated, the interleaved ratios stay comparable' \
+        if other is not None and other > 0.10 else ''
     return (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M} - {platform.machine()}, {os.cpu_count()} CPU(s), "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, load average {load_start:.1f} "
-            f"at the start, {load_end:.1f} at the end{loaded}\n\n`{command}`")
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, {load} during the run"
+            f"{shared}\n\n`{command}`")
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -143,7 +172,7 @@ def main(argv=None):
         a.img_size, a.batch_size, a.archs, a.workers, a.rounds, a.md = 32, 8, 'vit_tiny_patch16', '0', 2, None
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     data_list = str(example_data_list(n=N_IMAGES, size=224))
-    load_start = os.getloadavg()[0]
+    start = cpu_snapshot()
     rows = [bench(m, arch, a.img_size, a.batch_size, a.rounds, [int(w) for w in a.workers.split(',')], data_list)
             for m in a.methods.split(',') for arch in a.archs.split(',')]
     df = pd.DataFrame(rows)
@@ -152,11 +181,12 @@ def main(argv=None):
         return df
     command = (f"python benchmarks/pretrain.py --img-size {a.img_size} --batch-size {a.batch_size} --archs {a.archs} "
                f"--methods {a.methods} --workers {a.workers} --rounds {a.rounds}")
-    hdr = (section_header(command, load_start) + "; small preset (DINOv2: 2 global + 4 "
+    hdr = (section_header(command, start) + "; small preset (DINOv2: 2 global + 4 "
            "local crops at half size, heads 512/128/1,024; MAE: 2-block 128-wide decoder), "
            f"{N_IMAGES}-image example data list. `ours_over_peer` = our loop's step / the same step assembled from "
            "lightly's modules as lightly's examples do (benchmarks/peers.py), median of the per-round ratios of "
-           f"{a.rounds} interleaved rounds; `step_over_bare` / `peer_over_bare` = step / bare backbone "
+           f"{a.rounds} interleaved rounds (`ours_over_peer_q1_q3`: their quartiles); `step_over_bare` / "
+           "`peer_over_bare` = step / bare backbone "
            "forward+backward on the same crops (DINOv2: global + local crops; MAE: all tokens, so below 1 means "
            "the 75% masking pays for the decoder); seconds are medians, context only; `loader_over_step` > 1 "
            "means the loader keeps up.\n\n")
