@@ -5,6 +5,8 @@
 # %% ../nbs/04_probe.ipynb #3a7dc502
 from __future__ import annotations
 import json, time, warnings
+from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -52,9 +54,10 @@ from biovfm.features import (
 
 # %% auto #0
 __all__ = ['AUG_VIEWS', 'PROTOCOLS', 'PROBE_IDENTITY', 'n_views', 'check_probe_choices', 'fit_input_size', 'fast_inputs',
-           'faithful_inputs', 'write_head_curves', 'head_probabilities', 'score_test', 'metrics_rows', 'run_record',
-           'save_predictions', 'probe_one', 'check_probe_parameters', 'check_patch_size', 'rejected_inputs',
-           'recorded_identities', 'benchmark_loaders', 'probe_identity', 'probe_again', 'print_run', 'probe_many']
+           'faithful_inputs', 'Protocol', 'get_protocol', 'write_head_curves', 'head_probabilities', 'score_test',
+           'metrics_rows', 'run_record', 'save_predictions', 'probe_one', 'check_probe_parameters', 'check_patch_size',
+           'rejected_inputs', 'recorded_identities', 'benchmark_loaders', 'probe_identity', 'probe_again', 'print_run',
+           'probe_many']
 
 # %% ../nbs/04_probe.ipynb #fc5267fd
 AUG_VIEWS = 10  # the fast protocol's default: measured to reproduce the faithful probe (benchmarks/README.md)
@@ -65,10 +68,8 @@ def n_views(aug_views: int, epochs: int) -> int:
     return max(epochs, 1) if aug_views < 0 else min(aug_views, max(epochs, 1))
 
 # %% ../nbs/04_probe.ipynb #d81239af
-def check_probe_choices(protocol: str, features: str, thresholds: str, bootstrap: str):
-    "Refuse an unknown protocol, feature pooling, threshold rule or bootstrap scheme, naming the valid ones."
-    if protocol not in ('fast', 'faithful'):
-        raise ValueError(f"protocol={protocol!r}: use 'fast' or 'faithful'")
+def check_probe_choices(features: str, thresholds: str, bootstrap: str):
+    "Refuse an unknown feature pooling, threshold rule or bootstrap scheme, naming the valid ones."
     for name, value, allowed in (
         ('features', features, FEATURES),
         ('thresholds', thresholds, THRESHOLD_RULES),
@@ -112,8 +113,10 @@ def fast_inputs(
     return fv, fte, hits, make_batches
 
 
-def faithful_inputs(backbone, data, seed, batch_size, mean, std, device, features, drop_path, drop_last):
-    "Val/test features, and how to batch augmented train images through the backbone at every step."
+def faithful_inputs(
+    backbone, data, cache_dir, n_aug, seed, batch_size, mean, std, device, features, drop_path, drop_last
+):
+    "Val/test features, and how to batch augmented train images through the backbone at every step (nothing cached)."
     fv = extract_features(backbone.model, data.x['val'], mean=mean, std=std, features=features)
     fte = extract_features(backbone.model, data.x['test'], mean=mean, std=std, features=features)
 
@@ -134,6 +137,33 @@ def faithful_inputs(backbone, data, seed, batch_size, mean, std, device, feature
         )
 
     return fv, fte, [], make_batches
+
+# %% ../nbs/04_probe.ipynb #b7c10001
+@dataclass(frozen=True)
+class Protocol:
+    "A probe protocol: how the head's inputs come from the frozen backbone."
+
+    name: str  # the `protocol` parameter and the column of results tables ('fast', 'faithful')
+    caches_features: bool  # True: backbone passes are cached (val, test and `n_views` augmented train views)
+    inputs: Callable  # inputs(backbone, data, cache_dir, n_aug, seed, batch_size, mean, std, device, features,
+    # drop_path, drop_last) -> (val features, test features, cache hits, make_batches)
+
+    def views(self, aug_views: int, epochs: int) -> int | None:
+        "Cached augmented views per training image (`n_views`); None when the protocol caches nothing."
+        return n_views(aug_views, epochs) if self.caches_features else None
+
+# %% ../nbs/04_probe.ipynb #b7c10003
+PROTOCOLS: dict[str, Protocol] = {  # name -> Protocol; a new protocol is one more entry
+    'fast': Protocol('fast', True, fast_inputs),
+    'faithful': Protocol('faithful', False, faithful_inputs),
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    "The registered protocol `name`; a ValueError naming the valid ones otherwise."
+    if name not in PROTOCOLS:
+        raise ValueError(f"protocol={name!r}: use one of {tuple(PROTOCOLS)}")
+    return PROTOCOLS[name]
 
 # %% ../nbs/04_probe.ipynb #03d2b763
 def write_head_curves(tensorboard_dir, backbone_name: str, data_name: str, protocol: str, log: pd.DataFrame):
@@ -259,18 +289,16 @@ def probe_one(
     tensorboard_dir=None,
 ):
     "Probe `backbone` on `data`: (metrics rows DataFrame, run record dict); predictions saved under out_dir/predictions."
-    check_probe_choices(protocol, features, thresholds, bootstrap)
+    check_probe_choices(features, thresholds, bootstrap)
+    run_protocol = get_protocol(protocol)
     device = device or next(backbone.model.parameters()).device
     fit_input_size(backbone, data.img_size)
     cache_dir = Path(cache_dir) if cache_dir else runs_root() / 'probe_feature_cache'
     drop_path = probe_drop_path(backbone, backbone_mode)
-    n_aug = n_views(aug_views, epochs) if protocol == 'fast' else None
+    n_aug = run_protocol.views(aug_views, epochs)
     options = (batch_size, mean, std, device, features, drop_path, drop_last)
     t0 = time.perf_counter()
-    if protocol == 'fast':
-        fv, fte, hits, make_batches = fast_inputs(backbone, data, cache_dir, n_aug, seed, *options)
-    else:
-        fv, fte, hits, make_batches = faithful_inputs(backbone, data, seed, *options)
+    fv, fte, hits, make_batches = run_protocol.inputs(backbone, data, cache_dir, n_aug, seed, *options)
     t_feat = time.perf_counter() - t0
     batches = make_batches()
     t1 = time.perf_counter()
@@ -319,9 +347,6 @@ def probe_one(
     return rows, record
 
 # %% ../nbs/04_probe.ipynb #c4a26002
-PROTOCOLS = ('fast', 'faithful')
-
-
 def check_probe_parameters(
     protocol: str = 'fast',
     img_size: int = 224,
@@ -350,7 +375,7 @@ def check_probe_parameters(
     if isinstance(max_rejected, bool) or not isinstance(max_rejected, (int, float)) or not 0 <= max_rejected <= 1:
         raise ValueError(f"max_rejected={max_rejected!r} must be a fraction in [0, 1]")
     for name, value, allowed in (
-        ('protocol', protocol, PROTOCOLS),
+        ('protocol', protocol, tuple(PROTOCOLS)),
         ('normalize', normalize, NORMALIZE),
         ('features', features, FEATURES),
         ('backbone_mode', backbone_mode, BACKBONE_MODES),
@@ -504,7 +529,7 @@ def probe_many(
         bootstrap=bootstrap,
         drop_last=drop_last,
     )
-    views = n_views(aug_views, epochs) if protocol == 'fast' else None
+    views = get_protocol(protocol).views(aug_views, epochs)
     options = json.dumps(dict(fidelity, normalize=normalize, aug_views=views))
     out = Path(out_dir) if out_dir else runs_root() / 'probe' / time.strftime('%Y%m%d-%H%M%S')
     out.mkdir(parents=True, exist_ok=True)

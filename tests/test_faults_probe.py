@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biovfm.core import load_medmnist, read_table
+from biovfm.core import read_table
+from biovfm.benchmarks import load_medmnist
 from biovfm.backbones import save_backbone
 from biovfm import probe as P, metrics as M, backbones as BK, benchmarks as B
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from biovfm.core import MEDMNIST_2D, SCHEMAS, benchmark_info, data_dir, read_table
+from biovfm.core import SCHEMAS, data_dir, read_table
+from biovfm.benchmarks import MEDMNIST_2D, benchmark_info
 from biovfm.backbones import save_backbone
 from biovfm import probe as P, metrics as M, backbones as BK, features as FE, table1 as T1, benchmarks as B
 
