@@ -123,7 +123,7 @@ def test_a_nan_metric_is_refused_not_written(folder, tmp_path):
 
 def probe(backbone, folder, out, **kw):
     options = dict(epochs=2, aug_views=0, n_boot=50, cache_dir=out.parent/'cache', verbose=True) | kw
-    P.probe_many([str(backbone)], [], out, 28, dataset_dir=folder, **options)
+    P.probe_many([str(backbone)], benchmarks=[], out_dir=out, img_size=28, dataset_dir=folder, **options)
     return read_table(out/'probe_runs.csv')
 
 
