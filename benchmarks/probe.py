@@ -74,11 +74,11 @@ if 'timing' in sections:
         for sp in ('train', 'val', 'test'): FE.extract_features(bb.model, data.x[sp])
         fwd[bm] = (time.perf_counter() - t, n_img)
         t = time.perf_counter()
-        rf, rec_f = P.probe_one(bb, data, 'fast', args.epochs, args.timing_views, cache_dir=tmp/f'cache-{bm}', out_dir=tmp/'out')
+        rf, rec_f = P.probe_one(bb, data, protocol='fast', epochs=args.epochs, aug_views=args.timing_views, cache_dir=tmp/f'cache-{bm}', out_dir=tmp/'out')
         t_fast = time.perf_counter() - t
         ep = fe.get(bm, args.epochs)
         t = time.perf_counter()
-        rF, rec_F = P.probe_one(bb, data, 'faithful', ep, out_dir=tmp/'out')
+        rF, rec_F = P.probe_one(bb, data, protocol='faithful', epochs=ep, out_dir=tmp/'out')
         t_faith = time.perf_counter() - t
         # extrapolation: the per-epoch part (train_s) scales with epochs; feature/bootstrap parts do not
         t_faith100 = t_faith + rec_F['train_s']*(args.epochs/ep - 1)
@@ -90,7 +90,7 @@ if 'timing' in sections:
     say('')
     for bm, (tf, n) in fwd.items():
         data = B.load_benchmark(bm, args.img_size, resize_from=28)
-        r = P.probe_one(bb, data, 'fast', args.epochs, args.timing_views, cache_dir=tmp/f'cold2-{bm}')[1]
+        r = P.probe_one(bb, data, protocol='fast', epochs=args.epochs, aug_views=args.timing_views, cache_dir=tmp/f'cold2-{bm}')[1]
         say(f"- fast probe (cold cache, {args.epochs} epochs, 1000-resample bootstrap) / one frozen forward pass over the same "
             f"{n} images, {bm}: {r['total_s']:.2f} s / {tf:.2f} s = **{r['total_s']/tf:.2f}x** "
             f"(head training {r['train_s']:.2f} s, bootstrap {r['bootstrap_s']:.2f} s)")
@@ -109,8 +109,8 @@ if 'equivalence' in sections:
         cache = tmp/f'equiv-cache-{bm}'
         def faithful(seed, out):
             "The faithful probe, run as such or (--reference views) as the fast one with one view per epoch: identical."
-            if args.reference == 'faithful': return P.probe_one(bb, data, 'faithful', ep, seed=seed, out_dir=out)[1]
-            return P.probe_one(bb, data, 'fast', ep, -1, seed=seed, cache_dir=cache, out_dir=out)[1]
+            if args.reference == 'faithful': return P.probe_one(bb, data, protocol='faithful', epochs=ep, seed=seed, out_dir=out)[1]
+            return P.probe_one(bb, data, protocol='fast', epochs=ep, aug_views=-1, seed=seed, cache_dir=cache, out_dir=out)[1]
         how = '' if args.reference == 'faithful' else ', as fast V = E'
         ref = faithful(42, tmp/f'equiv-faithful-{bm}')
         with np.load(tmp/f'equiv-faithful-{bm}'/ref['predictions']) as z: ref_boot = z['boot_auc']
@@ -127,7 +127,7 @@ if 'equivalence' in sections:
         # the largest V first: the smaller ones reuse its cached views (view k is epoch k's, whatever V)
         for V in sorted({ep if v == 'E' else int(v) for v in args.views.split(',')}, reverse=True):
             out = tmp/f'equiv-fast-{bm}-{V}'
-            _, rec = P.probe_one(bb, data, 'fast', ep, V, cache_dir=cache, out_dir=out)
+            _, rec = P.probe_one(bb, data, protocol='fast', epochs=ep, aug_views=V, cache_dir=cache, out_dir=out)
             row('fast', V, rec, out)
         if args.noise_seed < 0:
             continue
@@ -146,15 +146,15 @@ if 'switches' in sections:
     say('|---|---|---|---|---|---|')
     import dataclasses
     bb = BK.load_probe_backbone(args.equiv_backbone, args.equiv_img_size, seed=42)
-    imagenet = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-    variants = [("normalize='backbone'", imagenet), ("features='normed-tokens'", dict(features='normed-tokens')),
+    imagenet = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))  # our exports' statistics
+    variants = [("normalize='backbone'", dict(normalize='backbone')), ("features='normed-tokens'", dict(features='normed-tokens')),
                 ("thresholds='midpoint'", dict(thresholds='midpoint')), ('drop_last=False', dict(drop_last=False)),
                 ("bootstrap='seeded'", dict(bootstrap='seeded'))]
     for bm in args.benchmarks.split(','):
         data = B.load_benchmark(bm, args.equiv_img_size, resize_from=28)
         def run(label, probe_bb, V, **kw):
             out = tmp/f"switch-{bm}-{re.sub(r'[^a-z0-9]+', '-', label)}-{V}"
-            rows, rec = P.probe_one(probe_bb, data, 'fast', args.epochs, V, cache_dir=tmp/'switch-cache', out_dir=out, **kw)
+            rows, rec = P.probe_one(probe_bb, data, protocol='fast', epochs=args.epochs, aug_views=V, cache_dir=tmp/'switch-cache', out_dir=out, **kw)
             with np.load(out/rec['predictions']) as z: boot = {m: z[f'boot_{m}'] for m in ('auc', 'mcc')}
             return boot, rows.set_index('metric')
         base, base_rows = run('defaults', bb, 0)
@@ -166,6 +166,8 @@ if 'switches' in sections:
             mode_rows = [(f"backbone_mode='eval' (V = {args.switch_views})", dict(backbone_mode='eval'))]
         for label, kw in variants + mode_rows:
             probe_bb, V, ref = (dino, args.switch_views, dino_base) if 'backbone_mode' in label else (bb, 0, base)
+            if label.startswith('normalize'):   # the random backbone stores no statistics: ImageNet's, as our exports
+                probe_bb = dataclasses.replace(bb, info=dict(bb.info, **imagenet))
             boot, rows = run(label, probe_bb, V, **kw)
             cells = []
             for m in ('auc', 'mcc'):

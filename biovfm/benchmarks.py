@@ -4,21 +4,15 @@
 
 # %% ../nbs/00d_benchmarks.ipynb #b7b9f637
 from __future__ import annotations
-import hashlib, re
-from dataclasses import dataclass
+import hashlib, os, re
+from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 from biovfm.core import (
-    MEDMNIST_2D,
-    MEDMNIST_SIZES,
     SCHEMAS,
-    benchmark_info,
-    load_medmnist,
-    find_medmnist,
+    repo_root,
     file_md5,
     atomic_path,
     write_table,
@@ -27,11 +21,168 @@ from biovfm.core import (
 from .tasks import Task, get_task
 
 # %% auto #0
-__all__ = ['BENCHMARK_KINDS', 'LABELS_HELP', 'task_kind', 'n_outputs', 'ProbeData', 'resize_images', 'BenchmarkKind',
-           'register_benchmark', 'check_medmnist_files', 'check_label_files', 'medmnist_benchmark', 'folder_benchmark',
-           'benchmark_spec', 'parse_benchmarks', 'benchmark_name', 'load_probe_data', 'check_probe_inputs',
-           'load_benchmark', 'make_split', 'read_labels_csv', 'parse_labels', 'read_splits', 'check_split_classes',
+__all__ = ['MEDMNIST_2D', 'MEDMNIST_SIZES', 'BENCHMARK_KINDS', 'LABELS_HELP', 'Benchmark', 'benchmark_info', 'benchmarks',
+           'medmnist_dirs', 'medmnist_filename', 'expected_md5', 'find_medmnist', 'load_medmnist', 'task_kind',
+           'n_outputs', 'ProbeData', 'resize_images', 'BenchmarkKind', 'register_benchmark', 'check_medmnist_files',
+           'check_label_files', 'medmnist_splits', 'medmnist_benchmark', 'folder_benchmark', 'benchmark_spec',
+           'parse_benchmarks', 'benchmark_name', 'load_probe_data', 'check_probe_inputs', 'load_benchmark',
+           'make_split', 'read_labels_csv', 'parse_labels', 'read_splits', 'check_split_classes',
            'load_labelled_folder', 'write_labelled_folder']
+
+# %% ../nbs/00d_benchmarks.ipynb #b3d0d001
+MEDMNIST_2D = (
+    'pathmnist',
+    'chestmnist',
+    'dermamnist',
+    'octmnist',
+    'pneumoniamnist',
+    'retinamnist',
+    'breastmnist',
+    'bloodmnist',
+    'tissuemnist',
+    'organamnist',
+    'organcmnist',
+    'organsmnist',
+)
+MEDMNIST_SIZES = (28, 64, 128, 224)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    "One MedMNIST 2D benchmark, as described by `medmnist.INFO`."
+
+    flag: str
+    task: str
+    n_channels: int
+    labels: tuple
+    n_train: int
+    n_val: int
+    n_test: int
+    license: str
+    python_class: str
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_samples(self) -> int:
+        return self.n_train + self.n_val + self.n_test
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task.startswith('multi-label')
+
+    def n_split(self, split: str) -> int:
+        return {'train': self.n_train, 'val': self.n_val, 'test': self.n_test}[split]
+
+# %% ../nbs/00d_benchmarks.ipynb #17ced0c4
+def _info(flag: str) -> dict:
+    from medmnist import INFO
+
+    if flag not in MEDMNIST_2D:
+        raise KeyError(f"unknown MedMNIST 2D benchmark {flag!r}; choose from {', '.join(MEDMNIST_2D)}")
+    return INFO[flag]
+
+
+def benchmark_info(flag: str) -> Benchmark:
+    "The `Benchmark` record of MedMNIST 2D `flag`."
+    i = _info(flag)
+    labels = tuple(i['label'][k] for k in sorted(i['label'], key=int))
+    n = i['n_samples']
+    return Benchmark(
+        flag,
+        i['task'],
+        i['n_channels'],
+        labels,
+        n['train'],
+        n['val'],
+        n['test'],
+        i['license'],
+        i['python_class'],
+    )
+
+
+def benchmarks() -> pd.DataFrame:
+    "A table of the 12 MedMNIST 2D benchmarks of the paper."
+    rows = [asdict(benchmark_info(f)) | dict(n_classes=len(benchmark_info(f).labels)) for f in MEDMNIST_2D]
+    return pd.DataFrame(rows).drop(columns='labels').set_index('flag')
+
+# %% ../nbs/00d_benchmarks.ipynb #81a5d05a
+def medmnist_dirs() -> list[Path]:
+    "Folders searched for MedMNIST `.npz` files, in order."
+    dirs = []
+    if os.environ.get('BIOVFM_DATA'):
+        dirs.append(Path(os.environ['BIOVFM_DATA']).expanduser() / 'medmnist')
+    dirs.append(repo_root() / 'data' / 'medmnist')
+    dirs.append(Path(os.environ.get('MEDMNIST_ROOT', '~/.medmnist')).expanduser())
+    return dirs
+
+
+def medmnist_filename(flag: str, size: int = 28) -> str:
+    "The file name medmnist uses for `flag` at `size` px."
+    if size not in MEDMNIST_SIZES:
+        raise ValueError(f"size={size} is not a MedMNIST size {MEDMNIST_SIZES}")
+    return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+
+
+def expected_md5(flag: str, size: int = 28) -> str:
+    "The official MD5 of the `flag` file at `size` px, from `medmnist.INFO`."
+    return _info(flag)['MD5' if size == 28 else f'MD5_{size}']
+
+# %% ../nbs/00d_benchmarks.ipynb #1223d0af
+_HOW_TO_GET = (
+    "On a networked machine fetch it with medmnist, e.g. "
+    "`python -c \"import medmnist; medmnist.{cls}(split='test', size={size}, download=True, root='DIR')\"` "
+    "and point BIOVFM_DATA at the folder holding DIR as `medmnist/` (or call with download=True)."
+)
+
+
+def find_medmnist(flag: str, size: int = 28, root=None, check_md5: bool = True) -> Path:
+    "Path of the verified `.npz` for `flag` at `size` px; clear errors when missing or corrupted."
+    fn = medmnist_filename(flag, size)
+    dirs = [Path(root)] if root is not None else medmnist_dirs()
+    for d in dirs:
+        p = d / fn
+        if p.is_file():
+            if check_md5 and (got := file_md5(p)) != (exp := expected_md5(flag, size)):
+                raise ValueError(
+                    f"{p}: MD5 {got} does not match the official {exp} (corrupted or partial "
+                    f"download?). Delete it and fetch it again. "
+                    + _HOW_TO_GET.format(cls=_info(flag)['python_class'], size=size)
+                )
+            return p
+    raise FileNotFoundError(
+        f"MedMNIST file {fn} not found; looked in: "
+        + ', '.join(map(str, dirs))
+        + ". "
+        + _HOW_TO_GET.format(cls=_info(flag)['python_class'], size=size)
+    )
+
+# %% ../nbs/00d_benchmarks.ipynb #00cfd093
+def load_medmnist(
+    flag: str, split: str = 'train', size: int = 28, root=None, download: bool = False, check_md5: bool = True
+):
+    "Images (N,H,W[,3] uint8) and labels (N,L int64) of one split of MedMNIST `flag`."
+    if split not in ('train', 'val', 'test'):
+        raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'")
+    try:
+        p = find_medmnist(flag, size, root, check_md5)
+    except FileNotFoundError:
+        if not download:
+            raise
+        import medmnist
+
+        dest = Path(root) if root is not None else medmnist_dirs()[-1]
+        dest.mkdir(parents=True, exist_ok=True)
+        getattr(medmnist, _info(flag)['python_class'])(split=split, size=size, root=str(dest), download=True)
+        p = find_medmnist(flag, size, dest, check_md5)
+    with np.load(p, allow_pickle=False) as z:
+        x, y = z[f'{split}_images'], z[f'{split}_labels'].astype(np.int64)
+    n = benchmark_info(flag).n_split(split)
+    if len(x) != n or len(y) != n:
+        raise ValueError(f"{p}: {split} has {len(x)} images, medmnist.INFO says {n}")
+    return x, y
 
 # %% ../nbs/00d_benchmarks.ipynb #ed3fa6ca
 def task_kind(task: str) -> str:
@@ -80,6 +231,9 @@ def resize_images(x, size: int):
     "Resize uint8 images (N,H,W[,C]) to size x size, bilinear (antialiased when shrinking)."
     if x.shape[1] == size and x.shape[2] == size:
         return x
+    import torch
+    import torch.nn.functional as F
+
     t = torch.from_numpy(x).float()
     t = t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
     out = []
@@ -108,6 +262,7 @@ class BenchmarkKind:
     load: Callable  # load(rest, img_size, resize_from, download, seed, out_dir) -> ProbeData
     name: Callable | None = None  # name(rest) -> its name in results tables (None: the name as a slug)
     check: Callable | None = None  # check(rests, img_size, resize_from, download) -> a list of problems
+    splits: Callable | None = None  # splits(rest, img_size) -> (cache key, split -> images), reading no image yet
 
     def table_name(self, rest: str) -> str:
         "The benchmark's name in results tables."
@@ -117,15 +272,25 @@ class BenchmarkKind:
         "What keeps these benchmarks of this kind from loading (none when the kind has no check)."
         return self.check(rests, img_size, resize_from, download) if self.check else []
 
+    def split_images(self, rest: str, img_size: int) -> tuple:
+        "(a cache key of the benchmark's data, split -> its images): `splits` when given, else the loaded data's."
+        if self.splits is not None:
+            return self.splits(rest, img_size)
+        data = self.load(rest, img_size, None, False, 42, None)
+        key = hashlib.blake2b(data.data_id.encode(), digest_size=6).hexdigest()
+        return f'{slug(self.table_name(rest))}_{img_size}_{key}', data.x.__getitem__
+
 
 BENCHMARK_KINDS: dict[str, BenchmarkKind] = {}  # prefix -> BenchmarkKind
 
 
-def register_benchmark(prefix: str, name: Callable | None = None, check: Callable | None = None):
+def register_benchmark(
+    prefix: str, name: Callable | None = None, check: Callable | None = None, splits: Callable | None = None
+):
     "Decorator: `load(rest, img_size, resize_from, download, seed, out_dir) -> ProbeData` for `prefix:rest`."
 
     def register(load: Callable) -> Callable:
-        BENCHMARK_KINDS[prefix] = BenchmarkKind(prefix, load, name, check)
+        BENCHMARK_KINDS[prefix] = BenchmarkKind(prefix, load, name, check, splits)
         return load
 
     return register
@@ -162,7 +327,13 @@ def check_label_files(folders, img_size: int, resize_from=None, download: bool =
     return []
 
 
-@register_benchmark('medmnist', name=lambda flag: flag, check=check_medmnist_files)
+def medmnist_splits(flag: str, size: int) -> tuple:
+    "(a cache key from the file's MD5, split -> its images): a MedMNIST split read alone, only when asked."
+    key = f'{flag}_{size}_{file_md5(find_medmnist(flag, size))[:8]}'
+    return key, lambda split: load_medmnist(flag, split, size)[0]
+
+
+@register_benchmark('medmnist', name=lambda flag: flag, check=check_medmnist_files, splits=medmnist_splits)
 def medmnist_benchmark(flag: str, img_size=28, resize_from=None, download=False, seed=42, out_dir=None):
     "A MedMNIST 2D benchmark (`load_benchmark`; its official splits, so `seed` and `out_dir` are unused)."
     return load_benchmark(flag, img_size, resize_from, download)

@@ -191,11 +191,12 @@ def pretrain_options(parser: argparse.ArgumentParser):
 
 
 def probe_options(parser: argparse.ArgumentParser):
-    "`biovfm probe`: `probe_many`'s keywords; `--backbone` repeatable."
-    from biovfm.probe import probe_many
+    "`biovfm probe`: `ProbeConfig`'s fields; `--backbone` repeatable."
+    from dataclasses import fields
+    from biovfm.probe import ProbeConfig
 
-    defaults = {'backbone': None} | signature_defaults(probe_many, skip=('backbones', 'verbose'))
-    add_options(parser, defaults, option_docs('04_probe', probe_many), required=('backbone',))
+    defaults = {'backbone': None} | {field.name: field.default for field in fields(ProbeConfig)}
+    add_options(parser, defaults, option_docs('04_probe', ProbeConfig), required=('backbone',))
 
 
 def figures_options(parser: argparse.ArgumentParser):
@@ -249,10 +250,11 @@ def run(argv):
         progress = not options.pop('no_progress')
         return train(refuse(make_config, **options), progress=progress)
     if command == 'probe':
-        from biovfm.probe import check_probe_parameters, probe_many
+        from biovfm.probe import ProbeConfig, probe_many
 
-        refuse(check_probe_parameters, **options)  # status 2 before any work (probe_many checks them again)
-        metrics = probe_many(options.pop('backbone'), **options)
+        backbones = options.pop('backbone')
+        config = refuse(ProbeConfig, **options)  # status 2 before any work
+        metrics = probe_many(backbones, config)
         print(metrics.to_string(index=False))
         return metrics
     if command == 'figures':

@@ -17,15 +17,16 @@ from biovfm.core import (
     atomic_path,
     write_table,
     read_table,
-    MEDMNIST_2D,
     registering,
 )
+from .benchmarks import MEDMNIST_2D
 from .shards import write_shards, SHARD_DIR
 from biovfm.readers import (
     RejectError,
     Volume,
     default_raw_dir,
     file_kind,
+    READERS,
     format_shape,
     import_reader_modules,
     modality_of,
@@ -606,7 +607,7 @@ def plan_jobs(
     raw_dir = Path(raw_dir)
     listing = scan_raw(raw_dir, follow_external_links) if listing is None else listing
     man = read_manifest(raw_dir)
-    jobs, series, dicom_files = [], {}, []
+    jobs, series, kind_of_serial = [], {}, {}  # kind_of_serial: file -> kind, of the files a series may group
     from tqdm.auto import tqdm
 
     entries = tqdm(
@@ -622,15 +623,16 @@ def plan_jobs(
             jobs.append(dict(job=rel, kind='reject', files=[rel], note=problem))
             continue
         kind = file_kind(raw_dir / rel)
-        if kind == 'dicom':
-            dicom_files.append(rel)  # a single file or part of a series: its header says (read below)
+        if kind in READERS and READERS[kind].series_kind:
+            kind_of_serial[rel] = kind  # a single file or part of a series: its header says (read below)
         elif kind != 'skip':
             jobs.append(dict(job=rel, kind=kind, files=[rel]))
-    batches = [(str(raw_dir), dicom_files[i : i + 256]) for i in range(0, len(dicom_files), 256)]
+    serial_files = list(kind_of_serial)
+    batches = [(str(raw_dir), serial_files[i : i + 256]) for i in range(0, len(serial_files), 256)]
     headers = dict(kv for batch in (engine or LocalEngine()).map(_header_facts, batches) for kv in batch)
-    for rel in dicom_files:  # in listing order, whatever order the batches finished in
+    for rel in serial_files:  # in listing order, whatever order the batches finished in
         if headers[rel]['series'] is None:
-            jobs.append(dict(job=rel, kind='dicom', files=[rel]))
+            jobs.append(dict(job=rel, kind=kind_of_serial[rel], files=[rel]))
         else:  # one series, wherever its files lie in the tree
             series.setdefault(headers[rel]['series'], []).append(rel)
     for key, rels in series.items():
@@ -640,12 +642,12 @@ def plan_jobs(
                     job=os.path.commonpath(rels)
                     + '/'
                     + f'series-{hashlib.sha1(key[0].encode()).hexdigest()[:8]}',
-                    kind='dicom_series',
+                    kind=READERS[kind_of_serial[rels[0]]].series_kind,
                     files=sorted(rels),
                 )
             )
         else:
-            jobs += [dict(job=r, kind='dicom', files=[r]) for r in rels]
+            jobs += [dict(job=r, kind=kind_of_serial[r], files=[r]) for r in rels]
     by_path = listing.set_index('path')
     for j in jobs:
         first = j['files'][0]

@@ -4,12 +4,12 @@
 
 # %% ../nbs/01c_dedup.ipynb #3e86344c
 from __future__ import annotations
-import hashlib
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from .core import MEDMNIST_2D, repo_root, atomic_path, slug
+from .core import repo_root, atomic_path
+from .benchmarks import MEDMNIST_2D
 
 # %% auto #0
 __all__ = ['phash_int', 'hamming', 'near_pairs', 'benchmark_hashes', 'audit']
@@ -68,24 +68,17 @@ def _cached(path: Path, make) -> pd.DataFrame:
 
 def benchmark_hashes(benchmarks=MEDMNIST_2D, splits=('val', 'test'), size: int = 28, cache_dir=None):
     "({name: DataFrame(split, index, phash)}, notes) for the registered benchmarks available here (cached)."
-    from biovfm.core import load_medmnist, find_medmnist, file_md5
-    from biovfm.benchmarks import benchmark_name, benchmark_spec, load_probe_data, parse_benchmarks
+    from biovfm.benchmarks import BENCHMARK_KINDS, benchmark_name, benchmark_spec, parse_benchmarks
 
     cache_dir = Path(cache_dir) if cache_dir else repo_root() / 'cache' / 'medmnist_phash'
     out, notes = {}, []
     for spec in parse_benchmarks(benchmarks):
-        kind, rest = benchmark_spec(spec)
+        prefix, rest = benchmark_spec(spec)
         name = benchmark_name(spec)
-        try:
-            if kind == 'medmnist':  # keyed by the file's MD5: a cache hit reads no image
-                path = find_medmnist(rest, size)
-                make = lambda: _phash_table({split: load_medmnist(rest, split, size)[0] for split in splits})
-                out[name] = _cached(cache_dir / f'{rest}_{size}_{file_md5(path)[:8]}.parquet', make)
-            else:  # any other registered kind (a labelled folder, ...): keyed by its data identity
-                data = load_probe_data(spec, size)
-                key = hashlib.blake2b(data.data_id.encode(), digest_size=6).hexdigest()
-                make = lambda: _phash_table({split: data.x[split] for split in splits})
-                out[name] = _cached(cache_dir / f'{slug(name)}_{size}_{key}.parquet', make)
+        try:  # keyed by the kind's files (MedMNIST: its MD5, so a cache hit reads no image) or data identity
+            key, split_images = BENCHMARK_KINDS[prefix].split_images(rest, size)
+            make = lambda: _phash_table({split: split_images(split) for split in splits})
+            out[name] = _cached(cache_dir / f'{key}.parquet', make)
         except FileNotFoundError:
             notes.append(f'{name}: not available locally (size {size}), leakage NOT checked')
         except Exception as e:

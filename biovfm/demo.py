@@ -14,12 +14,11 @@ from biovfm.core import (
     runs_root,
     results_root,
     read_table,
-    find_medmnist,
     find_predictions,
     markdown_table,
-    MEDMNIST_2D,
     BACKBONES,
 )
+from .benchmarks import find_medmnist, MEDMNIST_2D
 from biovfm.experiments import (
     small_matrix,
     write_configs,

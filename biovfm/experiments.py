@@ -20,8 +20,8 @@ from biovfm.core import (
     read_table,
     write_table,
     atomic_path,
-    MEDMNIST_2D,
 )
+from .benchmarks import MEDMNIST_2D
 
 # %% auto #0
 __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BASELINES', 'PREEMPTION_SIGNAL', 'dinov2_recipe',

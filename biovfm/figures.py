@@ -11,7 +11,8 @@ import pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
 import seaborn as sns
-from .core import SCHEMAS, MEDMNIST_2D, read_table, write_table, atomic_path, repo_root, figures_root
+from .core import SCHEMAS, read_table, write_table, atomic_path, repo_root, figures_root
+from .benchmarks import MEDMNIST_2D
 from biovfm.scaling import (
     paper_dir,
     paper_metrics,

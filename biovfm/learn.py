@@ -7,7 +7,8 @@ from __future__ import annotations
 import json, shutil, sys, time
 from pathlib import Path
 import pandas as pd
-from .core import runs_root, results_root, load_medmnist
+from .core import runs_root, results_root
+from .benchmarks import load_medmnist
 from .experiments import small_matrix, write_configs, launch, collect
 from .demo import compare_to_random, demo_probe, write_report
 from .monitor import learning_curves

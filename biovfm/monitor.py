@@ -11,8 +11,14 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from .core import IMAGENET_MEAN, IMAGENET_STD, benchmarks as benchmark_table, find_medmnist, short_arch
-from .benchmarks import load_probe_data, parse_benchmarks, benchmark_name
+from .core import IMAGENET_MEAN, IMAGENET_STD, short_arch
+from biovfm.benchmarks import (
+    benchmarks as benchmark_table,
+    find_medmnist,
+    load_probe_data,
+    parse_benchmarks,
+    benchmark_name,
+)
 from .backbones import pool_features
 from .features import to_input
 from .metrics import point_metrics

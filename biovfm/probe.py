@@ -5,6 +5,8 @@
 # %% ../nbs/04_probe.ipynb #3a7dc502
 from __future__ import annotations
 import json, time, warnings
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Callable
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -51,10 +53,11 @@ from biovfm.features import (
 )
 
 # %% auto #0
-__all__ = ['AUG_VIEWS', 'PROTOCOLS', 'PROBE_IDENTITY', 'n_views', 'check_probe_choices', 'fit_input_size', 'fast_inputs',
-           'faithful_inputs', 'write_head_curves', 'head_probabilities', 'score_test', 'metrics_rows', 'run_record',
-           'save_predictions', 'probe_one', 'check_probe_parameters', 'check_patch_size', 'rejected_inputs',
-           'recorded_identities', 'benchmark_loaders', 'probe_identity', 'probe_again', 'print_run', 'probe_many']
+__all__ = ['AUG_VIEWS', 'PROTOCOLS', 'CHOICES', 'PROBE_IDENTITY', 'FIDELITY', 'n_views', 'fit_input_size', 'fast_inputs',
+           'faithful_inputs', 'Protocol', 'get_protocol', 'ProbeConfig', 'probe_config', 'write_head_curves',
+           'head_probabilities', 'score_test', 'metrics_rows', 'run_record', 'save_predictions', 'probe_one',
+           'check_patch_size', 'rejected_inputs', 'recorded_identities', 'benchmark_loaders', 'result_options',
+           'probe_identity', 'probe_again', 'print_run', 'probe_many']
 
 # %% ../nbs/04_probe.ipynb #fc5267fd
 AUG_VIEWS = 10  # the fast protocol's default: measured to reproduce the faithful probe (benchmarks/README.md)
@@ -65,19 +68,6 @@ def n_views(aug_views: int, epochs: int) -> int:
     return max(epochs, 1) if aug_views < 0 else min(aug_views, max(epochs, 1))
 
 # %% ../nbs/04_probe.ipynb #d81239af
-def check_probe_choices(protocol: str, features: str, thresholds: str, bootstrap: str):
-    "Refuse an unknown protocol, feature pooling, threshold rule or bootstrap scheme, naming the valid ones."
-    if protocol not in ('fast', 'faithful'):
-        raise ValueError(f"protocol={protocol!r}: use 'fast' or 'faithful'")
-    for name, value, allowed in (
-        ('features', features, FEATURES),
-        ('thresholds', thresholds, THRESHOLD_RULES),
-        ('bootstrap', bootstrap, BOOTSTRAP_SCHEMES),
-    ):
-        if value not in allowed:
-            raise ValueError(f"{name}={value!r}: use one of {allowed}")
-
-
 def fit_input_size(backbone: Backbone, img_size: int):
     "Resample the backbone's position embeddings to `img_size` px when it was built for another size."
     if (
@@ -88,52 +78,159 @@ def fit_input_size(backbone: Backbone, img_size: int):
         backbone._fp = None  # resampled position embeddings: new weights, new cache key
 
 # %% ../nbs/04_probe.ipynb #5585bb99
-def fast_inputs(
-    backbone, data, cache_dir, n_aug, seed, batch_size, mean, std, device, features, drop_path, drop_last
-):
+def fast_inputs(backbone, data, config, n_aug: int, mean, std, device, drop_path: float):
     "Cached val/test features, `n_aug` cached augmented train views (clean when 0), and how to batch them."
+    cache_dir, features = config.feature_cache, config.features
     hits = []
     fv, h = cached_features(backbone, data, 'val', cache_dir, mean=mean, std=std, features=features)
     hits.append(h)
     fte, h = cached_features(backbone, data, 'test', cache_dir, mean=mean, std=std, features=features)
     hits.append(h)
-    views = ['clean'] if n_aug == 0 else [f'aug-{seed}-{k}' for k in range(n_aug)]
+    views = ['clean'] if n_aug == 0 else [f'aug-{config.seed}-{k}' for k in range(n_aug)]
     ftr = []
     for v in views:
         f, h = cached_features(
-            backbone, data, 'train', cache_dir, v, mean, std, batch_size, features, drop_path, drop_last
+            backbone, data, 'train', cache_dir, v, mean, std, config.batch_size, features, drop_path, config.drop_last
         )
         ftr.append(f)
         hits.append(h)
 
     def make_batches():
-        return feature_batches(np.stack(ftr), data.y['train'], data.kind, batch_size, device, drop_last, seed)
+        train = np.stack(ftr), data.y['train'], data.kind
+        return feature_batches(*train, config.batch_size, device, config.drop_last, config.seed)
 
     return fv, fte, hits, make_batches
 
 
-def faithful_inputs(backbone, data, seed, batch_size, mean, std, device, features, drop_path, drop_last):
-    "Val/test features, and how to batch augmented train images through the backbone at every step."
-    fv = extract_features(backbone.model, data.x['val'], mean=mean, std=std, features=features)
-    fte = extract_features(backbone.model, data.x['test'], mean=mean, std=std, features=features)
+def faithful_inputs(backbone, data, config, n_aug: int | None, mean, std, device, drop_path: float):
+    "Val/test features, and how to batch augmented train images through the backbone at every step (nothing cached)."
+    fv = extract_features(backbone.model, data.x['val'], mean=mean, std=std, features=config.features)
+    fte = extract_features(backbone.model, data.x['test'], mean=mean, std=std, features=config.features)
 
     def make_batches():
+        train = backbone.model, data.x['train'], data.y['train'], data.kind, config.batch_size
         return image_batches(
-            backbone.model,
-            data.x['train'],
-            data.y['train'],
-            data.kind,
-            batch_size,
-            mean,
-            std,
-            device,
-            features,
-            drop_path,
-            drop_last,
-            seed,
+            *train, mean, std, device, config.features, drop_path, config.drop_last, config.seed
         )
 
     return fv, fte, [], make_batches
+
+# %% ../nbs/04_probe.ipynb #b7c10001
+@dataclass(frozen=True)
+class Protocol:
+    "A probe protocol: how the head's inputs come from the frozen backbone."
+
+    name: str  # the `protocol` parameter and the column of results tables ('fast', 'faithful')
+    caches_features: bool  # True: backbone passes are cached (val, test and `n_views` augmented train views)
+    inputs: Callable  # inputs(backbone, data, config, n_aug, mean, std, device, drop_path)
+    # -> (val features, test features, cache hits, make_batches)
+
+    def views(self, aug_views: int, epochs: int) -> int | None:
+        "Cached augmented views per training image (`n_views`); None when the protocol caches nothing."
+        return n_views(aug_views, epochs) if self.caches_features else None
+
+# %% ../nbs/04_probe.ipynb #b7c10003
+PROTOCOLS: dict[str, Protocol] = {  # name -> Protocol; a new protocol is one more entry
+    'fast': Protocol('fast', True, fast_inputs),
+    'faithful': Protocol('faithful', False, faithful_inputs),
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    "The registered protocol `name`; a ValueError naming the valid ones otherwise."
+    if name not in PROTOCOLS:
+        raise ValueError(f"protocol={name!r}: use one of {tuple(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+# %% ../nbs/04_probe.ipynb #c0f90002
+@dataclass(frozen=True)
+class ProbeConfig:
+    "Every option of a probe run but the backbones: checked when made, recorded whole in probe_runs.csv."
+
+    # model
+    normalize: str = 'authors'  # inputs: 'authors' (mean and std 0.5 for every backbone) or 'backbone'
+        # (its stored statistics)
+    features: str = 'authors'  # 'authors' (raw last-block patch tokens, mean, parameter-free LayerNorm) or
+        # 'normed-tokens'
+    backbone_mode: str = 'authors'  # 'authors' (DINOv2 keeps stochastic depth 0.3, ViT-H 0.4, while the head
+        # trains) or 'eval'
+    # data
+    benchmarks: str | list = 'breastmnist'  # comma-separated MedMNIST 2D flags or folder:<labelled folder> ('' for
+        # none, 'all' for the 12)
+    dataset_dir: str = ''  # a labelled folder (labels.csv: path,label[,split]) probed besides the benchmarks
+    img_size: int = 224  # probe resolution (the paper: 224)
+    resize_from: int | None = None  # when the img_size file is missing, upsample from this MedMNIST size (0 or
+        # None: fail instead)
+    cache_dir: str = ''  # feature cache (empty: runs/probe_feature_cache)
+    max_rejected: float = 0.01  # largest share of a labelled folder's images that may be unreadable
+        # (rejects_<name>.csv)
+    download: bool = False  # fetch missing MedMNIST files with medmnist (needs the network)
+    # optimisation
+    protocol: str = 'fast'  # 'fast' (cached features) or 'faithful' (the authors' loop)
+    epochs: int = 100  # head training epochs (cosine schedule, best validation loss kept)
+    aug_views: int = AUG_VIEWS  # fast protocol: cached augmented views, epoch e reads view e mod V (-1: one per
+        # epoch, as faithful; 0: none)
+    batch_size: int = 128  # head training batch size
+    drop_last: bool = True  # drop the last incomplete training batch of each epoch (the authors' DataLoader)
+    seed: int = 42  # seed of head init, batching, augmentation and the 'seeded' bootstrap
+    device: str = 'auto'  # 'auto', 'cpu', 'cuda', ...
+    # evaluation
+    n_boot: int = 1000  # bootstrap resamples of the test set for the 95% CIs
+    thresholds: str = 'authors'  # validation thresholds: 'authors' (roc_curve candidates, MCC-max) or
+        # 'midpoint' (exact)
+    bootstrap: str = 'authors'  # 'authors' (resample i drawn by RandomState(i), order-statistic CI) or
+        # 'seeded' (percentiles)
+    # output
+    out_dir: str = ''  # where metrics.csv, predictions/ and table1.* go (empty: a new runs/probe/<time>; this
+        # notebook's run: runs/probe/default, recomputed)
+    overwrite: bool = False  # probe again even when out_dir holds the same backbone, data and options
+    tensorboard: bool = False  # also write each head's train and validation loss per epoch as TensorBoard events
+
+    def __post_init__(self):
+        "Refuse a value outside its valid range, naming it and the range (before any work)."
+        for name, lowest in dict(img_size=1, epochs=1, aug_views=-1, n_boot=1, seed=0, batch_size=1).items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                raise ValueError(f"{name}={value!r} must be an integer >= {lowest}")
+        resize_from = self.resize_from
+        if resize_from is not None and (
+            isinstance(resize_from, bool) or not isinstance(resize_from, int) or resize_from < 0
+        ):
+            raise ValueError(
+                f"resize_from={resize_from!r} must be a MedMNIST size (28, 64, 128, 224), or 0/None: no upsampling"
+            )
+        rejected = self.max_rejected
+        if isinstance(rejected, bool) or not isinstance(rejected, (int, float)) or not 0 <= rejected <= 1:
+            raise ValueError(f"max_rejected={rejected!r} must be a fraction in [0, 1]")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: use one of {allowed}")
+
+    @property
+    def feature_cache(self) -> Path:
+        "The feature cache folder (`cache_dir`, else runs/probe_feature_cache)."
+        return Path(self.cache_dir) if self.cache_dir else runs_root() / 'probe_feature_cache'
+
+
+CHOICES = dict(  # the ProbeConfig fields that name a choice -> the valid names
+    protocol=tuple(PROTOCOLS),
+    normalize=NORMALIZE,
+    features=FEATURES,
+    backbone_mode=BACKBONE_MODES,
+    thresholds=THRESHOLD_RULES,
+    bootstrap=BOOTSTRAP_SCHEMES,
+)
+
+# %% ../nbs/04_probe.ipynb #c0f90004
+def probe_config(config: ProbeConfig | None = None, **options) -> ProbeConfig:
+    "`config` (default: `ProbeConfig()`) with `options` replacing its fields; unknown names refused, naming the valid ones."
+    if config is not None and not isinstance(config, ProbeConfig):
+        raise TypeError(f"config={config!r} is not a ProbeConfig (options go by name: protocol='fast', epochs=...)")
+    valid = [field.name for field in fields(ProbeConfig)]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(f"unknown probe option(s) {unknown}; valid: {', '.join(valid)}")
+    return replace(config or ProbeConfig(), **options)
 
 # %% ../nbs/04_probe.ipynb #03d2b763
 def write_head_curves(tensorboard_dir, backbone_name: str, data_name: str, protocol: str, log: pd.DataFrame):
@@ -237,40 +334,20 @@ def save_predictions(
     return str(path.relative_to(out_dir))
 
 # %% ../nbs/04_probe.ipynb #7d0a6d6a
-def probe_one(
-    backbone: Backbone,
-    data: ProbeData,
-    protocol: str = 'fast',
-    epochs: int = 100,
-    aug_views: int = AUG_VIEWS,
-    n_boot: int = 1000,
-    seed: int = 42,
-    batch_size: int = 128,
-    cache_dir=None,
-    out_dir=None,
-    mean=(0.5,) * 3,
-    std=(0.5,) * 3,
-    device=None,
-    features: str = 'authors',
-    backbone_mode: str = 'authors',
-    thresholds: str = 'authors',
-    bootstrap: str = 'authors',
-    drop_last: bool = True,
-    tensorboard_dir=None,
-):
-    "Probe `backbone` on `data`: (metrics rows DataFrame, run record dict); predictions saved under out_dir/predictions."
-    check_probe_choices(protocol, features, thresholds, bootstrap)
+def probe_one(backbone: Backbone, data: ProbeData, config: ProbeConfig | None = None, device=None, **options):
+    "Probe `backbone` on `data`: (metrics rows, run record); predictions saved under `config.out_dir` when set."
+    config = probe_config(config, **options)
+    protocol, seed, epochs = config.protocol, config.seed, config.epochs
     device = device or next(backbone.model.parameters()).device
     fit_input_size(backbone, data.img_size)
-    cache_dir = Path(cache_dir) if cache_dir else runs_root() / 'probe_feature_cache'
-    drop_path = probe_drop_path(backbone, backbone_mode)
-    n_aug = n_views(aug_views, epochs) if protocol == 'fast' else None
-    options = (batch_size, mean, std, device, features, drop_path, drop_last)
+    drop_path = probe_drop_path(backbone, config.backbone_mode)
+    stats = input_stats(backbone, config.normalize)
+    mean, std = stats['mean'], stats['std']
+    n_aug = get_protocol(protocol).views(config.aug_views, epochs)
     t0 = time.perf_counter()
-    if protocol == 'fast':
-        fv, fte, hits, make_batches = fast_inputs(backbone, data, cache_dir, n_aug, seed, *options)
-    else:
-        fv, fte, hits, make_batches = faithful_inputs(backbone, data, seed, *options)
+    fv, fte, hits, make_batches = get_protocol(protocol).inputs(
+        backbone, data, config, n_aug, mean, std, device, drop_path
+    )
     t_feat = time.perf_counter() - t0
     batches = make_batches()
     t1 = time.perf_counter()
@@ -284,26 +361,26 @@ def probe_one(
         epochs,
         seed=seed,
         device=device,
-        features=features,
+        features=config.features,
     )
     t_train = time.perf_counter() - t1
-    if tensorboard_dir is not None:
-        write_head_curves(tensorboard_dir, backbone.name, data.name, protocol, log)
+    if config.tensorboard and config.out_dir:
+        write_head_curves(Path(config.out_dir) / 'tensorboard', backbone.name, data.name, protocol, log)
     s_val, s_te = head_probabilities(head, data.task, fv, fte, device)
-    scores = score_test(data, s_val, s_te, thresholds, n_boot, seed, bootstrap)
+    scores = score_test(data, s_val, s_te, config.thresholds, config.n_boot, seed, config.bootstrap)
     rows = metrics_rows(scores['summary'], backbone, data, protocol, seed)
     settings = dict(
         epochs=epochs,
         aug_views=n_aug,
-        features=features,
-        backbone_mode=backbone_mode,
+        features=config.features,
+        backbone_mode=config.backbone_mode,
         drop_path=drop_path,
-        thresholds=thresholds,
-        bootstrap=bootstrap,
-        drop_last=drop_last,
+        thresholds=config.thresholds,
+        bootstrap=config.bootstrap,
+        drop_last=config.drop_last,
         input_mean=json.dumps(list(mean)),
         input_std=json.dumps(list(std)),
-        n_boot=n_boot,
+        n_boot=config.n_boot,
     )
     timings = dict(
         features_s=round(t_feat, 3),
@@ -312,55 +389,12 @@ def probe_one(
         total_s=round(time.perf_counter() - t0, 3),
     )
     record = run_record(backbone, data, protocol, seed, settings, log, scores, hits, timings)
-    if out_dir is not None:
-        record['predictions'] = save_predictions(
-            out_dir, backbone.name, data, protocol, seed, s_val, s_te, scores
-        )
+    if config.out_dir:
+        out_dir = Path(config.out_dir)
+        record['predictions'] = save_predictions(out_dir, backbone.name, data, protocol, seed, s_val, s_te, scores)
     return rows, record
 
 # %% ../nbs/04_probe.ipynb #c4a26002
-PROTOCOLS = ('fast', 'faithful')
-
-
-def check_probe_parameters(
-    protocol: str = 'fast',
-    img_size: int = 224,
-    resize_from: int | None = None,
-    epochs: int = 100,
-    aug_views: int = AUG_VIEWS,
-    n_boot: int = 1000,
-    seed: int = 42,
-    batch_size: int = 128,
-    normalize: str = 'authors',
-    features: str = 'authors',
-    backbone_mode: str = 'authors',
-    thresholds: str = 'authors',
-    bootstrap: str = 'authors',
-    max_rejected: float = 0.01,
-    **other,  # the other keywords of `probe_many`, checked where they are used
-):
-    "Refuse a probe parameter outside its valid range, naming it and the range (before any work)."
-    lowest = dict(img_size=1, epochs=1, aug_views=-1, n_boot=1, seed=0, batch_size=1)
-    given = dict(img_size=img_size, epochs=epochs, aug_views=aug_views, n_boot=n_boot, seed=seed, batch_size=batch_size)
-    for name, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < lowest[name]:
-            raise ValueError(f"{name}={value!r} must be an integer >= {lowest[name]}")
-    if resize_from is not None and (isinstance(resize_from, bool) or not isinstance(resize_from, int) or resize_from < 0):
-        raise ValueError(f"resize_from={resize_from!r} must be a MedMNIST size (28, 64, 128, 224), or 0/None: no upsampling")
-    if isinstance(max_rejected, bool) or not isinstance(max_rejected, (int, float)) or not 0 <= max_rejected <= 1:
-        raise ValueError(f"max_rejected={max_rejected!r} must be a fraction in [0, 1]")
-    for name, value, allowed in (
-        ('protocol', protocol, PROTOCOLS),
-        ('normalize', normalize, NORMALIZE),
-        ('features', features, FEATURES),
-        ('backbone_mode', backbone_mode, BACKBONE_MODES),
-        ('thresholds', thresholds, THRESHOLD_RULES),
-        ('bootstrap', bootstrap, BOOTSTRAP_SCHEMES),
-    ):
-        if value not in allowed:
-            raise ValueError(f"{name}={value!r}: use one of {allowed}")
-
-
 def check_patch_size(backbone: Backbone, img_size: int):
     "Refuse an `img_size` below the backbone's patch size (a ViT needs one patch at least)."
     patch = getattr(getattr(backbone.model, 'patch_embed', None), 'patch_size', None)
@@ -413,21 +447,30 @@ def recorded_identities(metrics_csv: Path, runs_csv: Path) -> dict:
     return found
 
 # %% ../nbs/04_probe.ipynb #a429ffc4
-def benchmark_loaders(
-    benchmarks, out: Path, img_size, resize_from, download, seed, max_rejected, verbose
-) -> list:
+def benchmark_loaders(benchmarks, out: Path, config: ProbeConfig, verbose: bool) -> list:
     "(name, load) per benchmark: `load()` -> (ProbeData, its rejected images, refused above `max_rejected`)."
 
     def load_counting_rejects(benchmark: str, name: str) -> tuple:
         rejects_csv = out / f'rejects_{name}.csv'
         rejects_csv.unlink(missing_ok=True)  # a list left by an earlier load is stale
-        data = load_probe_data(benchmark, img_size, resize_from, download, seed, out)
+        sizes = config.img_size, config.resize_from
+        data = load_probe_data(benchmark, *sizes, config.download, config.seed, out)
         n_read = sum(len(y) for y in data.y.values())
-        return data, rejected_inputs(name, rejects_csv, n_read, max_rejected, verbose)
+        return data, rejected_inputs(name, rejects_csv, n_read, config.max_rejected, verbose)
 
     return [
         (benchmark_name(b), (lambda b=b: load_counting_rejects(b, benchmark_name(b)))) for b in benchmarks
     ]
+
+
+FIDELITY = ('features', 'backbone_mode', 'thresholds', 'bootstrap', 'drop_last')  # the switches of the table above
+
+
+def result_options(config: ProbeConfig) -> str:
+    "The options a result depends on besides its identity's other fields, as JSON (`options` in probe_runs.csv)."
+    fidelity = {name: getattr(config, name) for name in FIDELITY}
+    views = get_protocol(config.protocol).views(config.aug_views, config.epochs)
+    return json.dumps(dict(fidelity, normalize=config.normalize, aug_views=views))
 
 
 def probe_identity(
@@ -466,86 +509,38 @@ def print_run(rows: pd.DataFrame, rec: dict, label: str, protocol: str, img_size
     )
 
 # %% ../nbs/04_probe.ipynb #a0158a70
-def probe_many(
-    backbones,
-    benchmarks=('breastmnist',),
-    out_dir=None,
-    img_size: int = 224,
-    protocol: str = 'fast',
-    dataset_dir=None,
-    resize_from: int | None = None,
-    epochs: int = 100,
-    aug_views: int = AUG_VIEWS,
-    n_boot: int = 1000,
-    seed: int = 42,
-    batch_size: int = 128,
-    device='auto',
-    cache_dir=None,
-    # data
-    download: bool = False,  # fetch missing MedMNIST files with medmnist (needs the network)
-    # output
-    overwrite: bool = False,  # probe again even when out_dir holds the same backbone, data and options
-    verbose: bool = True,
-    normalize: str = 'authors',
-    features: str = 'authors',
-    backbone_mode: str = 'authors',
-    thresholds: str = 'authors',
-    bootstrap: str = 'authors',
-    drop_last: bool = True,
-    tensorboard: bool = False,
-    max_rejected: float = 0.01,
-) -> pd.DataFrame:
-    "Probe every backbone spec on every benchmark (and labelled folder); results in out_dir; returns all metrics."
-    check_probe_parameters(**locals())  # every parameter, before any work
-    fidelity = dict(
-        features=features,
-        backbone_mode=backbone_mode,
-        thresholds=thresholds,
-        bootstrap=bootstrap,
-        drop_last=drop_last,
-    )
-    views = n_views(aug_views, epochs) if protocol == 'fast' else None
-    options = json.dumps(dict(fidelity, normalize=normalize, aug_views=views))
-    out = Path(out_dir) if out_dir else runs_root() / 'probe' / time.strftime('%Y%m%d-%H%M%S')
+def probe_many(backbones, config: ProbeConfig | None = None, verbose: bool = True, **options) -> pd.DataFrame:
+    "Probe every backbone spec on every benchmark (and labelled folder) with `config` (`options` replace its fields)."
+    config = probe_config(config, **options)  # every option checked, before any work
+    out = Path(config.out_dir) if config.out_dir else runs_root() / 'probe' / time.strftime('%Y%m%d-%H%M%S')
+    config = replace(config, out_dir=str(out))
     out.mkdir(parents=True, exist_ok=True)
     backbones = [backbones] if isinstance(backbones, (str, Path)) else list(backbones)
-    benchmarks = parse_benchmarks(benchmarks) + ([f'folder:{dataset_dir}'] if dataset_dir else [])
+    folder = [f'folder:{config.dataset_dir}'] if config.dataset_dir else []
+    benchmarks = parse_benchmarks(config.benchmarks) + folder
     met, runs = out / 'metrics.csv', out / 'probe_runs.csv'
     key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
-    recorded = recorded_identities(met, runs) if not overwrite else {}
-    loaders = benchmark_loaders(benchmarks, out, img_size, resize_from, download, seed, max_rejected, verbose)
-    check_probe_inputs(benchmarks, img_size, resize_from, download)  # seconds, before any backbone loads
-    datasets, n_rejected, dev = {}, {}, get_device(device)
+    recorded = recorded_identities(met, runs) if not config.overwrite else {}
+    loaders = benchmark_loaders(benchmarks, out, config, verbose)
+    check_probe_inputs(benchmarks, config.img_size, config.resize_from, config.download)  # before any backbone
+    datasets, n_rejected, dev = {}, {}, get_device(config.device)
     for spec in backbones:
-        backbone = load_probe_backbone(spec, img_size, seed, dev)
-        check_patch_size(backbone, img_size)
+        backbone = load_probe_backbone(spec, config.img_size, config.seed, dev)
+        check_patch_size(backbone, config.img_size)
         weights = f"blake2b:{backbone.fingerprint}"
         for name, load in loaders:
             if name not in datasets:
                 datasets[name], n_rejected[name] = load()
-            run_key = (backbone.name, name, str(img_size), protocol, str(seed))
-            identity = probe_identity(options, weights, datasets[name].data_id, epochs, n_boot, batch_size)
+            run_key = (backbone.name, name, str(config.img_size), config.protocol, str(config.seed))
+            sizes = config.epochs, config.n_boot, config.batch_size
+            identity = probe_identity(result_options(config), weights, datasets[name].data_id, *sizes)
             if not probe_again(recorded.get(run_key), identity, f"{backbone.name} / {name}", met, verbose):
                 continue
-            rows, rec = probe_one(
-                backbone,
-                datasets[name],
-                protocol,
-                epochs,
-                aug_views,
-                n_boot,
-                seed,
-                batch_size,
-                cache_dir,
-                out,
-                device=dev,
-                **input_stats(backbone, normalize),
-                **fidelity,
-                tensorboard_dir=out / 'tensorboard' if tensorboard else None,
-            )
-            rec.update(normalize=normalize, n_rejected=n_rejected[name], **identity)
+            rows, rec = probe_one(backbone, datasets[name], config, device=dev)
+            rec.update(normalize=config.normalize, n_rejected=n_rejected[name], **identity)
+            rec['config'] = json.dumps(asdict(config), default=str)  # the run record: the whole config
             _append(met, rows, 'metrics', key)
             _append(runs, pd.DataFrame([rec]), None, key)
             if verbose:
-                print_run(rows, rec, f"{backbone.name} / {name}", protocol, img_size)
+                print_run(rows, rec, f"{backbone.name} / {name}", config.protocol, config.img_size)
     return read_table(met, 'metrics')

@@ -132,12 +132,14 @@ class Reader:
     suffixes: tuple  # lower-case file name endings it reads ('.nii.gz' is longer than '.gz': longest wins)
     read: Callable  # read(files: list[Path], opts) -> list or iterator of Volume / Planar items
     sniff: Callable | None = None  # sniff(path) -> bool: claims a file whose suffix no reader names
+    series_kind: str | None = None  # the job kind of its files that share a series, planned from their DICOM
+    # headers ('dicom_series'); None: one job per file
 
 
 READERS: dict[str, Reader] = {}  # kind -> Reader; the built-ins are registered at the end of this notebook
 
 
-def register_reader(kind: str, suffixes=(), sniff: Callable | None = None):
+def register_reader(kind: str, suffixes=(), sniff: Callable | None = None, series_kind: str | None = None):
     "Decorator: register `read(files, opts)` as the reader of `kind` (registering a kind again replaces it)."
     suffixes = tuple(s.lower() for s in suffixes)
 
@@ -145,7 +147,7 @@ def register_reader(kind: str, suffixes=(), sniff: Callable | None = None):
         claimed = {s: r.kind for r in READERS.values() if r.kind != kind for s in r.suffixes if s in suffixes}
         if claimed:
             raise ValueError(f"reader {kind!r}: suffixes already claimed by other readers: {claimed}")
-        READERS[kind] = Reader(kind, suffixes, read, sniff)
+        READERS[kind] = Reader(kind, suffixes, read, sniff, series_kind)
         return read
 
     return register
@@ -706,7 +708,7 @@ def nifti_reader(files, opts):
     return read_nifti(files[0], opts.frame_step)
 
 
-@register_reader('dicom', suffixes=('.dcm', '.dicom', '.ima'), sniff=_is_dicom)
+@register_reader('dicom', suffixes=('.dcm', '.dicom', '.ima'), sniff=_is_dicom, series_kind='dicom_series')
 def dicom_reader(files, opts):
     return read_dicom(files[0], opts.frame_step, opts.img_size, opts.min_tissue, opts.max_pixels)
 

@@ -11,14 +11,10 @@ import numpy as np
 import pandas as pd
 from biovfm.core import (
     SCHEMAS,
-    MEDMNIST_2D,
     BACKBONES,
     PAPER_X_PARAMS_M,
     backbone_params,
-    benchmark_info,
-    find_medmnist,
     file_md5,
-    load_medmnist,
     read_table,
     write_table,
     atomic_path,
@@ -27,6 +23,12 @@ from biovfm.core import (
     runs_root,
     weighted_auc,
     predictions_path,
+)
+from biovfm.benchmarks import (
+    MEDMNIST_2D,
+    benchmark_info,
+    find_medmnist,
+    load_medmnist,
 )
 
 # %% auto #0

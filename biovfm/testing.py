@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from .core import SCHEMAS, backbone_params, benchmark_info, repo_root
+from .core import SCHEMAS, backbone_params, repo_root
+from .benchmarks import benchmark_info
 
 # %% auto #0
 __all__ = ['BIDS_FILES', 'FLAT_FILES', 'CSV_FOLDER_METADATA', 'make_corrupt_inputs', 'make_dicom_tree', 'make_bids_dataset',

@@ -151,8 +151,7 @@ def test_a_pretraining_parameter_out_of_range_is_refused_before_any_work(tmp_pat
 
 def test_rejected_inputs_are_reported_and_bounded(tmp_path):
     "3 of 156 images unreadable: above max_rejected=1% the probe fails naming the list; at 5% it reports them."
-    from biovfm.benchmarks import write_labelled_folder
-    from biovfm.core import load_medmnist
+    from biovfm.benchmarks import load_medmnist, write_labelled_folder
     import pandas as pd
     images, labels = load_medmnist('breastmnist', 'test')
     folder = write_labelled_folder(tmp_path / 'bus', images, labels)

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biovfm.core import load_medmnist, read_table
+from biovfm.core import read_table
+from biovfm.benchmarks import load_medmnist
 from biovfm.backbones import save_backbone
 from biovfm import probe as P, metrics as M, backbones as BK, benchmarks as B
 
@@ -122,7 +123,7 @@ def test_a_nan_metric_is_refused_not_written(folder, tmp_path):
 
 def probe(backbone, folder, out, **kw):
     options = dict(epochs=2, aug_views=0, n_boot=50, cache_dir=out.parent/'cache', verbose=True) | kw
-    P.probe_many([str(backbone)], [], out, 28, dataset_dir=folder, **options)
+    P.probe_many([str(backbone)], benchmarks=[], out_dir=out, img_size=28, dataset_dir=folder, **options)
     return read_table(out/'probe_runs.csv')
 
 

@@ -74,3 +74,19 @@ def test_a_pretraining_option_has_one_help_text():
     cell, config = source_docs(parameters_cell('03_pretrain')), source_docs(inspect.getsource(Config))
     assert [name for name in cell if config.get(name, ('', ''))[1]] == []
     assert set(cell) <= set(config)
+
+
+def test_the_probe_parameters_cell_is_probe_config():
+    "nbs/04_probe's parameters cell: ProbeConfig's fields with their order, help and defaults (two CPU-sized), then nothing else."
+    import inspect
+    from dataclasses import fields
+    from biovfm.cli import parameters_cell, source_docs
+    from biovfm.probe import ProbeConfig
+    cell = parameters_cell('04_probe')
+    assigned = {}
+    exec(cell, {}, assigned)  # papermill's literal assignments
+    config = {field.name: field.default for field in fields(ProbeConfig)}
+    assert list(assigned) == ['backbone', *config]
+    assert {name for name in config if assigned[name] != config[name]} == {'img_size', 'resize_from'}
+    cell_docs, config_docs = source_docs(cell), source_docs(inspect.getsource(ProbeConfig))
+    assert {name: cell_docs[name] for name in config} == config_docs

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from biovfm.core import MEDMNIST_2D, SCHEMAS, benchmark_info, data_dir, read_table
+from biovfm.core import SCHEMAS, data_dir, read_table
+from biovfm.benchmarks import MEDMNIST_2D, benchmark_info
 from biovfm.backbones import save_backbone
 from biovfm import probe as P, metrics as M, backbones as BK, features as FE, table1 as T1, benchmarks as B
 
@@ -20,7 +21,7 @@ def breast_predictions(tmp_path_factory):
     out = tmp_path_factory.mktemp('bm')
     bb = BK.load_probe_backbone(SPEC, 28)
     data = B.load_benchmark('breastmnist', 28)
-    rows, rec = P.probe_one(bb, data, 'fast', epochs=10, aug_views=0, n_boot=200, cache_dir=out/'cache', out_dir=out)
+    rows, rec = P.probe_one(bb, data, protocol='fast', epochs=10, aug_views=0, n_boot=200, cache_dir=out/'cache', out_dir=out)
     with np.load(out/rec['predictions'], allow_pickle=False) as z: pred = {k: z[k] for k in z}
     return rows, rec, pred
 
@@ -213,7 +214,7 @@ def _folder(dest, n, size, multilabel, n_classes, seed=0):
 def test_labelled_folder_end_to_end(tmp_path, multilabel, n_classes):
     fold = _folder(tmp_path/'ds', 160, 28, multilabel, n_classes)
     out = tmp_path/'out'
-    met = P.probe_many([SPEC], [], out, 28, 'fast', dataset_dir=fold, epochs=15, aug_views=0, n_boot=100,
+    met = P.probe_many([SPEC], benchmarks=[], out_dir=out, img_size=28, protocol='fast', dataset_dir=fold, epochs=15, aug_views=0, n_boot=100,
                        cache_dir=tmp_path/'c', verbose=False)
     assert list(met.columns) == SCHEMAS['metrics'] and set(met.metric) == set(M.METRICS)
     auc = met.set_index('metric').loc['auc', 'value']
@@ -232,7 +233,7 @@ def test_both_protocols_exported_and_random_like(tmp_path):
                         total_params=6_000_000, steps=5)
     out = tmp_path/'out'
     for proto, ep in (('fast', 10), ('faithful', 1)):
-        P.probe_many([str(exp), f'random-like:{exp}'], ['breastmnist'], out, 28, proto, epochs=ep, aug_views=2, n_boot=100,
+        P.probe_many([str(exp), f'random-like:{exp}'], benchmarks=['breastmnist'], out_dir=out, img_size=28, protocol=proto, epochs=ep, aug_views=2, n_boot=100,
                      cache_dir=tmp_path/'c', verbose=False)
     met = read_table(out/'metrics.csv', 'metrics')
     assert len(met) == 2*2*5
@@ -247,7 +248,7 @@ def test_missing_size_fails_clearly_or_upsamples():
     with pytest.raises(FileNotFoundError, match='resize_from'): B.load_benchmark('pneumoniamnist', 128)
     d = B.load_benchmark('breastmnist', 64, resize_from=28)
     assert d.upsampled and d.source_img_size == 28 and d.x['val'].shape == (78, 64, 64)
-    with pytest.raises(ValueError, match='unknown benchmark'): P.probe_many([SPEC], ['brainmnist'], None)
+    with pytest.raises(ValueError, match='unknown benchmark'): P.probe_many([SPEC], benchmarks=['brainmnist'])
 
 
 def _authors_features(model, x):
@@ -305,7 +306,7 @@ def test_dinov2_backbones_train_with_the_authors_stochastic_depth(tmp_path):
     dino = BK.load_probe_backbone(tmp_path/'dino', 28)
     assert (FE.probe_drop_path(dino), FE.probe_drop_path(dino, 'eval'), FE.probe_drop_path(bb)) == (0.3, 0., 0.)
     data = B.load_benchmark('breastmnist', 28)
-    _, rec = P.probe_one(dino, data, 'faithful', 1, n_boot=50)
+    _, rec = P.probe_one(dino, data, protocol='faithful', epochs=1, n_boot=50)
     assert rec['drop_path'] == 0.3 and rec['backbone_mode'] == 'authors'
     views = [FE.cached_features(dino, data, 'train', tmp_path/c, 'aug-1-0', drop_path=0.3)[0] for c in ('c1', 'c2')]
     np.testing.assert_array_equal(*views)   # a view is seeded: the same stochastic depth when recomputed
@@ -319,7 +320,7 @@ def test_fast_with_one_view_per_epoch_is_the_faithful_probe(tmp_path, method):
     data = B.load_benchmark('breastmnist', 28)
     scores = {}
     for protocol in ('faithful', 'fast'):
-        _, rec = P.probe_one(bb, data, protocol, epochs=3, aug_views=-1, n_boot=20, cache_dir=tmp_path/'c',
+        _, rec = P.probe_one(bb, data, protocol=protocol, epochs=3, aug_views=-1, n_boot=20, cache_dir=tmp_path/'c',
                              out_dir=tmp_path/'o')
         with np.load(tmp_path/'o'/rec['predictions']) as z: scores[protocol] = z['y_score'], z['y_score_val']
         assert rec['drop_path'] == (0.3 if method == 'dinov2' else 0.)
@@ -333,7 +334,7 @@ def test_normalisation_is_the_authors_unless_asked(tmp_path):
     assert FE.input_stats(bb) == dict(mean=(0.5,)*3, std=(0.5,)*3)
     assert FE.input_stats(bb, 'backbone')['mean'] == (0.485, 0.456, 0.406)
     for normalize in ('authors', 'backbone'):
-        P.probe_many([str(exp)], ['breastmnist'], tmp_path/normalize, 28, epochs=2, aug_views=0, n_boot=50,
+        P.probe_many([str(exp)], benchmarks=['breastmnist'], out_dir=tmp_path/normalize, img_size=28, epochs=2, aug_views=0, n_boot=50,
                      cache_dir=tmp_path/'c', verbose=False, normalize=normalize)
     means = {n: json.loads(read_table(tmp_path/n/'probe_runs.csv').input_mean.iloc[0]) for n in ('authors', 'backbone')}
     assert means == {'authors': [0.5]*3, 'backbone': [0.485, 0.456, 0.406]}
@@ -342,11 +343,11 @@ def test_normalisation_is_the_authors_unless_asked(tmp_path):
 
 def test_resume_skips_only_runs_with_the_same_options(tmp_path):
     kw = dict(epochs=2, aug_views=0, n_boot=50, cache_dir=tmp_path/'c', verbose=False)
-    P.probe_many([SPEC], ['breastmnist'], tmp_path/'o', 28, **kw)
+    P.probe_many([SPEC], benchmarks=['breastmnist'], out_dir=tmp_path/'o', img_size=28, **kw)
     t0 = read_table(tmp_path/'o'/'probe_runs.csv').total_s.iloc[0]
-    P.probe_many([SPEC], ['breastmnist'], tmp_path/'o', 28, **kw)                           # same options: skipped
+    P.probe_many([SPEC], benchmarks=['breastmnist'], out_dir=tmp_path/'o', img_size=28, **kw)                           # same options: skipped
     assert read_table(tmp_path/'o'/'probe_runs.csv').total_s.iloc[0] == t0
-    P.probe_many([SPEC], ['breastmnist'], tmp_path/'o', 28, thresholds='midpoint', **kw)    # other options: re-run, replaced
+    P.probe_many([SPEC], benchmarks=['breastmnist'], out_dir=tmp_path/'o', img_size=28, thresholds='midpoint', **kw)    # other options: re-run, replaced
     runs = read_table(tmp_path/'o'/'probe_runs.csv')
     assert len(runs) == 1 and runs.thresholds.iloc[0] == 'midpoint'
     assert len(read_table(tmp_path/'o'/'metrics.csv', 'metrics')) == 5
@@ -367,7 +368,7 @@ def test_augmentation_is_torchvisions_rotation_then_padded_crop():
 
 def test_probe_heads_log_tensorboard_curves(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    P.probe_many([SPEC], ['breastmnist'], tmp_path/'o', 28, epochs=3, aug_views=0, n_boot=50, cache_dir=tmp_path/'c',
+    P.probe_many([SPEC], benchmarks=['breastmnist'], out_dir=tmp_path/'o', img_size=28, epochs=3, aug_views=0, n_boot=50, cache_dir=tmp_path/'c',
                  verbose=False, tensorboard=True)
     runs = sorted((tmp_path/'o'/'tensorboard').glob('*/breastmnist'))
     assert len(runs) == 1

@@ -4,8 +4,8 @@ from pathlib import Path
 import pandas as pd
 import papermill
 import pytest
-from biovfm.core import load_medmnist, write_table
-from biovfm.benchmarks import write_labelled_folder
+from biovfm.core import write_table
+from biovfm.benchmarks import load_medmnist, write_labelled_folder
 from biovfm.testing import synthetic_metrics
 
 NBS = Path(__file__).resolve().parents[1]/'nbs'
