@@ -64,7 +64,7 @@ def our_step(cfg):
 def quartiles(numerators: list, denominators: list) -> tuple:
     "First and third quartiles of the per-round ratios: the spread the median ratio comes with."
     ratios = [n / d for n, d in zip(numerators, denominators)]
-    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method='inclusive') if len(ratios) > 1 else (ratios[0],) * 3
     return q1, q3
 
 
@@ -122,23 +122,24 @@ def bench(method: str, arch: str, img_size: int, batch_size: int, rounds: int, w
 
 
 def cpu_snapshot() -> tuple:
-    "(CPU seconds all processes used since boot, CPU seconds of this process and its children, monotonic time)."
+    "(busy and total CPU seconds of the machine since boot, CPU seconds of this process and its children)."
     times = os.times()
     own = times.user + times.system + times.children_user + times.children_system
     try:
         fields = [int(v) for v in open('/proc/stat').readline().split()[1:9]]
     except (OSError, ValueError):
-        return None, own, time.monotonic()
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf('SC_CLK_TCK'), own, time.monotonic()
+        return None, None, own
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    ticks = os.sysconf('SC_CLK_TCK')
+    return (user + nice + system + irq + softirq + steal) / ticks, sum(fields) / ticks, own
 
 
 def other_cpu_share(start: tuple) -> float | None:
     "Share of the machine's CPU time that other processes used since `start` (a `cpu_snapshot()`); None off Linux."
-    busy, own, now = cpu_snapshot()
-    if busy is None or start[0] is None:
+    busy, total, own = cpu_snapshot()
+    if busy is None or start[0] is None or total <= start[1]:
         return None
-    return max(0.0, (busy - start[0]) - (own - start[1])) / ((now - start[2]) * os.cpu_count())
+    return max(0.0, (busy - start[0]) - (own - start[2])) / (total - start[1])
 
 
 def section_header(command: str, start: tuple) -> str:

@@ -31,7 +31,7 @@ def machine() -> str:
 
 def collect() -> Path:
     parts = [f"# Benchmarks\n\nRatios measured by each stage's benchmark in one run "
-             f"(regenerate: `make bench`; each section gives its own date, command and load average: on a shared machine "
+             f"(regenerate: `make bench`; each section gives its own date, command and how busy the machine was: on a shared machine "
              f"compare the ratios, measured interleaved, not the seconds).\n\nMachine this file was collected on: {machine()}.\n"]
     for stage in STAGES:
         if (HERE/f'{stage}.md').exists(): parts.append((HERE/f'{stage}.md').read_text().strip() + '\n')

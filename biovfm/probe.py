@@ -147,6 +147,7 @@ def get_protocol(name: str) -> Protocol:
 class ProbeConfig:
     "Every option of a probe run but the backbones: checked when made, recorded whole in probe_runs.csv."
 
+    # fmt: off
     # model
     normalize: str = 'authors'  # inputs: 'authors' (mean and std 0.5 for every backbone) or 'backbone'
         # (its stored statistics)
@@ -185,6 +186,7 @@ class ProbeConfig:
         # notebook's run: runs/probe/default, recomputed)
     overwrite: bool = False  # probe again even when out_dir holds the same backbone, data and options
     tensorboard: bool = False  # also write each head's train and validation loss per epoch as TensorBoard events
+    # fmt: on
 
     def __post_init__(self):
         "Refuse a value outside its valid range, naming it and the range (before any work)."
@@ -204,7 +206,7 @@ class ProbeConfig:
             raise ValueError(f"max_rejected={rejected!r} must be a fraction in [0, 1]")
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r}: use one of {allowed}")
+                raise ValueError(f"{name}={getattr(self, name)!r}: use one of {tuple(allowed)}")
 
     @property
     def feature_cache(self) -> Path:
@@ -213,7 +215,7 @@ class ProbeConfig:
 
 
 CHOICES = dict(  # the ProbeConfig fields that name a choice -> the valid names
-    protocol=tuple(PROTOCOLS),
+    protocol=PROTOCOLS,  # the registry itself: a protocol registered later is a valid choice
     normalize=NORMALIZE,
     features=FEATURES,
     backbone_mode=BACKBONE_MODES,

@@ -187,3 +187,33 @@ def test_cli_args_round_trip():
     back = {args[i][2:]: args[i+1] for i in range(0, len(args), 2)}
     assert back['global_scale'] == '[0.32, 1.0]' and back['arch'] == cfg.arch and back['drop_path'] == '0.1'
     assert 'nproc' not in back  # torchrun owns the process count
+
+
+def test_a_resumed_optimiser_keeps_this_process_implementation():
+    "A checkpoint of the default AdamW resumes into the fused one make_optimizer picks (torch restores it otherwise)."
+    model = torch.nn.Linear(3, 2)
+    saved = torch.optim.AdamW(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    saved.step()
+    resumed = torch.optim.AdamW(model.parameters(), fused=True)
+    P.load_optimizer_state(model, resumed, saved.state_dict())
+    assert resumed.param_groups[0]['fused'] is True
+    resumed.step()  # the fused kernel accepts the restored moments and step count
+    assert torch.equal(resumed.state[model.weight]['exp_avg'], saved.state[model.weight]['exp_avg'])
+
+
+def test_the_shared_head_in_one_pass_equals_two_passes():
+    "DINOv2Student.heads runs a shared DINO/iBOT head once over class and masked tokens: the same outputs."
+    from types import SimpleNamespace
+    from lightly.models.modules import DINOv2ProjectionHead
+    from biovfm.dinov2 import DINOv2Student
+
+    torch.manual_seed(0)
+    head = DINOv2ProjectionHead(input_dim=16, hidden_dim=32, bottleneck_dim=8, output_dim=24)
+    class_tokens, masked_patches = torch.randn(6, 16), torch.randn(11, 16)
+    dino, ibot = DINOv2Student.heads(SimpleNamespace(dino_head=head, ibot_head=head), class_tokens, masked_patches)
+    torch.testing.assert_close(dino, head(class_tokens))
+    torch.testing.assert_close(ibot, head(masked_patches))
+    separate = SimpleNamespace(dino_head=head, ibot_head=DINOv2ProjectionHead(16, 32, 8, 24))
+    _, ibot_own = DINOv2Student.heads(separate, class_tokens, masked_patches)
+    torch.testing.assert_close(ibot_own, separate.ibot_head(masked_patches))
