@@ -82,7 +82,14 @@ def local_paths(info: dict) -> dict:
 
 
 def timm_config(
-    model, timm_name: str, img_size: int, model_kwargs: dict, mean, std, info: dict, model_args: dict | None = None
+    model,
+    timm_name: str,
+    img_size: int,
+    model_kwargs: dict,
+    mean,
+    std,
+    info: dict,
+    model_args: dict | None = None,
 ) -> dict:
     "timm's `config.json` for `local-dir:`/`hf-hub:` loading: architecture, model_args, pretrained_cfg, provenance."
     pretrained_cfg = dict(
@@ -224,7 +231,9 @@ def load_backbone(path, device='cpu'):
     if info.get('final_norm'):  # the probe's timm form: the pretrained final norm is kept beside it
         norm_file = d / info['final_norm']
         if not norm_file.exists():
-            raise FileNotFoundError(f"exported backbone incomplete: {norm_file} is missing ({js.name} names it)")
+            raise FileNotFoundError(
+                f"exported backbone incomplete: {norm_file} is missing ({js.name} names it)"
+            )
         weights = {k: v for k, v in weights.items() if not k.startswith('fc_norm.')} | _read_weights(
             norm_file, device
         )
@@ -531,7 +540,9 @@ def _biomedclip(path: Path, img_size, spec) -> Backbone:
             f"{f}: vision trunk does not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     m.reset_classifier(0, global_pool='avg')  # the authors' `reset_classifier(..., global_pool="avg")`
-    m.authors_features = 'timm-pool'  # their features: final norm on every token, patch-token mean, no LayerNorm
+    m.authors_features = (
+        'timm-pool'  # their features: final norm on every token, patch-token mean, no LayerNorm
+    )
     _set_size(m, img_size)
     return Backbone(
         m, 'biomedclip', 'biomedclip', short_arch(name), _n(m), _n(m), spec, dict(timm_name=name, file=str(f))
@@ -595,7 +606,9 @@ def _biomedgpt(path: Path, img_size, spec) -> Backbone:
     sd = {k.split('embed_images.', 1)[1]: v for k, v in state.items() if 'embed_images.' in k}
     stage3 = {int(k.split('.')[1]) for k in sd if k.startswith('layer3.')}
     if len(stage3) not in OFA_RESNETS:
-        raise ValueError(f"{f}: no OFA image encoder (`*embed_images.layer3.*` weights of a ResNet-50/101/152)")
+        raise ValueError(
+            f"{f}: no OFA image encoder (`*embed_images.layer3.*` weights of a ResNet-50/101/152)"
+        )
     name = OFA_RESNETS[len(stage3)]
     m = timm.create_model(name, pretrained=False, num_classes=0)
     m.layer4, m.num_features = nn.Identity(), 1024  # OFA keeps stages 1-3: a 14x14x1024 map at 224 px
@@ -648,7 +661,9 @@ def pool_features(model, x, features: str = 'authors'):
     if features not in FEATURES:
         raise ValueError(f"features={features!r}: use one of {FEATURES}")
     if features == 'authors' and getattr(model, 'authors_features', None) == 'timm-pool':
-        return model.forward_head(model.forward_features(x), pre_logits=True)  # BiomedCLIP: its timm head's pooling
+        return model.forward_head(
+            model.forward_features(x), pre_logits=True
+        )  # BiomedCLIP: its timm head's pooling
     if features == 'authors' and _is_vit(model):
         pooled = last_block_tokens(model, x).mean(1)
     else:

@@ -262,7 +262,9 @@ class BenchmarkKind:
     load: Callable  # load(rest, img_size, resize_from, download, seed, out_dir) -> ProbeData
     name: Callable | None = None  # name(rest) -> its name in results tables (None: the name as a slug)
     check: Callable | None = None  # check(rests, img_size, resize_from, download) -> a list of problems
-    splits: Callable | None = None  # splits(rest, img_size) -> (cache key, split -> images), reading no image yet
+    splits: Callable | None = (
+        None  # splits(rest, img_size) -> (cache key, split -> images), reading no image yet
+    )
 
     def table_name(self, rest: str) -> str:
         "The benchmark's name in results tables."

@@ -35,19 +35,30 @@ def source_docs(source: str) -> dict[str, tuple[str, str]]:
         defaults = [None] * (len(positional) - len(arguments.defaults)) + arguments.defaults
         spans = [
             (argument.arg, argument.lineno, (default or argument).end_lineno)
-            for argument, default in [*zip(positional, defaults), *zip(arguments.kwonlyargs, arguments.kw_defaults)]
+            for argument, default in [
+                *zip(positional, defaults),
+                *zip(arguments.kwonlyargs, arguments.kw_defaults),
+            ]
         ]
     else:
         body = statement.body if isinstance(statement, ast.ClassDef) else tree.body
         spans = [
-            (node.target.id if isinstance(node, ast.AnnAssign) else node.targets[0].id, node.lineno, node.end_lineno)
+            (
+                node.target.id if isinstance(node, ast.AnnAssign) else node.targets[0].id,
+                node.lineno,
+                node.end_lineno,
+            )
             for node in body
             if isinstance(node, (ast.Assign, ast.AnnAssign))
             and isinstance(node.target if isinstance(node, ast.AnnAssign) else node.targets[0], ast.Name)
         ]
     lines = textwrap.dedent(source).splitlines()
     comments = {
-        token.start[0]: (token.start[1], token.string.lstrip('#').strip(), not lines[token.start[0] - 1][: token.start[1]].strip())
+        token.start[0]: (
+            token.start[1],
+            token.string.lstrip('#').strip(),
+            not lines[token.start[0] - 1][: token.start[1]].strip(),
+        )
         for token in tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline)
         if token.type == tokenize.COMMENT
     }
@@ -55,7 +66,9 @@ def source_docs(source: str) -> dict[str, tuple[str, str]]:
     for name, first, last in spans:
         column = len(lines[first - 1]) - len(lines[first - 1].lstrip())
         headers = [
-            text for line, (col, text, alone) in comments.items() if previous_end < line < first and alone and col <= column
+            text
+            for line, (col, text, alone) in comments.items()
+            if previous_end < line < first and alone and col <= column
         ]
         headers = [text for text in headers if not text.startswith('fmt:')]  # ruff's `# fmt: off`
         group = headers[-1] if headers else group
@@ -109,7 +122,11 @@ def add_options(
         if name in required:  # a repeatable option without a default (`--backbone A --backbone B`)
             options = dict(type=str, action='append', required=True, help=f'{text} (required, repeatable)')
         else:
-            options = dict(type=types.get(name, parse_value), default=argparse.SUPPRESS, help=f'{text} (default: {default!r})')
+            options = dict(
+                type=types.get(name, parse_value),
+                default=argparse.SUPPRESS,
+                help=f'{text} (default: {default!r})',
+            )
         options['help'] = options['help'].replace('%', '%%').strip()
         groups[group].add_argument(f'--{name}', **options)
     return list(defaults)
@@ -172,7 +189,11 @@ def curate_options(parser: argparse.ArgumentParser):
 
     defaults = signature_defaults(stage.curate) | {f.name: f.default for f in fields(stage.Options)}
     names = sorted(stage.RUN_PARAMETERS - {'demo'} | {'progress'})
-    add_options(parser, {name: defaults[name] for name in names}, option_docs('01_curate', stage.curate, stage.Options))
+    add_options(
+        parser,
+        {name: defaults[name] for name in names},
+        option_docs('01_curate', stage.curate, stage.Options),
+    )
 
 
 def pretrain_options(parser: argparse.ArgumentParser):
@@ -208,7 +229,10 @@ def figures_options(parser: argparse.ArgumentParser):
 
 SUBCOMMANDS = {  # name -> (one line of help, the function adding its options)
     'curate': ('raw files -> corpus + data_list.parquet', curate_options),
-    'pretrain': ('DINOv2 / MAE pretraining (python -m biovfm.pretrain; torchrun for several GPUs)', pretrain_options),
+    'pretrain': (
+        'DINOv2 / MAE pretraining (python -m biovfm.pretrain; torchrun for several GPUs)',
+        pretrain_options,
+    ),
     'probe': ('linear probes on MedMNIST / a labelled folder', probe_options),
     'figures': ('paper figures from stored results', figures_options),
 }
@@ -216,8 +240,12 @@ SUBCOMMANDS = {  # name -> (one line of help, the function adding its options)
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     "The `biovfm` parser, one subcommand per stage; the options of `command` only (its stage alone is imported)."
-    parser = Parser('biovfm', description='BioVFM-21M compendium: run a stage from the shell.', allow_abbrev=False)
-    parser.add_argument('--debug', action='store_true', help=f'full traceback of an error (or {DEBUG_VARIABLE}=1)')
+    parser = Parser(
+        'biovfm', description='BioVFM-21M compendium: run a stage from the shell.', allow_abbrev=False
+    )
+    parser.add_argument(
+        '--debug', action='store_true', help=f'full traceback of an error (or {DEBUG_VARIABLE}=1)'
+    )
     commands = parser.add_subparsers(dest='command', required=True)
     for name, (text, add) in SUBCOMMANDS.items():
         subparser = commands.add_parser(name, help=text, description=text, allow_abbrev=False)
@@ -241,7 +269,11 @@ def run(argv):
 
         refuse(check_curate_parameters, **options)  # status 2 before any work (curate checks them again)
         summary = curate(**options)
-        report = {k: summary[k] for k in ('images', 'inputs', 'rejected_inputs')} if summary else 'other shards pending'
+        report = (
+            {k: summary[k] for k in ('images', 'inputs', 'rejected_inputs')}
+            if summary
+            else 'other shards pending'
+        )
         print(json.dumps(report))
         return summary
     if command == 'pretrain':

@@ -1275,13 +1275,14 @@ def check_curate_parameters(
     views = tuple(v.strip() for v in views.split(',')) if isinstance(views, str) else tuple(views)
     if bad := [v for v in views if v not in VIEW_AXIS]:
         raise ValueError(f"views={bad}: use axial, sagittal, coronal")
-    for name, value in dict(slice_step=slice_step, frame_step=frame_step, img_size=img_size, workers=workers).items():
+    for name, value in dict(
+        slice_step=slice_step, frame_step=frame_step, img_size=img_size, workers=workers
+    ).items():
         if int(value) < 1:
             raise ValueError(f"{name}={value} must be >= 1")
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}: use one of {sorted(ENGINES)}")
     return views
-
 
 # %% ../nbs/01_curate.ipynb #e3c4fc2b
 def curation_report(summary: dict, out_dir) -> str:

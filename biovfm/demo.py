@@ -119,7 +119,9 @@ def demo_matrix(
 ) -> tuple[list[Run], dict]:
     "The demo's runs and corpus step (configs/demo)."
     probe = demo_probe(benchmarks, img_size)
-    runs, corpus = small_matrix('demo', DEMO_CURATE, budget, img_size, patch_size, probe, save_every=25, about='demo')
+    runs, corpus = small_matrix(
+        'demo', DEMO_CURATE, budget, img_size, patch_size, probe, save_every=25, about='demo'
+    )
     for run in runs:  # the online evaluation four times per run (and at step 0): curves in the report
         if run.pretrain is not None:
             run.pretrain['eval_every'] = max(1, run.pretrain['max_steps'] // 4)
@@ -273,9 +275,20 @@ def online_evaluation_section(out, runs_dir, runs: list[Run]) -> list[str]:
     if not len(curves):
         return []
     summaries = pd.DataFrame(
-        [learning_summary(Path(runs_dir) / name / 'pretrain') | dict(run=name) for name in curves.run.unique()]
+        [
+            learning_summary(Path(runs_dir) / name / 'pretrain') | dict(run=name)
+            for name in curves.run.unique()
+        ]
     )
-    columns = ['run', 'last_step', 'knn_auc_start', 'knn_auc_end', 'linear_auc_start', 'linear_auc_end', 'collapse']
+    columns = [
+        'run',
+        'last_step',
+        'knn_auc_start',
+        'knn_auc_end',
+        'linear_auc_start',
+        'linear_auc_end',
+        'collapse',
+    ]
     figure = learning_curves_figure(curves, None, Path(out) / 'learning_curves.png')
     return [
         "## Online evaluation during pretraining",
@@ -521,7 +534,9 @@ def run_demo(out=None, fresh: bool = False, log=print) -> Path:
     p = write_report(out, runs, time.time() - t0)
     log(f"demo finished in {(time.time() - t0) / 60:.1f} min: {p}")
     learned = results_root() / 'learn' / 'REPORT.md'
-    log(f"does pretraining beat random weights at a larger CPU budget? the learning profile: {learned} (make learn)")
+    log(
+        f"does pretraining beat random weights at a larger CPU budget? the learning profile: {learned} (make learn)"
+    )
     return p
 
 
@@ -553,7 +568,6 @@ def main(argv=None) -> int:
     console = later_stage('cli').console
 
     return console('python -m biovfm.demo', demo_command, argv)
-
 
 # %% ../nbs/08_demo.ipynb #ddd836d7
 if __name__ == '__main__' and sys.argv and sys.argv[0].endswith('demo.py'):

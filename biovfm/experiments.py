@@ -152,7 +152,10 @@ TABLE1_BASELINES = {  # name -> (probe backbone spec: downloaded on a networked 
         'biomedclip:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224',
         'BiomedCLIP ViT-B/16 vision trunk, pooled as the authors pool it',
     ),
-    'biomedgpt': ('biomedgpt:PanaceaAI/BiomedGPT-Base-Pretrained', 'BiomedGPT-Base, its ResNet image encoder'),
+    'biomedgpt': (
+        'biomedgpt:PanaceaAI/BiomedGPT-Base-Pretrained',
+        'BiomedGPT-Base, its ResNet image encoder',
+    ),
 }
 
 
@@ -187,7 +190,11 @@ def paper_matrix() -> list[Run]:
         )
     )
     for name, (backbone, about) in TABLE1_BASELINES.items():
-        runs.append(Run(f'table1/{name}', None, probe_recipe() | dict(backbone=backbone), f'Table 1 baseline: {about}'))
+        runs.append(
+            Run(
+                f'table1/{name}', None, probe_recipe() | dict(backbone=backbone), f'Table 1 baseline: {about}'
+            )
+        )
     return runs
 
 # %% ../nbs/07_experiments.ipynb #8d815436
@@ -620,7 +627,9 @@ def slurm_scripts(
             f'curate-{name}', rd / 'data' / name / 'slurm-%A_%a.out', 1, 0, cpus_per_gpu, time_limit, extra
         )
         lines.insert(lines.index('set -euo pipefail'), f'#SBATCH --array=0-{curate_tasks - 1}')
-        lines.append('step ' + shlex.join(argv) + ' -p shard "$SLURM_ARRAY_TASK_ID" -p workers "$SLURM_CPUS_PER_TASK"')
+        lines.append(
+            'step ' + shlex.join(argv) + ' -p shard "$SLURM_ARRAY_TASK_ID" -p workers "$SLURM_CPUS_PER_TASK"'
+        )
         script.write_text('\n'.join(lines) + '\n')
         written.append(script)
         submit.append(f'corpus_job[{name}]=$(sbatch --parsable {script.name})')
@@ -839,7 +848,10 @@ def experiments_parser():
     ap.add_argument('matrix', nargs='?', default='paper', help=f"{docs['matrix']} (default: paper)")
     ap.add_argument('--runs-dir', help=f"{docs['runs_dir']}")
     ap.add_argument('--only', help=f"{docs['only']} (default: all)")
-    ap.add_argument('--dest', help='collect/analyse: results folder (default: results/own); slurm: scripts folder (RUNS/slurm)')
+    ap.add_argument(
+        '--dest',
+        help='collect/analyse: results folder (default: results/own); slurm: scripts folder (RUNS/slurm)',
+    )
     ap.add_argument('--dry-run', action='store_true', help=f"{docs['dry_run']} (default: False)")
     return ap
 
@@ -877,4 +889,3 @@ def main(argv=None) -> int:
     console = later_stage('cli').console
 
     return console('biovfm-experiments', experiments_command, argv)
-

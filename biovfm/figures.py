@@ -479,10 +479,18 @@ def table1_from_results(results) -> pd.DataFrame:
 
 # %% ../nbs/06_figures.ipynb #7d2e5523
 ARCH_STYLES = {'vit_tiny': '-', 'vit_small': '--'}
-ARCH_LABELS = {'vit_tiny': 'ViT-T', 'vit_small': 'ViT-S', 'vit_base': 'ViT-B', 'vit_large': 'ViT-L', 'vit_huge': 'ViT-H'}
+ARCH_LABELS = {
+    'vit_tiny': 'ViT-T',
+    'vit_small': 'ViT-S',
+    'vit_base': 'ViT-B',
+    'vit_large': 'ViT-L',
+    'vit_huge': 'ViT-H',
+}
 
 
-def learning_curves_figure(curves: pd.DataFrame, band: pd.DataFrame | None, path, metrics=('knn_auc', 'linear_auc')):
+def learning_curves_figure(
+    curves: pd.DataFrame, band: pd.DataFrame | None, path, metrics=('knn_auc', 'linear_auc')
+):
     "Online metrics against the step (rows: metrics, columns: benchmarks), random-init band per arch; saved to `path`."
     curves = curves[curves.benchmark != 'train']
     benchmarks = sorted(curves.benchmark.unique())
@@ -493,10 +501,14 @@ def learning_curves_figure(curves: pd.DataFrame, band: pd.DataFrame | None, path
         for col, benchmark in enumerate(benchmarks):
             ax = axes[row][col]
             if band is not None and len(band):
-                for arch, values in band[(band.benchmark == benchmark) & (band.metric == metric)].groupby('arch'):
+                for arch, values in band[(band.benchmark == benchmark) & (band.metric == metric)].groupby(
+                    'arch'
+                ):
                     ax.axhspan(values.value.min(), values.value.max(), color='0.6', alpha=0.25, lw=0)
                     ax.axhline(values.value.mean(), color='0.4', ls=ARCH_STYLES.get(arch, ':'), lw=0.8)
-            for run, line in curves[(curves.benchmark == benchmark) & (curves.metric == metric)].groupby('run'):
+            for run, line in curves[(curves.benchmark == benchmark) & (curves.metric == metric)].groupby(
+                'run'
+            ):
                 ax.plot(
                     line.step,
                     line.value,

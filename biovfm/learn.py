@@ -79,7 +79,9 @@ LEARN_RECIPES = {  # changes to the CPU presets, found with the online evaluatio
     'dinov2': dict(teacher_temp=0.04, warmup_teacher_temp=0.04, lr=5e-4, n_local=2),
     'mae': dict(),
 }
-LEARN_EVAL = dict(eval_every=100, eval_n=500)  # the online evaluation of every run (default cadence, 2x the sets)
+LEARN_EVAL = dict(
+    eval_every=100, eval_n=500
+)  # the online evaluation of every run (default cadence, 2x the sets)
 LEARN_CURATE = dict(slice_step=1, frame_step=1, max_files=None, workers=2, img_size=64)
 
 
@@ -87,7 +89,9 @@ def learn_matrix(raw_dir: str, benchmarks: str = 'breastmnist,pneumoniamnist') -
     "The profile's runs (four pretrainings, two random-init baselines) and its corpus step on `raw_dir`."
     probe = demo_probe(benchmarks)  # the demo's probe: fast protocol, un-augmented cached features
     curate_step = LEARN_CURATE | dict(raw_dir=str(raw_dir))
-    runs, corpus = small_matrix('learn', curate_step, LEARN_BUDGET, 32, LEARN_PATCH, probe, 100, 'learning profile')
+    runs, corpus = small_matrix(
+        'learn', curate_step, LEARN_BUDGET, 32, LEARN_PATCH, probe, 100, 'learning profile'
+    )
     for run in runs:
         if run.pretrain is not None:
             run.pretrain |= LEARN_RECIPES[run.pretrain['method']] | LEARN_EVAL
@@ -105,7 +109,9 @@ def random_band(archs: dict, img_size: int = 32, seeds=range(5), eval_n: int = 5
     for arch, patch in archs.items():
         for seed in seeds:
             torch_seed(seed)
-            model = timm.create_model(timm_name(arch), pretrained=False, num_classes=0, img_size=img_size, patch_size=patch)
+            model = timm.create_model(
+                timm_name(arch), pretrained=False, num_classes=0, img_size=img_size, patch_size=patch
+            )
             rows += [dict(arch=arch, seed=seed, **row) for row in evaluate(model, sets)]
     return pd.DataFrame(rows)
 
@@ -171,7 +177,9 @@ def run_learn(out=None, results=None, fresh: bool = False, log=print) -> Path:
         title='BioVFM learning profile',
         command='make learn',
     )
-    write_learn_results(results, runs, out / 'runs', out / 'results', pd.read_csv(band_path))  # curves with the band
+    write_learn_results(
+        results, runs, out / 'runs', out / 'results', pd.read_csv(band_path)
+    )  # curves with the band
     log(f"learn finished in {(time.time() - started) / 60:.1f} min: {results}")
     return results
 
@@ -180,7 +188,9 @@ def main(argv=None) -> int:
     "Console entry `python -m biovfm.learn [--out_dir DIR] [--results DIR] [--fresh]`."
     import argparse
 
-    parser = argparse.ArgumentParser('python -m biovfm.learn', description='BioVFM learning profile (make learn).')
+    parser = argparse.ArgumentParser(
+        'python -m biovfm.learn', description='BioVFM learning profile (make learn).'
+    )
     parser.add_argument('--out_dir', default=None, help='working folder (default: runs/learn)')
     parser.add_argument('--results', default=None, help='where the results go (default: results/learn)')
     parser.add_argument('--fresh', action='store_true', help='start over (default: reuse finished stages)')

@@ -194,7 +194,9 @@ class OnlineEval:
         rows = pd.DataFrame(evaluate(model, self.sets, self.mean, self.std, device))
         means = rows.groupby('metric', sort=False).value.mean().to_dict()
         extra = dict(signals or {}) | dict(eval_s=time.perf_counter() - started)
-        rows = pd.concat([rows, pd.DataFrame(dict(benchmark='train', metric=list(extra), value=list(extra.values())))])
+        rows = pd.concat(
+            [rows, pd.DataFrame(dict(benchmark='train', metric=list(extra), value=list(extra.values())))]
+        )
         rows.insert(0, 'epoch', epoch)
         rows.insert(0, 'step', step)
         if self.path is not None:

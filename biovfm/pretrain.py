@@ -91,7 +91,9 @@ class Config:
     weight_decay: float | None = None  # AdamW weight decay at the start (None: preset)
     weight_decay_end: float | None = None  # weight decay at the end of its cosine schedule (None: preset)
     betas: list | None = None  # AdamW betas [beta1, beta2] (None: preset)
-    layer_decay: float | None = None  # layer-wise lr decay: block i of n gets lr x decay^(n - i) (1: off; None: preset)
+    layer_decay: float | None = (
+        None  # layer-wise lr decay: block i of n gets lr x decay^(n - i) (1: off; None: preset)
+    )
     patch_embed_lr_mult: float | None = None  # lr multiplier of the patch embedding (None: preset)
     clip_grad: float | None = None  # gradient-norm clipping threshold (0: off; None: preset)
     drop_path: float | None = None  # stochastic depth rate of the ViT (None: preset)
@@ -106,7 +108,9 @@ class Config:
     head_hidden: int | None = None  # hidden width of the DINO / iBOT projection heads (None: preset)
     head_bottleneck: int | None = None  # bottleneck width of the heads before the prototypes (None: preset)
     ibot_separate_head: bool | None = None  # iBOT's own head instead of sharing the DINO head (None: preset)
-    centering: str | None = None  # teacher centring: 'centering' (EMA centre) or 'sinkhorn_knopp' (None: preset)
+    centering: str | None = (
+        None  # teacher centring: 'centering' (EMA centre) or 'sinkhorn_knopp' (None: preset)
+    )
     koleo_weight: float | None = None  # weight of the KoLeo regulariser on class tokens (None: preset)
     ibot_weight: float | None = None  # weight of the iBOT masked-token loss (None: preset)
     n_local: int | None = None
@@ -131,15 +135,21 @@ class Config:
     crop_scale: list | None = None  # [min, max] area fraction of the random resized crop (None: preset)
     # optimisation
     max_bad_steps: int = 10  # consecutive non-finite losses tolerated (steps skipped) before the run stops
-    max_minutes: float | None = None  # time budget: checkpoint and stop cleanly after this many minutes (None: none)
+    max_minutes: float | None = (
+        None  # time budget: checkpoint and stop cleanly after this many minutes (None: none)
+    )
     # output
     tensorboard: bool = False
     # online evaluation (nbs/04a_monitor): k-NN and linear AUC of the exported backbone while it trains
     eval_every: int = 100  # steps between evaluations (also at step 0 and the last step; 0: off)
-    eval_benchmarks: str = 'auto'  # labelled sets: train subset + validation split, never test (auto: MedMNIST files here)
+    eval_benchmarks: str = (
+        'auto'  # labelled sets: train subset + validation split, never test (auto: MedMNIST files here)
+    )
     eval_n: int = 250  # memory (train) and query (validation) images per evaluation set
     # method-specific: a registered method's own knobs
-    method_options: dict | None = None  # plain types, for methods beyond DINOv2 and MAE (e.g. {"rotations": 4})
+    method_options: dict | None = (
+        None  # plain types, for methods beyond DINOv2 and MAE (e.g. {"rotations": 4})
+    )
 
 # %% ../nbs/03_pretrain.ipynb #20ddbb31
 class SSLMethod:
@@ -301,14 +311,21 @@ def check_optimisation(cfg: Config):
         if value is None and name != 'lr':  # a knob the method's preset leaves off
             continue
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not is_number or value < low or (value == low and not closed) or (high is not None and value > high):
+        if (
+            not is_number
+            or value < low
+            or (value == low and not closed)
+            or (high is not None and value > high)
+        ):
             interval = f"{'[' if closed else '('}{low}, {high if high is not None else 'inf'}{']' if high is not None else ')'}"
             raise ValueError(f"{name}={value!r} must be a number in {interval}")
     warmup = cfg.warmup_steps or 0
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup_steps={warmup!r} must be an integer >= 0")
     if cfg.max_steps and warmup >= cfg.max_steps:
-        raise ValueError(f"warmup_steps={warmup} must be below max_steps={cfg.max_steps} (0..{cfg.max_steps - 1})")
+        raise ValueError(
+            f"warmup_steps={warmup} must be below max_steps={cfg.max_steps} (0..{cfg.max_steps - 1})"
+        )
 
 
 def make_config(**kw) -> Config:
@@ -317,7 +334,9 @@ def make_config(**kw) -> Config:
     if unknown:
         raise TypeError(f"unknown pretraining parameter(s): {sorted(unknown)}")
     cfg = Config(**{k: v for k, v in kw.items() if v is not None})
-    lowest = dict(batch_size=1, save_every=1, nproc=1, img_size=1, max_steps=0, num_workers=0, seed=0, max_bad_steps=1)
+    lowest = dict(
+        batch_size=1, save_every=1, nproc=1, img_size=1, max_steps=0, num_workers=0, seed=0, max_bad_steps=1
+    )
     for name, low in lowest.items():
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -1338,12 +1357,16 @@ def cli_args(cfg: Config) -> list[str]:
     ]
 
 
-PREEMPTED_EXIT = 99  # exit status of a run stopped by SIGTERM/SIGUSR1 after its checkpoint: the Slurm scripts requeue it
+PREEMPTED_EXIT = (
+    99  # exit status of a run stopped by SIGTERM/SIGUSR1 after its checkpoint: the Slurm scripts requeue it
+)
 
 
 def main(argv=None) -> int:
     "`python -m biovfm.pretrain --method mae --data_list DL --out_dir OUT ...` (torchrun for DDP): `biovfm pretrain`."
-    biovfm_main = later_stage('cli').main  # one parser (help from the parameters cell and `Config`), exit statuses
+    biovfm_main = later_stage(
+        'cli'
+    ).main  # one parser (help from the parameters cell and `Config`), exit statuses
 
     return biovfm_main(['pretrain', *(sys.argv[1:] if argv is None else argv)])
 

@@ -90,7 +90,17 @@ def fast_inputs(backbone, data, config, n_aug: int, mean, std, device, drop_path
     ftr = []
     for v in views:
         f, h = cached_features(
-            backbone, data, 'train', cache_dir, v, mean, std, config.batch_size, features, drop_path, config.drop_last
+            backbone,
+            data,
+            'train',
+            cache_dir,
+            v,
+            mean,
+            std,
+            config.batch_size,
+            features,
+            drop_path,
+            config.drop_last,
         )
         ftr.append(f)
         hits.append(h)
@@ -227,7 +237,9 @@ CHOICES = dict(  # the ProbeConfig fields that name a choice -> the valid names
 def probe_config(config: ProbeConfig | None = None, **options) -> ProbeConfig:
     "`config` (default: `ProbeConfig()`) with `options` replacing its fields; unknown names refused, naming the valid ones."
     if config is not None and not isinstance(config, ProbeConfig):
-        raise TypeError(f"config={config!r} is not a ProbeConfig (options go by name: protocol='fast', epochs=...)")
+        raise TypeError(
+            f"config={config!r} is not a ProbeConfig (options go by name: protocol='fast', epochs=...)"
+        )
     valid = [field.name for field in fields(ProbeConfig)]
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -393,7 +405,9 @@ def probe_one(backbone: Backbone, data: ProbeData, config: ProbeConfig | None = 
     record = run_record(backbone, data, protocol, seed, settings, log, scores, hits, timings)
     if config.out_dir:
         out_dir = Path(config.out_dir)
-        record['predictions'] = save_predictions(out_dir, backbone.name, data, protocol, seed, s_val, s_te, scores)
+        record['predictions'] = save_predictions(
+            out_dir, backbone.name, data, protocol, seed, s_val, s_te, scores
+        )
     return rows, record
 
 # %% ../nbs/04_probe.ipynb #c4a26002
@@ -402,10 +416,14 @@ def check_patch_size(backbone: Backbone, img_size: int):
     patch = getattr(getattr(backbone.model, 'patch_embed', None), 'patch_size', None)
     side = max(patch) if isinstance(patch, (tuple, list)) else patch
     if side and img_size < side:
-        raise ValueError(f"img_size={img_size} is below the patch size {side} of {backbone.name}: use img_size >= {side}")
+        raise ValueError(
+            f"img_size={img_size} is below the patch size {side} of {backbone.name}: use img_size >= {side}"
+        )
 
 
-def rejected_inputs(name: str, rejects_csv: Path, n_read: int, max_rejected: float = 0.01, verbose: bool = True) -> int:
+def rejected_inputs(
+    name: str, rejects_csv: Path, n_read: int, max_rejected: float = 0.01, verbose: bool = True
+) -> int:
     "Inputs of `name` listed in `rejects_csv` (0 without it), printed; above `max_rejected` of all: ValueError naming it."
     n_rejected = len(read_table(rejects_csv, 'rejects')) if Path(rejects_csv).exists() else 0
     if not n_rejected:
@@ -417,7 +435,9 @@ def rejected_inputs(name: str, rejects_csv: Path, n_read: int, max_rejected: flo
             f"max_rejected={max_rejected}; the list is {rejects_csv} (fix them, or raise max_rejected to probe the rest)"
         )
     if verbose:
-        print(f"{name}: {n_rejected} of {n_rejected + n_read} images rejected (unreadable), listed in {rejects_csv}")
+        print(
+            f"{name}: {n_rejected} of {n_rejected + n_read} images rejected (unreadable), listed in {rejects_csv}"
+        )
     return n_rejected
 
 # %% ../nbs/04_probe.ipynb #cfd77c8c
@@ -465,7 +485,13 @@ def benchmark_loaders(benchmarks, out: Path, config: ProbeConfig, verbose: bool)
     ]
 
 
-FIDELITY = ('features', 'backbone_mode', 'thresholds', 'bootstrap', 'drop_last')  # the switches of the table above
+FIDELITY = (
+    'features',
+    'backbone_mode',
+    'thresholds',
+    'bootstrap',
+    'drop_last',
+)  # the switches of the table above
 
 
 def result_options(config: ProbeConfig) -> str:
@@ -524,7 +550,9 @@ def probe_many(backbones, config: ProbeConfig | None = None, verbose: bool = Tru
     key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
     recorded = recorded_identities(met, runs) if not config.overwrite else {}
     loaders = benchmark_loaders(benchmarks, out, config, verbose)
-    check_probe_inputs(benchmarks, config.img_size, config.resize_from, config.download)  # before any backbone
+    check_probe_inputs(
+        benchmarks, config.img_size, config.resize_from, config.download
+    )  # before any backbone
     datasets, n_rejected, dev = {}, {}, get_device(config.device)
     for spec in backbones:
         backbone = load_probe_backbone(spec, config.img_size, config.seed, dev)
