@@ -21,6 +21,7 @@ from biovfm.core import (
 from .benchmarks import find_medmnist, MEDMNIST_2D
 from biovfm.experiments import (
     small_matrix,
+    random_baseline_name,
     write_configs,
     configs_match,
     load_matrix,
@@ -156,17 +157,22 @@ def verdict(lo: float, hi: float) -> str:
 
 
 def compare_to_random(results, runs: list[Run], n_boot: int = 1000, seed: int = 42) -> pd.DataFrame:
-    "One row per (pretrained run, benchmark): its AUC and CI, the same-size random baseline's, and the paired verdict."
+    """One row per (pretrained run, benchmark): its AUC and CI, those of the random baseline of the same arch and
+    patch size (`random_baseline_name`), and the paired verdict."""
     results = Path(results)
     rows = []
-    base = {r.name.split('random_')[-1]: r.name for r in runs if r.pretrain is None}
+    baselines = {r.name for r in runs if r.pretrain is None}
+    arch_patches = {}  # arch -> the patch sizes its runs use: how its baselines are named
+    for r in runs:
+        if r.pretrain is not None:
+            arch_patches.setdefault(r.pretrain['arch'], set()).add(r.pretrain.get('patch_size'))
     for r in runs:
         if r.pretrain is None:
             continue
         arch = next(k for k, v in BACKBONES.items() if v == r.pretrain['arch'])
-        rb = base.get(arch)
+        rb = random_baseline_name(arch, r.pretrain.get('patch_size'), arch_patches[r.pretrain['arch']])
         if (
-            rb is None
+            rb not in baselines
             or not (results / r.name / 'metrics.csv').exists()
             or not (results / rb / 'metrics.csv').exists()
         ):

@@ -28,7 +28,8 @@ __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BAS
            'dinov2_large_recipe', 'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix', 'train_flops_per_image',
            'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands',
            'curate_steps', 'curate_command', 'plan', 'launch', 'slurm_scripts', 'collect', 'configs_match',
-           'small_matrix', 'cpu_twin_matrix', 'analyse', 'experiments_parser', 'experiments_command', 'main']
+           'matrix_patches', 'random_baseline_name', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'experiments_parser',
+           'experiments_command', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -717,6 +718,23 @@ def configs_match(runs: list[Run], dest, curate: dict | None = None) -> list[str
             or (Path(dest) / f.relative_to(d)).read_text() != f.read_text()
         ]
 
+# %% ../nbs/07_experiments.ipynb #acae54e37e7d407bbb7b55eff062a284
+def matrix_patches(budget: dict, patch_size: int | dict) -> dict:
+    """Each run's patch size, (method, arch) -> patch. `patch_size`: one for every run, or a dict whose keys are
+    an arch (all of its runs) or a (method, arch) pair (that run alone; it wins over its arch's entry)."""
+    if not isinstance(patch_size, dict):
+        return {run: patch_size for run in budget}
+    missing = sorted(f'{m} {a}' for m, a in budget if (m, a) not in patch_size and a not in patch_size)
+    if missing:
+        raise ValueError(f"patch_size has no entry for {missing}; it maps {sorted(map(str, patch_size))}")
+    return {(m, a): patch_size.get((m, a), patch_size.get(a)) for m, a in budget}
+
+
+def random_baseline_name(arch: str, patch: int, arch_patches) -> str:
+    """The random-init baseline of `arch` at `patch`: random_<arch>, or random_<arch>_p<patch> when the matrix
+    uses several patch sizes (`arch_patches`) of that arch."""
+    return f'baselines/random_{arch}' if len(set(arch_patches)) == 1 else f'baselines/random_{arch}_p{patch}'
+
 # %% ../nbs/07_experiments.ipynb #d640f33d
 def small_matrix(
     corpus: str,
@@ -729,12 +747,9 @@ def small_matrix(
     about: str = 'CPU run',
 ) -> tuple[list[Run], dict]:
     """A CPU-sized matrix on corpus `corpus` (built with `curate` options): `budget` maps (method, arch) to
-    (max_steps, global batch); plus random-init baselines of each arch. `patch_size`: one for every run, or a
-    dict arch -> patch size (each arch's random baseline gets its arch's patch size)."""
-    patches = patch_size if isinstance(patch_size, dict) else {a: patch_size for _, a in budget}
-    missing = sorted({a for _, a in budget} - set(patches))
-    if missing:
-        raise ValueError(f"patch_size has no entry for {missing}; it maps {sorted(patches)}")
+    (max_steps, global batch); plus a random-init baseline of each (arch, patch size) the runs use. `patch_size`:
+    see `matrix_patches`."""
+    patches = matrix_patches(budget, patch_size)
     runs = []
     for (m, a), (steps, bs) in budget.items():
         runs.append(
@@ -745,7 +760,7 @@ def small_matrix(
                     arch=timm_name(a),
                     data_list=f'$RUNS/data/{corpus}/data_list.parquet',
                     img_size=img_size,
-                    patch_size=patches[a],
+                    patch_size=patches[m, a],
                     batch_size=bs,
                     max_steps=steps,
                     nproc=1,
@@ -760,14 +775,16 @@ def small_matrix(
             )
         )
     for a in sorted({a for _, a in budget}, key=list(BACKBONES).index):
-        runs.append(
-            Run(
-                f'baselines/random_{a}',
-                None,
-                dict(probe, backbone=f'random:{timm_name(a)}:patch_size={patches[a]},norm=imagenet'),
-                f'random-init baseline: {a}, patch {patches[a]}',
+        arch_patches = sorted({p for (_, run_arch), p in patches.items() if run_arch == a})
+        for patch in arch_patches:
+            runs.append(
+                Run(
+                    random_baseline_name(a, patch, arch_patches),
+                    None,
+                    dict(probe, backbone=f'random:{timm_name(a)}:patch_size={patch},norm=imagenet'),
+                    f'random-init baseline: {a}, patch {patch}',
+                )
             )
-        )
     return runs, {corpus: curate}
 
 

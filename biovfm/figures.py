@@ -34,8 +34,8 @@ from .table1 import table1, table1_markdown, table1_latex, write_table1
 __all__ = ['METHOD_COLORS', 'METHOD_LABELS', 'BENCHMARK_COLORS', 'MODALITY_COLORS', 'X_LABELS', 'ARCH_STYLES', 'ARCH_LABELS',
            'FIGURE_NAMES', 'benchmark_label', 'method_color', 'method_label', 'set_style', 'save_figure',
            'load_scaling_tables', 'composition_from_sources', 'fig1_composition', 'fig2a_model_scaling',
-           'fig3_per_benchmark', 'fig2b_data_scaling', 'fig4_slopes', 'table1_from_results', 'learning_curves_figure',
-           'make_figures', 'side_by_side']
+           'fig3_per_benchmark', 'fig2b_data_scaling', 'fig4_slopes', 'table1_from_results', 'backbone_label',
+           'line_patch', 'learning_curves_figure', 'make_figures', 'side_by_side']
 
 # %% ../nbs/06_figures.ipynb #0f051cbf
 METHOD_COLORS = {'dinov2': '#1f5fa8', 'mae': '#e0722b', 'biomedclip': '#1fbfb0', 'random': '#7f7f7f'}
@@ -488,10 +488,22 @@ ARCH_LABELS = {
 }
 
 
+def backbone_label(arch: str, patch=None) -> str:
+    "'ViT-S/4' for ('vit_small', 4); the arch's label alone without a patch size."
+    name = ARCH_LABELS.get(arch, arch)
+    return name if patch is None or pd.isna(patch) else f'{name}/{int(patch)}'
+
+
+def line_patch(line: pd.DataFrame):
+    "The patch size of one run's curve rows (None for tables written before curves carried it)."
+    return line.patch.iloc[0] if 'patch' in line else None
+
+
 def learning_curves_figure(
     curves: pd.DataFrame, band: pd.DataFrame | None, path, metrics=('knn_auc', 'linear_auc')
 ):
-    "Online metrics against the step (rows: metrics, columns: benchmarks), random-init band per arch; saved to `path`."
+    """Online metrics against the step (rows: metrics, columns: benchmarks), the random-init band of each arch (and
+    patch size, where `band` has a `patch` column); saved to `path`."""
     curves = curves[curves.benchmark != 'train']
     benchmarks = sorted(curves.benchmark.unique())
     fig, axes = plt.subplots(
@@ -501,11 +513,22 @@ def learning_curves_figure(
         for col, benchmark in enumerate(benchmarks):
             ax = axes[row][col]
             if band is not None and len(band):
-                for arch, values in band[(band.benchmark == benchmark) & (band.metric == metric)].groupby(
-                    'arch'
-                ):
+                band_keys = ['arch', 'patch'] if 'patch' in band else ['arch']
+                shown = band[(band.benchmark == benchmark) & (band.metric == metric)]
+                for key, values in shown.groupby(band_keys):
+                    arch = key[0]
+                    patch = key[1] if len(key) > 1 else None
                     ax.axhspan(values.value.min(), values.value.max(), color='0.6', alpha=0.25, lw=0)
                     ax.axhline(values.value.mean(), color='0.4', ls=ARCH_STYLES.get(arch, ':'), lw=0.8)
+                    ax.text(  # which band: its backbone at the right edge
+                        1.01,
+                        values.value.mean(),
+                        backbone_label(arch, patch),
+                        transform=ax.get_yaxis_transform(),
+                        fontsize=6,
+                        color='0.3',
+                        va='center',
+                    )
             for run, line in curves[(curves.benchmark == benchmark) & (curves.metric == metric)].groupby(
                 'run'
             ):
@@ -516,7 +539,7 @@ def learning_curves_figure(
                     ls=ARCH_STYLES.get(line.arch.iloc[0], ':'),
                     marker='o',
                     ms=3,
-                    label=f"{method_label(line.method.iloc[0])} {ARCH_LABELS.get(line.arch.iloc[0], line.arch.iloc[0])}",
+                    label=f"{method_label(line.method.iloc[0])} {backbone_label(line.arch.iloc[0], line_patch(line))}",
                 )
             ax.set_title(f"{benchmark_label(benchmark)}: {metric.replace('_', ' ')}", fontsize=9)
             ax.set_xlabel('optimisation step')

@@ -7,16 +7,16 @@ from __future__ import annotations
 import json, shutil, sys, time
 from pathlib import Path
 import pandas as pd
-from .core import runs_root, results_root
+from .core import runs_root, results_root, BACKBONES
 from .benchmarks import load_medmnist
-from .experiments import small_matrix, write_configs, launch, collect
+from .experiments import small_matrix, matrix_patches, write_configs, launch, collect
 from .demo import compare_to_random, demo_probe, write_report
 from .monitor import learning_curves
 
 # %% auto #0
 __all__ = ['MEDMNIST_MODALITY_FOLDER', 'LEARN_BUDGET', 'LEARN_PATCH', 'LEARN_RECIPES', 'LEARN_EVAL', 'LEARN_CURATE',
-           'medmnist_train_raw', 'learn_raw', 'learn_matrix', 'random_band', 'torch_seed', 'write_learn_results',
-           'run_learn', 'main']
+           'medmnist_train_raw', 'learn_raw', 'learn_matrix', 'learn_backbones', 'random_band', 'torch_seed',
+           'write_learn_results', 'run_learn', 'band_backbones', 'main']
 
 # %% ../nbs/08a_learn.ipynb #6e6c4e64
 MEDMNIST_MODALITY_FOLDER = dict(
@@ -70,11 +70,11 @@ def learn_raw(out, benchmarks, raw=None) -> Path:
 # %% ../nbs/08a_learn.ipynb #6c50fc4e
 LEARN_BUDGET = {  # (method, arch): (max_steps, global batch); DINOv2 first: the runs that need the most time
     ('dinov2', 'vit_tiny'): (1000, 32),
-    ('dinov2', 'vit_small'): (1000, 32),
+    ('dinov2', 'vit_small'): (400, 32),
     ('mae', 'vit_tiny'): (400, 128),
     ('mae', 'vit_small'): (400, 128),
 }
-LEARN_PATCH = {'vit_tiny': 4, 'vit_small': 8}
+LEARN_PATCH = {'vit_tiny': 4, 'vit_small': 8, ('dinov2', 'vit_small'): 4}  # DINOv2 needs ViT-S's 8 x 8 grid
 LEARN_RECIPES = {  # changes to the CPU presets, found with the online evaluation (the table above)
     'dinov2': dict(teacher_temp=0.04, warmup_teacher_temp=0.04, lr=5e-4, n_local=2),
     'mae': dict(),
@@ -86,7 +86,7 @@ LEARN_CURATE = dict(slice_step=1, frame_step=1, max_files=None, workers=2, img_s
 
 
 def learn_matrix(raw_dir: str, benchmarks: str = 'breastmnist,pneumoniamnist') -> tuple[list, dict]:
-    "The profile's runs (four pretrainings, two random-init baselines) and its corpus step on `raw_dir`."
+    "The profile's runs (four pretrainings, a random-init baseline per arch and patch) and its corpus step."
     probe = demo_probe(benchmarks)  # the demo's probe: fast protocol, un-augmented cached features
     curate_step = LEARN_CURATE | dict(raw_dir=str(raw_dir))
     runs, corpus = small_matrix(
@@ -97,22 +97,30 @@ def learn_matrix(raw_dir: str, benchmarks: str = 'breastmnist,pneumoniamnist') -
             run.pretrain |= LEARN_RECIPES[run.pretrain['method']] | LEARN_EVAL
     return runs, corpus
 
+
+def learn_backbones() -> list[tuple[str, int]]:
+    "The (arch, patch size) pairs the profile's runs use: the random-init bands it needs."
+    pairs = {(arch, patch) for (_, arch), patch in matrix_patches(LEARN_BUDGET, LEARN_PATCH).items()}
+    return sorted(pairs, key=lambda pair: (list(BACKBONES).index(pair[0]), pair[1]))
+
 # %% ../nbs/08a_learn.ipynb #3ef92c94
-def random_band(archs: dict, img_size: int = 32, seeds=range(5), eval_n: int = 500) -> pd.DataFrame:
-    "Online metrics of random-init backbones (arch -> patch size) under several seeds: the band to leave."
+def random_band(backbones, img_size: int = 32, seeds=range(5), eval_n: int = 500) -> pd.DataFrame:
+    """Online metrics of random-init backbones under several seeds: the band to leave. `backbones`: (arch, patch)
+    pairs, or a dict arch -> patch size."""
     import timm
     from biovfm.core import timm_name
     from biovfm.monitor import eval_sets, evaluate
 
     sets = eval_sets('auto', img_size, eval_n, eval_n)
     rows = []
-    for arch, patch in archs.items():
+    pairs = backbones.items() if isinstance(backbones, dict) else backbones
+    for arch, patch in pairs:
         for seed in seeds:
             torch_seed(seed)
             model = timm.create_model(
                 timm_name(arch), pretrained=False, num_classes=0, img_size=img_size, patch_size=patch
             )
-            rows += [dict(arch=arch, seed=seed, **row) for row in evaluate(model, sets)]
+            rows += [dict(arch=arch, patch=patch, seed=seed, **row) for row in evaluate(model, sets)]
     return pd.DataFrame(rows)
 
 
@@ -164,8 +172,10 @@ def run_learn(out=None, results=None, fresh: bool = False, log=print) -> Path:
     launch(str(configs), out / 'runs', log=lambda line: log(f"  {time.time() - started:6.0f} s  {line}"))
     collect(str(configs), out / 'runs', out / 'results')
     band_path = out / 'random_band.csv'
-    if not band_path.exists():
-        random_band(LEARN_PATCH).to_csv(band_path, index=False)
+    if band_backbones(band_path) != set(
+        learn_backbones()
+    ):  # missing, or made for other backbones: made again
+        random_band(learn_backbones()).to_csv(band_path, index=False)
     results.mkdir(parents=True, exist_ok=True)
     write_report(  # results/learn/REPORT.md: verdicts, data, online evaluation, probes, timings
         results,
@@ -182,6 +192,16 @@ def run_learn(out=None, results=None, fresh: bool = False, log=print) -> Path:
     )  # curves with the band
     log(f"learn finished in {(time.time() - started) / 60:.1f} min: {results}")
     return results
+
+
+def band_backbones(path) -> set:
+    "The (arch, patch) pairs a stored random band covers (empty when there is none or it predates `patch`)."
+    if not Path(path).exists():
+        return set()
+    band = pd.read_csv(path)
+    if 'patch' not in band:
+        return set()
+    return set(zip(band.arch, band.patch.astype(int)))
 
 
 def main(argv=None) -> int:

@@ -281,13 +281,15 @@ def learning_summary(run_dir) -> dict:
 
 # %% ../nbs/04a_monitor.ipynb #a1c0rv01
 def learning_curves(runs_dir, runs) -> pd.DataFrame:
-    "The online evaluation rows of every pretraining run: run, method, arch, step, benchmark, metric, value."
+    "The online evaluation rows of every pretraining run: run, method, arch, patch, step, benchmark, metric, value."
     frames = []
     for run in runs:
         path = Path(runs_dir) / run.name / 'pretrain' / 'eval.csv'
         if run.pretrain is None or not path.exists():
             continue
         arch = short_arch(run.pretrain['arch'])
-        frames.append(pd.read_csv(path).assign(run=run.name, method=run.pretrain['method'], arch=arch))
-    columns = ['run', 'method', 'arch', 'step', 'epoch', 'benchmark', 'metric', 'value']
+        patch = run.pretrain.get('patch_size')
+        rows = pd.read_csv(path).assign(run=run.name, method=run.pretrain['method'], arch=arch, patch=patch)
+        frames.append(rows)
+    columns = ['run', 'method', 'arch', 'patch', 'step', 'epoch', 'benchmark', 'metric', 'value']
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
