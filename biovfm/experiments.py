@@ -24,9 +24,10 @@ from biovfm.core import (
 from .benchmarks import MEDMNIST_2D
 
 # %% auto #0
-__all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BASELINES', 'PREEMPTION_SIGNAL', 'dinov2_recipe',
-           'dinov2_large_recipe', 'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix', 'train_flops_per_image',
-           'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir', 'expand', 'probed', 'run_state', 'run_commands',
+__all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BASELINES', 'LAUNCHED', 'PREEMPTION_SIGNAL',
+           'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix',
+           'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir', 'expand', 'probed',
+           'run_state', 'launched_settings', 'settings_changes', 'record_settings', 'changed_message', 'run_commands',
            'curate_steps', 'curate_command', 'plan', 'launch', 'slurm_scripts', 'collect', 'configs_match',
            'matrix_patches', 'random_baseline_name', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'experiments_parser',
            'experiments_command', 'main']
@@ -338,8 +339,10 @@ def probed(run: Run, runs_dir) -> bool:
 
 
 def run_state(run: Run, runs_dir) -> str:
-    "One of: needs data list, not started, pretraining at step N/M, exported, probed."
+    "One of: settings changed, needs data list, not started, pretraining at step N/M, exported, probed."
     out = Path(runs_dir) / run.name
+    if settings_changes(launched_settings(run), out):
+        return 'settings changed'
     if probed(run, runs_dir):
         return 'probed'
     if run.pretrain is None:
@@ -355,6 +358,53 @@ def run_state(run: Run, runs_dir) -> str:
     if not _abs(expand(run.pretrain['data_list'], runs_dir)).exists():
         return 'needs data list'
     return 'not started'
+
+# %% ../nbs/07_experiments.ipynb #72eea5119410473aa328ad9291626812
+LAUNCHED = 'launched.json'  # in each run folder: the settings it was launched with
+
+
+def launched_settings(run: Run) -> dict:
+    "What a run's stages are made from: its pretraining and probing settings as the matrix states them."
+    return dict(pretrain=run.pretrain, probe=run.probe)
+
+
+def settings_changes(settings: dict, folder) -> list[str]:
+    "'key: before -> now' for each setting that differs from `folder`'s record (none recorded: [])."
+    stamp = Path(folder) / LAUNCHED
+    if not stamp.exists():
+        return []
+    before = _flat(json.loads(stamp.read_text()))
+    now = _flat(json.loads(json.dumps(settings, default=str)))  # the types a JSON round trip gives
+    keys = sorted(set(before) | set(now))
+    return [
+        f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in keys if before.get(key) != now.get(key)
+    ]
+
+
+def _flat(settings: dict, prefix: str = '') -> dict:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f'{prefix}{key}.')
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
+
+
+def record_settings(settings: dict, folder) -> Path:
+    "Write `folder`'s record of the settings it is made from."
+    stamp = Path(folder) / LAUNCHED
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(settings, indent=1, default=str))
+    return stamp
+
+
+def changed_message(name: str, folder, changes: list[str]) -> str:
+    "Why a run (or corpus step) whose settings changed is refused, and what to do."
+    return (
+        f"{name}: its settings changed since {folder} was made ({'; '.join(changes)}); "
+        "move that folder away (or name the run differently) to run the new settings"
+    )
 
 # %% ../nbs/07_experiments.ipynb #b5bff34b
 def run_commands(run: Run, runs_dir, matrix_path) -> list[list[str]]:
@@ -498,8 +548,13 @@ def launch(
     pm_bin = papermill or str(Path(sys.executable).with_name('papermill'))
     failed = {}
     for name, cfg in curate_steps(mp).items():
+        settings = yaml.safe_load(cfg.read_text())
+        if changes := settings_changes(settings, rd / 'data' / name):
+            raise ValueError(changed_message(f'data/{name}', rd / 'data' / name, changes))
         if (rd / 'data' / name / 'data_list.parquet').exists():
             continue
+        if not dry_run:
+            record_settings(settings, rd / 'data' / name)
         c = curate_command(name, cfg, rd)
         log(f"[data/{name}] {'would run' if dry_run else 'running'}: {shlex.join([pm_bin] + c[1:])}")
         if not dry_run and (
@@ -512,6 +567,12 @@ def launch(
             )
     for r in runs:
         state = run_state(r, rd)
+        if state == 'settings changed':
+            failed[r.name] = changed_message(
+                r.name, rd / r.name, settings_changes(launched_settings(r), rd / r.name)
+            )
+            log(f"[{r.name}] {failed[r.name]}")
+            continue
         if state == 'probed':
             log(f"[{r.name}] probed: nothing to do")
             continue
@@ -522,6 +583,8 @@ def launch(
             log(f"[{r.name}] {failed[r.name]}")
             if not dry_run:
                 continue
+        if not dry_run:
+            record_settings(launched_settings(r), rd / r.name)
         cmds = run_commands(r, rd, mp)
         if state == 'exported':
             cmds = cmds[-1:]

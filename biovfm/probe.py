@@ -192,8 +192,7 @@ class ProbeConfig:
     bootstrap: str = 'authors'  # 'authors' (resample i drawn by RandomState(i), order-statistic CI) or
         # 'seeded' (percentiles)
     # output
-    out_dir: str = ''  # where metrics.csv, predictions/ and table1.* go (empty: a new runs/probe/<time>; this
-        # notebook's run: runs/probe/default, recomputed)
+    out_dir: str = ''  # where metrics.csv, predictions/ and table1.* go (empty: a new folder under runs/probe)
     overwrite: bool = False  # probe again even when out_dir holds the same backbone, data and options
     tensorboard: bool = False  # also write each head's train and validation loss per epoch as TensorBoard events
     # fmt: on
@@ -351,6 +350,8 @@ def save_predictions(
 def probe_one(backbone: Backbone, data: ProbeData, config: ProbeConfig | None = None, device=None, **options):
     "Probe `backbone` on `data`: (metrics rows, run record); predictions saved under `config.out_dir` when set."
     config = probe_config(config, **options)
+    if config.tensorboard and not config.out_dir:
+        raise ValueError("tensorboard=True needs an out_dir: the events go to <out_dir>/tensorboard")
     protocol, seed, epochs = config.protocol, config.seed, config.epochs
     device = device or next(backbone.model.parameters()).device
     fit_input_size(backbone, data.img_size)

@@ -39,6 +39,23 @@ def test_twin_runs_all_finish(twin):
     st = plan('cpu_twin', twin)
     assert list(st.state) == ['probed']*len(st), st
 
+def test_changed_settings_are_refused_not_reused(twin, tmp_path):
+    "A recipe changed after its run finished: launch refuses that run by name and key instead of reusing it."
+    import shutil, yaml
+    changed = tmp_path/'cpu_twin_changed'
+    shutil.copytree(matrix_dir('cpu_twin'), changed)
+    cfg = changed/'model_scaling'/'mae_vit_tiny.pretrain.yaml'
+    settings = yaml.safe_load(cfg.read_text())
+    cfg.write_text(yaml.safe_dump(settings | dict(max_steps=settings['max_steps'] + 1)))
+    before = {f: f.stat().st_mtime for f in twin.rglob('*') if f.is_file()}
+    states = plan(str(changed), twin)
+    assert states.set_index('run').state.to_dict()['model_scaling/mae_vit_tiny'] == 'settings changed', states
+    p = _cli('run', str(changed), '--runs-dir', str(twin)); out, _ = p.communicate(timeout=600)
+    assert p.returncode != 0, out
+    assert f"pretrain.max_steps: {settings['max_steps']} -> {settings['max_steps'] + 1}" in out, out
+    assert 'move that folder away' in out, out
+    assert {f: f.stat().st_mtime for f in twin.rglob('*') if f.is_file()} == before  # nothing ran, nothing touched
+
 def test_twin_exports_loadable_backbones(twin):
     from biovfm.backbones import load_backbone
     import torch
