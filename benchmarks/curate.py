@@ -18,8 +18,8 @@ from biovfm.readers import default_raw_dir
 def run(raw, workers, out, engine='local', slice_step=1, max_files=None):
     "(wall seconds, summary) of one fresh curation run."
     start = time.perf_counter()
-    summary = curate(raw, out, workers=workers, chunk_jobs=1, slice_step=slice_step, max_files=max_files,
-                     benchmarks=(), progress=False, engine=engine)
+    summary = curate(raw_dir=raw, out_dir=out, workers=workers, chunk_jobs=1, slice_step=slice_step,
+                     max_files=max_files, benchmarks=(), progress=False, engine=engine)
     return time.perf_counter() - start, summary
 
 

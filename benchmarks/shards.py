@@ -34,8 +34,8 @@ def main():
 
     tmp = Path(tempfile.mkdtemp())
     t0 = time.perf_counter()
-    summary = curate(None, tmp / 'files', slice_step=args.slice_step, frame_step=1, max_files=args.max_files, workers=2, benchmarks=(), images_per_tar=0,
-                     progress=False)
+    summary = curate(raw_dir=None, out_dir=tmp / 'files', slice_step=args.slice_step, frame_step=1,
+                     max_files=args.max_files, workers=2, benchmarks=(), images_per_tar=0, progress=False)
     curate_s = time.perf_counter() - t0
     shutil.copytree(tmp / 'files', tmp / 'sharded')
     t0 = time.perf_counter()

@@ -183,17 +183,12 @@ def console(prog: str, command, argv=None) -> int:
 
 # %% ../nbs/09_cli.ipynb #c9000009
 def curate_options(parser: argparse.ArgumentParser):
-    "`biovfm curate`: every name of `curate.RUN_PARAMETERS` (the notebook's parameters, `curate()`'s and `Options`')."
+    "`biovfm curate`: `CurateConfig`'s fields, and `--progress`."
     from dataclasses import fields
-    from biovfm import curate as stage
+    from biovfm.curate import CurateConfig, curate
 
-    defaults = signature_defaults(stage.curate) | {f.name: f.default for f in fields(stage.Options)}
-    names = sorted(stage.RUN_PARAMETERS - {'demo'} | {'progress'})
-    add_options(
-        parser,
-        {name: defaults[name] for name in names},
-        option_docs('01_curate', stage.curate, stage.Options),
-    )
+    defaults = {field.name: field.default for field in fields(CurateConfig)} | {'progress': True}
+    add_options(parser, defaults, option_docs('01_curate', CurateConfig, curate))
 
 
 def pretrain_options(parser: argparse.ArgumentParser):
@@ -265,10 +260,11 @@ def run(argv):
         parser.subcommands[command].error(f"unrecognized arguments: {' '.join(unknown)}")
     options.pop('debug', None)
     if command == 'curate':
-        from biovfm.curate import check_curate_parameters, curate
+        from biovfm.curate import CurateConfig, curate
 
-        refuse(check_curate_parameters, **options)  # status 2 before any work (curate checks them again)
-        summary = curate(**options)
+        progress = options.pop('progress', True)
+        config = refuse(CurateConfig, **options)  # status 2 before any work
+        summary = curate(config, progress=progress)
         report = (
             {k: summary[k] for k in ('images', 'inputs', 'rejected_inputs')}
             if summary

@@ -4,8 +4,8 @@
 
 # %% ../nbs/01_curate.ipynb #d2468203
 from __future__ import annotations
-import collections, contextlib, errno, hashlib, inspect, json, math, os, queue, re, shutil, time
-from dataclasses import dataclass, asdict, fields
+import collections, contextlib, errno, hashlib, json, math, numbers, os, queue, re, shutil, time
+from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ from biovfm.core import (
     read_table,
     registering,
 )
-from .benchmarks import MEDMNIST_2D
+from .benchmarks import MEDMNIST_2D, parse_benchmarks
 from .shards import write_shards, SHARD_DIR
 from biovfm.readers import (
     RejectError,
@@ -55,39 +55,37 @@ from biovfm.scale import (
 _all_ = ['near_duplicates', 'random_subset', 'read_data_list']  # importable from biovfm.curate too
 
 # %% auto #0
-__all__ = ['ENGINES', 'MANIFEST_NAMES', 'MANIFEST_PATH_COLUMNS', 'MODALITY_HINT', 'RUN_PARAMETERS', 'DEMO', 'Options',
+__all__ = ['ENGINES', 'MANIFEST_NAMES', 'MANIFEST_PATH_COLUMNS', 'MODALITY_HINT', 'RUNS_RECORD', 'DEMO', 'Options',
            'process_item', 'register_engine', 'Engine', 'LocalEngine', 'DaskEngine', 'get_engine', 'find_manifest',
            'read_manifest', 'manifest_entry', 'split_of', 'source_of', 'dicom_facts', 'scan_raw', 'plan_jobs',
            'shard_of', 'assign_chunks', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit',
            'update_plan', 'prepare_run', 'run_shard', 'reason_kind', 'missing_chunks', 'finished_plan', 'read_chunks',
-           'audit_rows', 'leakage_table', 'source_table', 'merge_summary', 'merge', 'check_curate_parameters',
-           'curation_report', 'curate', 'export_data_list', 'build_demo', 'near_duplicates', 'random_subset',
-           'read_data_list']
+           'audit_rows', 'leakage_table', 'source_table', 'merge_summary', 'merge', 'parse_views', 'CurateConfig',
+           'curate_config', 'curation_report', 'record_run', 'curate', 'export_data_list', 'build_demo',
+           'near_duplicates', 'random_subset', 'read_data_list']
 
 # %% ../nbs/01_curate.ipynb #1e28cb35
 @dataclass
 class Options:
-    "Processing options shared by every input of a run."
+    "The per-input options (`CurateConfig.options()`, help there): what workers get and config.json stores."
 
     img_size: int = 224
     min_aspect: float = 0.4
     views: tuple = ('axial', 'sagittal', 'coronal')
     slice_step: int = 1
     frame_step: int = 1
-    ct_window: tuple = (-1000.0, 1000.0)  # CT intensity window in HU (low, high) mapped to 0..255
-    pad_rel: float = 0.1  # padding slice: foreground below pad_rel x the volume's 95th percentile ...
-    pad_abs: float = 0.01  # ... and below this absolute foreground fraction (or none at all)
-    fg_level: int = 10  # grey level (0..255) above which a pixel counts as foreground
-    min_side: int = 16  # images or slices with a side below this many pixels are rejected
-    min_tissue: float = 0.25  # whole-slide tiles need at least this tissue fraction
-    wsi_min_side: int = 8192  # a TIFF/DICOM image this large (px, longer side) is read as a tiled slide
-    png_compress: int = 1  # zlib level of the written PNG files (0..9)
-    max_pixels: int | None = (
-        100_000_000  # largest 2D image/frame decoded whole (rows x columns); None: no limit
-    )
-    max_seconds: float | None = 3600.0  # wall-clock limit of one input, reading and writing; None: no limit
-    follow_external_links: bool = False  # curate files that symlinks in the raw folder point to outside it
-    reader_modules: str = ''  # modules that register more readers (comma-separated; nbs/01a_readers)
+    ct_window: tuple = (-1000.0, 1000.0)
+    pad_rel: float = 0.1
+    pad_abs: float = 0.01
+    fg_level: int = 10
+    min_side: int = 16
+    min_tissue: float = 0.25
+    wsi_min_side: int = 8192
+    png_compress: int = 1
+    max_pixels: int | None = 100_000_000
+    max_seconds: float | None = 3600.0
+    follow_external_links: bool = False
+    reader_modules: str = ''
 
 
 def _save_png(a, path, compress: int = 1):
@@ -1258,31 +1256,137 @@ def merge(
     return summary
 
 # %% ../nbs/01_curate.ipynb #41c7f923
-def check_curate_parameters(
-    shard: int = 0,
-    num_shards: int = 1,
-    views='axial,sagittal,coronal',
-    slice_step: int = 1,
-    frame_step: int = 1,
-    img_size: int = 224,
-    workers: int = 1,
-    engine: str = 'local',
-    **other_options,
-) -> tuple:
-    "Refuse out-of-range options before any work (`ValueError` naming the parameter and its range); the views."
-    if not 0 <= shard < num_shards:
-        raise ValueError(f"shard={shard} must be in 0..num_shards-1={num_shards - 1}")
-    views = tuple(v.strip() for v in views.split(',')) if isinstance(views, str) else tuple(views)
-    if bad := [v for v in views if v not in VIEW_AXIS]:
+def parse_views(views) -> tuple:
+    "The views of 'axial,coronal' or a sequence; a ValueError unless each is axial, sagittal or coronal."
+    names = tuple(v.strip() for v in views.split(',')) if isinstance(views, str) else tuple(views)
+    bad = [v for v in names if v not in VIEW_AXIS]
+    if bad or not names:
         raise ValueError(f"views={bad}: use axial, sagittal, coronal")
-    for name, value in dict(
-        slice_step=slice_step, frame_step=frame_step, img_size=img_size, workers=workers
-    ).items():
-        if int(value) < 1:
-            raise ValueError(f"{name}={value} must be >= 1")
-    if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r}: use one of {sorted(ENGINES)}")
-    return views
+    return names
+
+
+def _check_range(name: str, value, lowest, highest=None, integer: bool = True, none_ok: bool = False):
+    "A ValueError naming `name`, its value and its range unless `value` is in it (or None, where `none_ok`)."
+    if value is None and none_ok:
+        return
+    number = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
+    if number and lowest <= value and (highest is None or value <= highest):
+        return
+    kind = 'an integer' if integer else 'a number'
+    limits = f'in {lowest}..{highest}' if integer else f'in [{lowest}, {highest}]'
+    limits = f'>= {lowest}' if highest is None else limits
+    raise ValueError(f"{name}={value!r} must be {kind} {limits}" + (' or None' if none_ok else ''))
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    "Every option of a curation run: checked when made, recorded whole in `curate_runs.jsonl` by each run."
+
+    # fmt: off
+    # data
+    raw_dir: str | None = None  # folder of raw files; None: $BIOVFM_DATA/raw, else the embedded data/raw
+    max_files: int | None = None  # process at most this many inputs (spread over modalities); None: all
+    follow_external_links: bool = False  # curate files that symlinks in the raw folder point to outside it
+    reader_modules: str = ''  # modules that register more readers (comma-separated; nbs/01a_readers)
+    # images
+    img_size: int = 224  # side of the letterboxed output images (px)
+    views: str | tuple = 'axial,sagittal,coronal'  # views cut from every 3D volume (comma-separated: axial,
+        # sagittal, coronal)
+    slice_step: int = 1  # keep every k-th slice of each view (the paper keeps all: 1)
+    frame_step: int = 1  # keep every k-th frame of a cine/multi-frame 2D series and k-th volume of a 4D
+        # series
+    ct_window: tuple = (-1000.0, 1000.0)  # CT intensity window in HU (low, high) mapped to 0..255
+    png_compress: int = 1  # zlib level of the written PNG files (0..9)
+    # what is dropped
+    min_aspect: float = 0.4  # images/slices with aspect ratio (short/long side, in mm) below this are dropped
+    min_side: int = 16  # images or slices with a side below this many pixels are rejected
+    pad_rel: float = 0.1  # a padding slice (dropped) has foreground below pad_rel x the volume's 95th
+        # percentile ...
+    pad_abs: float = 0.01  # ... and below this absolute foreground fraction (or none at all)
+    fg_level: int = 10  # grey level (0..255) above which a pixel counts as foreground
+    wsi_min_side: int = 8192  # a TIFF/DICOM image this large (px, longer side) is read as a tiled slide
+    min_tissue: float = 0.25  # whole-slide tiles need at least this tissue fraction
+    # limits per input
+    max_pixels: int | None = 100_000_000  # largest 2D image/frame decoded whole (rows x columns); None: no
+        # limit
+    max_seconds: float | None = 3600.0  # wall-clock limit of one input, reading and writing; None: no limit
+    # processes
+    workers: int = 1  # processes on this machine
+    engine: str = 'local'  # where tasks run: 'local' (a process pool) or 'dask' (a LocalCluster, or the
+        # cluster at scheduler)
+    scheduler: str = ''  # with engine dask: the address of a running scheduler (e.g. tcp://host:8786); empty:
+        # a local cluster
+    num_shards: int = 1  # machines sharing the work (e.g. a job array)
+    shard: int = 0  # which share this machine runs, 0..num_shards-1
+    chunk_jobs: int = 8  # inputs per chunk handed to a worker (a chunk is the unit of resumption)
+    chunk_mb: float = 16  # ... or fewer, so that a chunk reads at most about this many MB
+    # leakage audit
+    benchmarks: str | list = 'all'  # MedMNIST benchmarks whose val/test images the audit checks:
+        # comma-separated flags, 'all' (the 12 2D ones) or '' (none)
+    leak: int = 6  # Hamming distance up to which an image leaks a MedMNIST val/test image (dropped)
+    near_dup: int = 4  # perceptual-hash Hamming distance up to which two images are near duplicates
+    min_fg: float = 0.1  # images with less foreground are left out of the leakage comparison
+    # output
+    out_dir: str | None = None  # output folder; None: runs/curate (this notebook's run:
+        # runs/curate/nb_<max_files>_s<slice_step>)
+    images_per_tar: int = 10_000  # also pack the images into WebDataset tar shards of this many (0: single
+        # PNG files only)
+    # fmt: on
+
+    def __post_init__(self):
+        "Refuse a value outside its valid range, naming it and the range (before any work)."
+        integers = dict(img_size=1, slice_step=1, frame_step=1, min_side=0, wsi_min_side=1, workers=1)
+        integers |= dict(num_shards=1, shard=0, chunk_jobs=1, leak=0, near_dup=0, images_per_tar=0)
+        for name, lowest in integers.items():
+            _check_range(name, getattr(self, name), lowest)
+        if self.shard >= self.num_shards:
+            raise ValueError(f"shard={self.shard} must be in 0..num_shards-1={self.num_shards - 1}")
+        _check_range('png_compress', self.png_compress, 0, 9)
+        _check_range('fg_level', self.fg_level, 0, 255)
+        for name in ('max_files', 'max_pixels'):
+            _check_range(name, getattr(self, name), 1, none_ok=True)
+        for name in ('min_aspect', 'pad_rel', 'pad_abs', 'min_tissue', 'min_fg'):
+            _check_range(name, getattr(self, name), 0, 1, integer=False)
+        _check_range('chunk_mb', self.chunk_mb, 0, integer=False)
+        _check_range('max_seconds', self.max_seconds, 0, integer=False, none_ok=True)
+        window = tuple(self.ct_window) if isinstance(self.ct_window, (tuple, list)) else ()
+        if len(window) != 2 or not all(isinstance(v, numbers.Real) for v in window) or window[0] >= window[1]:
+            raise ValueError(f"ct_window={self.ct_window!r} must be (low, high) in HU, low < high")
+        parse_views(self.views)
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine={self.engine!r}: use one of {sorted(ENGINES)}")
+        try:
+            parse_benchmarks(self.benchmarks)
+        except ValueError as e:
+            raise ValueError(f"benchmarks={self.benchmarks!r}: {e}") from None
+
+    def options(self) -> Options:
+        "What every input's processing reads: sent to the workers, compared on resume (typed as before)."
+        options = {field.name: getattr(self, field.name) for field in fields(Options)}
+        for name in ('img_size', 'slice_step', 'frame_step'):
+            options[name] = int(options[name])
+        options['min_aspect'] = float(self.min_aspect)
+        options['views'] = parse_views(self.views)
+        return Options(**options)
+
+    def folders(self) -> tuple[Path, Path]:
+        "(raw_dir, out_dir) as paths: None is $BIOVFM_DATA/raw (else the embedded data/raw), and runs/curate."
+        raw_dir = Path(self.raw_dir) if self.raw_dir else default_raw_dir()
+        return raw_dir, Path(self.out_dir) if self.out_dir else runs_root() / 'curate'
+
+
+def curate_config(config: CurateConfig | None = None, **options) -> CurateConfig:
+    "`config` (default: `CurateConfig()`) with `options` replacing its fields; an unknown name is refused."
+    if config is not None and not isinstance(config, CurateConfig):
+        raise TypeError(
+            f"config={config!r} is not a CurateConfig "
+            "(options go by name: raw_dir=..., out_dir=..., workers=...)"
+        )
+    valid = [field.name for field in fields(CurateConfig)]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(f"unknown curation option(s) {unknown}; valid: {', '.join(valid)}")
+    return replace(config or CurateConfig(), **options)
 
 # %% ../nbs/01_curate.ipynb #e3c4fc2b
 def curation_report(summary: dict, out_dir) -> str:
@@ -1300,73 +1404,44 @@ def curation_report(summary: dict, out_dir) -> str:
     return '\n'.join(lines)
 
 
+RUNS_RECORD = 'curate_runs.jsonl'  # one line per call of `curate` on a folder: when, and its whole config
+
+
+def record_run(out_dir, config: CurateConfig) -> Path:
+    "Append `config` whole, and the time, to `out_dir/curate_runs.jsonl` (one line per call of `curate`)."
+    line = json.dumps(dict(time=time.strftime('%Y-%m-%dT%H:%M:%S%z'), config=asdict(config)), default=str)
+    with _plan_lock(out_dir), open(Path(out_dir) / RUNS_RECORD, 'a') as record:
+        record.write(line + '\n')
+    return Path(out_dir) / RUNS_RECORD
+
+
 def curate(
-    raw_dir=None,
-    out_dir=None,
-    workers: int = 1,
-    num_shards: int = 1,
-    shard: int = 0,
-    img_size: int = 224,
-    min_aspect: float = 0.4,
-    views='axial,sagittal,coronal',
-    slice_step: int = 1,
-    frame_step: int = 1,
-    max_files: int | None = None,
-    chunk_jobs: int = 8,  # inputs per chunk handed to a worker (a chunk is the unit of resumption)
-    chunk_mb: float = 16,  # ... or fewer, so that a chunk reads at most about this many MB
-    near_dup: int = 4,  # perceptual-hash Hamming distance up to which two images are near duplicates
-    leak: int = 6,  # Hamming distance up to which an image leaks a MedMNIST val/test image (dropped)
-    min_fg: float = 0.1,  # images with less foreground are left out of the leakage comparison
-    benchmarks=MEDMNIST_2D,  # MedMNIST benchmarks whose val/test images the leakage audit checks
-    images_per_tar: int = 10_000,
-    engine: str = 'local',
-    scheduler: str = '',
+    config: CurateConfig | None = None,
     progress: bool = True,  # progress bars
-    **opts,
+    **options,
 ) -> dict | None:
-    "Curate `raw_dir` into `out_dir` (see module docs); returns the summary once all shards are merged, else None."
-    raw_dir = Path(raw_dir) if raw_dir else default_raw_dir()
-    out_dir = Path(out_dir) if out_dir else runs_root() / 'curate'
-    views = check_curate_parameters(
-        shard=shard,
-        num_shards=num_shards,
-        views=views,
-        slice_step=slice_step,
-        frame_step=frame_step,
-        img_size=img_size,
-        workers=workers,
-        engine=engine,
-    )
-    o = Options(
-        img_size=int(img_size),
-        min_aspect=float(min_aspect),
-        views=views,
-        slice_step=int(slice_step),
-        frame_step=int(frame_step),
-        **opts,
-    )
-    import_reader_modules(o.reader_modules)  # planning asks their readers which files they read
-    runner = get_engine(engine, int(workers), scheduler)  # before any work: an unknown engine fails at once
-    with (
-        runner.start()
-    ):  # one pool or cluster for planning, the chunks and the merge; it starts while we plan
-        plan = prepare_run(raw_dir, out_dir, o, num_shards, max_files, chunk_jobs, chunk_mb, runner)
-        run_shard(raw_dir, out_dir, plan, shard, o, workers, progress, runner)
+    "Curate `raw_dir` into `out_dir` (`options` replace the config's fields); None while shards are pending."
+    config = curate_config(config, **options)  # every option checked, before any work
+    raw_dir, out_dir = config.folders()
+    opts = config.options()
+    import_reader_modules(opts.reader_modules)  # planning asks their readers which files they read
+    runner = get_engine(config.engine, int(config.workers), config.scheduler)
+    # one pool or cluster for planning, the chunks and the merge; it starts while we plan
+    with runner.start():
+        sizes = config.num_shards, config.max_files, config.chunk_jobs, config.chunk_mb
+        plan = prepare_run(raw_dir, out_dir, opts, *sizes, runner)
+        record_run(out_dir, replace(config, raw_dir=str(raw_dir), out_dir=str(out_dir)))
+        run_shard(raw_dir, out_dir, plan, config.shard, opts, config.workers, progress, runner)
         if missing_chunks(out_dir, plan):
-            return None
-        summary = merge(out_dir, near_dup, leak, benchmarks, min_fg=min_fg, engine=runner)
+            return None  # other shards pending
+        thresholds = dict(near_dup=config.near_dup, leak=config.leak, min_fg=config.min_fg)
+        summary = merge(out_dir, benchmarks=config.benchmarks, engine=runner, **thresholds)
     print(curation_report(summary, out_dir))
-    if images_per_tar:  # the corpus as WebDataset tar shards beside the data list (nbs/00c_shards)
-        write_shards(out_dir / 'data_list.parquet', int(images_per_tar), workers=workers, progress=progress)
+    if config.images_per_tar:  # the corpus as WebDataset tar shards beside the data list (nbs/00c_shards)
+        tar_size = int(config.images_per_tar)
+        write_shards(out_dir / 'data_list.parquet', tar_size, workers=config.workers, progress=progress)
         summary['tar_shards'] = len(list((out_dir / SHARD_DIR).glob('corpus-*.tar')))
     return summary
-
-
-RUN_PARAMETERS = (
-    set(inspect.signature(curate).parameters) - {'opts', 'progress'}
-    | {f.name for f in fields(Options)}
-    | {'demo'}
-)  # what `papermill -p` may set
 
 # %% ../nbs/01_curate.ipynb #a6b6c627
 DEMO = dict(slice_step=1, frame_step=1, max_files=None, workers=2)
@@ -1385,6 +1460,6 @@ def export_data_list(run_dir, dest) -> Path:
 def build_demo(raw_dir=None, run_dir=None, dest=None, progress: bool = True) -> dict:
     "Curate all raw files with the demo settings (`DEMO`) and export `data_lists/demo`."
     run_dir = Path(run_dir) if run_dir else runs_root() / 'curate' / 'demo'
-    s = curate(raw_dir, run_dir, progress=progress, **DEMO)
+    s = curate(raw_dir=raw_dir, out_dir=run_dir, progress=progress, **DEMO)
     export_data_list(run_dir, Path(dest) if dest else repo_root() / 'data_lists' / 'demo')
     return s

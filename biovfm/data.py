@@ -50,7 +50,8 @@ def example_data_list(
         and json.loads((out_dir / 'example.json').read_text()) == stamp
     ):
         return pq
-    curate(raw, out_dir / 'corpus', img_size=size, max_files=max_files, slice_step=slice_step, progress=False)
+    corpus = dict(raw_dir=raw, out_dir=out_dir / 'corpus', max_files=max_files, slice_step=slice_step)
+    curate(img_size=size, progress=False, **corpus)
     dl = read_table(out_dir / 'corpus' / 'data_list.parquet', 'data_list')
     if len(dl) < n:
         raise ValueError(

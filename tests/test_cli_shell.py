@@ -47,7 +47,7 @@ def test_curate_success_and_a_missing_raw_folder(tmp_path):
     assert_user_error(missing, 'biovfm curate', 1, 'nowhere')
 
 
-@pytest.mark.parametrize('option, value, words', [('--workers', '0', 'workers=0 must be >= 1'),
+@pytest.mark.parametrize('option, value, words', [('--workers', '0', 'workers=0 must be an integer >= 1'),
                                                   ('--views', 'axial,oblique', "views=['oblique']"),
                                                   ('--engine', 'spark', "engine='spark': use one of")])
 def test_curate_refuses_an_out_of_range_option_before_any_work(tmp_path, option, value, words):

@@ -31,21 +31,22 @@ def _canon(df): return df.drop(columns=['path']).sort_values(['src', 'view', 'sl
 
 def test_workers_and_shards_give_the_same_corpus(tmp_path):
     r = _raw(tmp_path, n_vol=3)
-    s1 = curate(r, tmp_path/'w1', workers=1, chunk_jobs=2, benchmarks=(), progress=False)
-    s2 = curate(r, tmp_path/'w2', workers=2, chunk_jobs=2, benchmarks=(), progress=False)
+    s1 = curate(raw_dir=r, out_dir=tmp_path/'w1', workers=1, chunk_jobs=2, benchmarks=(), progress=False)
+    s2 = curate(raw_dir=r, out_dir=tmp_path/'w2', workers=2, chunk_jobs=2, benchmarks=(), progress=False)
     a, b = _dl(tmp_path/'w1'), _dl(tmp_path/'w2')
     assert list(a.columns[:len(SCHEMAS['data_list'])]) == SCHEMAS['data_list']
     pd.testing.assert_frame_equal(a, b)  # same paths too: the layout depends on the plan only
     assert s1['images'] == s2['images'] > 0
     # two shards run separately (as two machines would), then merged
-    assert curate(r, tmp_path/'sh', num_shards=2, shard=0, chunk_jobs=2, benchmarks=(), progress=False) is None
-    s = curate(r, tmp_path/'sh', num_shards=2, shard=1, chunk_jobs=2, benchmarks=(), progress=False)
+    sharded = dict(raw_dir=r, out_dir=tmp_path/'sh', num_shards=2, chunk_jobs=2, benchmarks=())
+    assert curate(shard=0, progress=False, **sharded) is None
+    s = curate(shard=1, progress=False, **sharded)
     pd.testing.assert_frame_equal(_canon(_dl(tmp_path/'sh')), _canon(a))
     plan = pd.read_parquet(tmp_path/'sh'/'plan.parquet'); assert set(plan['shard']) == {0, 1}
 
 def test_corrupt_inputs_are_rejected_with_reasons(tmp_path):
     r = _raw(tmp_path)
-    curate(r, tmp_path/'out', benchmarks=(), progress=False)
+    curate(raw_dir=r, out_dir=tmp_path/'out', benchmarks=(), progress=False)
     rj = read_table(tmp_path/'out'/'rejects.csv', 'rejects'); why = dict(zip(rj.path, rj.reason))
     for f, reason in [('mr/broken/truncated.nii.gz', 'NIfTI'), ('xray/broken/empty.png', 'cannot read image'), ('xray/broken/not_dicom.dcm', 'not a DICOM'),
                       ('mr/broken/all_nan.nii.gz', 'NaN'), ('mr/broken/constant.nii.gz', 'constant'), ('xray/broken/one_px_wide.png', 'aspect'),
@@ -63,20 +64,25 @@ def test_corrupt_inputs_are_rejected_with_reasons(tmp_path):
 
 def test_settings_cannot_be_mixed_in_one_folder(tmp_path):
     r = _raw(tmp_path)
-    curate(r, tmp_path/'out', benchmarks=(), progress=False)
-    with pytest.raises(ValueError, match='options.slice_step'): curate(r, tmp_path/'out', slice_step=2, benchmarks=(), progress=False)
-    with pytest.raises(ValueError, match='views'): curate(r, tmp_path/'o2', views='axial,oblique', progress=False)
+    curate(raw_dir=r, out_dir=tmp_path/'out', benchmarks=(), progress=False)
+    with pytest.raises(ValueError, match='options.slice_step'):
+        curate(raw_dir=r, out_dir=tmp_path/'out', slice_step=2, benchmarks=(), progress=False)
+    with pytest.raises(ValueError, match='views'):
+        curate(raw_dir=r, out_dir=tmp_path/'o2', views='axial,oblique', progress=False)
+    runs = (tmp_path/'out'/'curate_runs.jsonl').read_text().splitlines()
+    assert [json.loads(run)['config']['slice_step'] for run in runs] == [1]  # the refused run is not recorded
 
 SCRIPT = """
 import sys
 from biovfm.curate import curate
 if __name__ == '__main__':
-    curate(sys.argv[1], sys.argv[2], workers=int(sys.argv[3]), chunk_jobs=1, benchmarks=(), progress=False)
+    raw_dir, out_dir, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    curate(raw_dir=raw_dir, out_dir=out_dir, workers=workers, chunk_jobs=1, benchmarks=(), progress=False)
 """
 
 def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path):
     r = _raw(tmp_path, n_vol=10)
-    ref = tmp_path/'ref'; curate(r, ref, chunk_jobs=1, benchmarks=(), progress=False)
+    ref = tmp_path/'ref'; curate(raw_dir=r, out_dir=ref, chunk_jobs=1, benchmarks=(), progress=False)
     (tmp_path/'run.py').write_text(SCRIPT)
     out = tmp_path/'out'
     p = subprocess.Popen([sys.executable, str(tmp_path/'run.py'), str(r), str(out), '2'], start_new_session=True)
@@ -123,13 +129,13 @@ def test_dask_local_cluster_curates_what_the_process_pool_curates(tmp_path):
     for folder in ('xray/pydicom-data', 'mr/nipy', 'ultrasound/pydicom', 'mr_dicom_series'):
         shutil.copytree(repo_root()/'data'/'raw'/folder, raw/folder)
     kw = dict(benchmarks=(), progress=False, workers=2, chunk_jobs=1, slice_step=4, images_per_tar=0)
-    local = curate(raw, tmp_path/'local', **kw)
-    dask = curate(raw, tmp_path/'dask', engine='dask', **kw)
+    local = curate(raw_dir=raw, out_dir=tmp_path/'local', **kw)
+    dask = curate(raw_dir=raw, out_dir=tmp_path/'dask', engine='dask', **kw)
     assert dask['images'] == local['images'] > 0 and dask['inputs'] == local['inputs']
     pd.testing.assert_frame_equal(_dl(tmp_path/'dask')[['path', 'src', 'content_hash']],
                                   _dl(tmp_path/'local')[['path', 'src', 'content_hash']])
     with pytest.raises(ValueError, match=r"engine='spark': use one of \['dask', 'local'\]"):
-        curate(raw, tmp_path/'x', engine='spark', **kw)
+        curate(raw_dir=raw, out_dir=tmp_path/'x', engine='spark', **kw)
 
 def _pid_after(seconds):
     time.sleep(seconds)

@@ -11,7 +11,7 @@ import biovfm.readers as R
 
 
 def run_curate(raw_dir, out_dir, **kwargs) -> dict:
-    return C.curate(raw_dir, out_dir, benchmarks=(), progress=False, **kwargs)
+    return C.curate(raw_dir=raw_dir, out_dir=out_dir, benchmarks=(), progress=False, **kwargs)
 
 
 def reject_reasons(out_dir) -> dict:

@@ -54,7 +54,7 @@ def test_manifest_without_a_path_column_is_refused(tmp_path):
 
 def test_dicom_tree(tmp_path):
     raw = make_dicom_tree(tmp_path / 'raw')
-    summary = curate(raw, tmp_path / 'out', **TINY)
+    summary = curate(raw_dir=raw, out_dir=tmp_path / 'out', **TINY)
     inputs = pd.read_csv(tmp_path / 'out' / 'inputs.csv')
     series = inputs[inputs.kind == 'dicom_series']
     assert len(series) == 1 and series.job.iloc[0].startswith('VS-SEG-001/1.2-study/series-')  # two folders, one series
@@ -69,7 +69,7 @@ def test_dicom_tree(tmp_path):
 
 def test_bids_dataset(tmp_path):
     raw = make_bids_dataset(tmp_path / 'bids')
-    curate(raw, tmp_path / 'out', frame_step=1, **TINY)
+    curate(raw_dir=raw, out_dir=tmp_path / 'out', frame_step=1, **TINY)
     inputs = pd.read_csv(tmp_path / 'out' / 'inputs.csv')
     assert _modalities(inputs) == {
         'sub-01/anat/sub-01_T1w.nii.gz': 'MR (bids)',
@@ -81,14 +81,14 @@ def test_bids_dataset(tmp_path):
     bold = dl[dl.src == 'sub-03/func/sub-03_task-rest_bold.nii.gz']
     assert sorted(set(bold.volume)) == [0, 1]  # a 4D run: one volume per time point
     assert set(dl.source) == {'bids'}  # the dataset's folder, not sub-01, sub-02, ...
-    again = curate(raw, tmp_path / 'out2', frame_step=2, **TINY)
+    again = curate(raw_dir=raw, out_dir=tmp_path / 'out2', frame_step=2, **TINY)
     dl2 = pd.read_parquet(tmp_path / 'out2' / 'data_list.parquet')
     assert set(dl2.volume[dl2.src == bold.src.iloc[0]]) == {0} and again['unknown_modality'] == 0
 
 
 def test_flat_folder_with_unknown_modalities(tmp_path, capsys):
     raw = make_flat_folder(tmp_path / 'raw')
-    summary = curate(raw, tmp_path / 'out', **TINY)
+    summary = curate(raw_dir=raw, out_dir=tmp_path / 'out', **TINY)
     printed = capsys.readouterr().out
     assert summary['by_modality'] == {'unknown': 5, 'CT': 1, 'MR': 1}  # the DICOMs' headers name theirs
     assert summary['unknown_modality'] == 5 and 'MANIFEST.tsv' in summary['modality_hint']
@@ -101,7 +101,7 @@ def test_flat_folder_with_unknown_modalities(tmp_path, capsys):
 
 def test_folder_with_a_metadata_csv(tmp_path):
     raw = make_csv_folder(tmp_path / 'raw')
-    curate(raw, tmp_path / 'out', **TINY)
+    curate(raw_dir=raw, out_dir=tmp_path / 'out', **TINY)
     dl = pd.read_parquet(tmp_path / 'out' / 'data_list.parquet')
     got = {s: (m, a, d) for s, m, a, d in dl[['src', 'modality', 'anatomy', 'modality_detail']].itertuples(index=False)}
     assert got == {

@@ -90,3 +90,19 @@ def test_the_probe_parameters_cell_is_probe_config():
     assert {name for name in config if assigned[name] != config[name]} == {'img_size', 'resize_from'}
     cell_docs, config_docs = source_docs(cell), source_docs(inspect.getsource(ProbeConfig))
     assert {name: cell_docs[name] for name in config} == config_docs
+
+
+def test_the_curate_parameters_cell_is_curate_config():
+    "01_curate's parameters cell is CurateConfig: names, order, help, defaults (slice_step CPU-sized), then demo."
+    import inspect
+    from dataclasses import fields
+    from biovfm.cli import parameters_cell, source_docs
+    from biovfm.curate import CurateConfig
+    cell = parameters_cell('01_curate')
+    assigned = {}
+    exec(cell, {}, assigned)  # papermill's literal assignments
+    config = {field.name: field.default for field in fields(CurateConfig)}
+    assert list(assigned) == [*config, 'demo']
+    assert {name for name in config if assigned[name] != config[name]} == {'slice_step'}
+    cell_docs, config_docs = source_docs(cell), source_docs(inspect.getsource(CurateConfig))
+    assert {name: cell_docs[name] for name in config} == config_docs

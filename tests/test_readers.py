@@ -59,7 +59,7 @@ def test_curation_of_a_slide_uses_openslide_and_lists_background(tmp_path):
     raw = tmp_path/'raw'/'histopathology'/'generated'
     raw.mkdir(parents=True)
     pyramidal_tiff(raw/'slide.svs')   # a generic tiled TIFF under a vendor suffix: opened by openslide
-    summary = C.curate(tmp_path/'raw', tmp_path/'out', progress=False, workers=1)
+    summary = C.curate(raw_dir=tmp_path/'raw', out_dir=tmp_path/'out', progress=False, workers=1)
     assert summary['images'] > 0 and summary['background_tiles'] > 0
     inputs = C.read_table(tmp_path/'out'/'inputs.csv')
     assert list(inputs.status) == ['ok']
@@ -77,7 +77,7 @@ def test_mirax_data_files_are_skipped_and_a_broken_slide_is_a_reject(tmp_path):
     assert R.file_kind(raw/'slide'/'Data0000.dat') == R.file_kind(raw/'slide'/'Slidedat.ini') == 'skip'
     with pytest.raises(R.RejectError, match=r'cannot open slide \(openslide: .*; tiffslide: '):
         list(R.read_wsi(raw/'slide.mrxs'))
-    summary = C.curate(tmp_path/'raw', tmp_path/'out', progress=False, workers=1)
+    summary = C.curate(raw_dir=tmp_path/'raw', out_dir=tmp_path/'out', progress=False, workers=1)
     rejects = C.read_table(tmp_path/'out'/'rejects.csv')
     assert summary['images'] == 0 and list(rejects.path) == ['histopathology/scanner/slide.mrxs']
 
@@ -112,11 +112,12 @@ def test_a_reader_registered_in_its_own_file_is_used_by_spawned_workers(tmp_path
     np.save(raw/'flipped.npy', chest[::-1, ::-1].copy() // 2)
     np.save(raw/'cube.npy', np.zeros((4, 4, 4), np.uint8))
     Image.fromarray(chest).save(raw/'chest.png')
-    without = curate(tmp_path/'raw', tmp_path/'plain', benchmarks=(), progress=False, images_per_tar=0)
+    without = curate(raw_dir=tmp_path/'raw', out_dir=tmp_path/'plain', benchmarks=(), progress=False,
+                     images_per_tar=0)
     assert without['inputs'] == 1   # .npy files are skipped while no reader claims them
     try:
-        summary = curate(tmp_path/'raw', tmp_path/'out', benchmarks=(), progress=False, workers=2, chunk_jobs=1,
-                         images_per_tar=0, reader_modules='toy_reader')
+        summary = curate(raw_dir=tmp_path/'raw', out_dir=tmp_path/'out', benchmarks=(), progress=False,
+                         workers=2, chunk_jobs=1, images_per_tar=0, reader_modules='toy_reader')
     finally:   # the registration must not leak into other tests
         READERS.pop('npy', None)
         sys.modules.pop('toy_reader', None)
@@ -130,4 +131,5 @@ def test_a_reader_registered_in_its_own_file_is_used_by_spawned_workers(tmp_path
     worker_pids = {json.loads(done.read_text())['pid'] for done in (tmp_path/'out').rglob('.done')}
     assert worker_pids - {os.getpid()}   # a spawned worker read some (this process works too)
     with pytest.raises(ImportError, match="cannot import 'no_such_module'"):
-        curate(tmp_path/'raw', tmp_path/'bad', benchmarks=(), progress=False, reader_modules='no_such_module')
+        curate(raw_dir=tmp_path/'raw', out_dir=tmp_path/'bad', benchmarks=(), progress=False,
+               reader_modules='no_such_module')
