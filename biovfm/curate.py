@@ -27,6 +27,7 @@ from biovfm.readers import (
     default_raw_dir,
     file_kind,
     READERS,
+    SKIP,
     format_shape,
     import_reader_modules,
     modality_of,
@@ -623,7 +624,7 @@ def plan_jobs(
         kind = file_kind(raw_dir / rel)
         if kind in READERS and READERS[kind].series_kind:
             kind_of_serial[rel] = kind  # a single file or part of a series: its header says (read below)
-        elif kind != 'skip':
+        elif kind != SKIP:
             jobs.append(dict(job=rel, kind=kind, files=[rel]))
     serial_files = list(kind_of_serial)
     batches = [(str(raw_dir), serial_files[i : i + 256]) for i in range(0, len(serial_files), 256)]
@@ -1327,8 +1328,7 @@ class CurateConfig:
     near_dup: int = 4  # perceptual-hash Hamming distance up to which two images are near duplicates
     min_fg: float = 0.1  # images with less foreground are left out of the leakage comparison
     # output
-    out_dir: str | None = None  # output folder; None: runs/curate (this notebook's run:
-        # runs/curate/nb_<max_files>_s<slice_step>)
+    out_dir: str | None = None  # output folder; None: in runs/curate
     images_per_tar: int = 10_000  # also pack the images into WebDataset tar shards of this many (0: single
         # PNG files only)
     # fmt: on

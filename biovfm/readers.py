@@ -13,10 +13,10 @@ from PIL import Image
 from .core import MODALITIES, data_dir
 
 # %% auto #0
-__all__ = ['VIEWS', 'BIDS_SUFFIXES', 'MODALITY_ORIGINS', 'READERS', 'SKIP_SUFFIXES', 'WSI_SOP', 'SLIDE_LIBRARIES', 'to_modality',
-           'bids_modality', 'folder_modality', 'modality_of', 'RejectError', 'Reader', 'register_reader', 'get_reader',
-           'import_reader_modules', 'file_kind', 'default_raw_dir', 'Volume', 'Planar', 'format_shape', 'check_pixels',
-           'read_nifti', 'read_dicom', 'read_dicom_series', 'tissue_fraction', 'open_slide', 'read_wsi',
+__all__ = ['VIEWS', 'BIDS_SUFFIXES', 'MODALITY_ORIGINS', 'READERS', 'SKIP', 'SKIP_SUFFIXES', 'WSI_SOP', 'SLIDE_LIBRARIES',
+           'to_modality', 'bids_modality', 'folder_modality', 'modality_of', 'RejectError', 'Reader', 'register_reader',
+           'get_reader', 'import_reader_modules', 'file_kind', 'default_raw_dir', 'Volume', 'Planar', 'format_shape',
+           'check_pixels', 'read_nifti', 'read_dicom', 'read_dicom_series', 'tissue_fraction', 'open_slide', 'read_wsi',
            'read_dicom_wsi', 'read_image', 'read_tiff', 'nifti_reader', 'dicom_reader', 'dicom_series_reader',
            'image_reader', 'tiff_reader', 'wsi_reader', 'read_job']
 
@@ -174,6 +174,7 @@ def import_reader_modules(modules: str | tuple | list = ''):
             ) from error
 
 
+SKIP = 'skip'  # the kind `file_kind` gives a file that is no input (notes, tables, a slide's data files)
 SKIP_SUFFIXES = (
     '.tsv',
     '.csv',
@@ -205,15 +206,15 @@ def _in_mirax_folder(path) -> bool:
 
 
 def file_kind(path) -> str:
-    "The reader kind of `path` (longest registered suffix, else a reader's sniffer), 'skip' or 'unknown'."
+    "The reader kind of `path` (longest registered suffix, else a reader's sniffer), `SKIP` or 'unknown'."
     name = Path(path).name.lower()
     by_suffix = [(len(s), r.kind) for r in READERS.values() for s in r.suffixes if name.endswith(s)]
     if by_suffix:
         return max(by_suffix)[1]
     if _in_mirax_folder(path):
-        return 'skip'  # a MIRAX slide's data files: read through its .mrxs
+        return SKIP  # a MIRAX slide's data files: read through its .mrxs
     if _suffix(path) in SKIP_SUFFIXES or Path(path).name.startswith(('.', 'MANIFEST', 'README', 'LICENSE')):
-        return 'skip'
+        return SKIP
     for reader in READERS.values():
         if reader.sniff is not None and reader.sniff(path):
             return reader.kind
