@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT/'benchmarks'))
 from biovfm import pretrain as P
 from biovfm.data import example_data_list
 from biovfm.learn import LEARN_BUDGET, LEARN_PATCH, LEARN_RECIPES
+from biovfm.experiments import matrix_patches
 from biovfm.monitor import OnlineEval, embed, eval_sets, knn_scores
 from pretrain import cpu_snapshot, interleaved, markdown, our_step, section_header
 
@@ -64,7 +65,8 @@ def knn_peer(model, sets, rounds: int, k: int = 20, t: float = 0.07) -> dict:
 
 def bench(method: str, arch: str, eval_every: int, eval_n: int, rounds: int, data_list: str) -> dict:
     steps, batch_size = LEARN_BUDGET[(method, arch)]
-    cfg = P.make_config(method=method, arch=arch, img_size=IMG_SIZE, patch_size=LEARN_PATCH[arch],
+    patch_size = matrix_patches(LEARN_BUDGET, LEARN_PATCH)[method, arch]  # the profile's: DINOv2 ViT-S/4, MAE ViT-S/8
+    cfg = P.make_config(method=method, arch=arch, img_size=IMG_SIZE, patch_size=patch_size,
                         batch_size=batch_size, max_steps=steps, data_list=data_list, out_dir=tempfile.mkdtemp(),
                         **LEARN_RECIPES[method])
     torch.manual_seed(0)

@@ -29,8 +29,8 @@ register_timm_models()  # timm builds the authors' ViT-H/14 by name wherever pre
 __all__ = ['WEIGHTS', 'LEGACY_WEIGHTS', 'FINAL_NORM', 'BACKBONE_KINDS', 'OFA_RESNETS', 'FEATURES', 'probe_form', 'run_relative',
            'local_paths', 'timm_config', 'save_backbone', 'load_backbone', 'Backbone', 'load_local_weights',
            'register_backbone', 'random_backbone', 'random_like_backbone', 'timm_backbone', 'exported_backbone',
-           'load_probe_backbone', 'biomedclip_backbone', 'rad_dino_backbone', 'biomedgpt_backbone', 'last_block_tokens',
-           'pool_features']
+           'load_probe_backbone', 'random_spec', 'biomedclip_backbone', 'rad_dino_backbone', 'biomedgpt_backbone',
+           'last_block_tokens', 'pool_features']
 
 # %% ../nbs/00e_backbones.ipynb #6265fb09
 WEIGHTS = 'model.safetensors'  # timm's file name, so that `local-dir:`/`hf-hub:` find the weights
@@ -483,6 +483,15 @@ def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, 
         .requires_grad_(False)
     )
     return backbone
+
+# %% ../nbs/00e_backbones.ipynb #7fb27b941602401d91542211134fc71a
+def random_spec(spec: str) -> tuple[str, dict] | None:
+    "(timm name, options) of a `random:<timm name>[:k=v,...]` spec, without building it; None for other backbones."
+    kind, _, rest = str(spec).partition(':')
+    if kind != 'random':
+        return None
+    name, _, options = rest.partition(':')
+    return name, _kwargs(options)
 
 # %% ../nbs/00e_backbones.ipynb #2c811bfb
 def _hub_or_local(rest: str, spec: str, patterns: list[str]) -> Path:

@@ -21,7 +21,6 @@ from biovfm.core import (
 from .benchmarks import find_medmnist, MEDMNIST_2D
 from biovfm.experiments import (
     small_matrix,
-    random_baseline_name,
     write_configs,
     configs_match,
     load_matrix,
@@ -157,22 +156,24 @@ def verdict(lo: float, hi: float) -> str:
 
 
 def compare_to_random(results, runs: list[Run], n_boot: int = 1000, seed: int = 42) -> pd.DataFrame:
-    """One row per (pretrained run, benchmark): its AUC and CI, those of the random baseline of the same arch and
-    patch size (`random_baseline_name`), and the paired verdict."""
+    """One row per (pretrained run, benchmark): its AUC and CI, those of the random-init baseline of the same arch
+    and patch size (the baseline run whose backbone is `random:<arch>:patch_size=<patch>`), and the paired verdict."""
+    from biovfm.backbones import random_spec  # here: the module imports torch
+
     results = Path(results)
     rows = []
-    baselines = {r.name for r in runs if r.pretrain is None}
-    arch_patches = {}  # arch -> the patch sizes its runs use: how its baselines are named
+    baseline_of = {}  # (timm arch, patch size) -> the baseline run probing that random init
     for r in runs:
-        if r.pretrain is not None:
-            arch_patches.setdefault(r.pretrain['arch'], set()).add(r.pretrain.get('patch_size'))
+        spec = random_spec(r.probe.get('backbone', '')) if r.pretrain is None else None
+        if spec is not None:
+            baseline_of[spec[0], spec[1].get('patch_size')] = r.name
     for r in runs:
         if r.pretrain is None:
             continue
         arch = next(k for k, v in BACKBONES.items() if v == r.pretrain['arch'])
-        rb = random_baseline_name(arch, r.pretrain.get('patch_size'), arch_patches[r.pretrain['arch']])
+        rb = baseline_of.get((r.pretrain['arch'], r.pretrain.get('patch_size')))
         if (
-            rb not in baselines
+            rb is None
             or not (results / r.name / 'metrics.csv').exists()
             or not (results / rb / 'metrics.csv').exists()
         ):
@@ -193,6 +194,8 @@ def compare_to_random(results, runs: list[Run], n_boot: int = 1000, seed: int = 
                     run=r.name,
                     method=r.pretrain['method'],
                     arch=arch,
+                    patch=r.pretrain.get('patch_size'),
+                    baseline=rb,
                     benchmark=bench,
                     steps=r.pretrain['max_steps'],
                     auc=a.value,
@@ -332,7 +335,17 @@ def report_tables(runs_dir: Path, results: Path, corpus: str) -> tuple:
     return met, dl, rej, tim
 
 # %% ../nbs/08_demo.ipynb #ccf22ba9
-VERDICT_COLUMNS = ['run', 'benchmark', 'auc', 'auc_lo', 'auc_hi', 'random_auc', 'random_lo', 'random_hi']
+VERDICT_COLUMNS = [
+    'run',
+    'baseline',
+    'benchmark',
+    'auc',
+    'auc_lo',
+    'auc_hi',
+    'random_auc',
+    'random_lo',
+    'random_hi',
+]
 VERDICT_COLUMNS += ['delta', 'delta_lo', 'delta_hi', 'verdict']
 
 

@@ -24,12 +24,12 @@ from biovfm.core import (
 from .benchmarks import MEDMNIST_2D
 
 # %% auto #0
-__all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BASELINES', 'LAUNCHED', 'PREEMPTION_SIGNAL',
-           'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe', 'probe_recipe', 'Run', 'paper_matrix',
-           'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir', 'expand', 'probed',
-           'run_state', 'launched_settings', 'settings_changes', 'record_settings', 'changed_message', 'run_commands',
-           'curate_steps', 'curate_command', 'plan', 'launch', 'slurm_scripts', 'collect', 'configs_match',
-           'matrix_patches', 'random_baseline_name', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'experiments_parser',
+__all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BASELINES', 'SETTINGS_MAY_CHANGE',
+           'PREEMPTION_SIGNAL', 'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe', 'probe_recipe', 'Run',
+           'paper_matrix', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir', 'expand',
+           'probed', 'run_state', 'stage_changes', 'run_changes', 'changed_message', 'run_commands', 'curate_steps',
+           'curate_command', 'plan', 'launch', 'slurm_scripts', 'collect', 'configs_match', 'matrix_patches',
+           'random_baseline_name', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'experiments_parser',
            'experiments_command', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
@@ -341,7 +341,7 @@ def probed(run: Run, runs_dir) -> bool:
 def run_state(run: Run, runs_dir) -> str:
     "One of: settings changed, needs data list, not started, pretraining at step N/M, exported, probed."
     out = Path(runs_dir) / run.name
-    if settings_changes(launched_settings(run), out):
+    if run_changes(run, runs_dir)[0]:
         return 'settings changed'
     if probed(run, runs_dir):
         return 'probed'
@@ -360,47 +360,46 @@ def run_state(run: Run, runs_dir) -> str:
     return 'not started'
 
 # %% ../nbs/07_experiments.ipynb #72eea5119410473aa328ad9291626812
-LAUNCHED = 'launched.json'  # in each run folder: the settings it was launched with
+# stage -> the settings a finished stage may be relaunched with (how it runs, not what it computes); a probe's
+# benchmarks may grow: `probed` sees the missing ones and the probe adds them
+SETTINGS_MAY_CHANGE = dict(
+    pretrain={'nproc', 'num_workers', 'save_every', 'precision', 'resume', 'out_dir'},
+    probe={'backbone', 'out_dir', 'cache_dir', 'device', 'benchmarks'},
+    curate={'workers', 'out_dir'},
+)
 
 
-def launched_settings(run: Run) -> dict:
-    "What a run's stages are made from: its pretraining and probing settings as the matrix states them."
-    return dict(pretrain=run.pretrain, probe=run.probe)
-
-
-def settings_changes(settings: dict, folder) -> list[str]:
-    "'key: before -> now' for each setting that differs from `folder`'s record (none recorded: [])."
-    stamp = Path(folder) / LAUNCHED
-    if not stamp.exists():
+def stage_changes(notebook, settings: dict, stage: str, runs_dir) -> list[str]:
+    "'key: ran -> now' for each setting that differs from the parameters papermill recorded in `notebook`."
+    notebook = Path(notebook)
+    if not notebook.exists():
         return []
-    before = _flat(json.loads(stamp.read_text()))
-    now = _flat(json.loads(json.dumps(settings, default=str)))  # the types a JSON round trip gives
-    keys = sorted(set(before) | set(now))
-    return [
-        f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in keys if before.get(key) != now.get(key)
-    ]
+    try:
+        ran = json.loads(notebook.read_text())['metadata'].get('papermill', {}).get('parameters') or {}
+    except (json.JSONDecodeError, KeyError) as error:
+        raise ValueError(f"{notebook}: not a readable executed notebook ({error}); move it away") from None
+    now = json.loads(
+        json.dumps({key: expand(value, runs_dir) for key, value in settings.items()}, default=str)
+    )
+    compared = sorted(set(now) & set(ran) - SETTINGS_MAY_CHANGE[stage])
+    return [f"{key}: {ran[key]!r} -> {now[key]!r}" for key in compared if ran[key] != now[key]]
 
 
-def _flat(settings: dict, prefix: str = '') -> dict:
-    flat = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, f'{prefix}{key}.')
-        else:
-            flat[f'{prefix}{key}'] = value
-    return flat
-
-
-def record_settings(settings: dict, folder) -> Path:
-    "Write `folder`'s record of the settings it is made from."
-    stamp = Path(folder) / LAUNCHED
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(settings, indent=1, default=str))
-    return stamp
+def run_changes(run: Run, runs_dir) -> tuple[list[str], Path]:
+    "The changed settings of the run's first finished-or-started stage that differs, and the folder to move away."
+    out = Path(runs_dir) / run.name
+    started = any((out / 'pretrain' / name).exists() for name in ('log.csv', 'backbone.json'))
+    if run.pretrain is not None and started:
+        if changes := stage_changes(out / '03_pretrain.ipynb', run.pretrain, 'pretrain', runs_dir):
+            return changes, out
+    if (out / 'probe' / 'metrics.csv').exists():
+        if changes := stage_changes(out / '04_probe.ipynb', run.probe, 'probe', runs_dir):
+            return changes, out / 'probe'
+    return [], out
 
 
 def changed_message(name: str, folder, changes: list[str]) -> str:
-    "Why a run (or corpus step) whose settings changed is refused, and what to do."
+    "Why a stage whose settings changed is refused, and what to do."
     return (
         f"{name}: its settings changed since {folder} was made ({'; '.join(changes)}); "
         "move that folder away (or name the run differently) to run the new settings"
@@ -548,13 +547,15 @@ def launch(
     pm_bin = papermill or str(Path(sys.executable).with_name('papermill'))
     failed = {}
     for name, cfg in curate_steps(mp).items():
-        settings = yaml.safe_load(cfg.read_text())
-        if changes := settings_changes(settings, rd / 'data' / name):
-            raise ValueError(changed_message(f'data/{name}', rd / 'data' / name, changes))
-        if (rd / 'data' / name / 'data_list.parquet').exists():
+        built = rd / 'data' / name
+        if (built / 'data_list.parquet').exists():
+            settings = yaml.safe_load(cfg.read_text())
+            if changes := stage_changes(built / '01_curate.ipynb', settings, 'curate', rd):
+                if dry_run:
+                    log(f"[data/{name}] {changed_message(f'data/{name}', built, changes)}")
+                    continue
+                raise ValueError(changed_message(f'data/{name}', built, changes))
             continue
-        if not dry_run:
-            record_settings(settings, rd / 'data' / name)
         c = curate_command(name, cfg, rd)
         log(f"[data/{name}] {'would run' if dry_run else 'running'}: {shlex.join([pm_bin] + c[1:])}")
         if not dry_run and (
@@ -568,9 +569,8 @@ def launch(
     for r in runs:
         state = run_state(r, rd)
         if state == 'settings changed':
-            failed[r.name] = changed_message(
-                r.name, rd / r.name, settings_changes(launched_settings(r), rd / r.name)
-            )
+            changes, folder = run_changes(r, rd)
+            failed[r.name] = changed_message(r.name, folder, changes)
             log(f"[{r.name}] {failed[r.name]}")
             continue
         if state == 'probed':
@@ -583,8 +583,6 @@ def launch(
             log(f"[{r.name}] {failed[r.name]}")
             if not dry_run:
                 continue
-        if not dry_run:
-            record_settings(launched_settings(r), rd / r.name)
         cmds = run_commands(r, rd, mp)
         if state == 'exported':
             cmds = cmds[-1:]
@@ -786,7 +784,16 @@ def matrix_patches(budget: dict, patch_size: int | dict) -> dict:
     """Each run's patch size, (method, arch) -> patch. `patch_size`: one for every run, or a dict whose keys are
     an arch (all of its runs) or a (method, arch) pair (that run alone; it wins over its arch's entry)."""
     if not isinstance(patch_size, dict):
-        return {run: patch_size for run in budget}
+        patch_size = {arch: patch_size for _, arch in budget}
+    valid_keys = set(budget) | {arch for _, arch in budget}
+    if unknown := sorted(map(str, set(patch_size) - valid_keys)):
+        raise ValueError(
+            f"patch_size names {unknown}, which no run uses; valid: {sorted(map(str, valid_keys))}"
+        )
+    if bad := sorted(
+        str(k) for k, v in patch_size.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1
+    ):
+        raise ValueError(f"patch_size of {bad} must be an integer >= 1")
     missing = sorted(f'{m} {a}' for m, a in budget if (m, a) not in patch_size and a not in patch_size)
     if missing:
         raise ValueError(f"patch_size has no entry for {missing}; it maps {sorted(map(str, patch_size))}")

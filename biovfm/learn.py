@@ -14,9 +14,9 @@ from .demo import compare_to_random, demo_probe, write_report
 from .monitor import learning_curves
 
 # %% auto #0
-__all__ = ['MEDMNIST_MODALITY_FOLDER', 'LEARN_BUDGET', 'LEARN_PATCH', 'LEARN_RECIPES', 'LEARN_EVAL', 'LEARN_CURATE',
-           'medmnist_train_raw', 'learn_raw', 'learn_matrix', 'learn_backbones', 'random_band', 'torch_seed',
-           'write_learn_results', 'run_learn', 'band_backbones', 'main']
+__all__ = ['MEDMNIST_MODALITY_FOLDER', 'LEARN_BUDGET', 'LEARN_PATCH', 'LEARN_RECIPES', 'LEARN_EVAL', 'LEARN_IMG_SIZE',
+           'LEARN_BAND_SEEDS', 'LEARN_CURATE', 'medmnist_train_raw', 'learn_raw', 'learn_matrix', 'learn_backbones',
+           'random_band', 'torch_seed', 'write_learn_results', 'run_learn', 'band_settings', 'stored_band', 'main']
 
 # %% ../nbs/08a_learn.ipynb #6e6c4e64
 MEDMNIST_MODALITY_FOLDER = dict(
@@ -82,6 +82,8 @@ LEARN_RECIPES = {  # changes to the CPU presets, found with the online evaluatio
 LEARN_EVAL = dict(
     eval_every=100, eval_n=500
 )  # the online evaluation of every run (default cadence, 2x the sets)
+LEARN_IMG_SIZE = 32  # pretraining, probe and band resolution (px)
+LEARN_BAND_SEEDS = range(5)  # random initialisations per (arch, patch) in the band
 LEARN_CURATE = dict(slice_step=1, frame_step=1, max_files=None, workers=2, img_size=64)
 
 
@@ -90,7 +92,7 @@ def learn_matrix(raw_dir: str, benchmarks: str = 'breastmnist,pneumoniamnist') -
     probe = demo_probe(benchmarks)  # the demo's probe: fast protocol, un-augmented cached features
     curate_step = LEARN_CURATE | dict(raw_dir=str(raw_dir))
     runs, corpus = small_matrix(
-        'learn', curate_step, LEARN_BUDGET, 32, LEARN_PATCH, probe, 100, 'learning profile'
+        'learn', curate_step, LEARN_BUDGET, LEARN_IMG_SIZE, LEARN_PATCH, probe, 100, 'learning profile'
     )
     for run in runs:
         if run.pretrain is not None:
@@ -167,15 +169,20 @@ def run_learn(out=None, results=None, fresh: bool = False, log=print) -> Path:
     raw = learn_raw(out / 'raw', benchmarks.split(','))
     runs, corpus = learn_matrix(str(raw.resolve()), benchmarks)
     configs = out / 'configs'
+    if (
+        configs.exists()
+    ):  # generated each time: no config of a run the profile no longer has is left to launch
+        shutil.rmtree(configs)
     write_configs(runs, configs, corpus)
     log(f"learn: {len(runs)} runs in {out}; raw files and {benchmarks} train images in {raw}")
     launch(str(configs), out / 'runs', log=lambda line: log(f"  {time.time() - started:6.0f} s  {line}"))
     collect(str(configs), out / 'runs', out / 'results')
     band_path = out / 'random_band.csv'
-    if band_backbones(band_path) != set(
-        learn_backbones()
-    ):  # missing, or made for other backbones: made again
-        random_band(learn_backbones()).to_csv(band_path, index=False)
+    settings = band_settings(benchmarks)
+    if stored_band(band_path, settings) is None:  # missing, or made from other settings: made again
+        band = random_band(learn_backbones(), LEARN_IMG_SIZE, LEARN_BAND_SEEDS, LEARN_EVAL['eval_n'])
+        band.to_csv(band_path, index=False)
+        band_path.with_suffix('.json').write_text(json.dumps(settings, indent=1))
     results.mkdir(parents=True, exist_ok=True)
     write_report(  # results/learn/REPORT.md: verdicts, data, online evaluation, probes, timings
         results,
@@ -187,21 +194,32 @@ def run_learn(out=None, results=None, fresh: bool = False, log=print) -> Path:
         title='BioVFM learning profile',
         command='make learn',
     )
-    write_learn_results(
-        results, runs, out / 'runs', out / 'results', pd.read_csv(band_path)
-    )  # curves with the band
+    band = pd.read_csv(band_path)
+    write_learn_results(results, runs, out / 'runs', out / 'results', band)  # curves with the band
     log(f"learn finished in {(time.time() - started) / 60:.1f} min: {results}")
     return results
 
 
-def band_backbones(path) -> set:
-    "The (arch, patch) pairs a stored random band covers (empty when there is none or it predates `patch`)."
-    if not Path(path).exists():
-        return set()
-    band = pd.read_csv(path)
-    if 'patch' not in band:
-        return set()
-    return set(zip(band.arch, band.patch.astype(int)))
+def band_settings(benchmarks: str) -> dict:
+    "What the profile's random band is made from; stored beside it (`random_band.json`)."
+    backbones = [list(pair) for pair in learn_backbones()]
+    seeds = list(LEARN_BAND_SEEDS)
+    return dict(
+        backbones=backbones,
+        img_size=LEARN_IMG_SIZE,
+        seeds=seeds,
+        eval_n=LEARN_EVAL['eval_n'],
+        benchmarks=benchmarks,
+    )
+
+
+def stored_band(path, settings: dict) -> pd.DataFrame | None:
+    "The band stored at `path` when its `.json` says it was made from `settings`; None otherwise (made again)."
+    path = Path(path)
+    stamp = path.with_suffix('.json')
+    if not (path.exists() and stamp.exists()) or json.loads(stamp.read_text()) != settings:
+        return None
+    return pd.read_csv(path)
 
 
 def main(argv=None) -> int:

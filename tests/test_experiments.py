@@ -47,13 +47,18 @@ def test_changed_settings_are_refused_not_reused(twin, tmp_path):
     cfg = changed/'model_scaling'/'mae_vit_tiny.pretrain.yaml'
     settings = yaml.safe_load(cfg.read_text())
     cfg.write_text(yaml.safe_dump(settings | dict(max_steps=settings['max_steps'] + 1)))
+    probe_cfg = changed/'model_scaling'/'dinov2_vit_tiny.probe.yaml'  # a probe-only change: its pretraining stays
+    probe_settings = yaml.safe_load(probe_cfg.read_text())
+    probe_cfg.write_text(yaml.safe_dump(probe_settings | dict(epochs=probe_settings['epochs'] + 1)))
     before = {f: f.stat().st_mtime for f in twin.rglob('*') if f.is_file()}
     states = plan(str(changed), twin)
     assert states.set_index('run').state.to_dict()['model_scaling/mae_vit_tiny'] == 'settings changed', states
-    p = _cli('run', str(changed), '--runs-dir', str(twin)); out, _ = p.communicate(timeout=600)
+    p = _cli('run', str(changed), '--runs-dir', str(twin))
+    out, _ = p.communicate(timeout=600)
     assert p.returncode != 0, out
-    assert f"pretrain.max_steps: {settings['max_steps']} -> {settings['max_steps'] + 1}" in out, out
+    assert f"max_steps: {settings['max_steps']} -> {settings['max_steps'] + 1}" in out, out
     assert 'move that folder away' in out, out
+    assert f"{twin/'model_scaling'/'dinov2_vit_tiny'/'probe'} was made (epochs: " in out, out
     assert {f: f.stat().st_mtime for f in twin.rglob('*') if f.is_file()} == before  # nothing ran, nothing touched
 
 def test_twin_exports_loadable_backbones(twin):
