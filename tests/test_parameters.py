@@ -76,33 +76,28 @@ def test_a_pretraining_option_has_one_help_text():
     assert set(cell) <= set(config)
 
 
-def test_the_probe_parameters_cell_is_probe_config():
-    "nbs/04_probe's parameters cell: ProbeConfig's fields with their order, help and defaults (two CPU-sized), then nothing else."
+def _cell_is_config(notebook: str, config_class, before: list, after: list, cpu_sized: set):
+    "`notebook`'s parameters cell: `config_class`'s fields with their order, help and defaults (`cpu_sized` differ)."
     import inspect
     from dataclasses import fields
     from biovfm.cli import parameters_cell, source_docs
-    from biovfm.probe import ProbeConfig
-    cell = parameters_cell('04_probe')
+    cell = parameters_cell(notebook)
     assigned = {}
     exec(cell, {}, assigned)  # papermill's literal assignments
-    config = {field.name: field.default for field in fields(ProbeConfig)}
-    assert list(assigned) == ['backbone', *config]
-    assert {name for name in config if assigned[name] != config[name]} == {'img_size', 'resize_from'}
-    cell_docs, config_docs = source_docs(cell), source_docs(inspect.getsource(ProbeConfig))
+    config = {field.name: field.default for field in fields(config_class)}
+    assert list(assigned) == [*before, *config, *after]
+    assert {name for name in config if assigned[name] != config[name]} == cpu_sized
+    cell_docs, config_docs = source_docs(cell), source_docs(inspect.getsource(config_class))
     assert {name: cell_docs[name] for name in config} == config_docs
+
+
+def test_the_probe_parameters_cell_is_probe_config():
+    "nbs/04_probe's parameters cell: backbone, then ProbeConfig (img_size, resize_from CPU-sized), nothing else."
+    from biovfm.probe import ProbeConfig
+    _cell_is_config('04_probe', ProbeConfig, ['backbone'], [], {'img_size', 'resize_from'})
 
 
 def test_the_curate_parameters_cell_is_curate_config():
-    "01_curate's parameters cell is CurateConfig: names, order, help, defaults (slice_step CPU-sized), then demo."
-    import inspect
-    from dataclasses import fields
-    from biovfm.cli import parameters_cell, source_docs
+    "01_curate's parameters cell is CurateConfig (slice_step CPU-sized), then demo."
     from biovfm.curate import CurateConfig
-    cell = parameters_cell('01_curate')
-    assigned = {}
-    exec(cell, {}, assigned)  # papermill's literal assignments
-    config = {field.name: field.default for field in fields(CurateConfig)}
-    assert list(assigned) == [*config, 'demo']
-    assert {name for name in config if assigned[name] != config[name]} == {'slice_step'}
-    cell_docs, config_docs = source_docs(cell), source_docs(inspect.getsource(CurateConfig))
-    assert {name: cell_docs[name] for name in config} == config_docs
+    _cell_is_config('01_curate', CurateConfig, [], ['demo'], {'slice_step'})
