@@ -51,11 +51,12 @@ def check_environment(device: str) -> str:
 def step_run(data_list: str, method: str, arch: str, img_size: int, steps: int, batch: int, device: str, **kw) -> pd.DataFrame:
     "A short pretraining run at the reference recipe; its log."
     from biovfm.pretrain import run
-    out = tempfile.mkdtemp(prefix=f'gpu_check_{method}_{arch}_')
-    run(method=method, arch=arch, data_list=data_list, out_dir=out, img_size=img_size, max_steps=steps,
-        batch_size=batch, preset='reference', save_every=10**9, device=device, num_workers=4 if device == 'cuda' else 0,
-        warmup_steps=0, **kw)
-    log = pd.read_csv(Path(out)/'log.csv')
+    # The run folder (a checkpoint of a few hundred MB per size) is removed with its log read.
+    with tempfile.TemporaryDirectory(prefix=f'gpu_check_{method}_{arch}_') as out:
+        run(method=method, arch=arch, data_list=data_list, out_dir=out, img_size=img_size, max_steps=steps,
+            batch_size=batch, preset='reference', save_every=10**9, device=device,
+            num_workers=4 if device == 'cuda' else 0, warmup_steps=0, **kw)
+        log = pd.read_csv(Path(out)/'log.csv')
     if not log.loss.notna().all() or int(log.skipped.sum()):
         raise RuntimeError(f"non-finite or skipped steps: {log[['step', 'loss', 'skipped']].to_dict('records')}")
     return log
