@@ -39,7 +39,8 @@ FINAL_NORM = 'final_norm.safetensors'  # the pretrained final norm, which the pa
 
 
 def probe_form(model, state: dict) -> tuple[dict, dict, dict] | None:
-    "The paper's probe features in timm terms: (model_args, tensors, final-norm tensors), None if `model` has none."
+    """The paper's probe features in timm terms: (model_args, tensors, final-norm tensors), None if `model`
+    has none."""
     import torch
 
     norm, fc_norm = getattr(model, 'norm', None), getattr(model, 'fc_norm', None)
@@ -56,7 +57,8 @@ def probe_form(model, state: dict) -> tuple[dict, dict, dict] | None:
 
 
 def run_relative(path, run_dir) -> str:
-    "`path` relative to `run_dir` (POSIX separators); its file name alone when the two share no folder but the root."
+    """`path` relative to `run_dir` (POSIX separators); its file name alone when the two share no folder but
+    the root."""
     path, run_dir = Path(path).resolve(), Path(run_dir).resolve()
     try:
         common = Path(os.path.commonpath([path, run_dir]))
@@ -91,7 +93,8 @@ def timm_config(
     info: dict,
     model_args: dict | None = None,
 ) -> dict:
-    "timm's `config.json` for `local-dir:`/`hf-hub:` loading: architecture, model_args, pretrained_cfg, provenance."
+    """timm's `config.json` for `local-dir:`/`hf-hub:` loading: architecture, model_args, pretrained_cfg,
+    provenance."""
     pretrained_cfg = dict(
         input_size=[3, img_size, img_size],
         fixed_input_size=True,
@@ -128,7 +131,8 @@ def save_backbone(
     data_list=None,  # the data list trained on: recorded by its MD5 and its path relative to `out_dir`
     **meta,
 ) -> Path:
-    "Write `model` as a timm folder giving the probe's features (`model.safetensors`, `config.json`), `backbone.json`."
+    """Write `model` as a timm folder giving the probe's features (`model.safetensors`, `config.json`),
+    `backbone.json`."""
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
@@ -188,7 +192,8 @@ def _read_backbone_json(path: Path) -> dict:
 
 
 def _read_weights(path: Path, device) -> dict:
-    "The tensors of a safetensors file; a clear error naming the file when it is truncated or not safetensors."
+    """The tensors of a safetensors file; a clear error naming the file when it is truncated or not
+    safetensors."""
     from safetensors.torch import load_file
 
     try:
@@ -201,7 +206,8 @@ def _read_weights(path: Path, device) -> dict:
 
 
 def load_backbone(path, device='cpu'):
-    "The backbone as trained (a plain timm model) and its `backbone.json` info from an exported folder (or its files)."
+    """The backbone as trained (a plain timm model) and its `backbone.json` info from an exported folder (or
+    its files)."""
     import timm, torch
 
     register_timm_models()
@@ -345,7 +351,8 @@ def _load_state(path: Path) -> dict:
 
 # %% ../nbs/00e_backbones.ipynb #21ec60b1
 def load_local_weights(model: nn.Module, path: Path):
-    "Load a local timm checkpoint (.safetensors, or .pth/.bin with weights_only) into `model`, classifier dropped."
+    """Load a local timm checkpoint (.safetensors, or .pth/.bin with weights_only) into `model`, classifier
+    dropped."""
     import sys
 
     if path.suffix == '.safetensors':
@@ -386,7 +393,8 @@ def register_backbone(prefix: str):
 
 @register_backbone('random')
 def random_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
-    "`random:<timm name>[:k=v,...]`: a seeded random timm model; `norm=imagenet` records ImageNet input statistics."
+    """`random:<timm name>[:k=v,...]`: a seeded random timm model; `norm=imagenet` records ImageNet input
+    statistics."""
     name, _, opts = rest.partition(':')
     kw = _kwargs(opts)
     norm = kw.pop('norm', None)  # the input normalisation of the models it is compared with: 'imagenet'
@@ -415,7 +423,8 @@ def random_like_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
 
 @register_backbone('timm')
 def timm_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
-    "`timm:<timm name>[:<local weights file>][:k=v,...]`: a local file loaded without unpickling, else timm's own pretrained weights (Hugging Face hub or its cache)."
+    """`timm:<timm name>[:<local weights file>][:k=v,...]`: a local file loaded without unpickling, else
+    timm's own pretrained weights (Hugging Face hub or its cache)."""
     import timm
 
     name, _, weights = rest.partition(':')
@@ -470,7 +479,8 @@ def exported_backbone(path: Path, img_size, spec: str) -> Backbone:
 
 
 def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, device='cpu') -> Backbone:
-    "The frozen backbone named by `spec` (a registered `prefix:...`, else an exported folder) for `img_size` px inputs."
+    """The frozen backbone named by `spec` (a registered `prefix:...`, else an exported folder) for `img_size`
+    px inputs."""
     spec = str(spec)
     prefix, _, rest = spec.partition(':')
     if prefix in BACKBONE_KINDS:
@@ -486,7 +496,8 @@ def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, 
 
 # %% ../nbs/00e_backbones.ipynb #7fb27b941602401d91542211134fc71a
 def random_spec(spec: str) -> tuple[str, dict] | None:
-    "(timm name, options) of a `random:<timm name>[:k=v,...]` spec, without building it; None for other backbones."
+    """(timm name, options) of a `random:<timm name>[:k=v,...]` spec, without building it; None for other
+    backbones."""
     kind, _, rest = str(spec).partition(':')
     if kind != 'random':
         return None
@@ -495,7 +506,8 @@ def random_spec(spec: str) -> tuple[str, dict] | None:
 
 # %% ../nbs/00e_backbones.ipynb #2c811bfb
 def _hub_or_local(rest: str, spec: str, patterns: list[str]) -> Path:
-    "`rest` as a local path when it exists, else the snapshot of the Hugging Face repo `rest` (downloaded, or read from the HF cache offline)."
+    """`rest` as a local path when it exists, else the snapshot of the Hugging Face repo `rest` (downloaded,
+    or read from the HF cache offline)."""
     path = Path(rest)
     if path.exists() or path.is_absolute() or rest.count('/') != 1:
         return path
@@ -559,7 +571,8 @@ def _biomedclip(path: Path, img_size, spec) -> Backbone:
 
 
 class _HFTokens(nn.Module):
-    "A Hugging Face vision model whose `forward_features` returns the last hidden states (prefix tokens first)."
+    """A Hugging Face vision model whose `forward_features` returns the last hidden states (prefix tokens
+    first)."""
 
     def __init__(self, hf, n_prefix):
         super().__init__()
@@ -596,7 +609,8 @@ OFA_RESNETS = {6: 'resnet50', 23: 'resnet101', 36: 'resnet152'}  # blocks of sta
 
 
 def _biomedgpt(path: Path, img_size, spec) -> Backbone:
-    "BiomedGPT's image encoder: the ResNet (stages 1-3, stride 16, 1024 channels) of its OFA encoder, as a timm ResNet."
+    """BiomedGPT's image encoder: the ResNet (stages 1-3, stride 16, 1024 channels) of its OFA encoder, as a
+    timm ResNet."""
     import timm
 
     names = ('model.safetensors', 'pytorch_model.bin', 'checkpoint.pt')
@@ -632,7 +646,8 @@ def _biomedgpt(path: Path, img_size, spec) -> Backbone:
 
 @register_backbone('biomedclip')
 def biomedclip_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
-    "`biomedclip:<dir, file or HF repo>`: BiomedCLIP's vision trunk pooled as the authors pool it (`seed` unused)."
+    """`biomedclip:<dir, file or HF repo>`: BiomedCLIP's vision trunk pooled as the authors pool it (`seed`
+    unused)."""
     patterns = ['open_clip_config.json', 'open_clip_model.safetensors', 'open_clip_pytorch_model.bin']
     return _biomedclip(_hub_or_local(rest, spec, patterns), img_size, spec)
 
@@ -666,7 +681,8 @@ def last_block_tokens(model, x):
 
 
 def pool_features(model, x, features: str = 'authors'):
-    "Probe features: mean of raw last-block patch tokens + parameter-free LayerNorm ('authors'), of final-norm tokens."
+    """Probe features: mean of raw last-block patch tokens + parameter-free LayerNorm ('authors'), of
+    final-norm tokens."""
     if features not in FEATURES:
         raise ValueError(f"features={features!r}: use one of {FEATURES}")
     if features == 'authors' and getattr(model, 'authors_features', None) == 'timm-pool':

@@ -275,7 +275,8 @@ class BenchmarkKind:
         return self.check(rests, img_size, resize_from, download) if self.check else []
 
     def split_images(self, rest: str, img_size: int) -> tuple:
-        "(a cache key of the benchmark's data, split -> its images): `splits` when given, else the loaded data's."
+        """(a cache key of the benchmark's data, split -> its images): `splits` when given, else the loaded
+        data's."""
         if self.splits is not None:
             return self.splits(rest, img_size)
         data = self.load(rest, img_size, None, False, 42, None)
@@ -299,7 +300,8 @@ def register_benchmark(
 
 # %% ../nbs/00d_benchmarks.ipynb #b05ae6fa
 def check_medmnist_files(flags, img_size: int, resize_from=None, download: bool = False) -> list:
-    "Missing or corrupted MedMNIST files, each with how to get it (nothing to check when they are downloaded)."
+    """Missing or corrupted MedMNIST files, each with how to get it (nothing to check when they are
+    downloaded)."""
     if download:
         return []
     problems = []
@@ -386,7 +388,8 @@ def load_probe_data(name: str, img_size: int = 28, resize_from=None, download=Fa
 def check_probe_inputs(
     benchmarks, img_size: int, resize_from: int | None = None, download: bool = False, dataset_dir=None
 ):
-    "Fail fast, naming each missing or corrupted benchmark file (and how to get it) and a folder without labels."
+    """Fail fast, naming each missing or corrupted benchmark file (and how to get it) and a folder without
+    labels."""
     rests_by_prefix = {}
     for name in benchmarks:
         prefix, rest = benchmark_spec(name)
@@ -440,7 +443,8 @@ def _parse_label(v) -> list[int]:
 
 
 def make_split(labels: list, seed: int = 42, fractions=(0.7, 0.1, 0.2)) -> np.ndarray:
-    "Seeded stratified train/val/test assignment (first label for multi-label; plain when a class is too small)."
+    """Seeded stratified train/val/test assignment (first label for multi-label; plain when a class is too
+    small)."""
     from sklearn.model_selection import train_test_split
 
     n = len(labels)
@@ -474,7 +478,8 @@ LABELS_HELP = "labels.csv needs columns path,label[,split]: 0-based integer clas
 
 
 def _rows(csv: Path, mask, values=None, limit: int = 5) -> str:
-    "'rows 2, 7 (...)': the labels.csv line numbers (header = line 1) of the rows in `mask`, with their values."
+    """'rows 2, 7 (...)': the labels.csv line numbers (header = line 1) of the rows in `mask`, with their
+    values."""
     idx = np.flatnonzero(np.asarray(mask))
     shown = [f"{i + 2}" + (f" ({values[i]!r})" if values is not None else '') for i in idx[:limit]]
     more = f" and {len(idx) - limit} more" if len(idx) > limit else ''
@@ -496,7 +501,8 @@ def read_labels_csv(csv: Path) -> pd.DataFrame:
 
 
 def parse_labels(csv: Path, df: pd.DataFrame) -> tuple[list, str, int]:
-    "(labels per row, kind, n_classes): refuses non-integer labels, empty single labels and classes without images."
+    """(labels per row, kind, n_classes): refuses non-integer labels, empty single labels and classes without
+    images."""
     labels, bad = [], np.zeros(len(df), bool)
     for i, v in enumerate(df['label']):
         try:
@@ -529,7 +535,8 @@ def parse_labels(csv: Path, df: pd.DataFrame) -> tuple[list, str, int]:
 
 
 def read_splits(csv: Path, df: pd.DataFrame) -> np.ndarray | None:
-    "The user's train/val/test column, None when there is none (or it is entirely blank); refuses blank or odd cells."
+    """The user's train/val/test column, None when there is none (or it is entirely blank); refuses blank or
+    odd cells."""
     if 'split' not in df.columns:
         return None
     split = df['split'].str.strip().str.lower().to_numpy()
@@ -550,7 +557,8 @@ def read_splits(csv: Path, df: pd.DataFrame) -> np.ndarray | None:
 
 
 def check_split_classes(csv: Path, kind: str, n_classes: int, y: dict):
-    "Every split holds every class (multi-label: a positive and a negative per class): otherwise AUCs are undefined."
+    """Every split holds every class (multi-label: a positive and a negative per class): otherwise AUCs are
+    undefined."""
     task = get_task(kind)
     for split, labels in y.items():
         lacking = task.lacking(labels, n_classes)
@@ -564,7 +572,8 @@ def check_split_classes(csv: Path, kind: str, n_classes: int, y: dict):
 def load_labelled_folder(
     dataset_dir, img_size: int = 28, seed: int = 42, out_dir=None, name: str | None = None
 ):
-    "A `ProbeData` from a folder with `labels.csv` (path,label[,split]) and the rejects DataFrame (unreadable images)."
+    """A `ProbeData` from a folder with `labels.csv` (path,label[,split]) and the rejects DataFrame
+    (unreadable images)."""
     d = Path(dataset_dir)
     csv = d / 'labels.csv'
     if not csv.is_file():
@@ -619,7 +628,8 @@ def load_labelled_folder(
 
 # %% ../nbs/00d_benchmarks.ipynb #08ab55ef
 def write_labelled_folder(dest, images, labels, n: int | None = None) -> Path:
-    "Write uint8 images as PNGs plus labels.csv (labels: (N,1) ints or (N,L) multi-hot) — for examples and tests."
+    """Write uint8 images as PNGs plus labels.csv (labels: (N,1) ints or (N,L) multi-hot) — for examples and
+    tests."""
     from PIL import Image
 
     dest = Path(dest)

@@ -92,7 +92,8 @@ def parameters_cell(notebook: str) -> str:
 
 
 def option_docs(notebook: str, *objects) -> dict[str, tuple[str, str]]:
-    "`{name: (group, help)}` of a stage: its notebook's parameters cell first, then the source comments of `objects`."
+    """`{name: (group, help)}` of a stage: its notebook's parameters cell first, then the source comments of
+    `objects`."""
     docs = {}
     for source in [parameters_cell(notebook), *map(inspect.getsource, objects)]:
         for name, (group, text) in source_docs(source).items():
@@ -111,7 +112,8 @@ class Parser(argparse.ArgumentParser):
 def add_options(
     parser: argparse.ArgumentParser, defaults: dict, docs: dict, types: dict = {}, required: tuple = ()
 ) -> list[str]:
-    "Add `--name` for each of `defaults`, with its help and default, in argument groups of `docs`; returns the names."
+    """Add `--name` for each of `defaults`, with its help and default, in argument groups of `docs`; returns
+    the names."""
     groups = {}
     for group in dict.fromkeys(docs[name][0] for name in docs if name in defaults):  # the source's order
         groups[group] = parser.add_argument_group(group or 'other options')
@@ -167,7 +169,8 @@ def one_line(error: BaseException) -> str:
 
 
 def console(prog: str, command, argv=None) -> int:
-    "Run `command(argv)` as a console script: 0, or one line `prog: error: ...` and 2 (usage) / 1 / a child's status."
+    """Run `command(argv)` as a console script: 0, or one line `prog: error: ...` and 2 (usage) / 1 / a
+    child's status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = '--debug' in argv or os.environ.get(DEBUG_VARIABLE, '') not in ('', '0')
     argv = [arg for arg in argv if arg != '--debug']
@@ -234,7 +237,8 @@ SUBCOMMANDS = {  # name -> (one line of help, the function adding its options)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    "The `biovfm` parser, one subcommand per stage; the options of `command` only (its stage alone is imported)."
+    """The `biovfm` parser, one subcommand per stage; the options of `command` only (its stage alone is
+    imported)."""
     parser = Parser(
         'biovfm', description='BioVFM-21M compendium: run a stage from the shell.', allow_abbrev=False
     )
@@ -251,7 +255,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 # %% ../nbs/09_cli.ipynb #c9000010
 def run(argv):
-    "The `biovfm` command line `argv` in this process: the stage's result; a refused parameter raises `UsageError`."
+    """The `biovfm` command line `argv` in this process: the stage's result; a refused parameter raises
+    `UsageError`."""
     parser = build_parser(next((arg for arg in argv if not arg.startswith('-')), None))
     namespace, unknown = parser.parse_known_args(argv)
     options = vars(namespace)

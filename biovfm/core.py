@@ -178,7 +178,8 @@ ARCH_ALIASES = {
 
 
 def short_arch(arch: str) -> str:
-    "The short name ('vit_tiny', ...) of any spelling of one of `BACKBONES` or `ARCH_ALIASES` (a timm weight tag after '.' ignored); any other name unchanged."
+    """The short name ('vit_tiny', ...) of any spelling of one of `BACKBONES` or `ARCH_ALIASES` (a timm weight
+    tag after '.' ignored); any other name unchanged."""
     model = arch.split('.', 1)[
         0
     ]  # 'vit_base_patch16_224.orig_in21k_ft_in1k': the architecture of its weights
@@ -345,7 +346,8 @@ def check_schema(df: pd.DataFrame, schema: str, extra_ok: bool = False) -> pd.Da
 def write_table(
     df: pd.DataFrame, path, schema: str | None = None, extra_ok: bool = False, float_format: str | None = None
 ) -> Path:
-    "Write `df` atomically as CSV or parquet (by suffix), checking `schema` first; `float_format` (CSV) e.g. '%.10g' for fitted numbers."
+    """Write `df` atomically as CSV or parquet (by suffix), checking `schema` first; `float_format` (CSV) e.g.
+    '%.10g' for fitted numbers."""
     path = Path(path)
     if schema:
         df = check_schema(df, schema, extra_ok)
@@ -375,7 +377,8 @@ PREDICTIONS_DIR = 'predictions'
 
 
 def predictions_path(root, backbone: str, benchmark: str, protocol: str, img_size: int, seed: int) -> Path:
-    "Where a probe writes one backbone's test predictions on one benchmark (arrays: `SCHEMAS['predictions']`)."
+    """Where a probe writes one backbone's test predictions on one benchmark (arrays:
+    `SCHEMAS['predictions']`)."""
     name = f"{slug(benchmark)}_{protocol}_{img_size}px_s{seed}_test_predictions.npz"
     return Path(root) / PREDICTIONS_DIR / backbone / name
 
@@ -394,7 +397,8 @@ def markdown_table(df: pd.DataFrame, float_format: str = '{:.3f}') -> str:
 
 
 def weighted_auc(W, y, s):
-    "AUC of binary labels `y`, scores `s` for each row of sample weights `W` (b, n); nan when a class is absent."
+    """AUC of binary labels `y`, scores `s` for each row of sample weights `W` (b, n); nan when a class is
+    absent."""
     order = np.argsort(s, kind='stable')
     sorted_scores = np.asarray(s)[order]
     positive = np.asarray(y).astype(bool)[order]
@@ -410,7 +414,8 @@ def weighted_auc(W, y, s):
 
 # %% ../nbs/00_core.ipynb #48df0c5c
 def tensorboard_writer(log_dir, purge_step: int = 0):
-    "A TensorBoard `SummaryWriter` on `log_dir` that drops events from `purge_step` on (a resumed run redoes them)."
+    """A TensorBoard `SummaryWriter` on `log_dir` that drops events from `purge_step` on (a resumed run redoes
+    them)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as e:
@@ -456,7 +461,8 @@ def refuse_parameters(namespace: dict, stage: str):
 
 
 def registering(registry: dict, name: str):
-    "A decorator that stores the decorated function in `registry` under `name` (the registries' shared helper)."
+    """A decorator that stores the decorated function in `registry` under `name` (the registries' shared
+    helper)."""
 
     def register(function):
         registry[name] = function
@@ -466,7 +472,8 @@ def registering(registry: dict, name: str):
 
 
 def later_stage(name: str):
-    "The module `biovfm.<name>` of a later stage, found by name at call time: where an earlier stage hands over to it."
+    """The module `biovfm.<name>` of a later stage, found by name at call time: where an earlier stage hands
+    over to it."""
     # the console layer (cli) wrapping a stage's entry point, the probe stage's online evaluation inside pretraining:
     # looked up like the registered methods (`BUILTIN_METHODS`), so the stages keep their order and no import cycle
     import importlib

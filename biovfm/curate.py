@@ -245,7 +245,8 @@ class Engine:
 
 @register_engine('local')
 class LocalEngine(Engine):
-    "This machine: this process and a pool of `workers - 1` spawned ones, started once for every task of a run."
+    """This machine: this process and a pool of `workers - 1` spawned ones, started once for every task of a
+    run."""
 
     pool = None
 
@@ -327,7 +328,8 @@ class LocalEngine(Engine):
 
 @register_engine('dask')
 class DaskEngine(Engine):
-    "Dask distributed: the cluster at `scheduler`, else a LocalCluster of `workers` single-threaded processes."
+    """Dask distributed: the cluster at `scheduler`, else a LocalCluster of `workers` single-threaded
+    processes."""
 
     client = cluster = None
 
@@ -414,7 +416,8 @@ def read_manifest(raw_dir) -> dict:
 
 
 def manifest_entry(manifest: dict, rel: str) -> dict:
-    "The manifest's row for file `rel`, else for its nearest folder that the manifest names (a series, a patient), else {}."
+    """The manifest's row for file `rel`, else for its nearest folder that the manifest names (a series, a
+    patient), else {}."""
     for key in (rel, *(str(p) for p in Path(rel).parents if str(p) != '.')):
         if key in manifest:
             return manifest[key]
@@ -433,7 +436,8 @@ _SPLIT_DIRS = {
 
 
 def split_of(rel: str, manifest_split=None) -> str:
-    "A file's split: the manifest's, else a folder named val/valid/validation/test/testing in its path, else train."
+    """A file's split: the manifest's, else a folder named val/valid/validation/test/testing in its path, else
+    train."""
     if isinstance(manifest_split, str) and manifest_split.strip():
         return manifest_split.strip().lower()
     for part in Path(rel).parts[:-1]:
@@ -443,7 +447,8 @@ def split_of(rel: str, manifest_split=None) -> str:
 
 
 def source_of(rel: str, dataset: str = 'root') -> str:
-    "A file's source: `<modality>/<source>/...`'s second folder (`<modality>/<file>`: its first), a BIDS or top-level file's `dataset`, else its first folder."
+    """A file's source: `<modality>/<source>/...`'s second folder (`<modality>/<file>`: its first), a BIDS or
+    top-level file's `dataset`, else its first folder."""
     parts = Path(rel).parts
     if len(parts) >= 2 and to_modality(parts[0]):
         return parts[1] if len(parts) >= 3 else parts[0]
@@ -469,7 +474,8 @@ _HEADER_TAGS = [
 
 
 def dicom_facts(p) -> dict:
-    "What planning needs of a DICOM file's header: its `series` key (None: no 2D series), `modality` and `body_part` tags ('' if absent)."
+    """What planning needs of a DICOM file's header: its `series` key (None: no 2D series), `modality` and
+    `body_part` tags ('' if absent)."""
     import pydicom
 
     try:
@@ -502,7 +508,8 @@ def dicom_facts(p) -> dict:
 
 
 def _header_facts(task: tuple) -> list:
-    "[(file, dicom_facts)] for a batch (raw_dir, files) of DICOM files: one header read each (a planning task)."
+    """[(file, dicom_facts)] for a batch (raw_dir, files) of DICOM files: one header read each (a planning
+    task)."""
     raw_dir, files = task
     return [(rel, dicom_facts(Path(raw_dir) / rel)) for rel in files]
 
@@ -526,7 +533,8 @@ def _link_problem(path: Path, root: Path, follow_external_links: bool) -> str:
 
 
 def scan_raw(raw_dir, follow_external_links: bool = False) -> pd.DataFrame:
-    "Every non-hidden entry under `raw_dir`, sorted: path (relative), size, mtime_ns, problem ('' for a readable file)."
+    """Every non-hidden entry under `raw_dir`, sorted: path (relative), size, mtime_ns, problem ('' for a
+    readable file)."""
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw_dir={str(raw_dir)!r} is not a folder")
@@ -602,7 +610,8 @@ def plan_jobs(
     listing: pd.DataFrame | None = None,
     engine: Engine | None = None,
 ) -> pd.DataFrame:
-    "One row per job (file, DICOM series or unreadable entry) of `raw_dir`, by key; `max_files` spreads a subset over modalities."
+    """One row per job (file, DICOM series or unreadable entry) of `raw_dir`, by key; `max_files` spreads a
+    subset over modalities."""
     raw_dir = Path(raw_dir)
     listing = scan_raw(raw_dir, follow_external_links) if listing is None else listing
     man = read_manifest(raw_dir)
@@ -718,13 +727,15 @@ _STATS = ('candidates', 'padding', 'aspect', 'small', 'background', 'stride')
 
 
 def _discard_images(out_dir, img_prefix: str):
-    "Delete every image a job wrote, a half-written one included (a job stopped by its time limit leaves nothing)."
+    """Delete every image a job wrote, a half-written one included (a job stopped by its time limit leaves
+    nothing)."""
     for path in Path(out_dir).glob(f'{img_prefix}_*.png'):
         path.unlink(missing_ok=True)
 
 
 def process_job(raw_dir, job: dict, out_dir, img_prefix: str, opts: Options):
-    "(rows, rejects, stats) of one job; never raises for a bad input, nor for one that runs past `max_seconds`."
+    """(rows, rejects, stats) of one job; never raises for a bad input, nor for one that runs past
+    `max_seconds`."""
     t0 = time.time()
     rows, rejects = [], []
     stats = dict.fromkeys(_STATS, 0)
@@ -852,7 +863,8 @@ def _too_long(seconds: float) -> TimeLimit:
 
 @contextlib.contextmanager
 def time_limit(seconds: float | None):
-    "Raise `TimeLimit` in the block after `seconds` (SIGALRM); a no-op where no timer can be armed (see text)."
+    """Raise `TimeLimit` in the block after `seconds` (SIGALRM); a no-op where no timer can be armed (see
+    text)."""
     import signal, threading
 
     usable = (
@@ -886,7 +898,8 @@ def _opts_dict(o: Options) -> dict:
 
 
 def _settings_diff(cfg: dict, old: dict) -> list:
-    "Settings that differ between two `config.json`s; an option missing from `old` (added later) counts as its default."
+    """Settings that differ between two `config.json`s; an option missing from `old` (added later) counts as
+    its default."""
     defaults = _opts_dict(Options())
     old_opts = defaults | old.get('options', {})
     diff = sorted(k for k in set(cfg) | set(old) if k != 'options' and cfg.get(k) != old.get(k))
@@ -909,7 +922,8 @@ def _job_descriptions(plan: pd.DataFrame, columns: list) -> dict:
 def update_plan(
     old: pd.DataFrame, fresh: pd.DataFrame, num_shards: int = 1, chunk_jobs: int = 8, chunk_mb: float = 16
 ):
-    "(plan, changes): `old`'s chunks for the unchanged jobs of `fresh`, new chunks for added ones, stale chunks to redo."
+    """(plan, changes): `old`'s chunks for the unchanged jobs of `fresh`, new chunks for added ones, stale
+    chunks to redo."""
     # a plan written before the `note` and `signature` columns existed is compared on the others
     columns = [c for c in fresh.columns if c != 'job' and c in old.columns]
     old_jobs, fresh_jobs = _job_descriptions(old, columns), _job_descriptions(fresh, columns)
@@ -939,7 +953,8 @@ def _forget_chunk(out_dir, shard: int, chunk: int):
 
 @contextlib.contextmanager
 def _plan_lock(out_dir):
-    "Hold `out_dir/.plan.lock` (exclusive `flock`; none where fcntl is missing) while the plan is read or updated."
+    """Hold `out_dir/.plan.lock` (exclusive `flock`; none where fcntl is missing) while the plan is read or
+    updated."""
     try:
         import fcntl
     except ImportError:
@@ -969,7 +984,8 @@ def prepare_run(
     chunk_mb: float = 16,
     engine: Engine | None = None,
 ) -> pd.DataFrame:
-    "Write (or check and reuse) a run folder's `config.json` and `plan.parquet`, the plan following the raw folder."
+    """Write (or check and reuse) a run folder's `config.json` and `plan.parquet`, the plan following the raw
+    folder."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = dict(
@@ -1017,7 +1033,8 @@ def prepare_run(
 
 
 def _worker_fn():
-    "`process_chunk` as the installed module's function: spawned workers cannot import one defined in a notebook kernel."
+    """`process_chunk` as the installed module's function: spawned workers cannot import one defined in a
+    notebook kernel."""
     import biovfm.curate
 
     return biovfm.curate.process_chunk
@@ -1033,7 +1050,8 @@ def run_shard(
     progress: bool = True,
     engine: Engine | None = None,
 ) -> list:
-    "Process every unfinished chunk of `shard` on `engine` (default: local, `workers` processes); the `.done` records."
+    """Process every unfinished chunk of `shard` on `engine` (default: local, `workers` processes); the
+    `.done` records."""
     from tqdm.auto import tqdm
 
     mine = plan[plan['shard'] == shard]
@@ -1079,7 +1097,8 @@ MODALITY_HINT = (
 
 
 def reason_kind(reason: str) -> str:
-    "A reject reason without its particulars (numbers, parentheses, what follows ':' or '->'): rejects counted by kind."
+    """A reject reason without its particulars (numbers, parentheses, what follows ':' or '->'): rejects
+    counted by kind."""
     text = str(reason)
     while re.search(r'\([^()]*\)', text):  # (nested (parentheses)) from the inside out
         text = re.sub(r'\s*\([^()]*\)', '', text)
@@ -1224,7 +1243,8 @@ def merge(
     min_fg: float = 0.1,
     engine: Engine | None = None,
 ) -> dict:
-    "Build `data_list.parquet`, `excluded.parquet`, `rejects.csv`, `inputs.csv`, `leakage.csv`, `summary.json` from finished chunks."
+    """Build `data_list.parquet`, `excluded.parquet`, `rejects.csv`, `inputs.csv`, `leakage.csv`,
+    `summary.json` from finished chunks."""
     out_dir = Path(out_dir)
     t0 = time.time()
     rows, rejects, inputs = read_chunks(out_dir, finished_plan(out_dir), engine)
@@ -1390,7 +1410,8 @@ def curate_config(config: CurateConfig | None = None, **options) -> CurateConfig
 
 # %% ../nbs/01_curate.ipynb #e3c4fc2b
 def curation_report(summary: dict, out_dir) -> str:
-    "What a finished run says: images and inputs, how many images have modality 'unknown' (and how to name it), rejects by reason."
+    """What a finished run says: images and inputs, how many images have modality 'unknown' (and how to name
+    it), rejects by reason."""
     out_dir = Path(out_dir)
     unknown = summary.get('unknown_modality', 0)
     lines = [

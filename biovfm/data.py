@@ -30,7 +30,8 @@ def example_data_list(
     max_files: int = 14,
     slice_step: int = 6,
 ) -> Path:
-    "A data list of `n` real images curated (nbs/01_curate) from `max_files` raw files at `size` px; built once, then reused."
+    """A data list of `n` real images curated (nbs/01_curate) from `max_files` raw files at `size` px; built
+    once, then reused."""
     import hashlib
     from biovfm.curate import curate
     from biovfm.subsets import random_subset, write_subset
@@ -159,7 +160,8 @@ def check_data_list(
 
 # %% ../nbs/02_data.ipynb #f0e9407b
 class PretrainDataset(torch.utils.data.Dataset):
-    "Images of a curation data list (`split` rows, optional `modality` subset or seeded sample of `n`), as RGB PIL images through `transform`."
+    """Images of a curation data list (`split` rows, optional `modality` subset or seeded sample of `n`), as
+    RGB PIL images through `transform`."""
 
     def __init__(
         self,
@@ -316,7 +318,8 @@ def block_masks(n: int, grid: int, mask_prob: float = 0.5, ratio=(0.1, 0.5)) -> 
 
 
 class DINOv2Collate:
-    "Batch of multi-crop views: global crops (crop-major), local crops, iBOT masks over the global crops' patch grid."
+    """Batch of multi-crop views: global crops (crop-major), local crops, iBOT masks over the global crops'
+    patch grid."""
 
     def __init__(
         self, global_size: int, patch_size: int, seed: int = 0, mask_prob: float = 0.5, ratio=(0.1, 0.5)
@@ -371,7 +374,8 @@ SHARD_WINDOW = 4  # shards whose images are shuffled together when a data list i
 
 
 class StepSampler(torch.utils.data.Sampler):
-    "Infinite batch sampler: for each step from `start_step`, this rank's list of item keys (`epoch*n + index`)."
+    """Infinite batch sampler: for each step from `start_step`, this rank's list of item keys (`epoch*n +
+    index`)."""
 
     def __init__(
         self,
@@ -435,7 +439,8 @@ class StepSampler(torch.utils.data.Sampler):
 
 # %% ../nbs/02_data.ipynb #adcc3347
 def make_loader(dataset, sampler: StepSampler, collate, num_workers: int = 0, pin_memory: bool = False):
-    "A DataLoader over `dataset` driven by the infinite step `sampler` (its own generator: the global RNG is left alone)."
+    """A DataLoader over `dataset` driven by the infinite step `sampler` (its own generator: the global RNG is
+    left alone)."""
     kw = dict(prefetch_factor=2, persistent_workers=False) if num_workers > 0 else {}
     return torch.utils.data.DataLoader(
         dataset,

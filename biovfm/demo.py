@@ -53,7 +53,8 @@ DEMO_CURATE = dict(
 
 
 def demo_benchmarks() -> str:
-    "The MedMNIST benchmarks whose verified 28 px files are here (the embedded data has BreastMNIST and PneumoniaMNIST)."
+    """The MedMNIST benchmarks whose verified 28 px files are here (the embedded data has BreastMNIST and
+    PneumoniaMNIST)."""
 
     def here(flag):
         try:
@@ -276,7 +277,8 @@ def pretrain_summary(runs_dir, runs: list[Run]) -> pd.DataFrame:
 
 
 def online_evaluation_section(out, runs_dir, runs: list[Run]) -> list[str]:
-    "Report lines: each pretraining run's online evaluation (start, end, collapse flags) and the curves figure."
+    """Report lines: each pretraining run's online evaluation (start, end, collapse flags) and the curves
+    figure."""
     from biovfm.monitor import learning_curves, learning_summary
     from biovfm.figures import learning_curves_figure
 
@@ -505,7 +507,8 @@ def write_report(
     title: str = 'BioVFM demo report',
     command: str = 'make demo',
 ) -> Path:
-    "Write `out/REPORT.md` from the stored files of a small matrix (default layout: `out/runs`, `out/results`)."
+    """Write `out/REPORT.md` from the stored files of a small matrix (default layout: `out/runs`,
+    `out/results`)."""
     out = Path(out)
     rd, res = Path(runs_dir or out / 'runs'), Path(results or out / 'results')
     cmp = compare_to_random(res, runs)
@@ -572,7 +575,8 @@ def demo_parser():
 
 
 def demo_command(argv):
-    "`python -m biovfm.demo [--out_dir DIR] [--fresh] | --configs`: run the demo, or only rewrite configs/demo."
+    """`python -m biovfm.demo [--out_dir DIR] [--fresh] | --configs`: run the demo, or only rewrite
+    configs/demo."""
     a = demo_parser().parse_args(argv)
     if a.configs:
         runs, corpus_steps = demo_matrix()

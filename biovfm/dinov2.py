@@ -51,7 +51,8 @@ class DINOv2Student(nn.Module):
         self.ibot_head = head() if cfg.ibot_separate_head else self.dino_head
 
     def heads(self, class_tokens, masked_patches) -> tuple:
-        "DINO head on the class tokens, iBOT head on the masked patch tokens: one pass when the head is shared."
+        """DINO head on the class tokens, iBOT head on the masked patch tokens: one pass when the head is
+        shared."""
         if self.ibot_head is not self.dino_head:
             return self.dino_head(class_tokens), self.ibot_head(masked_patches)
         # as DINOv2's reference concatenates the inputs of a shared head: one larger matmul per layer
@@ -69,7 +70,8 @@ class DINOv2Student(nn.Module):
 
     @torch.no_grad()
     def teacher_forward(self, global_crops, masks):
-        "Teacher: unmasked global crops; DINO head on class tokens, iBOT head on the patches the student had masked."
+        """Teacher: unmasked global crops; DINO head on class tokens, iBOT head on the patches the student had
+        masked."""
         f = self.backbone.encode(global_crops)
         dino, ibot = self.heads(f[:, 0], f[:, 1:][masks.flatten(1)])
         return dict(cls=f[:, 0], dino=dino, ibot=ibot)
@@ -93,7 +95,8 @@ def sinkhorn_knopp(logits: torch.Tensor, temp: float, n_iters: int = 3) -> torch
 
 
 def cross_entropy_views(teacher_probs: list, student_logits: list, student_temp: float) -> torch.Tensor:
-    "Mean cross-entropy of teacher targets against student logits over all (teacher view, student view) pairs of different views."
+    """Mean cross-entropy of teacher targets against student logits over all (teacher view, student view)
+    pairs of different views."""
     total, n = 0.0, 0
     for ti, t in enumerate(teacher_probs):
         for si, s in enumerate(student_logits):
@@ -105,7 +108,8 @@ def cross_entropy_views(teacher_probs: list, student_logits: list, student_temp:
 
 
 def ibot_cross_entropy(teacher_probs, student_logits, masks, student_temp: float) -> torch.Tensor:
-    "iBOT loss: masked-patch cross-entropy, averaged per crop then over the crops (as lightly's IBOTPatchLoss)."
+    """iBOT loss: masked-patch cross-entropy, averaged per crop then over the crops (as lightly's
+    IBOTPatchLoss)."""
     loss = torch.sum(-teacher_probs * F.log_softmax(student_logits / student_temp, dim=-1), dim=-1)
     w = (1.0 / masks.flatten(1).sum(1, keepdim=True).clamp(min=1)).expand_as(masks.flatten(1))[
         masks.flatten(1)
@@ -173,7 +177,8 @@ class DINOv2(SSLMethod):
     def preset(
         self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
     ) -> dict:
-        "`reference`: DINOv2's `ssl_default_config` for ViT-T..L, its large-model recipe (`vitg14`) for ViT-H; `small`: a CPU-sized variant."
+        """`reference`: DINOv2's `ssl_default_config` for ViT-T..L, its large-model recipe (`vitg14`) for
+        ViT-H; `small`: a CPU-sized variant."""
         huge = short_arch(arch) == 'vit_huge'
         steps = partial(preset_steps, max_steps=max_steps)
         shared = dict(  # DINOv2's values, the same in both presets
@@ -314,7 +319,8 @@ class DINOv2(SSLMethod):
         return [model.backbone, model.dino_head] + ([model.ibot_head] if separate_ibot else [])
 
     def probe_drop_path(self, arch: str) -> float:
-        "The authors' evaluation keeps DINOv2 backbones in train mode: drop path at the recipe's rate while the head trains."
+        """The authors' evaluation keeps DINOv2 backbones in train mode: drop path at the recipe's rate while
+        the head trains."""
         return self.preset('reference', arch, 224, 1024, 1, 16)['drop_path']  # 0.4 for ViT-H, else 0.3
 
     def flops_per_image(
@@ -328,7 +334,8 @@ class DINOv2(SSLMethod):
         head_bottleneck: int = 256,
         **other_knobs,
     ) -> float:
-        "Student on 2 global + `n_local` local crops and heads (3x: forward + backward), teacher forward on the global crops."
+        """Student on 2 global + `n_local` local crops and heads (3x: forward + backward), teacher forward on
+        the global crops."""
         n_global_tokens = (img_size // dims['patch']) ** 2 + 1
         n_local_tokens = (local_size // dims['patch']) ** 2 + 1
         head = 2 * (

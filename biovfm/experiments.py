@@ -54,7 +54,8 @@ DINOV2_BATCH_PER_GPU = (
 def _paper_run(
     method: str, arch: str, data: str, gpus: int, batch: int, lr: float, max_steps: int, patch_size: int
 ):
-    "What every paper pretraining run states, in the config files' key order: model, data, batch, lr, length, machine."
+    """What every paper pretraining run states, in the config files' key order: model, data, batch, lr,
+    length, machine."""
     return dict(
         method=method,
         arch=arch,
@@ -74,7 +75,8 @@ def _paper_run(
 
 
 def dinov2_recipe(arch: str, data: str, gpus: int = 8) -> dict:
-    "DINOv2 default recipe (ssl_default_config, vitl16_short) for the scaling sweep: the same for ViT-T/S/B/L."
+    """DINOv2 default recipe (ssl_default_config, vitl16_short) for the scaling sweep: the same for
+    ViT-T/S/B/L."""
     big = arch in ('vit_large', 'vit_huge')
     batch = DINOV2_BATCH_PER_GPU * gpus
     run = _paper_run(
@@ -94,7 +96,8 @@ def dinov2_recipe(arch: str, data: str, gpus: int = 8) -> dict:
 
 
 def dinov2_large_recipe(data: str, gpus: int = 8, batch_per_gpu: int = 32) -> dict:
-    "DINOv2's large-model recipe (vitl14 / vitg14) on the SwiGLU ViT-H/14 the authors evaluate (`dino_vit_huge`)."
+    """DINOv2's large-model recipe (vitl14 / vitg14) on the SwiGLU ViT-H/14 the authors evaluate
+    (`dino_vit_huge`)."""
     batch = batch_per_gpu * gpus
     lr = 2e-4 * math.sqrt(batch / 1024)
     run = _paper_run(
@@ -126,7 +129,8 @@ def mae_recipe(arch: str, data: str, gpus: int = 8, epochs: int = 800) -> dict:
 
 
 def probe_recipe(img_size: int = 224, benchmarks=MEDMNIST_2D, protocol='fast') -> dict:
-    "Probing parameters of the paper: all 12 benchmarks at 224 px, never upsampled (`protocol='faithful'` for the authors' loop)."
+    """Probing parameters of the paper: all 12 benchmarks at 224 px, never upsampled (`protocol='faithful'`
+    for the authors' loop)."""
     return dict(benchmarks=','.join(benchmarks), img_size=img_size, resize_from=0, protocol=protocol, seed=42)
 
 # %% ../nbs/07_experiments.ipynb #e0e7656e
@@ -208,7 +212,8 @@ def train_flops_per_image(
     grad_ckpt: bool = False,
     **recipe,
 ) -> float:
-    "Training FLOPs per pretraining image (forward + backward; `grad_ckpt`: the student's blocks run forward twice), counted by the method."
+    """Training FLOPs per pretraining image (forward + backward; `grad_ckpt`: the student's blocks run forward
+    twice), counted by the method."""
     from biovfm.pretrain import get_method, vit_dims
 
     return get_method(method).flops_per_image(
@@ -240,7 +245,8 @@ def _yaml(d: dict) -> str:
 
 
 def write_configs(runs: list[Run], dest, curate: dict | None = None) -> list[Path]:
-    "Write `<name>.pretrain.yaml` / `<name>.probe.yaml` for each run (and `data/<name>.curate.yaml` steps) under `dest`."
+    """Write `<name>.pretrain.yaml` / `<name>.probe.yaml` for each run (and `data/<name>.curate.yaml` steps)
+    under `dest`."""
     dest = Path(dest)
     out = []
     for name, params in (curate or {}).items():
@@ -386,7 +392,8 @@ def stage_changes(notebook, settings: dict, stage: str, runs_dir) -> list[str]:
 
 
 def run_changes(run: Run, runs_dir) -> tuple[list[str], Path]:
-    "The changed settings of the run's first finished-or-started stage that differs, and the folder to move away."
+    """The changed settings of the run's first finished-or-started stage that differs, and the folder to move
+    away."""
     out = Path(runs_dir) / run.name
     started = any((out / 'pretrain' / name).exists() for name in ('log.csv', 'backbone.json'))
     if run.pretrain is not None and started:
@@ -511,7 +518,8 @@ def _select(runs, only):
 
 # %% ../nbs/07_experiments.ipynb #a9da3796
 def _run_logged(argv: list[str], logf: Path, timings: Path | None = None, step: str = '') -> int:
-    "Run `argv` with its output in `logf`; the exit code. Appends (step, notebook, seconds, exit code) to `timings`."
+    """Run `argv` with its output in `logf`; the exit code. Appends (step, notebook, seconds, exit code) to
+    `timings`."""
     logf.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     with open(logf, 'w') as fh:
@@ -605,7 +613,8 @@ PREEMPTION_SIGNAL = 'USR1'  # what Slurm sends the batch shell 120 s before the 
 
 
 def _preemption_lines(preempted_exit: int) -> list[str]:
-    "Shell lines defining `step CMD...`: CMD in the background, USR1 forwarded to it, the job requeued when it stops."
+    """Shell lines defining `step CMD...`: CMD in the background, USR1 forwarded to it, the job requeued when
+    it stops."""
     return [
         f'PREEMPTED_EXIT={preempted_exit}  # pretraining stopped by a signal exits so once its checkpoint is written',
         'preempted=0',
@@ -670,7 +679,8 @@ def slurm_scripts(
     sbatch_options: list[str] = (),
     only=None,
 ) -> list[Path]:
-    "Batch scripts for every corpus and run of `matrix` and `submit_all.sh` submitting them in order; returns their paths."
+    """Batch scripts for every corpus and run of `matrix` and `submit_all.sh` submitting them in order;
+    returns their paths."""
     from biovfm.pretrain import cli_args, make_config
 
     mp = matrix_dir(matrix)
@@ -944,7 +954,8 @@ def experiments_parser():
 
 
 def experiments_command(argv):
-    "biovfm-experiments {plan,run,collect,analyse,configs,slurm} [matrix] [--runs-dir D] [--only R] [--dest D] [--dry-run]"
+    """biovfm-experiments {plan,run,collect,analyse,configs,slurm} [matrix] [--runs-dir D] [--only R] [--dest
+    D] [--dry-run]"""
     a = experiments_parser().parse_args(argv)
     pd.set_option('display.width', 200, 'display.max_colwidth', 80)
     if a.action == 'configs':

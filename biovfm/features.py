@@ -27,7 +27,8 @@ BACKBONE_MODES = ('authors', 'eval')
 
 
 class SubsetDropPath(nn.Module):
-    "DINOv2's stochastic depth for rates above 0.1: a residual kept for floor(b(1-p)) random samples, scaled by b/kept."
+    """DINOv2's stochastic depth for rates above 0.1: a residual kept for floor(b(1-p)) random samples, scaled
+    by b/kept."""
 
     def __init__(self, rate: float, generator: torch.Generator | None = None):
         super().__init__()
@@ -44,7 +45,8 @@ class SubsetDropPath(nn.Module):
 
 
 def probe_drop_path(backbone: Backbone, backbone_mode: str = 'authors') -> float:
-    "Stochastic depth active while the head trains, as the backbone's pretraining method asks (DINOv2: 0.3, ViT-H 0.4); else 0."
+    """Stochastic depth active while the head trains, as the backbone's pretraining method asks (DINOv2: 0.3,
+    ViT-H 0.4); else 0."""
     if backbone_mode not in BACKBONE_MODES:
         raise ValueError(f"backbone_mode={backbone_mode!r}: use one of {BACKBONE_MODES}")
     if backbone_mode == 'eval':
@@ -88,7 +90,8 @@ def to_input(x, mean=(0.5,) * 3, std=(0.5,) * 3, device='cpu'):
 
 
 def rotate_shift(x, angle, dx, dy):
-    "Rotate (N,C,H,W) by `angle` radians about the centre (nearest, zero fill), then shift by integers (dx, dy)."
+    """Rotate (N,C,H,W) by `angle` radians about the centre (nearest, zero fill), then shift by integers (dx,
+    dy)."""
     n, _, h, w = x.shape
     cos, sin = torch.cos(angle), torch.sin(angle)
     # output pixel p samples input at R^-1 (p - shift); normalised coordinates, square pixels
@@ -109,7 +112,8 @@ def rotate_shift(x, angle, dx, dy):
 
 
 def augment(x, generator: torch.Generator, degrees: float = 30.0, pad: int = 4):
-    "The authors' RandomRotation(degrees) then RandomCrop(size, padding=pad) per sample, on [0,1]-scaled (N,C,H,W)."
+    """The authors' RandomRotation(degrees) then RandomCrop(size, padding=pad) per sample, on [0,1]-scaled
+    (N,C,H,W)."""
     n = x.shape[0]
     angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(degrees)
     dx = torch.randint(-pad, pad + 1, (n,), generator=generator).float()
@@ -135,7 +139,8 @@ FEATURE_VERSION = 2
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    "The generator of one training epoch — its shuffle, augmentations and stochastic depth — shared by both protocols."
+    """The generator of one training epoch — its shuffle, augmentations and stochastic depth — shared by both
+    protocols."""
     digest = hashlib.blake2b(f'probe-epoch:{seed}:{epoch}'.encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, 'little') >> 1)
 
@@ -155,7 +160,8 @@ def augmented_features(
     drop_path: float = 0.0,
     device='cpu',
 ):
-    "Features of one training batch of uint8 images: the authors' augmentation, then the backbone with `drop_path`."
+    """Features of one training batch of uint8 images: the authors' augmentation, then the backbone with
+    `drop_path`."""
     t = augment(to_input(images, (0,) * 3, (1,) * 3), generator)
     t = ((t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)).to(device)
     with torch.no_grad(), stochastic_depth(model, drop_path, generator):
@@ -196,7 +202,8 @@ def epoch_view(
     drop_last: bool = True,
     device=None,
 ) -> np.ndarray:
-    "Every training image's features exactly as the faithful protocol computes them in `epoch` (same batches, same draws)."
+    """Every training image's features exactly as the faithful protocol computes them in `epoch` (same
+    batches, same draws)."""
     device = device or next(model.parameters()).device
     g, n = epoch_generator(seed, epoch), len(x)
     perm = torch.randperm(n, generator=g)
@@ -268,7 +275,8 @@ def cached_features(
     drop_path: float = 0.0,
     drop_last: bool = True,
 ):
-    "Features of one split and view ('clean' or 'aug-<seed>-<k>': epoch k's) from the cache or computed and stored; hit?"
+    """Features of one split and view ('clean' or 'aug-<seed>-<k>': epoch k's) from the cache or computed and
+    stored; hit?"""
     key = cache_key(backbone, data, split, view, mean, std, features, drop_path, batch_size, drop_last)
     p = Path(cache_dir) / f"{slug(data.name)}_{split}_{view}_{key}.npz"
     if p.exists():
@@ -300,7 +308,8 @@ def cached_features(
 
 # %% ../nbs/04c_features.ipynb #bc33f835
 class LinearHead(nn.Sequential):
-    "Probe head: BatchNorm without affine parameters, a linear layer ('authors'); first a LayerNorm ('normed-tokens')."
+    """Probe head: BatchNorm without affine parameters, a linear layer ('authors'); first a LayerNorm
+    ('normed-tokens')."""
 
     def __init__(self, dim: int, n_out: int, features: str = 'authors'):
         if features not in FEATURES:
@@ -364,7 +373,8 @@ def train_head(
 def feature_batches(
     feats, y, kind: str, batch_size: int = 128, device='cpu', drop_last: bool = True, seed: int = 42
 ):
-    "Batches from cached features (V, N, D): epoch e shuffles as the faithful protocol's epoch e and reads view e mod V."
+    """Batches from cached features (V, N, D): epoch e shuffles as the faithful protocol's epoch e and reads
+    view e mod V."""
     F_ = torch.as_tensor(feats, device=device)
     T = get_task(kind).targets(y).to(device)
     V, N = F_.shape[:2]
@@ -392,7 +402,8 @@ def image_batches(
     drop_last: bool = True,
     seed: int = 42,
 ):
-    "Batches for the faithful protocol: augmented images through the frozen backbone (with `drop_path`) at every step."
+    """Batches for the faithful protocol: augmented images through the frozen backbone (with `drop_path`) at
+    every step."""
     T = get_task(kind).targets(y).to(device)
     N = len(x)
 

@@ -101,7 +101,8 @@ def save_figure(fig, out_dir, name: str, formats=('pdf', 'png'), dpi: int = 150)
 
 # %% ../nbs/06_figures.ipynb #46a9c18a
 def load_scaling_tables(results='paper', scaling_dir=None, x_axis='paper') -> dict:
-    "slopes / task_properties / correlations written by 05_scaling, or computed from the stored points if absent."
+    """slopes / task_properties / correlations written by 05_scaling, or computed from the stored points if
+    absent."""
     sd = Path(scaling_dir) if scaling_dir else default_scaling_dir(results)
     names = ('slopes', 'task_properties', 'correlations')
     pts = scaling_points(load_metrics(results), x_axis)
@@ -470,7 +471,8 @@ def fig4_slopes(slopes: pd.DataFrame, corr: pd.DataFrame | None = None, methods=
 
 # %% ../nbs/06_figures.ipynb #8cef112a
 def table1_from_results(results) -> pd.DataFrame:
-    "Table 1 of every run under `results`: `biovfm.table1.table1` of each `metrics.csv` with the predictions beside it."
+    """Table 1 of every run under `results`: `biovfm.table1.table1` of each `metrics.csv` with the predictions
+    beside it."""
     files = find_metrics(results)
     if not files:
         raise FileNotFoundError(f"no metrics.csv under {results}")
@@ -572,7 +574,8 @@ def make_figures(
     formats=('pdf', 'png'),  # file formats written for every figure
     dpi: int = 150,  # resolution of the raster formats
 ) -> dict:
-    "Draw Figs 1, 2a, 2b, 3, 4 and Table 1 from stored results into `out_dir`; returns written and skipped items."
+    """Draw Figs 1, 2a, 2b, 3, 4 and Table 1 from stored results into `out_dir`; returns written and skipped
+    items."""
     set_style()
     paper = str(results) == 'paper'
     tabs = load_scaling_tables(

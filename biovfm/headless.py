@@ -52,7 +52,8 @@ def headless(notebook: dict) -> dict:
 
 
 class HeadlessHandler:
-    "papermill I/O handler for `headless:<notebook path>` (read only): the notebook's run without its lessons."
+    """papermill I/O handler for `headless:<notebook path>` (read only): the notebook's run without its
+    lessons."""
 
     @classmethod
     def read(cls, path: str) -> str:

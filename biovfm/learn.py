@@ -51,7 +51,8 @@ def medmnist_train_raw(out, flags, size: int = 28) -> dict:
 
 # %% ../nbs/08a_learn.ipynb #73a89f13
 def learn_raw(out, benchmarks, raw=None) -> Path:
-    "The profile's raw folder: a copy of the embedded raw files plus the benchmarks' train images (built once)."
+    """The profile's raw folder: a copy of the embedded raw files plus the benchmarks' train images (built
+    once)."""
     from biovfm.readers import default_raw_dir
 
     out = Path(out)
@@ -214,7 +215,8 @@ def band_settings(benchmarks: str) -> dict:
 
 
 def stored_band(path, settings: dict) -> pd.DataFrame | None:
-    "The band stored at `path` when its `.json` says it was made from `settings`; None otherwise (made again)."
+    """The band stored at `path` when its `.json` says it was made from `settings`; None otherwise (made
+    again)."""
     path = Path(path)
     stamp = path.with_suffix('.json')
     if not (path.exists() and stamp.exists()) or json.loads(stamp.read_text()) != settings:

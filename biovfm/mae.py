@@ -92,14 +92,16 @@ def mae_reconstruct(
 
 # %% ../nbs/03b_mae.ipynb #9b33f360
 class MAE(SSLMethod):
-    "MAE (He et al. 2022): encoder on the visible 25% of patches, light decoder, pixel loss on the masked ones."
+    """MAE (He et al. 2022): encoder on the visible 25% of patches, light decoder, pixel loss on the masked
+    ones."""
 
     name = 'mae'
 
     def preset(
         self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
     ) -> dict:
-        "`reference`: MAE's pretraining recipe (lr 1.5e-4 x batch/256, 512-wide 8-block decoder); `small`: CPU-sized."
+        """`reference`: MAE's pretraining recipe (lr 1.5e-4 x batch/256, 512-wide 8-block decoder); `small`:
+        CPU-sized."""
         steps = partial(preset_steps, max_steps=max_steps)
         common = dict(
             min_lr=0.0,
@@ -126,7 +128,8 @@ class MAE(SSLMethod):
         return MAEModel(cfg)
 
     def no_weight_decay(self, name: str, param: torch.Tensor) -> bool:
-        "MAE's rule (timm's `add_weight_decay`, `main_pretrain.py`): only 1-D parameters and biases skip decay."
+        """MAE's rule (timm's `add_weight_decay`, `main_pretrain.py`): only 1-D parameters and biases skip
+        decay."""
         return param.ndim == 1 or name.endswith('.bias')
 
     def views(self, cfg: Config) -> tuple:
@@ -146,7 +149,8 @@ class MAE(SSLMethod):
     def flops_per_image(
         self, dims: dict, img_size: int, grad_ckpt: bool = False, mask_ratio: float = 0.75, **other_knobs
     ) -> float:
-        "Encoder on the visible tokens + the reference 512-wide 8-block decoder on all tokens (3x: forward + backward)."
+        """Encoder on the visible tokens + the reference 512-wide 8-block decoder on all tokens (3x: forward +
+        backward)."""
         n_tokens = (img_size // dims['patch']) ** 2 + 1
         decoder = dict(depth=8, dim=512, block_params=8 * (12 * 512 * 512 + 13 * 512))
         n_visible = int(round((n_tokens - 1) * (1 - mask_ratio))) + 1

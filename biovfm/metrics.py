@@ -29,7 +29,8 @@ def _mcc(tp, tn, fp, fn):
 
 
 def mcc_threshold(y, s) -> float:
-    "Exact MCC-maximising threshold on scores `s` for binary labels `y`, half-way to the next lower score (`s > t`)."
+    """Exact MCC-maximising threshold on scores `s` for binary labels `y`, half-way to the next lower score
+    (`s > t`)."""
     y, s = np.asarray(y).astype(bool).ravel(), np.asarray(s, dtype=np.float64).ravel()
     if y.all() or not y.any():
         return 0.5
@@ -44,7 +45,8 @@ def mcc_threshold(y, s) -> float:
 
 
 def roc_mcc_threshold(y, s, max_candidates: int = 1000) -> float:
-    "The authors' threshold: the first `roc_curve` threshold (ascending, thinned to ~1000) maximising MCC of `s >= t`."
+    """The authors' threshold: the first `roc_curve` threshold (ascending, thinned to ~1000) maximising MCC of
+    `s >= t`."""
     from sklearn.metrics import roc_curve
 
     y, s = np.asarray(y).astype(bool).ravel(), np.asarray(s, dtype=np.float64).ravel()
@@ -61,7 +63,8 @@ def roc_mcc_threshold(y, s, max_candidates: int = 1000) -> float:
 
 
 def tune_thresholds(y_val, s_val, kind: str, rule: str = 'authors'):
-    "Per-label MCC-optimal validation thresholds (binary: 1 value, multi-label: L values); None for multi-class."
+    """Per-label MCC-optimal validation thresholds (binary: 1 value, multi-label: L values); None for
+    multi-class."""
     if rule not in THRESHOLD_RULES:
         raise ValueError(f"thresholds={rule!r}: use one of {THRESHOLD_RULES}")
     task = get_task(kind)
@@ -122,7 +125,8 @@ BOOTSTRAP_SCHEMES = ('authors', 'seeded')
 def bootstrap_indices(
     n: int, n_boot: int = 1000, seed: int = 42, chunk: int | None = None, scheme: str = 'authors'
 ):
-    "Chunks (b, n) of resample indices: resample i from RandomState(i) ('authors') or one Generator(seed) ('seeded')."
+    """Chunks (b, n) of resample indices: resample i from RandomState(i) ('authors') or one Generator(seed)
+    ('seeded')."""
     if scheme not in BOOTSTRAP_SCHEMES:
         raise ValueError(f"bootstrap={scheme!r}: use one of {BOOTSTRAP_SCHEMES}")
     rng = np.random.default_rng(seed)
@@ -207,7 +211,8 @@ def bootstrap_metrics(
 
 
 def ci_bounds(v, scheme: str = 'authors') -> tuple[float, float]:
-    "95% interval of bootstrap values (nan dropped): the official order statistics ('authors') or percentiles ('seeded')."
+    """95% interval of bootstrap values (nan dropped): the official order statistics ('authors') or
+    percentiles ('seeded')."""
     v = np.sort(np.asarray(v, dtype=np.float64)[~np.isnan(v)])
     if len(v) == 0:
         return np.nan, np.nan

@@ -32,7 +32,8 @@ __all__ = ['EVAL_FILE', 'ONLINE_METRICS', 'COLLAPSE_THRESHOLDS', 'COLLAPSE_HELP'
 # %% ../nbs/04a_monitor.ipynb #809b890d
 @dataclass
 class EvalSet:
-    "A labelled set of the online evaluation: memory (train subset) and queries (validation split), uint8 images."
+    """A labelled set of the online evaluation: memory (train subset) and queries (validation split), uint8
+    images."""
 
     name: str
     kind: str  # the probe's task kind: 'binary', 'multi-class' or 'multi-label'
@@ -94,7 +95,8 @@ def eval_sets(
 def embed(
     model, images: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD, batch_size: int = 256, device='cpu'
 ) -> torch.Tensor:
-    "The probe's features (`pool_features`) of uint8 images, float32 on the CPU; `model` in eval mode meanwhile."
+    """The probe's features (`pool_features`) of uint8 images, float32 on the CPU; `model` in eval mode
+    meanwhile."""
     was_training = model.training
     model.eval()
     try:
@@ -128,7 +130,8 @@ def knn_scores(
 
 # %% ../nbs/04a_monitor.ipynb #8473a49c
 def linear_scores(memory_features, memory_y, query_features, kind: str) -> np.ndarray:
-    "Scores of the queries from a logistic regression on standardised memory features (multi-label: one per label)."
+    """Scores of the queries from a logistic regression on standardised memory features (multi-label: one per
+    label)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
@@ -189,7 +192,8 @@ class OnlineEval:
         return ONLINE_METRICS
 
     def __call__(self, model, step: int, epoch: int, device='cpu', signals: dict | None = None) -> dict:
-        "Evaluate `model`, append its rows (and the training `signals`) to `eval.csv`; {metric: mean over sets}."
+        """Evaluate `model`, append its rows (and the training `signals`) to `eval.csv`; {metric: mean over
+        sets}."""
         started = time.perf_counter()
         rows = pd.DataFrame(evaluate(model, self.sets, self.mean, self.std, device))
         means = rows.groupby('metric', sort=False).value.mean().to_dict()
@@ -256,7 +260,8 @@ COLLAPSE_HELP = dict(
 
 # %% ../nbs/04a_monitor.ipynb #f327fbc6
 def learning_summary(run_dir) -> dict:
-    "Online metrics (mean over the sets) at step 0 and the last evaluation, their change, collapse flags, cost."
+    """Online metrics (mean over the sets) at step 0 and the last evaluation, their change, collapse flags,
+    cost."""
     rows = pd.read_csv(Path(run_dir) / EVAL_FILE)
     online = rows[rows.benchmark != 'train'].groupby(['step', 'metric']).value.mean().unstack()
     first, last = online.iloc[0], online.iloc[-1]
@@ -281,7 +286,8 @@ def learning_summary(run_dir) -> dict:
 
 # %% ../nbs/04a_monitor.ipynb #a1c0rv01
 def learning_curves(runs_dir, runs) -> pd.DataFrame:
-    "The online evaluation rows of every pretraining run: run, method, arch, patch, step, benchmark, metric, value."
+    """The online evaluation rows of every pretraining run: run, method, arch, patch, step, benchmark, metric,
+    value."""
     frames = []
     for run in runs:
         path = Path(runs_dir) / run.name / 'pretrain' / 'eval.csv'

@@ -153,7 +153,8 @@ class Config:
 
 # %% ../nbs/03_pretrain.ipynb #20ddbb31
 class SSLMethod:
-    "What a self-supervised method gives the shared training loop. Subclass, then `register_method(Subclass())`."
+    """What a self-supervised method gives the shared training loop. Subclass, then
+    `register_method(Subclass())`."""
 
     name: str = ''
     dynamic_img_size: bool = False  # the ViT takes crops of several sizes (DINOv2's local crops)
@@ -161,7 +162,8 @@ class SSLMethod:
     def preset(
         self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
     ) -> dict:
-        "Values of the `Config` knobs this method sets for `preset` ('reference' or 'small'); fills `None` knobs."
+        """Values of the `Config` knobs this method sets for `preset` ('reference' or 'small'); fills `None`
+        knobs."""
         raise NotImplementedError
 
     def validate(self, cfg: Config):
@@ -186,7 +188,8 @@ class SSLMethod:
     def forward_loss(
         self, model, teacher, criterion, batch: dict, cfg: Config, schedule: dict, device, amp
     ) -> dict:
-        "Loss terms of one batch: `loss` (backpropagated), `cls` (class tokens: collapse signal), logged scalars."
+        """Loss terms of one batch: `loss` (backpropagated), `cls` (class tokens: collapse signal), logged
+        scalars."""
         raise NotImplementedError
 
     def schedules(self, cfg: Config, step: int) -> dict:
@@ -466,12 +469,14 @@ _NO_WD = ('cls_token', 'pos_embed', 'mask_token', 'reg_token', 'gamma', 'weight_
 
 
 def no_weight_decay(name: str, param: torch.Tensor) -> bool:
-    "Default rule: no weight decay for 1-D parameters, biases, tokens, position embeddings, LayerScale, weight_g."
+    """Default rule: no weight decay for 1-D parameters, biases, tokens, position embeddings, LayerScale,
+    weight_g."""
     return param.ndim == 1 or name.endswith('.bias') or any(k in name for k in _NO_WD)
 
 
 def param_groups(model: nn.Module, cfg: Config) -> list[dict]:
-    "AdamW parameter groups with `lr_mult`, `wd_mult`, `last_layer`; a method's own `no_weight_decay(name, param)` overrides the default rule."
+    """AdamW parameter groups with `lr_mult`, `wd_mult`, `last_layer`; a method's own `no_weight_decay(name,
+    param)` overrides the default rule."""
     L = len(backbone_of(model).blocks)
     skips_decay = getattr(get_method(cfg.method), 'no_weight_decay', no_weight_decay)
     groups = {}
@@ -716,7 +721,8 @@ def _dist_setup():
 
 
 def wrap_model(model: nn.Module, teacher, cfg: Config, world: int, device) -> nn.Module:
-    "Set up `cfg.strategy` over `world` processes; the module for the student's forward (teacher sharded in place)."
+    """Set up `cfg.strategy` over `world` processes; the module for the student's forward (teacher sharded in
+    place)."""
     if cfg.grad_ckpt:
         model.backbone.set_grad_checkpointing(True)
     if world == 1:
@@ -785,7 +791,8 @@ def _opt_names(model: nn.Module, opt) -> list[str]:
 
 
 def full_state(model: nn.Module, teacher, opt, criterion, fsdp: bool = False) -> dict:
-    "Whole (unsharded) state of a run: weights, teacher, optimiser by parameter name, loss state (collective)."
+    """Whole (unsharded) state of a run: weights, teacher, optimiser by parameter name, loss state
+    (collective)."""
     if fsdp:
         from torch.distributed.checkpoint.state_dict import (
             get_model_state_dict,
@@ -947,7 +954,8 @@ def clip_gradients(model: nn.Module, params: list, cfg: Config) -> torch.Tensor:
 
 # %% ../nbs/03_pretrain.ipynb #0a035e09
 def train(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Path:
-    "Pretrain `cfg` to `cfg.max_steps` (resuming a checkpoint); the run folder. `stop_after`: exit after N steps."
+    """Pretrain `cfg` to `cfg.max_steps` (resuming a checkpoint); the run folder. `stop_after`: exit after N
+    steps."""
     world, rank, local = _dist_setup()
     if world != cfg.nproc:
         cfg = dataclasses.replace(cfg, nproc=world)
@@ -1079,7 +1087,8 @@ def optimisation_step(run: Training, batch, schedule_values: dict):
 
 
 def apply_or_skip(run: Training, finite: bool, schedule_values: dict, loss_value: float):
-    "The NaN guard: a finite step updates weights and teacher EMA; else it is skipped (too many in a row fail)."
+    """The NaN guard: a finite step updates weights and teacher EMA; else it is skipped (too many in a row
+    fail)."""
     if finite:
         run.opt.step()
         if run.teacher is not None:
@@ -1235,11 +1244,13 @@ def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress
 
 # %% ../nbs/03_pretrain.ipynb #47a886c7
 class Preempted(SystemExit):
-    "A run stopped by SIGTERM/SIGUSR1 after writing its checkpoint: exits with `PREEMPTED_EXIT` (Slurm requeues)."
+    """A run stopped by SIGTERM/SIGUSR1 after writing its checkpoint: exits with `PREEMPTED_EXIT` (Slurm
+    requeues)."""
 
 
 class StopRequest:
-    "SIGTERM/SIGUSR1 (preemption, a time limit) or `max_minutes` spent: the loop finishes its step, checkpoints, stops."
+    """SIGTERM/SIGUSR1 (preemption, a time limit) or `max_minutes` spent: the loop finishes its step,
+    checkpoints, stops."""
 
     SIGNALS = ('SIGTERM', 'SIGUSR1')
 
@@ -1284,7 +1295,8 @@ class StopRequest:
 
 # %% ../nbs/03_pretrain.ipynb #8085149e
 def build_monitor(cfg: Config, out: Path, rank: int, start_step: int):
-    "The run's online evaluation (`biovfm.monitor.OnlineEval`); None when off, the run is shorter than `eval_every` or no set is found."
+    """The run's online evaluation (`biovfm.monitor.OnlineEval`); None when off, the run is shorter than
+    `eval_every` or no set is found."""
     if not cfg.eval_every:
         return None
     if cfg.max_steps < cfg.eval_every:  # a run shorter than one interval (a smoke test): nothing to watch
@@ -1308,7 +1320,8 @@ def build_monitor(cfg: Config, out: Path, rank: int, start_step: int):
 
 
 def recent_log_rows(log_path: Path, step: int, window: int = 20):
-    "The last `window` log rows before `step` (a resumed run reads the collapse signals as an uninterrupted one)."
+    """The last `window` log rows before `step` (a resumed run reads the collapse signals as an uninterrupted
+    one)."""
     from collections import deque
 
     rows = pd.read_csv(log_path).query('step < @step').tail(window) if log_path.exists() else pd.DataFrame()
@@ -1333,7 +1346,8 @@ def exported_backbone_now(run: Training) -> nn.Module | None:
 
 
 def evaluate_now(run: Training, monitor, epoch: int, recent_rows) -> dict:
-    "Online metrics of the exported backbone at `run.step` and the collapse signals of the recent steps (rank 0)."
+    """Online metrics of the exported backbone at `run.step` and the collapse signals of the recent steps
+    (rank 0)."""
     checks = later_stage('monitor')
 
     backbone = exported_backbone_now(run)
@@ -1363,7 +1377,8 @@ PREEMPTED_EXIT = (
 
 
 def main(argv=None) -> int:
-    "`python -m biovfm.pretrain --method mae --data_list DL --out_dir OUT ...` (torchrun for DDP): `biovfm pretrain`."
+    """`python -m biovfm.pretrain --method mae --data_list DL --out_dir OUT ...` (torchrun for DDP): `biovfm
+    pretrain`."""
     biovfm_main = later_stage(
         'cli'
     ).main  # one parser (help from the parameters cell and `Config`), exit statuses

@@ -64,7 +64,8 @@ AUG_VIEWS = 10  # the fast protocol's default: measured to reproduce the faithfu
 
 
 def n_views(aug_views: int, epochs: int) -> int:
-    "Cached augmented views per training image: `aug_views` (at most one per epoch), one per epoch when negative."
+    """Cached augmented views per training image: `aug_views` (at most one per epoch), one per epoch when
+    negative."""
     return max(epochs, 1) if aug_views < 0 else min(aug_views, max(epochs, 1))
 
 # %% ../nbs/04_probe.ipynb #d81239af
@@ -113,7 +114,8 @@ def fast_inputs(backbone, data, config, n_aug: int, mean, std, device, drop_path
 
 
 def faithful_inputs(backbone, data, config, n_aug: int | None, mean, std, device, drop_path: float):
-    "Val/test features, and how to batch augmented train images through the backbone at every step (nothing cached)."
+    """Val/test features, and how to batch augmented train images through the backbone at every step (nothing
+    cached)."""
     fv = extract_features(backbone.model, data.x['val'], mean=mean, std=std, features=config.features)
     fte = extract_features(backbone.model, data.x['test'], mean=mean, std=std, features=config.features)
 
@@ -234,7 +236,8 @@ CHOICES = dict(  # the ProbeConfig fields that name a choice -> the valid names
 
 # %% ../nbs/04_probe.ipynb #c0f90004
 def probe_config(config: ProbeConfig | None = None, **options) -> ProbeConfig:
-    "`config` (default: `ProbeConfig()`) with `options` replacing its fields; unknown names refused, naming the valid ones."
+    """`config` (default: `ProbeConfig()`) with `options` replacing its fields; unknown names refused, naming
+    the valid ones."""
     if config is not None and not isinstance(config, ProbeConfig):
         raise TypeError(
             f"config={config!r} is not a ProbeConfig (options go by name: protocol='fast', epochs=...)"
@@ -262,7 +265,8 @@ def head_probabilities(head, task, fv, fte, device) -> tuple:
 
 
 def score_test(data, s_val, s_te, thresholds: str, n_boot: int, seed: int, bootstrap: str) -> dict:
-    "Thresholds tuned on val; the test bootstrap, its summary and time; the point metrics (tuned, and at 0.5)."
+    """Thresholds tuned on val; the test bootstrap, its summary and time; the point metrics (tuned, and at
+    0.5)."""
     thr = tune_thresholds(data.y['val'], s_val, data.kind, thresholds)
     t0 = time.perf_counter()
     boot = bootstrap_metrics(data.y['test'], s_te, data.kind, thr, n_boot, seed, bootstrap)
@@ -303,7 +307,8 @@ def metrics_rows(summary: pd.DataFrame, backbone: Backbone, data, protocol: str,
 def run_record(
     backbone: Backbone, data, protocol: str, seed: int, settings: dict, log, scores: dict, hits, timings
 ):
-    "The run's row of probe_runs.csv: what was probed, how (`settings`), cache hits, `timings`, point metrics."
+    """The run's row of probe_runs.csv: what was probed, how (`settings`), cache hits, `timings`, point
+    metrics."""
     return dict(
         backbone=backbone.name,
         spec=backbone.spec,
@@ -348,7 +353,8 @@ def save_predictions(
 
 # %% ../nbs/04_probe.ipynb #7d0a6d6a
 def probe_one(backbone: Backbone, data: ProbeData, config: ProbeConfig | None = None, device=None, **options):
-    "Probe `backbone` on `data`: (metrics rows, run record); predictions saved under `config.out_dir` when set."
+    """Probe `backbone` on `data`: (metrics rows, run record); predictions saved under `config.out_dir` when
+    set."""
     config = probe_config(config, **options)
     if config.tensorboard and not config.out_dir:
         raise ValueError("tensorboard=True needs an out_dir: the events go to <out_dir>/tensorboard")
@@ -425,7 +431,8 @@ def check_patch_size(backbone: Backbone, img_size: int):
 def rejected_inputs(
     name: str, rejects_csv: Path, n_read: int, max_rejected: float = 0.01, verbose: bool = True
 ) -> int:
-    "Inputs of `name` listed in `rejects_csv` (0 without it), printed; above `max_rejected` of all: ValueError naming it."
+    """Inputs of `name` listed in `rejects_csv` (0 without it), printed; above `max_rejected` of all:
+    ValueError naming it."""
     n_rejected = len(read_table(rejects_csv, 'rejects')) if Path(rejects_csv).exists() else 0
     if not n_rejected:
         return 0
@@ -454,7 +461,8 @@ PROBE_IDENTITY = ('options', 'weights', 'data_id', 'epochs', 'n_boot', 'batch_si
 
 
 def recorded_identities(metrics_csv: Path, runs_csv: Path) -> dict:
-    "{(backbone, benchmark, img_size, protocol, seed): identity} of the results in metrics.csv (what defines each one)."
+    """{(backbone, benchmark, img_size, protocol, seed): identity} of the results in metrics.csv (what defines
+    each one)."""
     if not (Path(metrics_csv).exists() and Path(runs_csv).exists()):
         return {}
     key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
@@ -496,7 +504,8 @@ FIDELITY = (
 
 
 def result_options(config: ProbeConfig) -> str:
-    "The options a result depends on besides its identity's other fields, as JSON (`options` in probe_runs.csv)."
+    """The options a result depends on besides its identity's other fields, as JSON (`options` in
+    probe_runs.csv)."""
     fidelity = {name: getattr(config, name) for name in FIDELITY}
     views = get_protocol(config.protocol).views(config.aug_views, config.epochs)
     return json.dumps(dict(fidelity, normalize=config.normalize, aug_views=views))
@@ -517,7 +526,8 @@ def probe_identity(
 
 
 def probe_again(before: dict | None, identity: dict, label: str, metrics_csv: Path, verbose: bool) -> bool:
-    "False when `metrics_csv` holds this run with the same identity; else True, naming what changed (verbose)."
+    """False when `metrics_csv` holds this run with the same identity; else True, naming what changed
+    (verbose)."""
     if before == identity:
         if verbose:
             print(f"{label}: already in {metrics_csv} with the same weights, data and options, skipped")
@@ -539,7 +549,8 @@ def print_run(rows: pd.DataFrame, rec: dict, label: str, protocol: str, img_size
 
 # %% ../nbs/04_probe.ipynb #a0158a70
 def probe_many(backbones, config: ProbeConfig | None = None, verbose: bool = True, **options) -> pd.DataFrame:
-    "Probe every backbone spec on every benchmark (and labelled folder) with `config` (`options` replace its fields)."
+    """Probe every backbone spec on every benchmark (and labelled folder) with `config` (`options` replace its
+    fields)."""
     config = probe_config(config, **options)  # every option checked, before any work
     out = Path(config.out_dir) if config.out_dir else runs_root() / 'probe' / time.strftime('%Y%m%d-%H%M%S')
     config = replace(config, out_dir=str(out))

@@ -96,7 +96,8 @@ def bids_modality(rel) -> str | None:
 
 
 def folder_modality(rel) -> str | None:
-    "The modality the first folder of `rel` that names one implies, outermost first ('hospital/CT/a.dcm' -> 'CT')."
+    """The modality the first folder of `rel` that names one implies, outermost first ('hospital/CT/a.dcm' ->
+    'CT')."""
     for folder in Path(rel).parts[:-1]:
         if modality := to_modality(folder):
             return modality
@@ -107,7 +108,8 @@ MODALITY_ORIGINS = ('manifest', 'header', 'bids', 'folder', 'unknown')  # modali
 
 
 def modality_of(rel, manifest=None, header=None) -> tuple[str, str]:
-    "(modality, origin) of a file: its `manifest` text, else its `header` code, else its BIDS suffix, else folders, else 'unknown'."
+    """(modality, origin) of a file: its `manifest` text, else its `header` code, else its BIDS suffix, else
+    folders, else 'unknown'."""
     candidates = dict(
         manifest=lambda: to_modality(manifest),
         header=lambda: to_modality(header),
@@ -259,7 +261,8 @@ def format_shape(t, nd=3) -> str:
 
 
 def check_pixels(rows: int, cols: int, max_pixels: int | None, what: str = 'image'):
-    "Reject an image of `rows` x `cols` pixels above `max_pixels` (None: no limit), from its header, before decoding."
+    """Reject an image of `rows` x `cols` pixels above `max_pixels` (None: no limit), from its header, before
+    decoding."""
     if max_pixels and rows * cols > max_pixels:
         raise RejectError(
             f'{what} of {rows}x{cols} = {rows * cols:,} pixels exceeds max_pixels={max_pixels:,} '
@@ -268,7 +271,8 @@ def check_pixels(rows: int, cols: int, max_pixels: int | None, what: str = 'imag
 
 # %% ../nbs/01a_readers.ipynb #1e3b770d
 def _nifti_3d(img):
-    "A 1D/2D NIfTI image as a 3D one (trailing axes of length 1), its affine kept: a 2D file is one axial slice."
+    """A 1D/2D NIfTI image as a 3D one (trailing axes of length 1), its affine kept: a 2D file is one axial
+    slice."""
     if len(img.shape) >= 3:
         return img
     data = np.asanyarray(img.dataobj).reshape(img.shape + (1,) * (3 - len(img.shape)))
@@ -586,7 +590,8 @@ def read_wsi(path, tile: int = 224, min_tissue: float = 0.25, level: int = 0, li
 
 
 def read_dicom_wsi(path, tile: int = 224, min_tissue: float = 0.25):
-    "Tiles (lazily) of a DICOM whole-slide image file's level, read frame by frame with wsidicom (bounded caches)."
+    """Tiles (lazily) of a DICOM whole-slide image file's level, read frame by frame with wsidicom (bounded
+    caches)."""
     from wsidicom import WsiDicom
 
     try:
@@ -640,7 +645,8 @@ def _pil_size_check_off():
 
 
 def read_image(path, frame_step: int = 1, max_pixels: int | None = None) -> list:
-    "A PNG/JPEG/BMP/GIF file as a 2D gray or RGB array (first frame); above `max_pixels` rejected before decoding."
+    """A PNG/JPEG/BMP/GIF file as a 2D gray or RGB array (first frame); above `max_pixels` rejected before
+    decoding."""
     try:
         with _pil_size_check_off(), Image.open(path) as im:
             check_pixels(im.height, im.width, max_pixels)

@@ -276,7 +276,8 @@ def cross_duplicates(
 
 # %% ../nbs/00a_scale.ipynb #8a6d999e
 def planted_hashes(n: int, n_pairs: int, max_dist: int = 4, seed: int = 0) -> tuple:
-    "(hashes, pairs): `n` random uint64 hashes where `n_pairs` disjoint pairs i < j differ in <= max_dist bits."
+    """(hashes, pairs): `n` random uint64 hashes where `n_pairs` disjoint pairs i < j differ in <= max_dist
+    bits."""
     rng = np.random.default_rng(seed)
     hashes = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
     chosen = rng.choice(n, 2 * n_pairs, replace=False)
@@ -565,7 +566,8 @@ def write_synthetic_data_list(path, n: int, seed: int = 0, rows_per_group: int =
 
 # %% ../nbs/00a_scale.ipynb #b339b586
 def take_rows(frame: pd.DataFrame, rows) -> pd.DataFrame:
-    "`frame.iloc[rows]` with a fresh index; arrow string columns are taken chunk by chunk, never concatenated."
+    """`frame.iloc[rows]` with a fresh index; arrow string columns are taken chunk by chunk, never
+    concatenated."""
     rows = np.asarray(rows, np.int64)
     columns = {}
     for name in frame.columns:

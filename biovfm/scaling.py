@@ -74,7 +74,8 @@ def paper_metrics(d=None) -> pd.DataFrame:
 
 # %% ../nbs/05_scaling.ipynb #8d82d2b0
 def paper_slopes(d=None) -> pd.DataFrame:
-    "The published slopes (`results/paper/slopes.csv`) in the `slopes` schema; benchmark 'mean' for the mean AUC."
+    """The published slopes (`results/paper/slopes.csv`) in the `slopes` schema; benchmark 'mean' for the mean
+    AUC."""
     d = Path(d) if d is not None else paper_dir()
     s = pd.read_csv(d / 'slopes.csv').melt(id_vars='benchmark', var_name='method', value_name='slope')
     s['method'] = s.method.str.replace('_slope', '', regex=False)
@@ -172,7 +173,8 @@ def scaling_points(df: pd.DataFrame, x_axis='paper', exclude_archs=('vit_huge',)
 
 # %% ../nbs/05_scaling.ipynb #3466ba05
 def fit_loglog(LX, LY) -> tuple[np.ndarray, np.ndarray]:
-    "Slopes a and intercepts b of log y = a log x + b, fitted per row of `LX`, `LY` (NaN where x is constant)."
+    """Slopes a and intercepts b of log y = a log x + b, fitted per row of `LX`, `LY` (NaN where x is
+    constant)."""
     LX, LY = np.atleast_2d(LX).astype(float), np.atleast_2d(LY).astype(float)
     LX = np.broadcast_to(LX, LY.shape)
     mx, my = LX.mean(1, keepdims=True), LY.mean(1, keepdims=True)
@@ -194,7 +196,8 @@ def fit_power_law(x, y) -> tuple[float, float]:
 
 # %% ../nbs/05_scaling.ipynb #0dda53f9
 def mean_curve(pts: pd.DataFrame) -> pd.DataFrame:
-    "Mean AUC per method and x over the benchmarks complete for that method; columns method, x, y, n_benchmarks."
+    """Mean AUC per method and x over the benchmarks complete for that method; columns method, x, y,
+    n_benchmarks."""
     out = []
     for m, g in pts.groupby('method'):
         wide = g.pivot(index='benchmark', columns='x', values='y')
@@ -313,7 +316,8 @@ def _percentile_ci(a: np.ndarray) -> tuple[float, float]:
 
 
 def _resampled_curves(g: pd.DataFrame, n_boot: int, rng, predictions_fn) -> tuple[np.ndarray | None, str]:
-    "Resampled AUCs (n_boot, n_points) of one benchmark/method curve and the strategy used, or (None, 'points')."
+    """Resampled AUCs (n_boot, n_points) of one benchmark/method curve and the strategy used, or (None,
+    'points')."""
     if predictions_fn is not None:
         preds = [predictions_fn(r) for _, r in g.iterrows()]
         if all(p is not None for p in preds):
@@ -342,7 +346,8 @@ def _resampled_curves(g: pd.DataFrame, n_boot: int, rng, predictions_fn) -> tupl
 def fit_slopes(
     pts: pd.DataFrame, n_boot: int = 1000, seed: int = 42, predictions_fn: Callable | None = npz_predictions
 ) -> pd.DataFrame:
-    "Power-law slope, intercept and bootstrap 95% CI per benchmark and method, and for the mean curve ('mean')."
+    """Power-law slope, intercept and bootstrap 95% CI per benchmark and method, and for the mean curve
+    ('mean')."""
     rng, rows, reps = np.random.default_rng(seed), [], {}
     for (bm, m), g in pts.groupby(['benchmark', 'method']):
         if g.x.nunique() < 2:
@@ -417,7 +422,8 @@ def dbi(
     max_samples: int | None = 5000,
     seed: int = 0,
 ) -> float:
-    "Davies-Bouldin index of the classes on raw pixels ('pixels'), their 50-d PCA ('pca') or `featurize(images)`."
+    """Davies-Bouldin index of the classes on raw pixels ('pixels'), their 50-d PCA ('pca') or
+    `featurize(images)`."""
     from sklearn.metrics import davies_bouldin_score
 
     y = class_labels(labels)
@@ -447,7 +453,8 @@ def _props_cache_path(cache_dir, flag, size, md5, settings: dict) -> Path:
 
 
 def _registered_properties(spec: str, size: int, representation, max_samples, seed, featurize) -> dict:
-    "The task properties of another registered benchmark (e.g. 'folder:DIR'), computed from its images (not cached)."
+    """The task properties of another registered benchmark (e.g. 'folder:DIR'), computed from its images (not
+    cached)."""
     from biovfm.benchmarks import benchmark_name, benchmark_spec, load_probe_data
 
     missing = dict(benchmark=spec, n_samples=np.nan, n_classes=np.nan, dbi=np.nan, gzip=np.nan)
@@ -483,7 +490,8 @@ def task_properties(
     cache_dir=None,
     featurize: Callable | None = None,
 ) -> pd.DataFrame:
-    "n_samples, n_classes, DBI and gzip per benchmark; DBI/gzip from the data where present (NaN otherwise), cached."
+    """n_samples, n_classes, DBI and gzip per benchmark; DBI/gzip from the data where present (NaN otherwise),
+    cached."""
     cache_dir = Path(cache_dir) if cache_dir is not None else runs_root() / 'cache' / 'task_properties'
     settings = dict(
         representation=representation,

@@ -66,7 +66,8 @@ def _existing_entries(dest: Path, names: list[str]) -> list[tuple[int, int]] | N
 
 
 def _write_shard(task: tuple) -> list[tuple[int, int]]:
-    "Write one shard (or reuse an identical one when keys are content hashes); return (offset, size) of each member."
+    """Write one shard (or reuse an identical one when keys are content hashes); return (offset, size) of each
+    member."""
     root, dest, keys, paths, reusable = task
     names = [_member_name(k, p) for k, p in zip(keys, paths)]
     if reusable and (entries := _existing_entries(dest, names)) is not None:
@@ -92,7 +93,8 @@ def write_shards(
     remove_files: bool = False,
     progress: bool = True,
 ) -> Path:
-    "Pack a data list's images into tar shards in `shards/` beside it and add the catalogue columns to the list."
+    """Pack a data list's images into tar shards in `shards/` beside it and add the catalogue columns to the
+    list."""
     path = Path(data_list)
     root = path.parent
     table = read_table(path, 'data_list')
@@ -194,7 +196,8 @@ def shard_window_order(
     window: int = 4,
     steps: int | None = None,
 ) -> np.ndarray:
-    "Item indices of one epoch: rank r's `batch_size` items of step j at [(j*world + r)*batch_size, ...+batch_size)."
+    """Item indices of one epoch: rank r's `batch_size` items of step j at [(j*world + r)*batch_size,
+    ...+batch_size)."""
     shard_codes = np.asarray(shard_codes)
     n = len(shard_codes)
     steps = steps if steps is not None else max(n // (batch_size * world), 1)

@@ -15,7 +15,8 @@ __all__ = ['subset_by_modality', 'write_subset', 'composition', 'modality_counts
 
 # %% ../nbs/01d_subsets.ipynb #8946a713
 def subset_by_modality(dl: pd.DataFrame, modalities) -> pd.DataFrame:
-    "Rows of `dl` whose modality is in `modalities` (e.g. 'US' for BioVFM-US; 'unknown': those curation could not name)."
+    """Rows of `dl` whose modality is in `modalities` (e.g. 'US' for BioVFM-US; 'unknown': those curation
+    could not name)."""
     mods = [modalities] if isinstance(modalities, str) else list(modalities)
     if bad := [m for m in mods if m not in (*MODALITIES, 'unknown')]:
         raise ValueError(f"unknown modality {bad}; choose from {(*MODALITIES, 'unknown')}")

@@ -20,7 +20,8 @@ TABLE1_METRICS = ('mcc', 'ba', 'f1', 'auc', 'acc')  # the paper's four, then acc
 def table1(
     metrics: pd.DataFrame | str | Path, out_dir=None, pred_root=None, bootstrap: str = 'authors'
 ) -> pd.DataFrame:
-    "Mean over benchmarks per backbone x protocol x size x seed, with CIs, in percent; table1.csv/.md/.tex in out_dir."
+    """Mean over benchmarks per backbone x protocol x size x seed, with CIs, in percent; table1.csv/.md/.tex
+    in out_dir."""
     src = None
     if not isinstance(metrics, pd.DataFrame):
         src = Path(metrics)
@@ -95,7 +96,8 @@ def table1(
 
 
 def _table1_cells(t: pd.DataFrame) -> pd.DataFrame:
-    "Table 1's printed cells: the model (and method, protocol, size, benchmark count when known), 'value (lo, hi)'."
+    """Table 1's printed cells: the model (and method, protocol, size, benchmark count when known), 'value
+    (lo, hi)'."""
     cells = pd.DataFrame(dict(Model=t.model.values))
     for column, title in (
         ('method', 'Method'),

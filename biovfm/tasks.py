@@ -17,7 +17,8 @@ __all__ = ['TASKS', 'Task', 'register_task', 'get_task', 'positive_scores', 'fir
 # %% ../nbs/00f_tasks.ipynb #db1ad9f2
 @dataclass(frozen=True)
 class Task:
-    "One kind of probe task: the head's width and loss, labels and scores as columns, and its hard predictions."
+    """One kind of probe task: the head's width and loss, labels and scores as columns, and its hard
+    predictions."""
 
     kind: str  # the name ProbeData and results record: 'binary', 'multi-class' or 'multi-label'
     multi_label: bool  # labels (N, L) multi-hot: one-vs-rest classifiers, metrics averaged over the labels

@@ -95,7 +95,8 @@ def _embedded_raw(raw) -> Path:
 
 
 def make_dicom_tree(d, raw=None) -> Path:
-    "A TCIA/IDC-style tree `<patient>/<study>/<series>/*.dcm` in `d` from the embedded DICOM files; return `d`."
+    """A TCIA/IDC-style tree `<patient>/<study>/<series>/*.dcm` in `d` from the embedded DICOM files; return
+    `d`."""
     raw = _embedded_raw(raw)
     series = sorted((raw / 'mr_dicom_series').rglob('*.dcm'))
     copies = {
@@ -126,7 +127,8 @@ FLAT_FILES = {
 
 
 def make_bids_dataset(d, raw=None) -> Path:
-    "A three-subject BIDS dataset in `d` (T1w, FLAIR in a session, a 4D BOLD run, a DWI b0) from the embedded NIfTI files."
+    """A three-subject BIDS dataset in `d` (T1w, FLAIR in a session, a 4D BOLD run, a DWI b0) from the
+    embedded NIfTI files."""
     d = _copy_files(_embedded_raw(raw), d, BIDS_FILES)
     (d / 'dataset_description.json').write_text('{"Name": "biovfm test", "BIDSVersion": "1.9.0"}\n')
     (d / 'participants.tsv').write_text('participant_id\tage\nsub-01\t30\nsub-02\t41\nsub-03\t25\n')
@@ -135,7 +137,8 @@ def make_bids_dataset(d, raw=None) -> Path:
 
 
 def make_flat_folder(d, raw=None) -> Path:
-    "A flat folder in `d`: a PNG, a JPEG, a NIfTI, a CT and an MR DICOM under neutral names, an empty PNG, a text file."
+    """A flat folder in `d`: a PNG, a JPEG, a NIfTI, a CT and an MR DICOM under neutral names, an empty PNG, a
+    text file."""
     d = _copy_files(_embedded_raw(raw), d, FLAT_FILES)
     (d / 'img_003.png').write_bytes(b'')
     (d / 'notes.txt').write_text('scanned in 2020\n')
@@ -157,7 +160,8 @@ CSV_FOLDER_METADATA = pd.DataFrame(
 
 
 def make_csv_folder(d, raw=None) -> Path:
-    "A folder in `d` of images under `images/` described by `metadata.csv` (columns image, modality, anatomy)."
+    """A folder in `d` of images under `images/` described by `metadata.csv` (columns image, modality,
+    anatomy)."""
     sources = [
         'fundus/scikit-image/retina.jpg',
         'microscopy/scikit-image/cell.png',
@@ -178,7 +182,8 @@ def synthetic_metrics(
     rng_seed: int = 0,
     params_m: dict | None = None,
 ) -> pd.DataFrame:
-    "A small `metrics` table whose AUCs follow y = 0.8 x^slope (x = backbone params in M, or `params_m[arch]`), for tests and examples."
+    """A small `metrics` table whose AUCs follow y = 0.8 x^slope (x = backbone params in M, or
+    `params_m[arch]`), for tests and examples."""
     rng, rows = np.random.default_rng(rng_seed), []
     for b in benchmarks:
         for m in methods:
