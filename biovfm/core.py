@@ -16,7 +16,7 @@ __all__ = ['MODALITIES', 'BACKBONES', 'PAPER_X_PARAMS_M', 'ARCH_ALIASES', 'IMAGE
            'backbone_params', 'backbone_table', 'seed_everything', 'get_device', 'autocast_dtype', 'atomic_path',
            'atomic_temp_files', 'check_schema', 'write_table', 'read_table', 'slug', 'predictions_path',
            'find_predictions', 'markdown_table', 'weighted_auc', 'tensorboard_writer', 'write_scalars',
-           'run_parameters', 'refuse_parameters', 'registering', 'later_stage']
+           'run_parameters', 'refuse_parameters', 'registering', 'later_stage', 'config_with']
 
 # %% ../nbs/00_core.ipynb #52752791
 def repo_root() -> Path:
@@ -479,3 +479,18 @@ def later_stage(name: str):
     import importlib
 
     return importlib.import_module(f'biovfm.{name}')
+
+# %% ../nbs/00_core.ipynb #07db2c15
+def config_with(config_class: type, config, options: dict, stage: str, example: str):
+    """`config` (default: `config_class()`) with `options` replacing its fields: the stages' configs
+    (`CurateConfig`, `ProbeConfig`) are made and changed through this; unknown names are refused, naming the
+    valid ones."""
+    import dataclasses
+
+    if config is not None and not isinstance(config, config_class):
+        raise TypeError(f"config={config!r} is not a {config_class.__name__} (options go by name: {example})")
+    valid = [field.name for field in dataclasses.fields(config_class)]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(f"unknown {stage} option(s) {unknown}; valid: {', '.join(valid)}")
+    return dataclasses.replace(config or config_class(), **options)

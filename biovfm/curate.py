@@ -18,6 +18,7 @@ from biovfm.core import (
     write_table,
     read_table,
     registering,
+    config_with,
 )
 from .benchmarks import MEDMNIST_2D, parse_benchmarks
 from .shards import write_shards, SHARD_DIR
@@ -1397,16 +1398,7 @@ class CurateConfig:
 
 def curate_config(config: CurateConfig | None = None, **options) -> CurateConfig:
     "`config` (default: `CurateConfig()`) with `options` replacing its fields; an unknown name is refused."
-    if config is not None and not isinstance(config, CurateConfig):
-        raise TypeError(
-            f"config={config!r} is not a CurateConfig "
-            "(options go by name: raw_dir=..., out_dir=..., workers=...)"
-        )
-    valid = [field.name for field in fields(CurateConfig)]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise TypeError(f"unknown curation option(s) {unknown}; valid: {', '.join(valid)}")
-    return replace(config or CurateConfig(), **options)
+    return config_with(CurateConfig, config, options, 'curation', 'raw_dir=..., out_dir=..., workers=...')
 
 # %% ../nbs/01_curate.ipynb #e3c4fc2b
 def curation_report(summary: dict, out_dir) -> str:

@@ -5,7 +5,7 @@
 # %% ../nbs/04_probe.ipynb #3a7dc502
 from __future__ import annotations
 import json, time, warnings
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 from pathlib import Path
 import numpy as np
@@ -22,6 +22,7 @@ from biovfm.core import (
     runs_root,
     tensorboard_writer,
     write_scalars,
+    config_with,
 )
 from biovfm.benchmarks import (
     ProbeData,
@@ -238,15 +239,7 @@ CHOICES = dict(  # the ProbeConfig fields that name a choice -> the valid names
 def probe_config(config: ProbeConfig | None = None, **options) -> ProbeConfig:
     """`config` (default: `ProbeConfig()`) with `options` replacing its fields; unknown names refused, naming
     the valid ones."""
-    if config is not None and not isinstance(config, ProbeConfig):
-        raise TypeError(
-            f"config={config!r} is not a ProbeConfig (options go by name: protocol='fast', epochs=...)"
-        )
-    valid = [field.name for field in fields(ProbeConfig)]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise TypeError(f"unknown probe option(s) {unknown}; valid: {', '.join(valid)}")
-    return replace(config or ProbeConfig(), **options)
+    return config_with(ProbeConfig, config, options, 'probe', "protocol='fast', epochs=...")
 
 # %% ../nbs/04_probe.ipynb #03d2b763
 def write_head_curves(tensorboard_dir, backbone_name: str, data_name: str, protocol: str, log: pd.DataFrame):
