@@ -300,9 +300,8 @@ class Backbone:
 def _kwargs(s: str) -> dict:
     out = {}
     for kv in filter(None, s.split(',')):
-        separator = (
-            '=' if '=' in kv else ' '
-        )  # 'patch_size=8' or 'patch_size 8' (papermill parses the latter)
+        # 'patch_size=8' or 'patch_size 8' (papermill parses the latter)
+        separator = '=' if '=' in kv else ' '
         if separator not in kv.strip():
             raise ValueError(f"backbone option {kv!r} is not key=value (or 'key value')")
         k, v = kv.strip().split(separator, 1)
@@ -686,9 +685,8 @@ def pool_features(model, x, features: str = 'authors'):
     if features not in FEATURES:
         raise ValueError(f"features={features!r}: use one of {FEATURES}")
     if features == 'authors' and getattr(model, 'authors_features', None) == 'timm-pool':
-        return model.forward_head(
-            model.forward_features(x), pre_logits=True
-        )  # BiomedCLIP: its timm head's pooling
+        # BiomedCLIP: its timm head's pooling
+        return model.forward_head(model.forward_features(x), pre_logits=True)
     if features == 'authors' and _is_vit(model):
         pooled = last_block_tokens(model, x).mean(1)
     else:
@@ -697,6 +695,5 @@ def pool_features(model, x, features: str = 'authors'):
         pooled = tokens.mean((2, 3)) if tokens.ndim == 4 else tokens[:, n_prefix:].mean(1)
     if features == 'normed-tokens':
         return pooled
-    return F.layer_norm(
-        pooled, pooled.shape[-1:], eps=1e-6
-    )  # the authors' fc_norm: fresh and frozen (weight 1, bias 0)
+    # the authors' fc_norm: fresh and frozen (weight 1, bias 0)
+    return F.layer_norm(pooled, pooled.shape[-1:], eps=1e-6)

@@ -4,185 +4,19 @@
 
 # %% ../nbs/09_cli.ipynb #c9000003
 from __future__ import annotations
-import argparse, ast, inspect, io, json, os, subprocess, sys, textwrap, tokenize
-from pathlib import Path
-from .core import repo_root
+import argparse, json, sys
+from biovfm.console import (
+    DEBUG_VARIABLE,
+    Parser,
+    add_options,
+    console,
+    option_docs,
+    refuse,
+    signature_defaults,
+)  # options with their help, one-line errors, exit statuses: nbs/00g_console
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'DEBUG_VARIABLE', 'SUBCOMMANDS', 'parse_value', 'source_docs', 'parameters_cell', 'option_docs',
-           'Parser', 'add_options', 'signature_defaults', 'UsageError', 'refuse', 'one_line', 'console',
-           'curate_options', 'pretrain_options', 'probe_options', 'figures_options', 'build_parser', 'run', 'main']
-
-# %% ../nbs/09_cli.ipynb #c9000006
-def parse_value(text: str):
-    "A command-line value: JSON when it parses (numbers, true/false/null, lists), else the string itself."
-    lowered = text.strip().lower()
-    if lowered in ('yes', 'no', 'none'):
-        return {'yes': True, 'no': False, 'none': None}[lowered]
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-# %% ../nbs/09_cli.ipynb #c9000021
-def source_docs(source: str) -> dict[str, tuple[str, str]]:
-    "`{name: (group, help)}` from the comments of a parameters cell, a dataclass or a function signature."
-    tree = ast.parse(textwrap.dedent(source))
-    statement = tree.body[0] if len(tree.body) == 1 and hasattr(tree.body[0], 'body') else None
-    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        arguments = statement.args
-        positional = arguments.posonlyargs + arguments.args
-        defaults = [None] * (len(positional) - len(arguments.defaults)) + arguments.defaults
-        spans = [
-            (argument.arg, argument.lineno, (default or argument).end_lineno)
-            for argument, default in [
-                *zip(positional, defaults),
-                *zip(arguments.kwonlyargs, arguments.kw_defaults),
-            ]
-        ]
-    else:
-        body = statement.body if isinstance(statement, ast.ClassDef) else tree.body
-        spans = [
-            (
-                node.target.id if isinstance(node, ast.AnnAssign) else node.targets[0].id,
-                node.lineno,
-                node.end_lineno,
-            )
-            for node in body
-            if isinstance(node, (ast.Assign, ast.AnnAssign))
-            and isinstance(node.target if isinstance(node, ast.AnnAssign) else node.targets[0], ast.Name)
-        ]
-    lines = textwrap.dedent(source).splitlines()
-    comments = {
-        token.start[0]: (
-            token.start[1],
-            token.string.lstrip('#').strip(),
-            not lines[token.start[0] - 1][: token.start[1]].strip(),
-        )
-        for token in tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline)
-        if token.type == tokenize.COMMENT
-    }
-    docs, group, previous_end = {}, '', 0
-    for name, first, last in spans:
-        column = len(lines[first - 1]) - len(lines[first - 1].lstrip())
-        headers = [
-            text
-            for line, (col, text, alone) in comments.items()
-            if previous_end < line < first and alone and col <= column
-        ]
-        headers = [text for text in headers if not text.startswith('fmt:')]  # ruff's `# fmt: off`
-        group = headers[-1] if headers else group
-        own = [comments[line][1] for line in range(first, last + 1) if line in comments]
-        following = last + 1
-        while following in comments and comments[following][2] and comments[following][0] > column:
-            own.append(comments[following][1])  # a continuation line, indented under the comment above
-            following += 1
-        previous_end = following - 1
-        docs[name] = (group, ' '.join(own))
-    return docs
-
-
-def parameters_cell(notebook: str) -> str:
-    "The source of a stage notebook's `parameters` cell ('' without the checkout's `nbs/` folder)."
-    path = repo_root() / 'nbs' / f'{notebook}.ipynb'
-    if not path.exists():
-        return ''
-    cells = json.loads(path.read_text())['cells']
-    return next((''.join(c['source']) for c in cells if 'parameters' in c['metadata'].get('tags', [])), '')
-
-
-def option_docs(notebook: str, *objects) -> dict[str, tuple[str, str]]:
-    """`{name: (group, help)}` of a stage: its notebook's parameters cell first, then the source comments of
-    `objects`."""
-    docs = {}
-    for source in [parameters_cell(notebook), *map(inspect.getsource, objects)]:
-        for name, (group, text) in source_docs(source).items():
-            known_group, known_text = docs.get(name, ('', ''))
-            docs[name] = (known_group or group, known_text or text)
-    return docs
-
-# %% ../nbs/09_cli.ipynb #c9000024
-class Parser(argparse.ArgumentParser):
-    "argparse with a one-line error, `prog: error: message`, and exit status 2 (a usage error)."
-
-    def error(self, message):
-        self.exit(2, f'{self.prog}: error: {message} (--help lists the options)\n')
-
-
-def add_options(
-    parser: argparse.ArgumentParser, defaults: dict, docs: dict, types: dict = {}, required: tuple = ()
-) -> list[str]:
-    """Add `--name` for each of `defaults`, with its help and default, in argument groups of `docs`; returns
-    the names."""
-    groups = {}
-    for group in dict.fromkeys(docs[name][0] for name in docs if name in defaults):  # the source's order
-        groups[group] = parser.add_argument_group(group or 'other options')
-    for name, default in defaults.items():
-        group, text = docs.get(name, ('', ''))
-        if group not in groups:
-            groups[group] = parser.add_argument_group(group or 'other options')
-        if name in required:  # a repeatable option without a default (`--backbone A --backbone B`)
-            options = dict(type=str, action='append', required=True, help=f'{text} (required, repeatable)')
-        else:
-            options = dict(
-                type=types.get(name, parse_value),
-                default=argparse.SUPPRESS,
-                help=f'{text} (default: {default!r})',
-            )
-        options['help'] = options['help'].replace('%', '%%').strip()
-        groups[group].add_argument(f'--{name}', **options)
-    return list(defaults)
-
-
-def signature_defaults(function, skip=()) -> dict:
-    "`{name: default}` of the keyword parameters of `function` (None where it has no default)."
-    return {
-        name: None if parameter.default is parameter.empty else parameter.default
-        for name, parameter in inspect.signature(function).parameters.items()
-        if name not in skip and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
-    }
-
-# %% ../nbs/09_cli.ipynb #c9000027
-USER_ERRORS = (ValueError, LookupError, OSError, RuntimeError, ImportError)  # refused input, not a bug
-DEBUG_VARIABLE = 'BIOVFM_DEBUG'  # =1: the full traceback of a user error (as --debug)
-
-
-class UsageError(Exception):
-    "A command line the stage refuses before any work (a parameter's value): exit status 2."
-
-
-def refuse(check, *args, **kwargs):
-    "`check(*args, **kwargs)`, its `ValueError` or `TypeError` raised as a `UsageError`."
-    try:
-        return check(*args, **kwargs)
-    except (ValueError, TypeError) as e:
-        raise UsageError(str(e)) from e
-
-
-def one_line(error: BaseException) -> str:
-    "An exception's message on one line (a KeyError's without the quotes)."
-    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-    joined = ''
-    for line in (line.strip() for line in str(text).splitlines() if line.strip()):
-        joined += (' ' if joined.endswith(':') else '; ' if joined else '') + line
-    return joined or type(error).__name__
-
-
-def console(prog: str, command, argv=None) -> int:
-    """Run `command(argv)` as a console script: 0, or one line `prog: error: ...` and 2 (usage) / 1 / a
-    child's status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = '--debug' in argv or os.environ.get(DEBUG_VARIABLE, '') not in ('', '0')
-    argv = [arg for arg in argv if arg != '--debug']
-    try:
-        command(argv)
-        return 0
-    except (UsageError, subprocess.CalledProcessError, *USER_ERRORS) as e:
-        if debug:
-            raise
-        status = 2 if isinstance(e, UsageError) else getattr(e, 'returncode', 1) or 1
-        print(f'{prog}: error: {one_line(e)} (--debug for the traceback)', file=sys.stderr)
-        return status
+__all__ = ['SUBCOMMANDS', 'curate_options', 'pretrain_options', 'probe_options', 'figures_options', 'build_parser', 'run', 'main']
 
 # %% ../nbs/09_cli.ipynb #c9000009
 def curate_options(parser: argparse.ArgumentParser):

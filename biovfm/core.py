@@ -172,17 +172,15 @@ def timm_name(arch: str) -> str:
     raise KeyError(f"unknown backbone {arch!r}; choose from {', '.join(BACKBONES)} or a timm model name")
 
 
-ARCH_ALIASES = {
-    'vit_huge_patch14_swiglu_224': 'vit_huge'
-}  # the paper's final model: ViT-H/14, DINOv2's SwiGLU MLP
+# the paper's final model: ViT-H/14, DINOv2's SwiGLU MLP
+ARCH_ALIASES = {'vit_huge_patch14_swiglu_224': 'vit_huge'}
 
 
 def short_arch(arch: str) -> str:
     """The short name ('vit_tiny', ...) of any spelling of one of `BACKBONES` or `ARCH_ALIASES` (a timm weight
     tag after '.' ignored); any other name unchanged."""
-    model = arch.split('.', 1)[
-        0
-    ]  # 'vit_base_patch16_224.orig_in21k_ft_in1k': the architecture of its weights
+    # 'vit_base_patch16_224.orig_in21k_ft_in1k': the architecture of its weights
+    model = arch.split('.', 1)[0]
     if model in ARCH_ALIASES:
         return ARCH_ALIASES[model]
     for short, full in BACKBONES.items():

@@ -48,11 +48,9 @@ from biovfm.imageops import (
 )
 from .dedup import audit, benchmark_hashes
 from .subsets import write_subset
-from biovfm.scale import (
-    near_duplicates,
-    random_subset,
-    read_data_list,
-)  # entry points at 21M images (nbs/00a_scale)
+
+# entry points at 21M images (nbs/00a_scale)
+from .scale import near_duplicates, random_subset, read_data_list
 
 _all_ = ['near_duplicates', 'random_subset', 'read_data_list']  # importable from biovfm.curate too
 
@@ -267,9 +265,8 @@ class LocalEngine(Engine):
             yield from map(function, todo)
             return
         pool = self.start().pool
-        finished = (
-            queue.SimpleQueue()
-        )  # (result, error) of the pool's tasks; None: a worker found no task left
+        # (result, error) of the pool's tasks; None: a worker found no task left
+        finished = queue.SimpleQueue()
 
         def send():  # the next task to a pool worker that is free (called again from the pool's result thread)
             try:

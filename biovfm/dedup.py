@@ -27,10 +27,8 @@ def hamming(a, b) -> np.ndarray:
 
 def near_pairs(q, ref=None, threshold: int = 6) -> pd.DataFrame:
     "Pairs (i, j, d) with Hamming(q[i], ref[j]) <= threshold (self-pairs i<j when `ref` is None)."
-    from biovfm.scale import (
-        near_duplicates,
-        cross_duplicates,
-    )  # exact multi-index search that scales (nbs/00a_scale)
+    # exact multi-index search that scales (nbs/00a_scale)
+    from biovfm.scale import near_duplicates, cross_duplicates
 
     query = np.asarray(q, np.uint64)
     reference = query if ref is None else np.asarray(ref, np.uint64)

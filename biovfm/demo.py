@@ -4,12 +4,12 @@
 
 # %% ../nbs/08_demo.ipynb #23db764e
 from __future__ import annotations
-import argparse, json, os, platform, shutil, subprocess, sys, time
+import json, os, platform, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from .console import Parser, console, option_docs
 from biovfm.core import (
-    later_stage,
     repo_root,
     runs_root,
     results_root,
@@ -47,9 +47,8 @@ DEMO_BUDGET = {
     ('dinov2', 'vit_small'): (15, 32),
 }
 DEMO_PATCH = {'vit_tiny': 4, 'vit_small': 8}  # px per patch: 64 and 16 tokens at 32 px
-DEMO_CURATE = dict(
-    slice_step=1, frame_step=1, max_files=None, workers=2
-)  # every raw file and slice (curate.DEMO)
+# every raw file and slice (curate.DEMO)
+DEMO_CURATE = dict(slice_step=1, frame_step=1, max_files=None, workers=2)
 
 
 def demo_benchmarks() -> str:
@@ -64,9 +63,8 @@ def demo_benchmarks() -> str:
 
     found = [flag for flag in MEDMNIST_2D if here(flag)]
     if not found:
-        find_medmnist(
-            'breastmnist', 28
-        )  # raises the error that says where it looked and how to fetch the file
+        # raises the error that says where it looked and how to fetch the file
+        find_medmnist('breastmnist', 28)
     return ','.join(found)
 
 
@@ -563,9 +561,7 @@ def run_demo(out=None, fresh: bool = False, log=print) -> Path:
 
 
 def demo_parser():
-    "The `python -m biovfm.demo` parser; help texts from the parameters cell (`biovfm.cli.option_docs`)."
-    Parser, option_docs = later_stage('cli').Parser, later_stage('cli').option_docs
-
+    "The `python -m biovfm.demo` parser; help texts from the parameters cell (`biovfm.console.option_docs`)."
     ap = Parser('python -m biovfm.demo', description='BioVFM end-to-end demo on embedded real data.')
     docs = option_docs('08_demo')
     ap.add_argument('--out_dir', '--out', dest='out', help=f"{docs['out_dir'][1]} (default: None)")
@@ -588,8 +584,6 @@ def demo_command(argv):
 
 def main(argv=None) -> int:
     "Console entry `python -m biovfm.demo`: exit status 0, or a one-line error and 1 (2 for a usage error)."
-    console = later_stage('cli').console
-
     return console('python -m biovfm.demo', demo_command, argv)
 
 # %% ../nbs/08_demo.ipynb #ddd836d7

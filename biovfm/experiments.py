@@ -5,18 +5,17 @@
 # %% ../nbs/07_experiments.ipynb #c1ca3b86
 from __future__ import annotations
 import json, math, os, shlex, shutil, subprocess, sys, tempfile, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
 import yaml
+from .console import Parser, console, option_docs
 from biovfm.core import (
-    later_stage,
     BACKBONES,
     repo_root,
     runs_root,
     results_root,
     timm_name,
-    backbone_params,
     read_table,
     write_table,
     atomic_path,
@@ -27,10 +26,10 @@ from .benchmarks import MEDMNIST_2D
 __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BASELINES', 'SETTINGS_MAY_CHANGE',
            'PREEMPTION_SIGNAL', 'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe', 'probe_recipe', 'Run',
            'paper_matrix', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir', 'expand',
-           'probed', 'run_state', 'stage_changes', 'run_changes', 'changed_message', 'run_commands', 'curate_steps',
-           'curate_command', 'plan', 'launch', 'slurm_scripts', 'collect', 'configs_match', 'matrix_patches',
-           'random_baseline_name', 'small_matrix', 'cpu_twin_matrix', 'analyse', 'experiments_parser',
-           'experiments_command', 'main']
+           'probed', 'run_state', 'stage_changes', 'run_changes', 'changed_message', 'refuse_changed', 'run_commands',
+           'curate_steps', 'curate_command', 'plan', 'corpus_plan', 'launch', 'slurm_scripts', 'collect',
+           'configs_match', 'matrix_patches', 'random_baseline_name', 'small_matrix', 'cpu_twin_matrix', 'analyse',
+           'experiments_parser', 'experiments_command', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -100,9 +99,8 @@ def dinov2_large_recipe(data: str, gpus: int = 8, batch_per_gpu: int = 32) -> di
     (`dino_vit_huge`)."""
     batch = batch_per_gpu * gpus
     lr = 2e-4 * math.sqrt(batch / 1024)
-    run = _paper_run(
-        'dinov2', 'vit_huge_patch14_swiglu_224', data, gpus, batch, lr, 500 * 1250, 14
-    )  # 500 epochs
+    # 500 epochs
+    run = _paper_run('dinov2', 'vit_huge_patch14_swiglu_224', data, gpus, batch, lr, 500 * 1250, 14)
     return run | dict(
         preset='reference',
         centering='sinkhorn_knopp',
@@ -412,6 +410,23 @@ def changed_message(name: str, folder, changes: list[str]) -> str:
         "move that folder away (or name the run differently) to run the new settings"
     )
 
+
+def refuse_changed(matrix_path, runs, runs_dir, action: str):
+    """Refuse `action` (collecting results, writing batch scripts) while a corpus or run of the matrix has
+    finished work made with other settings: each one named, with its changed keys and the folder to move."""
+    messages = []
+    for name, cfg in curate_steps(matrix_path).items():
+        built = Path(runs_dir) / 'data' / name
+        settings = yaml.safe_load(cfg.read_text())
+        if changes := stage_changes(built / '01_curate.ipynb', settings, 'curate', runs_dir):
+            messages.append(changed_message(f'data/{name}', built, changes))
+    for run in runs:
+        changes, folder = run_changes(run, runs_dir)
+        if changes:
+            messages.append(changed_message(run.name, folder, changes))
+    if messages:
+        raise ValueError(f"{action} refused: " + ' | '.join(messages))
+
 # %% ../nbs/07_experiments.ipynb #b5bff34b
 def run_commands(run: Run, runs_dir, matrix_path) -> list[list[str]]:
     "The papermill command lines (argv lists) that complete `run`."
@@ -505,6 +520,23 @@ def plan(matrix: str = 'paper', runs_dir=None, only=None) -> pd.DataFrame:
         for r in runs
     ]
     return pd.DataFrame(rows)
+
+
+def corpus_plan(matrix: str = 'paper', runs_dir=None) -> pd.DataFrame:
+    """The matrix's corpus-building steps (CPU work before any pretraining): corpus, state (built, settings
+    changed, not built) and the folder it is built in."""
+    mp = matrix_dir(matrix)
+    rd = Path(runs_dir) if runs_dir else runs_root() / mp.name
+    rows = []
+    for name, cfg in curate_steps(mp).items():
+        built = rd / 'data' / name
+        state = 'not built'
+        if (built / 'data_list.parquet').exists():
+            settings = yaml.safe_load(cfg.read_text())
+            changed = stage_changes(built / '01_curate.ipynb', settings, 'curate', rd)
+            state = 'settings changed' if changed else 'built'
+        rows.append(dict(corpus=f'data/{name}', state=state, folder=str(built)))
+    return pd.DataFrame(rows, columns=['corpus', 'state', 'folder'])
 
 
 def _select(runs, only):
@@ -685,6 +717,8 @@ def slurm_scripts(
 
     mp = matrix_dir(matrix)
     rd = _abs(runs_dir) if runs_dir else runs_root() / mp.name
+    runs = _select(load_matrix(mp), only)
+    refuse_changed(mp, runs, rd, 'slurm_scripts')  # a job would resume or reuse work of other settings
     dest = Path(dest) if dest else rd / 'slurm'
     dest.mkdir(parents=True, exist_ok=True)
     extra = list(sbatch_options)
@@ -705,7 +739,7 @@ def slurm_scripts(
         script.write_text('\n'.join(lines) + '\n')
         written.append(script)
         submit.append(f'corpus_job[{name}]=$(sbatch --parsable {script.name})')
-    for run in _select(load_matrix(mp), only):
+    for run in runs:
         out = rd / run.name
         script = dest / f"{run.name.replace('/', '__')}.sbatch"
         probe = run_commands(run, rd, mp)[-1]
@@ -764,8 +798,10 @@ def collect(matrix: str = 'cpu_twin', runs_dir=None, dest=None) -> pd.DataFrame:
     mp = matrix_dir(matrix)
     rd = Path(runs_dir) if runs_dir else runs_root() / mp.name
     dest = Path(dest) if dest else results_root() / 'own'
+    runs = load_matrix(mp)
+    refuse_changed(mp, runs, rd, 'collect')  # metrics of other settings are never filed under these
     frames = []
-    for r in load_matrix(mp):
+    for r in runs:
         src = rd / r.name / 'probe'
         if not (src / 'metrics.csv').exists():
             continue
@@ -932,9 +968,7 @@ def analyse(
 
 # %% ../nbs/07_experiments.ipynb #0a20c704
 def experiments_parser():
-    "The `biovfm-experiments` parser; help texts from the parameters cell (`biovfm.cli.option_docs`)."
-    Parser, option_docs = later_stage('cli').Parser, later_stage('cli').option_docs
-
+    "The `biovfm-experiments` parser; help texts from the parameters cell (`biovfm.console.option_docs`)."
     docs = {name: text for name, (group, text) in option_docs('07_experiments').items()}
     ap = Parser('biovfm-experiments', description='The paper matrix: plan, run, collect.', allow_abbrev=False)
     ap.add_argument(
@@ -970,6 +1004,9 @@ def experiments_command(argv):
         print('\n'.join(map(str, written)))
         print(f'read them, then submit them all: bash {written[-1]}')
     elif a.action == 'plan':
+        corpora = corpus_plan(a.matrix, a.runs_dir)
+        if len(corpora):
+            print(corpora.to_string(index=False), end='\n\n')
         print(plan(a.matrix, a.runs_dir, a.only).to_string(index=False))
         if a.dry_run:
             launch(a.matrix, a.runs_dir, a.only, dry_run=True)
@@ -984,6 +1021,4 @@ def experiments_command(argv):
 
 def main(argv=None) -> int:
     "Console script `biovfm-experiments`: exit status 0, or a one-line error and 1 (2 for a usage error)."
-    console = later_stage('cli').console
-
     return console('biovfm-experiments', experiments_command, argv)

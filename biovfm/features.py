@@ -210,9 +210,8 @@ def epoch_view(
     starts = list(_batch_starts(n, batch_size, drop_last))
     batches = [perm[i : i + batch_size] for i in starts]
     if starts and starts[-1] + batch_size < n:
-        batches.append(
-            perm[starts[-1] + batch_size :]
-        )  # dropped this epoch: computed last, for epochs reusing the view
+        # dropped this epoch: computed last, for epochs reusing the view
+        batches.append(perm[starts[-1] + batch_size :])
     out = None
     from tqdm.auto import tqdm
 
@@ -240,9 +239,8 @@ def cache_key(
 ) -> str:
     "Hash naming a cached feature file: changes with the weights, data, preprocessing, features and view."
     h = hashlib.blake2b(digest_size=10)
-    sampling = (
-        [] if view == 'clean' else [drop_path, batch_size, drop_last]
-    )  # a view follows an epoch's batches
+    # a view follows an epoch's batches
+    sampling = [] if view == 'clean' else [drop_path, batch_size, drop_last]
     h.update(
         json.dumps(
             [
@@ -318,9 +316,8 @@ class LinearHead(nn.Sequential):
             super().__init__(nn.LayerNorm(dim), nn.BatchNorm1d(dim, affine=False), nn.Linear(dim, n_out))
             return
         linear = nn.Linear(dim, n_out)
-        nn.init.trunc_normal_(
-            linear.weight, std=0.01
-        )  # the authors' (MoCo v3) init; the bias keeps the default
+        # the authors' (MoCo v3) init; the bias keeps the default
+        nn.init.trunc_normal_(linear.weight, std=0.01)
         super().__init__(nn.BatchNorm1d(dim, affine=False, eps=1e-6), linear)
 
 # %% ../nbs/04c_features.ipynb #d97c1dff

@@ -578,9 +578,8 @@ def make_figures(
     items."""
     set_style()
     paper = str(results) == 'paper'
-    tabs = load_scaling_tables(
-        results, scaling_dir, x_axis
-    )  # first: fails clearly before creating any folder
+    # first: fails clearly before creating any folder
+    tabs = load_scaling_tables(results, scaling_dir, x_axis)
     out = Path(out_dir) if out_dir else (figures_root() if paper else Path(results) / 'figures')
     out.mkdir(parents=True, exist_ok=True)
     written, skipped = [], {}

@@ -80,9 +80,8 @@ LEARN_RECIPES = {  # changes to the CPU presets, found with the online evaluatio
     'dinov2': dict(teacher_temp=0.04, warmup_teacher_temp=0.04, lr=5e-4, n_local=2),
     'mae': dict(),
 }
-LEARN_EVAL = dict(
-    eval_every=100, eval_n=500
-)  # the online evaluation of every run (default cadence, 2x the sets)
+# the online evaluation of every run (default cadence, 2x the sets)
+LEARN_EVAL = dict(eval_every=100, eval_n=500)
 LEARN_IMG_SIZE = 32  # pretraining, probe and band resolution (px)
 LEARN_BAND_SEEDS = range(5)  # random initialisations per (arch, patch) in the band
 LEARN_CURATE = dict(slice_step=1, frame_step=1, max_files=None, workers=2, img_size=64)

@@ -555,9 +555,8 @@ def probe_many(backbones, config: ProbeConfig | None = None, verbose: bool = Tru
     key = ['backbone', 'benchmark', 'img_size', 'protocol', 'seed']
     recorded = recorded_identities(met, runs) if not config.overwrite else {}
     loaders = benchmark_loaders(benchmarks, out, config, verbose)
-    check_probe_inputs(
-        benchmarks, config.img_size, config.resize_from, config.download
-    )  # before any backbone
+    # before any backbone
+    check_probe_inputs(benchmarks, config.img_size, config.resize_from, config.download)
     datasets, n_rejected, dev = {}, {}, get_device(config.device)
     for spec in backbones:
         backbone = load_probe_backbone(spec, config.img_size, config.seed, dev)

@@ -552,10 +552,8 @@ def _open_tiffslide(path):
     return tiffslide.open_slide(str(path)), 'tiffslide.mpp-x'
 
 
-SLIDE_LIBRARIES = {
-    'openslide': _open_openslide,
-    'tiffslide': _open_tiffslide,
-}  # name -> opener, tried in order
+# name -> opener, tried in order
+SLIDE_LIBRARIES = {'openslide': _open_openslide, 'tiffslide': _open_tiffslide}
 
 
 def open_slide(path, library: str = 'auto'):

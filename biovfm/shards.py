@@ -103,9 +103,8 @@ def write_shards(
     shard_dir = root / SHARD_DIR
     shard_dir.mkdir(parents=True, exist_ok=True)
     n_shards = int(planned.shard_index.max()) + 1 if len(planned) else 0
-    reusable = bool(
-        (planned.key.to_numpy() == table.content_hash.astype(str).to_numpy()).all()
-    )  # content-hash keys
+    # content-hash keys
+    reusable = bool((planned.key.to_numpy() == table.content_hash.astype(str).to_numpy()).all())
     tasks, rows_of_shard = [], []
     for index in range(n_shards):
         rows = planned.index[planned.shard_index == index]

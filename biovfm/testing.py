@@ -72,9 +72,8 @@ def make_corrupt_inputs(d) -> Path:
     nan_spacing.header['pixdim'][1] = np.nan  # a voxel size of NaN: invalid geometry
     nib.save(nan_spacing, str(m / 'nan_spacing.nii.gz'))
     flat = (np.random.default_rng(1).random((40, 30)) * 100).astype(np.float32)
-    nib.save(
-        nib.Nifti1Image(flat, np.eye(4)), str(m / 'flat_2d.nii.gz')
-    )  # a 2D NIfTI: one axial slice, valid
+    # a 2D NIfTI: one axial slice, valid
+    nib.save(nib.Nifti1Image(flat, np.eye(4)), str(m / 'flat_2d.nii.gz'))
     with contextlib.suppress(OSError):  # not every filesystem has symlinks
         os.symlink('missing.png', x / 'dangling.png')
         os.symlink('loop.png', x / 'loop.png')

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from biovfm.core import SCHEMAS
-from biovfm.experiments import load_matrix, matrix_dir, plan, collect, analyse, run_state
+from biovfm.experiments import load_matrix, matrix_dir, plan, collect, analyse, run_state, slurm_scripts, corpus_plan
 
 BIN = Path(sys.executable).parent
 # ~3.5 min on 2 idle cores (curation, 4 pretraining runs, 6 probes, kill + rerun, collection, scaling, figures, report)
@@ -38,6 +38,11 @@ def twin(tmp_path_factory):
 def test_twin_runs_all_finish(twin):
     st = plan('cpu_twin', twin)
     assert list(st.state) == ['probed']*len(st), st
+    assert corpus_plan('cpu_twin', twin).to_dict('records') == [
+        dict(corpus='data/twin', state='built', folder=str(twin/'data'/'twin'))]
+    p = _cli('plan', 'cpu_twin', '--runs-dir', str(twin))
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0 and 'data/twin' in out and 'model_scaling/mae_vit_tiny' in out, out
 
 def test_changed_settings_are_refused_not_reused(twin, tmp_path):
     "A recipe changed after its run finished: launch refuses that run by name and key instead of reusing it."
@@ -59,6 +64,13 @@ def test_changed_settings_are_refused_not_reused(twin, tmp_path):
     assert f"max_steps: {settings['max_steps']} -> {settings['max_steps'] + 1}" in out, out
     assert 'move that folder away' in out, out
     assert f"{twin/'model_scaling'/'dinov2_vit_tiny'/'probe'} was made (epochs: " in out, out
+    # results of the old settings are not collected under the new ones, nor batch scripts written over them
+    p = _cli('collect', str(changed), '--runs-dir', str(twin))
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode != 0 and 'collect refused' in out and 'model_scaling/mae_vit_tiny' in out, out
+    with pytest.raises(ValueError, match=r"slurm_scripts refused: .*max_steps: "):
+        slurm_scripts(str(changed), twin, tmp_path/'slurm')
+    assert not (tmp_path/'slurm').exists()
     assert {f: f.stat().st_mtime for f in twin.rglob('*') if f.is_file()} == before  # nothing ran, nothing touched
 
 def test_twin_exports_loadable_backbones(twin):

@@ -69,7 +69,7 @@ def test_the_other_console_scripts_have_help_for_every_option():
 def test_a_pretraining_option_has_one_help_text():
     "A Config field the parameters cell sets is documented there only: no second text to keep in sync."
     import inspect
-    from biovfm.cli import parameters_cell, source_docs
+    from biovfm.console import parameters_cell, source_docs
     from biovfm.pretrain import Config
     cell, config = source_docs(parameters_cell('03_pretrain')), source_docs(inspect.getsource(Config))
     assert [name for name in cell if config.get(name, ('', ''))[1]] == []
@@ -80,7 +80,7 @@ def _cell_is_config(notebook: str, config_class, before: list, after: list, cpu_
     "`notebook`'s parameters cell: `config_class`'s fields with their order, help and defaults (`cpu_sized` differ)."
     import inspect
     from dataclasses import fields
-    from biovfm.cli import parameters_cell, source_docs
+    from biovfm.console import parameters_cell, source_docs
     cell = parameters_cell(notebook)
     assigned = {}
     exec(cell, {}, assigned)  # papermill's literal assignments
