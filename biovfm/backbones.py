@@ -55,7 +55,7 @@ def probe_form(model, state: dict) -> tuple[dict, dict, dict] | None:
     tensors['fc_norm.bias'] = torch.zeros_like(final_norm['norm.bias'])
     return dict(global_pool='avg', fc_norm=True), tensors, final_norm
 
-
+# %% ../nbs/00e_backbones.ipynb #064e5558
 def run_relative(path, run_dir) -> str:
     """`path` relative to `run_dir` (POSIX separators); its file name alone when the two share no folder but
     the root."""
@@ -68,7 +68,7 @@ def run_relative(path, run_dir) -> str:
         return path.name
     return Path(os.path.relpath(path, run_dir)).as_posix()
 
-
+# %% ../nbs/00e_backbones.ipynb #41df9c32
 def local_paths(info: dict) -> dict:
     "The entries of `info` (nested) whose text is an absolute local path or holds the home folder."
     home = os.path.expanduser('~')
@@ -82,7 +82,7 @@ def local_paths(info: dict) -> dict:
                 found[key] = value
     return found
 
-
+# %% ../nbs/00e_backbones.ipynb #d74dde23
 def timm_config(
     model,
     timm_name: str,
@@ -118,7 +118,7 @@ def timm_config(
         biovfm={k: v for k, v in info.items() if k not in ('timm_name', 'model_kwargs', 'mean', 'std')},
     )
 
-
+# %% ../nbs/00e_backbones.ipynb #590455aa
 def save_backbone(
     model,
     out_dir,
@@ -190,7 +190,7 @@ def _read_backbone_json(path: Path) -> dict:
         raise ValueError(f"{path} is not a backbone description: it lacks {missing}")
     return info
 
-
+# %% ../nbs/00e_backbones.ipynb #32eaa3d2
 def _read_weights(path: Path, device) -> dict:
     """The tensors of a safetensors file; a clear error naming the file when it is truncated or not
     safetensors."""
@@ -204,7 +204,7 @@ def _read_weights(path: Path, device) -> dict:
             "truncated or corrupt; re-export or copy it again"
         ) from None
 
-
+# %% ../nbs/00e_backbones.ipynb #41d50e17
 def load_backbone(path, device='cpu'):
     """The backbone as trained (a plain timm model) and its `backbone.json` info from an exported folder (or
     its files)."""
@@ -296,7 +296,7 @@ class Backbone:
             self._fp = h.hexdigest()
         return self._fp
 
-
+# %% ../nbs/00e_backbones.ipynb #cea56b64
 def _kwargs(s: str) -> dict:
     out = {}
     for kv in filter(None, s.split(',')):
@@ -311,7 +311,7 @@ def _kwargs(s: str) -> dict:
             out[k] = v
     return out
 
-
+# %% ../nbs/00e_backbones.ipynb #49415e70
 def _n(m):
     return sum(p.numel() for p in m.parameters())
 
@@ -326,7 +326,7 @@ def _set_size(model, img_size: int):
         model.set_input_size(img_size=img_size)
     return model
 
-
+# %% ../nbs/00e_backbones.ipynb #756d23e9
 def _timm_random(name, kw, img_size, seed):
     import timm
 
@@ -335,7 +335,7 @@ def _timm_random(name, kw, img_size, seed):
         kw = dict(kw, img_size=img_size)
     return timm.create_model(name, pretrained=False, num_classes=0, **kw)
 
-
+# %% ../nbs/00e_backbones.ipynb #c4231d37
 def _load_state(path: Path) -> dict:
     "A state dict from .safetensors or a torch file (weights only: nothing is unpickled)."
     if path.suffix == '.safetensors':
@@ -381,7 +381,7 @@ def load_local_weights(model: nn.Module, path: Path):
             f"unexpected {list(unexpected)[:5]}"
         )
 
-
+# %% ../nbs/00e_backbones.ipynb #7d002bc7
 BACKBONE_KINDS: dict[str, Callable] = {}  # spec prefix -> load(rest, img_size, seed, spec) -> Backbone
 
 
@@ -389,7 +389,7 @@ def register_backbone(prefix: str):
     "Decorator: register `load(rest, img_size, seed, spec) -> Backbone` for the backbone specs `prefix:rest`."
     return registering(BACKBONE_KINDS, prefix)
 
-
+# %% ../nbs/00e_backbones.ipynb #ba2791bb
 @register_backbone('random')
 def random_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
     """`random:<timm name>[:k=v,...]`: a seeded random timm model; `norm=imagenet` records ImageNet input
@@ -405,7 +405,7 @@ def random_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
         info |= dict(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
     return Backbone(m, slug(spec), 'random', short_arch(name), _n(m), _n(m), spec, info)
 
-
+# %% ../nbs/00e_backbones.ipynb #f0ecdfc9
 @register_backbone('random-like')
 def random_like_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
     "`random-like:<export>`: the architecture of an exported backbone with seeded random weights."
@@ -419,7 +419,7 @@ def random_like_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
     name = slug(f"random-like-{js.parent.name}")
     return Backbone(m, name, 'random', short_arch(info['timm_name']), _n(m), _n(m), spec, info)
 
-
+# %% ../nbs/00e_backbones.ipynb #1a641533
 @register_backbone('timm')
 def timm_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
     """`timm:<timm name>[:<local weights file>][:k=v,...]`: a local file loaded without unpickling, else
@@ -453,7 +453,7 @@ def timm_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
     label = Path(weights).stem if weights else 'hub'
     return Backbone(m, slug(f"timm-{name}-{label}"), 'timm', short_arch(name), _n(m), _n(m), spec, info)
 
-
+# %% ../nbs/00e_backbones.ipynb #f4df9c65
 def exported_backbone(path: Path, img_size, spec: str) -> Backbone:
     "A backbone folder written by the pretraining stage (or its `backbone.json`)."
     if not (path / 'backbone.json').exists() and not path.suffix == '.json':
@@ -476,7 +476,7 @@ def exported_backbone(path: Path, img_size, spec: str) -> Backbone:
         info,
     )
 
-
+# %% ../nbs/00e_backbones.ipynb #3eb04f09
 def load_probe_backbone(spec: str, img_size: int | None = None, seed: int = 42, device='cpu') -> Backbone:
     """The frozen backbone named by `spec` (a registered `prefix:...`, else an exported folder) for `img_size`
     px inputs."""
@@ -521,7 +521,7 @@ def _hub_or_local(rest: str, spec: str, patterns: list[str]) -> Path:
             "or give its local folder"
         ) from error
 
-
+# %% ../nbs/00e_backbones.ipynb #461372df
 def _biomedclip(path: Path, img_size, spec) -> Backbone:
     "BiomedCLIP's vision trunk (a timm ViT-B/16) from open_clip weights, without open_clip."
     import timm
@@ -568,7 +568,7 @@ def _biomedclip(path: Path, img_size, spec) -> Backbone:
         m, 'biomedclip', 'biomedclip', short_arch(name), _n(m), _n(m), spec, dict(timm_name=name, file=str(f))
     )
 
-
+# %% ../nbs/00e_backbones.ipynb #3fc8c91a
 class _HFTokens(nn.Module):
     """A Hugging Face vision model whose `forward_features` returns the last hidden states (prefix tokens
     first)."""
@@ -586,7 +586,7 @@ class _HFTokens(nn.Module):
             :, self.num_prefix_tokens :
         ]
 
-
+# %% ../nbs/00e_backbones.ipynb #5e6c1c87
 def _rad_dino(path: Path, spec) -> Backbone:
     "RAD-DINO (a DINOv2 ViT-B/14) from a local Hugging Face folder (config.json + weights)."
     if not (path / 'config.json').exists():
@@ -603,7 +603,7 @@ def _rad_dino(path: Path, spec) -> Backbone:
     m = _HFTokens(hf, 1 + int(getattr(hf.config, 'num_register_tokens', 0) or 0))
     return Backbone(m, 'rad-dino', 'rad-dino', 'vit_base_patch14', _n(m), _n(m), spec, dict(path=str(path)))
 
-
+# %% ../nbs/00e_backbones.ipynb #7a300d67
 OFA_RESNETS = {6: 'resnet50', 23: 'resnet101', 36: 'resnet152'}  # blocks of stage 3 -> OFA's `resnet_type`
 
 
@@ -642,7 +642,7 @@ def _biomedgpt(path: Path, img_size, spec) -> Backbone:
         )
     return Backbone(m, 'biomedgpt', 'biomedgpt', name, _n(m), _n(m), spec, dict(timm_name=name, file=str(f)))
 
-
+# %% ../nbs/00e_backbones.ipynb #8b48ff65
 @register_backbone('biomedclip')
 def biomedclip_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
     """`biomedclip:<dir, file or HF repo>`: BiomedCLIP's vision trunk pooled as the authors pool it (`seed`
@@ -650,13 +650,13 @@ def biomedclip_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
     patterns = ['open_clip_config.json', 'open_clip_model.safetensors', 'open_clip_pytorch_model.bin']
     return _biomedclip(_hub_or_local(rest, spec, patterns), img_size, spec)
 
-
+# %% ../nbs/00e_backbones.ipynb #b441d8a7
 @register_backbone('rad-dino')
 def rad_dino_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
     "`rad-dino:<dir or HF repo>`: RAD-DINO from a Hugging Face folder (deterministic: `seed` unused)."
     return _rad_dino(_hub_or_local(rest, spec, ['config.json', '*.safetensors']), spec)
 
-
+# %% ../nbs/00e_backbones.ipynb #f798cd9e
 @register_backbone('biomedgpt')
 def biomedgpt_backbone(rest: str, img_size, seed: int, spec: str) -> Backbone:
     "`biomedgpt:<dir, file or HF repo>`: BiomedGPT's ResNet image encoder (deterministic: `seed` unused)."
@@ -671,14 +671,14 @@ def _is_vit(model) -> bool:
         return True
     return hasattr(model, 'forward_intermediates') and hasattr(model, 'num_prefix_tokens')
 
-
+# %% ../nbs/00e_backbones.ipynb #2fb23b4d
 def last_block_tokens(model, x):
     "Patch tokens (B, L, D) of a ViT's last block before its final norm; class and register tokens dropped."
     if hasattr(model, 'last_block_tokens'):
         return model.last_block_tokens(x)
     return model.forward_intermediates(x, indices=1, norm=False, output_fmt='NLC', intermediates_only=True)[0]
 
-
+# %% ../nbs/00e_backbones.ipynb #67f35b1c
 def pool_features(model, x, features: str = 'authors'):
     """Probe features: mean of raw last-block patch tokens + parameter-free LayerNorm ('authors'), of
     final-norm tokens."""

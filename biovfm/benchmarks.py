@@ -84,7 +84,7 @@ def _info(flag: str) -> dict:
         raise KeyError(f"unknown MedMNIST 2D benchmark {flag!r}; choose from {', '.join(MEDMNIST_2D)}")
     return INFO[flag]
 
-
+# %% ../nbs/00d_benchmarks.ipynb #6c12db02
 def benchmark_info(flag: str) -> Benchmark:
     "The `Benchmark` record of MedMNIST 2D `flag`."
     i = _info(flag)
@@ -102,7 +102,7 @@ def benchmark_info(flag: str) -> Benchmark:
         i['python_class'],
     )
 
-
+# %% ../nbs/00d_benchmarks.ipynb #611b7cc5
 def benchmarks() -> pd.DataFrame:
     "A table of the 12 MedMNIST 2D benchmarks of the paper."
     rows = [asdict(benchmark_info(f)) | dict(n_classes=len(benchmark_info(f).labels)) for f in MEDMNIST_2D]
@@ -118,14 +118,14 @@ def medmnist_dirs() -> list[Path]:
     dirs.append(Path(os.environ.get('MEDMNIST_ROOT', '~/.medmnist')).expanduser())
     return dirs
 
-
+# %% ../nbs/00d_benchmarks.ipynb #a0c9155a
 def medmnist_filename(flag: str, size: int = 28) -> str:
     "The file name medmnist uses for `flag` at `size` px."
     if size not in MEDMNIST_SIZES:
         raise ValueError(f"size={size} is not a MedMNIST size {MEDMNIST_SIZES}")
     return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
 
-
+# %% ../nbs/00d_benchmarks.ipynb #4f3be748
 def expected_md5(flag: str, size: int = 28) -> str:
     "The official MD5 of the `flag` file at `size` px, from `medmnist.INFO`."
     return _info(flag)['MD5' if size == 28 else f'MD5_{size}']
@@ -195,7 +195,7 @@ def task_kind(task: str) -> str:
         return 'multi-class'
     raise ValueError(f"unknown task {task!r}")
 
-
+# %% ../nbs/00d_benchmarks.ipynb #a80d1d63
 def n_outputs(kind: str, n_classes: int) -> int:
     "Width of the linear layer: 2 logits for binary (softmax), one per class or label otherwise."
     return get_task(kind).n_outputs(n_classes)
@@ -226,7 +226,7 @@ class ProbeData:
     def n_out(self) -> int:
         return self.task.n_outputs(self.n_classes)
 
-
+# %% ../nbs/00d_benchmarks.ipynb #976a1ccc
 def resize_images(x, size: int):
     "Resize uint8 images (N,H,W[,C]) to size x size, bilinear (antialiased when shrinking)."
     if x.shape[1] == size and x.shape[2] == size:
@@ -283,7 +283,7 @@ class BenchmarkKind:
         key = hashlib.blake2b(data.data_id.encode(), digest_size=6).hexdigest()
         return f'{slug(self.table_name(rest))}_{img_size}_{key}', data.x.__getitem__
 
-
+# %% ../nbs/00d_benchmarks.ipynb #0a739b4d
 BENCHMARK_KINDS: dict[str, BenchmarkKind] = {}  # prefix -> BenchmarkKind
 
 
@@ -322,7 +322,7 @@ def check_medmnist_files(flags, img_size: int, resize_from=None, download: bool 
             )
     return problems
 
-
+# %% ../nbs/00d_benchmarks.ipynb #bf2f370e
 def check_label_files(folders, img_size: int, resize_from=None, download: bool = False) -> list:
     "Refuses at once a labelled folder without labels.csv (downloading cannot make one)."
     for folder in folders:
@@ -330,19 +330,19 @@ def check_label_files(folders, img_size: int, resize_from=None, download: bool =
             raise FileNotFoundError(f"dataset_dir={folder!r} has no labels.csv (columns path,label[,split])")
     return []
 
-
+# %% ../nbs/00d_benchmarks.ipynb #df6fcc49
 def medmnist_splits(flag: str, size: int) -> tuple:
     "(a cache key from the file's MD5, split -> its images): a MedMNIST split read alone, only when asked."
     key = f'{flag}_{size}_{file_md5(find_medmnist(flag, size))[:8]}'
     return key, lambda split: load_medmnist(flag, split, size)[0]
 
-
+# %% ../nbs/00d_benchmarks.ipynb #a015b6c5
 @register_benchmark('medmnist', name=lambda flag: flag, check=check_medmnist_files, splits=medmnist_splits)
 def medmnist_benchmark(flag: str, img_size=28, resize_from=None, download=False, seed=42, out_dir=None):
     "A MedMNIST 2D benchmark (`load_benchmark`; its official splits, so `seed` and `out_dir` are unused)."
     return load_benchmark(flag, img_size, resize_from, download)
 
-
+# %% ../nbs/00d_benchmarks.ipynb #17ba7c2b
 @register_benchmark('folder', name=lambda path: Path(path).resolve().name, check=check_label_files)
 def folder_benchmark(path: str, img_size=28, resize_from=None, download=False, seed=42, out_dir=None):
     "A labelled folder (`load_labelled_folder`: seeded split and rejects written to `out_dir`)."
@@ -361,7 +361,7 @@ def benchmark_spec(name: str) -> tuple[str, str]:
         f"unknown benchmark {name!r}: choose from {', '.join(MEDMNIST_2D)} or a registered {kinds}"
     )
 
-
+# %% ../nbs/00d_benchmarks.ipynb #1b45f5fa
 def parse_benchmarks(benchmarks) -> list[str]:
     "Benchmark names from 'all', a comma-separated string or a list; each checked by `benchmark_spec`."
     if isinstance(benchmarks, str):
@@ -372,13 +372,13 @@ def parse_benchmarks(benchmarks) -> list[str]:
         benchmark_spec(name)
     return list(benchmarks)
 
-
+# %% ../nbs/00d_benchmarks.ipynb #86f8cfb6
 def benchmark_name(name: str) -> str:
     "A benchmark's name in results tables: the flag, a labelled folder's name, else the spec as a slug."
     prefix, rest = benchmark_spec(name)
     return BENCHMARK_KINDS[prefix].table_name(rest)
 
-
+# %% ../nbs/00d_benchmarks.ipynb #2d0f4ba3
 def load_probe_data(name: str, img_size: int = 28, resize_from=None, download=False, seed=42, out_dir=None):
     "The `ProbeData` of any registered benchmark name (see `benchmark_spec`)."
     prefix, rest = benchmark_spec(name)
@@ -402,7 +402,7 @@ def check_probe_inputs(
     if problems:
         raise FileNotFoundError(f"{len(problems)} benchmark(s) unavailable:\n" + '\n'.join(problems))
 
-
+# %% ../nbs/00d_benchmarks.ipynb #16ba710f
 def load_benchmark(
     flag: str, img_size: int = 28, resize_from: int | None = None, download: bool = False, root=None
 ) -> ProbeData:
@@ -441,7 +441,7 @@ def _parse_label(v) -> list[int]:
         raise ValueError(f"label {v!r} is not an integer or a '|'-separated list of integers")
     return [int(t) for t in s.split('|')] if s else []
 
-
+# %% ../nbs/00d_benchmarks.ipynb #1a6cc31e
 def make_split(labels: list, seed: int = 42, fractions=(0.7, 0.1, 0.2)) -> np.ndarray:
     """Seeded stratified train/val/test assignment (first label for multi-label; plain when a class is too
     small)."""
@@ -473,7 +473,7 @@ def _read_image(path, size: int):
         im = im.convert('RGB').resize((size, size), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
 
-
+# %% ../nbs/00d_benchmarks.ipynb #e8c215d5
 LABELS_HELP = "labels.csv needs columns path,label[,split]: 0-based integer class labels ('|'-separated for multi-label)"
 
 
@@ -485,7 +485,7 @@ def _rows(csv: Path, mask, values=None, limit: int = 5) -> str:
     more = f" and {len(idx) - limit} more" if len(idx) > limit else ''
     return f"{csv} line{'s' if len(idx) > 1 else ''} {', '.join(shown)}{more}"
 
-
+# %% ../nbs/00d_benchmarks.ipynb #aabe10e4
 def read_labels_csv(csv: Path) -> pd.DataFrame:
     "labels.csv as strings, refused with a message naming the file when it is empty or lacks a column."
     try:
@@ -499,7 +499,7 @@ def read_labels_csv(csv: Path) -> pd.DataFrame:
         raise ValueError(f"{csv} has a header but no rows: {LABELS_HELP}")
     return df
 
-
+# %% ../nbs/00d_benchmarks.ipynb #baa6e489
 def parse_labels(csv: Path, df: pd.DataFrame) -> tuple[list, str, int]:
     """(labels per row, kind, n_classes): refuses non-integer labels, empty single labels and classes without
     images."""
@@ -533,7 +533,7 @@ def parse_labels(csv: Path, df: pd.DataFrame) -> tuple[list, str, int]:
     kind = 'multi-label' if multilabel else ('binary' if n_classes == 2 else 'multi-class')
     return labels, kind, n_classes
 
-
+# %% ../nbs/00d_benchmarks.ipynb #711827fc
 def read_splits(csv: Path, df: pd.DataFrame) -> np.ndarray | None:
     """The user's train/val/test column, None when there is none (or it is entirely blank); refuses blank or
     odd cells."""
@@ -555,7 +555,7 @@ def read_splits(csv: Path, df: pd.DataFrame) -> np.ndarray | None:
         )
     return split
 
-
+# %% ../nbs/00d_benchmarks.ipynb #42cb4351
 def check_split_classes(csv: Path, kind: str, n_classes: int, y: dict):
     """Every split holds every class (multi-label: a positive and a negative per class): otherwise AUCs are
     undefined."""
@@ -568,7 +568,7 @@ def check_split_classes(csv: Path, kind: str, n_classes: int, y: dict):
                 "every split needs every class for AUC and thresholds: add images or re-split"
             )
 
-
+# %% ../nbs/00d_benchmarks.ipynb #9ca23175
 def load_labelled_folder(
     dataset_dir, img_size: int = 28, seed: int = 42, out_dir=None, name: str | None = None
 ):

@@ -79,7 +79,7 @@ def source_docs(source: str) -> dict[str, tuple[str, str]]:
         docs[name] = (group, ' '.join(own))
     return docs
 
-
+# %% ../nbs/00g_console.ipynb #79d3d196
 def parameters_cell(notebook: str) -> str:
     "The source of a stage notebook's `parameters` cell ('' without the checkout's `nbs/` folder)."
     path = repo_root() / 'nbs' / f'{notebook}.ipynb'
@@ -88,7 +88,7 @@ def parameters_cell(notebook: str) -> str:
     cells = json.loads(path.read_text())['cells']
     return next((''.join(c['source']) for c in cells if 'parameters' in c['metadata'].get('tags', [])), '')
 
-
+# %% ../nbs/00g_console.ipynb #26218c81
 def option_docs(notebook: str, *objects) -> dict[str, tuple[str, str]]:
     """`{name: (group, help)}` of a stage: its notebook's parameters cell first, then the source comments of
     `objects`."""
@@ -106,7 +106,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f'{self.prog}: error: {message} (--help lists the options)\n')
 
-
+# %% ../nbs/00g_console.ipynb #41392785
 def add_options(
     parser: argparse.ArgumentParser, defaults: dict, docs: dict, types: dict = {}, required: tuple = ()
 ) -> list[str]:
@@ -131,7 +131,7 @@ def add_options(
         groups[group].add_argument(f'--{name}', **options)
     return list(defaults)
 
-
+# %% ../nbs/00g_console.ipynb #24e218c8
 def signature_defaults(function, skip=()) -> dict:
     "`{name: default}` of the keyword parameters of `function` (None where it has no default)."
     return {
@@ -148,7 +148,7 @@ DEBUG_VARIABLE = 'BIOVFM_DEBUG'  # =1: the full traceback of a user error (as --
 class UsageError(Exception):
     "A command line the stage refuses before any work (a parameter's value): exit status 2."
 
-
+# %% ../nbs/00g_console.ipynb #fd17d7a0
 def refuse(check, *args, **kwargs):
     "`check(*args, **kwargs)`, its `ValueError` or `TypeError` raised as a `UsageError`."
     try:
@@ -156,7 +156,7 @@ def refuse(check, *args, **kwargs):
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
 
-
+# %% ../nbs/00g_console.ipynb #efe85c76
 def one_line(error: BaseException) -> str:
     "An exception's message on one line (a KeyError's without the quotes)."
     text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
@@ -165,7 +165,7 @@ def one_line(error: BaseException) -> str:
         joined += (' ' if joined.endswith(':') else '; ' if joined else '') + line
     return joined or type(error).__name__
 
-
+# %% ../nbs/00g_console.ipynb #7648e184
 def console(prog: str, command, argv=None) -> int:
     """Run `command(argv)` as a console script: 0, or one line `prog: error: ...` and 2 (usage) / 1 / a
     child's status."""

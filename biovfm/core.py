@@ -53,23 +53,23 @@ def data_dir(name: str) -> Path | None:
     root = data_root()
     return root / name if root is not None and (root / name).is_dir() else None
 
-
+# %% ../nbs/00_core.ipynb #bda96373
 def _out_root(env: str, default: str) -> Path:
     p = Path(os.environ.get(env) or repo_root() / default).expanduser()
     p.mkdir(parents=True, exist_ok=True)
     return p
 
-
+# %% ../nbs/00_core.ipynb #0c0cccd0
 def results_root() -> Path:
     "Where results tables go (`$BIOVFM_RESULTS`, else `results/`)."
     return _out_root('BIOVFM_RESULTS', 'results')
 
-
+# %% ../nbs/00_core.ipynb #53072ef9
 def figures_root() -> Path:
     "Where figures go (`$BIOVFM_FIGURES`, else `figures/`)."
     return _out_root('BIOVFM_FIGURES', 'figures')
 
-
+# %% ../nbs/00_core.ipynb #bf8a3be9
 def runs_root() -> Path:
     "Where executed notebooks and run folders go (`$BIOVFM_RUNS`, else `runs/`)."
     return _out_root('BIOVFM_RUNS', 'runs')
@@ -87,7 +87,7 @@ def _md5_cached(path: str, st_size: int, st_mtime: float) -> str:
             h.update(chunk)
     return h.hexdigest()
 
-
+# %% ../nbs/00_core.ipynb #b2a99314
 def file_md5(path) -> str:
     "MD5 of a file, cached per (path, size, mtime) so a big file is hashed once per process."
     st = os.stat(path)
@@ -171,7 +171,7 @@ def timm_name(arch: str) -> str:
         return arch
     raise KeyError(f"unknown backbone {arch!r}; choose from {', '.join(BACKBONES)} or a timm model name")
 
-
+# %% ../nbs/00_core.ipynb #c7f04cb8
 # the paper's final model: ViT-H/14, DINOv2's SwiGLU MLP
 ARCH_ALIASES = {'vit_huge_patch14_swiglu_224': 'vit_huge'}
 
@@ -188,7 +188,7 @@ def short_arch(arch: str) -> str:
             return short
     return arch
 
-
+# %% ../nbs/00_core.ipynb #a62c7a1b
 @functools.lru_cache(maxsize=None)
 def backbone_params(arch: str, **kwargs) -> int:
     "Parameter count of the timm backbone `arch` without a classifier head (built on the meta device)."
@@ -199,7 +199,7 @@ def backbone_params(arch: str, **kwargs) -> int:
         m = timm.create_model(timm_name(arch), pretrained=False, num_classes=0, **kwargs)
     return sum(p.numel() for p in m.parameters())
 
-
+# %% ../nbs/00_core.ipynb #e72ddeba
 def backbone_table() -> pd.DataFrame:
     "The five backbone sizes with their timm names and computed parameter counts (millions)."
     return pd.DataFrame(
@@ -227,7 +227,7 @@ def seed_everything(seed: int = 42):
     torch.manual_seed(seed)
     os.environ['PYTHONHASHSEED'] = str(seed)
 
-
+# %% ../nbs/00_core.ipynb #f7c6a051
 def get_device(device: str = 'auto'):
     "A torch device: 'auto' picks cuda, then mps, then cpu."
     import torch
@@ -240,7 +240,7 @@ def get_device(device: str = 'auto'):
         return torch.device('mps')
     return torch.device('cpu')
 
-
+# %% ../nbs/00_core.ipynb #43f56429
 def autocast_dtype(device, precision: str = 'auto'):
     "Autocast dtype: 'auto' is bf16 on CUDA and fp32 elsewhere (bf16 is 6-25x slower on CPUs here)."
     import torch
@@ -323,7 +323,7 @@ def atomic_path(path):
         if os.path.exists(tmp):
             os.unlink(tmp)
 
-
+# %% ../nbs/00_core.ipynb #bc169113
 def atomic_temp_files(folder, name: str = '*') -> list[Path]:
     "Temporary files `atomic_path` left in `folder` for target `name` when its process was killed mid-write."
     return sorted(Path(folder).glob(f'.{name}.*.tmp'))
@@ -340,7 +340,7 @@ def check_schema(df: pd.DataFrame, schema: str, extra_ok: bool = False) -> pd.Da
         )
     return df[cols + (extra if extra_ok else [])]
 
-
+# %% ../nbs/00_core.ipynb #b8467d35
 def write_table(
     df: pd.DataFrame, path, schema: str | None = None, extra_ok: bool = False, float_format: str | None = None
 ) -> Path:
@@ -356,7 +356,7 @@ def write_table(
             df.to_csv(tmp, index=False, float_format=float_format)
     return path
 
-
+# %% ../nbs/00_core.ipynb #7002853f
 def read_table(path, schema: str | None = None, extra_ok: bool = True) -> pd.DataFrame:
     "Read a CSV or parquet results table, checking `schema`."
     path = Path(path)
@@ -370,7 +370,7 @@ def slug(text: str) -> str:
     "`text` as a file-name part: runs of characters other than letters, digits and `_.=+-` become one `-`."
     return re.sub(r'[^A-Za-z0-9_.=+-]+', '-', text).strip('-')
 
-
+# %% ../nbs/00_core.ipynb #c844df2e
 PREDICTIONS_DIR = 'predictions'
 
 
@@ -380,12 +380,12 @@ def predictions_path(root, backbone: str, benchmark: str, protocol: str, img_siz
     name = f"{slug(benchmark)}_{protocol}_{img_size}px_s{seed}_test_predictions.npz"
     return Path(root) / PREDICTIONS_DIR / backbone / name
 
-
+# %% ../nbs/00_core.ipynb #a573eca9
 def find_predictions(root, benchmark: str = '*') -> list[Path]:
     "Every predictions file under `root` (all backbones), of one benchmark or of all, sorted."
     return sorted((Path(root) / PREDICTIONS_DIR).glob(f'*/{benchmark}_*_test_predictions.npz'))
 
-
+# %% ../nbs/00_core.ipynb #0899b913
 def markdown_table(df: pd.DataFrame, float_format: str = '{:.3f}') -> str:
     "`df` as a Markdown table (floats through `float_format`, everything else through `str`)."
     cell = lambda v: float_format.format(v) if isinstance(v, float) else str(v)
@@ -393,7 +393,7 @@ def markdown_table(df: pd.DataFrame, float_format: str = '{:.3f}') -> str:
     body = ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in df.itertuples(index=False)]
     return '\n'.join(header + body)
 
-
+# %% ../nbs/00_core.ipynb #2db40682
 def weighted_auc(W, y, s):
     """AUC of binary labels `y`, scores `s` for each row of sample weights `W` (b, n); nan when a class is
     absent."""
@@ -420,7 +420,7 @@ def tensorboard_writer(log_dir, purge_step: int = 0):
         raise ImportError("tensorboard=True needs the tensorboard package: pip install tensorboard") from e
     return SummaryWriter(str(log_dir), purge_step=purge_step or None)
 
-
+# %% ../nbs/00_core.ipynb #8c620b3c
 def write_scalars(writer, rows: list[dict], prefix: str, step_key: str = 'step'):
     "Every finite number of each row as scalar `prefix/<column>` at the row's step."
     for row in rows:
@@ -442,7 +442,7 @@ def run_parameters(namespace: dict, names_before: set, valid, stage: str) -> dic
         )
     return given
 
-
+# %% ../nbs/00_core.ipynb #f51ff909
 KERNEL_NAMES = {'In', 'Out', 'exit', 'quit', 'open', 'get_ipython'}  # a kernel's own names
 PARAMETER_TYPES = (str, int, float, bool, list, dict, tuple, type(None))  # what papermill can inject
 
@@ -457,7 +457,7 @@ def refuse_parameters(namespace: dict, stage: str):
     if given:
         raise TypeError(f"{stage} takes no parameters (it teaches and exports; it has no run), got {given}")
 
-
+# %% ../nbs/00_core.ipynb #57cb50a7
 def registering(registry: dict, name: str):
     """A decorator that stores the decorated function in `registry` under `name` (the registries' shared
     helper)."""
@@ -468,7 +468,7 @@ def registering(registry: dict, name: str):
 
     return register
 
-
+# %% ../nbs/00_core.ipynb #784270b7
 def later_stage(name: str):
     """The module `biovfm.<name>` of a later stage, found by name at call time: where an earlier stage hands
     over to it."""

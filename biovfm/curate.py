@@ -87,12 +87,12 @@ class Options:
     follow_external_links: bool = False
     reader_modules: str = ''
 
-
+# %% ../nbs/01_curate.ipynb #3a0667c8
 def _save_png(a, path, compress: int = 1):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(a).save(path, compress_level=compress)
 
-
+# %% ../nbs/01_curate.ipynb #1653bc86
 def _emit(a, spacing, view, idx, ctx, rows, opts, extra):
     out, content = letterbox(a, spacing, opts.img_size)
     ch, ph, pc = image_hashes(out, content)
@@ -114,7 +114,7 @@ def _emit(a, spacing, view, idx, ctx, rows, opts, extra):
         )
     )
 
-
+# %% ../nbs/01_curate.ipynb #f80867e4
 def process_item(item, ctx: dict, opts: Options, rows: list, rejects: list, stats: dict):
     "Write the images of one reader item (Volume or Planar); append rows, rejects and counts."
     src = ctx['src']
@@ -218,7 +218,7 @@ def register_engine(name: str):
     "Decorator: register an `Engine` subclass under `name` (e.g. 'ray' in a file of its own)."
     return registering(ENGINES, name)
 
-
+# %% ../nbs/01_curate.ipynb #ff1d39e5
 class Engine:
     "Runs independent tasks: `map(function, tasks)` yields each result as it finishes (any order)."
 
@@ -241,7 +241,7 @@ class Engine:
     def __exit__(self, *exc):
         self.close()
 
-
+# %% ../nbs/01_curate.ipynb #9bd8c79e
 @register_engine('local')
 class LocalEngine(Engine):
     """This machine: this process and a pool of `workers - 1` spawned ones, started once for every task of a
@@ -323,7 +323,7 @@ class LocalEngine(Engine):
             self.pool.join()
         self.pool = None
 
-
+# %% ../nbs/01_curate.ipynb #cfa42697
 @register_engine('dask')
 class DaskEngine(Engine):
     """Dask distributed: the cluster at `scheduler`, else a LocalCluster of `workers` single-threaded
@@ -363,7 +363,7 @@ class DaskEngine(Engine):
             self.cluster.close()
         self.client = self.cluster = None
 
-
+# %% ../nbs/01_curate.ipynb #a3b904ee
 def get_engine(name: str, workers: int = 1, scheduler: str = '') -> Engine:
     "The engine registered as `name`; an error listing the registered ones otherwise."
     if name not in ENGINES:
@@ -376,7 +376,7 @@ def _clean_anatomy(t) -> str:
         return 'unspecified'
     return re.split(r'\s*\(', str(t).strip().lower())[0].strip() or 'unspecified'
 
-
+# %% ../nbs/01_curate.ipynb #50d14b28
 MANIFEST_NAMES = ('MANIFEST.tsv', 'MANIFEST.csv', 'metadata.csv', 'metadata.tsv', 'labels.csv', 'labels.tsv')
 MANIFEST_PATH_COLUMNS = ('file', 'path', 'filename', 'image', 'image_path')  # a manifest's column of paths
 
@@ -385,7 +385,7 @@ def find_manifest(raw_dir) -> Path | None:
     "The first of `MANIFEST_NAMES` at the top of `raw_dir`, else None."
     return next((Path(raw_dir) / n for n in MANIFEST_NAMES if (Path(raw_dir) / n).is_file()), None)
 
-
+# %% ../nbs/01_curate.ipynb #e90cb18f
 def read_manifest(raw_dir) -> dict:
     "{relative path: {modality_detail, anatomy, split}} from `raw_dir`'s manifest (`find_manifest`), if any."
     path = find_manifest(raw_dir)
@@ -412,7 +412,7 @@ def read_manifest(raw_dir) -> dict:
         )
     }
 
-
+# %% ../nbs/01_curate.ipynb #34e4d90f
 def manifest_entry(manifest: dict, rel: str) -> dict:
     """The manifest's row for file `rel`, else for its nearest folder that the manifest names (a series, a
     patient), else {}."""
@@ -421,7 +421,7 @@ def manifest_entry(manifest: dict, rel: str) -> dict:
             return manifest[key]
     return {}
 
-
+# %% ../nbs/01_curate.ipynb #433bac96
 _SPLIT_DIRS = {
     'val': 'val',
     'valid': 'val',
@@ -443,7 +443,7 @@ def split_of(rel: str, manifest_split=None) -> str:
             return _SPLIT_DIRS[part.lower()]
     return 'train'
 
-
+# %% ../nbs/01_curate.ipynb #2b7c6e8f
 def source_of(rel: str, dataset: str = 'root') -> str:
     """A file's source: `<modality>/<source>/...`'s second folder (`<modality>/<file>`: its first), a BIDS or
     top-level file's `dataset`, else its first folder."""
@@ -504,14 +504,14 @@ def dicom_facts(p) -> dict:
         series = None
     return facts | dict(series=series)
 
-
+# %% ../nbs/01_curate.ipynb #2b08013d
 def _header_facts(task: tuple) -> list:
     """[(file, dicom_facts)] for a batch (raw_dir, files) of DICOM files: one header read each (a planning
     task)."""
     raw_dir, files = task
     return [(rel, dicom_facts(Path(raw_dir) / rel)) for rel in files]
 
-
+# %% ../nbs/01_curate.ipynb #70d7fdd0
 def _link_problem(path: Path, root: Path, follow_external_links: bool) -> str:
     "Why the symlink `path` cannot be an input ('' if it can): dangling, a loop, or pointing outside `root`."
     try:
@@ -529,7 +529,7 @@ def _link_problem(path: Path, root: Path, follow_external_links: bool) -> str:
         )
     return ''
 
-
+# %% ../nbs/01_curate.ipynb #e694d9a5
 def scan_raw(raw_dir, follow_external_links: bool = False) -> pd.DataFrame:
     """Every non-hidden entry under `raw_dir`, sorted: path (relative), size, mtime_ns, problem ('' for a
     readable file)."""
@@ -593,13 +593,13 @@ def scan_raw(raw_dir, follow_external_links: bool = False) -> pd.DataFrame:
     listing = pd.DataFrame(entries, columns=['path', 'size', 'mtime_ns', 'problem'])
     return listing.astype(dict(size='int64', mtime_ns='int64')).sort_values('path', ignore_index=True)
 
-
+# %% ../nbs/01_curate.ipynb #18fd0b3d
 def _signature(files: list, listing: pd.DataFrame) -> str:
     "A hash of the paths, sizes and modification times of `files` (rows of `listing`, indexed by path)."
     stats = [[f, int(listing.at[f, 'size']), int(listing.at[f, 'mtime_ns'])] for f in files]
     return hashlib.sha1(json.dumps(stats).encode()).hexdigest()[:16]
 
-
+# %% ../nbs/01_curate.ipynb #4538b927
 def plan_jobs(
     raw_dir,
     min_series: int = 3,
@@ -697,12 +697,12 @@ def plan_jobs(
         )
     return df
 
-
+# %% ../nbs/01_curate.ipynb #6d0ab2d8
 def shard_of(key: str, num_shards: int) -> int:
     "The shard (0..num_shards-1) of a job key: a stable hash, the same on every machine."
     return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % num_shards
 
-
+# %% ../nbs/01_curate.ipynb #7cfc1b24
 def assign_chunks(
     plan: pd.DataFrame, num_shards: int = 1, chunk_jobs: int = 8, chunk_mb: float = 16
 ) -> pd.DataFrame:
@@ -730,7 +730,7 @@ def _discard_images(out_dir, img_prefix: str):
     for path in Path(out_dir).glob(f'{img_prefix}_*.png'):
         path.unlink(missing_ok=True)
 
-
+# %% ../nbs/01_curate.ipynb #bb4d91f2
 def process_job(raw_dir, job: dict, out_dir, img_prefix: str, opts: Options):
     """(rows, rejects, stats) of one job; never raises for a bad input, nor for one that runs past
     `max_seconds`."""
@@ -802,17 +802,17 @@ def process_job(raw_dir, job: dict, out_dir, img_prefix: str, opts: Options):
 def _chunk_dir(out_dir, shard: int, chunk: int) -> Path:
     return Path(out_dir) / 'shards' / f'{shard:04d}' / f'{chunk:05d}'
 
-
+# %% ../nbs/01_curate.ipynb #80c4feee
 def chunk_done(out_dir, shard: int, chunk: int) -> bool:
     "Whether a chunk finished (its `.done` marker exists)."
     return (_chunk_dir(out_dir, shard, chunk) / '.done').exists()
 
-
+# %% ../nbs/01_curate.ipynb #d1817363
 def _import_readers():
     "Import the readers' libraries once per process, so that no input's `max_seconds` pays for them."
     import imagehash, nibabel, pydicom, tifffile, tiffslide  # noqa: F401 (imported for their cost only)
 
-
+# %% ../nbs/01_curate.ipynb #74e11c8c
 def process_chunk(args) -> dict:
     "Process one chunk (raw_dir, out_dir, shard, chunk, jobs, opts) and write its results atomically."
     raw_dir, out_dir, shard, chunk, jobs, opts = args
@@ -854,11 +854,11 @@ def process_chunk(args) -> dict:
 class TimeLimit(BaseException):
     "An input ran past `max_seconds` (a BaseException: no reader's `except Exception` swallows it)."
 
-
+# %% ../nbs/01_curate.ipynb #b5a3270d
 def _too_long(seconds: float) -> TimeLimit:
     return TimeLimit(f'took longer than {seconds:g} s (max_seconds={seconds:g})')
 
-
+# %% ../nbs/01_curate.ipynb #af7c5358
 @contextlib.contextmanager
 def time_limit(seconds: float | None):
     """Raise `TimeLimit` in the block after `seconds` (SIGALRM); a no-op where no timer can be armed (see
@@ -894,7 +894,7 @@ def time_limit(seconds: float | None):
 def _opts_dict(o: Options) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in o.__dict__.items()}
 
-
+# %% ../nbs/01_curate.ipynb #6b88b712
 def _settings_diff(cfg: dict, old: dict) -> list:
     """Settings that differ between two `config.json`s; an option missing from `old` (added later) counts as
     its default."""
@@ -904,19 +904,19 @@ def _settings_diff(cfg: dict, old: dict) -> list:
     option_names = set(cfg['options']) | set(old_opts)
     return diff + sorted(f'options.{k}' for k in option_names if cfg['options'].get(k) != old_opts.get(k))
 
-
+# %% ../nbs/01_curate.ipynb #604e6754
 def _comparable(value):
     "A plan cell as a value that compares equal to itself: lists as tuples, NaN as None."
     if isinstance(value, (list, np.ndarray)):
         return tuple(value)
     return None if isinstance(value, float) and math.isnan(value) else value
 
-
+# %% ../nbs/01_curate.ipynb #b97224a5
 def _job_descriptions(plan: pd.DataFrame, columns: list) -> dict:
     "{job: its values in `columns`}, to compare two plans."
     return {r['job']: tuple(_comparable(r[c]) for c in columns) for r in plan.to_dict('records')}
 
-
+# %% ../nbs/01_curate.ipynb #afd8b775
 def update_plan(
     old: pd.DataFrame, fresh: pd.DataFrame, num_shards: int = 1, chunk_jobs: int = 8, chunk_mb: float = 16
 ):
@@ -941,14 +941,14 @@ def update_plan(
     plan[['shard', 'chunk']] = plan[['shard', 'chunk']].astype(int)
     return plan, dict(added=added, removed=removed, changed=changed, redo=redo)
 
-
+# %% ../nbs/01_curate.ipynb #5d6b947d
 def _forget_chunk(out_dir, shard: int, chunk: int):
     "Delete a chunk's results and images so that it is processed again (its `.done` first)."
     (_chunk_dir(out_dir, shard, chunk) / '.done').unlink(missing_ok=True)
     shutil.rmtree(_chunk_dir(out_dir, shard, chunk), ignore_errors=True)
     shutil.rmtree(Path(out_dir) / 'images' / f'{shard:04d}' / f'{chunk:05d}', ignore_errors=True)
 
-
+# %% ../nbs/01_curate.ipynb #fd4e0ae3
 @contextlib.contextmanager
 def _plan_lock(out_dir):
     """Hold `out_dir/.plan.lock` (exclusive `flock`; none where fcntl is missing) while the plan is read or
@@ -962,7 +962,7 @@ def _plan_lock(out_dir):
             fcntl.flock(lock_file, fcntl.LOCK_EX)
         yield
 
-
+# %% ../nbs/01_curate.ipynb #c412b623
 def _no_inputs_message(raw_dir, listing: pd.DataFrame) -> str:
     examples = ', '.join(listing.path[:3])
     found = f'only {len(listing)} files that are not images (e.g. {examples})' if len(listing) else 'nothing'
@@ -971,7 +971,7 @@ def _no_inputs_message(raw_dir, listing: pd.DataFrame) -> str:
         "in <modality>/<source>/ folders"
     )
 
-
+# %% ../nbs/01_curate.ipynb #15a61a77
 def prepare_run(
     raw_dir,
     out_dir,
@@ -1029,7 +1029,7 @@ def prepare_run(
                 tmp.write_text(json.dumps(cfg, indent=1))
     return plan
 
-
+# %% ../nbs/01_curate.ipynb #75aed5fe
 def _worker_fn():
     """`process_chunk` as the installed module's function: spawned workers cannot import one defined in a
     notebook kernel."""
@@ -1037,7 +1037,7 @@ def _worker_fn():
 
     return biovfm.curate.process_chunk
 
-
+# %% ../nbs/01_curate.ipynb #f9e08e24
 def run_shard(
     raw_dir,
     out_dir,
@@ -1104,7 +1104,7 @@ def reason_kind(reason: str) -> str:
     text = re.sub(r'(?<![A-Za-z])\d[\d,.]*(x\d[\d,.]*)*', 'N', text)  # 0.21, 1,000, 512x512 -> N
     return re.sub(r'\s+', ' ', text).strip() or str(reason)
 
-
+# %% ../nbs/01_curate.ipynb #1602cfbf
 def missing_chunks(out_dir, plan) -> list:
     "(shard, chunk) pairs of the plan not finished yet."
     return [
@@ -1113,7 +1113,7 @@ def missing_chunks(out_dir, plan) -> list:
         if not chunk_done(out_dir, s, c)
     ]
 
-
+# %% ../nbs/01_curate.ipynb #d3f70313
 def _read_chunk(task: tuple) -> tuple:
     "(index, (rows, rejects, jobs)) of one finished chunk folder (a merge task)."
     index, folder = task
@@ -1140,7 +1140,7 @@ def finished_plan(out_dir: Path) -> pd.DataFrame:
         )
     return plan
 
-
+# %% ../nbs/01_curate.ipynb #9ad3b54f
 def read_chunks(out_dir: Path, plan: pd.DataFrame, engine: Engine | None = None) -> tuple:
     "(rows, rejects, inputs) of every finished chunk, in chunk order (read by `engine`'s workers when many)."
     from tqdm.auto import tqdm
@@ -1160,7 +1160,7 @@ def read_chunks(out_dir: Path, plan: pd.DataFrame, engine: Engine | None = None)
     )
     return rows, rejects, inputs
 
-
+# %% ../nbs/01_curate.ipynb #7d2cdf75
 def audit_rows(rows: pd.DataFrame, bench: dict, near_dup: int, leak: int, min_fg: float) -> pd.DataFrame:
     "The rows with `excluded` (why, '' when kept) and `match`: duplicates and benchmark leakage (`audit`)."
     if len(rows) == 0:
@@ -1186,7 +1186,7 @@ def leakage_table(ex: pd.DataFrame) -> pd.DataFrame:
         else pd.DataFrame(columns=['source', 'benchmark', 'hits'])
     )
 
-
+# %% ../nbs/01_curate.ipynb #0fb9ae64
 def source_table(inputs: pd.DataFrame, ex: pd.DataFrame, dl: pd.DataFrame) -> pd.DataFrame:
     "Per source: the processing counts, the images excluded and kept, the rejected inputs."
     per_source = inputs.groupby('source')[list(_STATS) + ['written']].sum()
@@ -1197,7 +1197,7 @@ def source_table(inputs: pd.DataFrame, ex: pd.DataFrame, dl: pd.DataFrame) -> pd
     )
     return per_source
 
-
+# %% ../nbs/01_curate.ipynb #870fec0a
 def merge_summary(
     dl, inputs, rejects, ex, leak_tab, bench: dict, notes: list, near_dup, leak, min_fg, t0
 ) -> dict:
@@ -1283,7 +1283,7 @@ def parse_views(views) -> tuple:
         raise ValueError(f"views={bad}: use axial, sagittal, coronal")
     return names
 
-
+# %% ../nbs/01_curate.ipynb #66321c65
 def _check_range(name: str, value, lowest, highest=None, integer: bool = True, none_ok: bool = False):
     "A ValueError naming `name`, its value and its range unless `value` is in it (or None, where `none_ok`)."
     if value is None and none_ok:
@@ -1296,7 +1296,7 @@ def _check_range(name: str, value, lowest, highest=None, integer: bool = True, n
     limits = f'>= {lowest}' if highest is None else limits
     raise ValueError(f"{name}={value!r} must be {kind} {limits}" + (' or None' if none_ok else ''))
 
-
+# %% ../nbs/01_curate.ipynb #52c64a2e
 @dataclass(frozen=True)
 class CurateConfig:
     "Every option of a curation run: checked when made, recorded whole in `curate_runs.jsonl` by each run."
@@ -1392,7 +1392,7 @@ class CurateConfig:
         raw_dir = Path(self.raw_dir) if self.raw_dir else default_raw_dir()
         return raw_dir, Path(self.out_dir) if self.out_dir else runs_root() / 'curate'
 
-
+# %% ../nbs/01_curate.ipynb #5b8d8c5c
 def curate_config(config: CurateConfig | None = None, **options) -> CurateConfig:
     "`config` (default: `CurateConfig()`) with `options` replacing its fields; an unknown name is refused."
     return config_with(CurateConfig, config, options, 'curation', 'raw_dir=..., out_dir=..., workers=...')
@@ -1413,7 +1413,7 @@ def curation_report(summary: dict, out_dir) -> str:
     lines += [f"  {n:6d}  {reason}" for reason, n in summary.get('rejects_by_reason', {}).items()]
     return '\n'.join(lines)
 
-
+# %% ../nbs/01_curate.ipynb #95d8065f
 RUNS_RECORD = 'curate_runs.jsonl'  # one line per call of `curate` on a folder: when, and its whole config
 
 
@@ -1424,7 +1424,7 @@ def record_run(out_dir, config: CurateConfig) -> Path:
         record.write(line + '\n')
     return Path(out_dir) / RUNS_RECORD
 
-
+# %% ../nbs/01_curate.ipynb #a2185c3d
 def curate(
     config: CurateConfig | None = None,
     progress: bool = True,  # progress bars
@@ -1466,7 +1466,7 @@ def export_data_list(run_dir, dest) -> Path:
         shutil.copy(run_dir / f, dest / f)
     return dest
 
-
+# %% ../nbs/01_curate.ipynb #ba7cac4b
 def build_demo(raw_dir=None, run_dir=None, dest=None, progress: bool = True) -> dict:
     "Curate all raw files with the demo settings (`DEMO`) and export `data_lists/demo`."
     run_dir = Path(run_dir) if run_dir else runs_root() / 'curate' / 'demo'

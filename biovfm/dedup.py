@@ -19,12 +19,12 @@ def phash_int(h) -> np.ndarray:
     "uint64 array from hex perceptual-hash strings."
     return np.array([int(x, 16) for x in np.atleast_1d(h)], dtype=np.uint64)
 
-
+# %% ../nbs/01c_dedup.ipynb #5f867da4
 def hamming(a, b) -> np.ndarray:
     "Bitwise Hamming distance between uint64 arrays."
     return np.bitwise_count(np.asarray(a, np.uint64) ^ np.asarray(b, np.uint64)).astype(np.int64)
 
-
+# %% ../nbs/01c_dedup.ipynb #b00984a1
 def near_pairs(q, ref=None, threshold: int = 6) -> pd.DataFrame:
     "Pairs (i, j, d) with Hamming(q[i], ref[j]) <= threshold (self-pairs i<j when `ref` is None)."
     # exact multi-index search that scales (nbs/00a_scale)
@@ -53,7 +53,7 @@ def _phash_table(images_by_split: dict) -> pd.DataFrame:
     ]
     return pd.DataFrame(rows, columns=['split', 'index', 'phash'])
 
-
+# %% ../nbs/01c_dedup.ipynb #46c60f44
 def _cached(path: Path, make) -> pd.DataFrame:
     if path.exists():
         return pd.read_parquet(path)
@@ -63,7 +63,7 @@ def _cached(path: Path, make) -> pd.DataFrame:
         table.to_parquet(tmp, index=False)
     return table
 
-
+# %% ../nbs/01c_dedup.ipynb #fbe0a85f
 def benchmark_hashes(benchmarks=MEDMNIST_2D, splits=('val', 'test'), size: int = 28, cache_dir=None):
     "({name: DataFrame(split, index, phash)}, notes) for the registered benchmarks available here (cached)."
     from biovfm.benchmarks import BENCHMARK_KINDS, benchmark_name, benchmark_spec, parse_benchmarks
@@ -87,7 +87,7 @@ def benchmark_hashes(benchmarks=MEDMNIST_2D, splits=('val', 'test'), size: int =
 def _sort_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values(['src', 'volume', 'view', 'slice_index', 'path'], ignore_index=True)
 
-
+# %% ../nbs/01c_dedup.ipynb #7a634c74
 def audit(
     rows: pd.DataFrame, bench: dict | None = None, near_dup: int = 4, leak: int = 6, min_fg: float = 0.1
 ) -> pd.DataFrame:

@@ -67,7 +67,7 @@ def demo_benchmarks() -> str:
         find_medmnist('breastmnist', 28)
     return ','.join(found)
 
-
+# %% ../nbs/08_demo.ipynb #6a7e07d4
 def check_demo_inputs(benchmarks: str) -> dict:
     "Fail within seconds, before any expensive step, naming what is missing and how to get it."
     from biovfm.readers import default_raw_dir
@@ -92,7 +92,7 @@ def check_demo_inputs(benchmarks: str) -> dict:
         )
     return dict(raw=str(raw), raw_files=len(files), benchmarks=benchmarks)
 
-
+# %% ../nbs/08_demo.ipynb #902ab9bd
 def demo_probe(benchmarks: str | None = None, img_size: int = 32) -> dict:
     "The demo's probe settings (also the learning profile's): fast protocol on un-augmented cached features."
     # un-augmented cached features (aug_views=0): one forward pass per image keeps six probes in the CPU budget;
@@ -109,7 +109,7 @@ def demo_probe(benchmarks: str | None = None, img_size: int = 32) -> dict:
         normalize='backbone',
     )
 
-
+# %% ../nbs/08_demo.ipynb #0f7bfbcb
 def demo_matrix(
     budget: dict = DEMO_BUDGET,
     img_size: int = 32,
@@ -135,7 +135,7 @@ def _predictions(results: Path, run: str, benchmark: str) -> Path:
         )
     return hits[0]
 
-
+# %% ../nbs/08_demo.ipynb #ebf6f595
 def paired_auc(y, s_a, s_b, kind: str, n_boot: int = 1000, seed: int = 42) -> dict:
     "AUC of a and b on the same bootstrap resamples: the difference a-b and its 95% interval."
     a = bootstrap_metrics(y, s_a, kind, n_boot=n_boot, seed=seed)['auc']
@@ -147,13 +147,13 @@ def paired_auc(y, s_a, s_b, kind: str, n_boot: int = 1000, seed: int = 42) -> di
         delta=float(np.mean(d)), delta_lo=float(lo), delta_hi=float(hi), p_not_better=float((d <= 0).mean())
     )
 
-
+# %% ../nbs/08_demo.ipynb #174ec26a
 def verdict(lo: float, hi: float) -> str:
     return (
         'beats random' if lo > 0 else ('worse than random' if hi < 0 else 'not distinguishable from random')
     )
 
-
+# %% ../nbs/08_demo.ipynb #e3b06abc
 def compare_to_random(results, runs: list[Run], n_boot: int = 1000, seed: int = 42) -> pd.DataFrame:
     """One row per (pretrained run, benchmark): its AUC and CI, those of the random-init baseline of the same arch
     and patch size (the baseline run whose backbone is `random:<arch>:patch_size=<patch>`), and the paired verdict."""
@@ -228,7 +228,7 @@ def _machine() -> str:
     )
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, python {platform.python_version()}"
 
-
+# %% ../nbs/08_demo.ipynb #6c63bbff
 def _commit() -> str:
     try:
         return (
@@ -240,7 +240,7 @@ def _commit() -> str:
     except OSError:
         return '?'
 
-
+# %% ../nbs/08_demo.ipynb #3707e502
 def pretrain_summary(runs_dir, runs: list[Run]) -> pd.DataFrame:
     "Per pretraining run: size, steps, the loss at the start and the end, throughput."
     rows = []
@@ -273,7 +273,7 @@ def pretrain_summary(runs_dir, runs: list[Run]) -> pd.DataFrame:
         )
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/08_demo.ipynb #ae5880c4
 def online_evaluation_section(out, runs_dir, runs: list[Run]) -> list[str]:
     """Report lines: each pretraining run's online evaluation (start, end, collapse flags) and the curves
     figure."""
@@ -367,7 +367,7 @@ def run_verdict(m: str, g: pd.DataFrame) -> str:
         + '.'
     )
 
-
+# %% ../nbs/08_demo.ipynb #0e1f60d3
 def verdict_section(cmp: pd.DataFrame) -> list[str]:
     "Report lines: each pretrained run against random init (paired bootstrap), the count and the AUC table."
     if not len(cmp):
@@ -415,7 +415,7 @@ def data_section(dl: pd.DataFrame, rej: pd.DataFrame, met: pd.DataFrame, corpus:
         "",
     ]
 
-
+# %% ../nbs/08_demo.ipynb #eb513ea3
 def pretraining_section(pre: pd.DataFrame) -> list[str]:
     "Report lines: each pretraining run's loss at the start and the end (nothing without a run)."
     if not len(pre):
@@ -431,7 +431,7 @@ def pretraining_section(pre: pd.DataFrame) -> list[str]:
         "",
     ]
 
-
+# %% ../nbs/08_demo.ipynb #b11334e4
 def probing_section(met: pd.DataFrame) -> list[str]:
     "Report lines: AUC and ACC with their 95% CIs, per run and benchmark."
     piv = met[met.metric.isin(['auc', 'acc'])].assign(
@@ -463,7 +463,7 @@ def scaling_section(results: Path) -> list[str]:
         "",
     ]
 
-
+# %% ../nbs/08_demo.ipynb #7605a1e2
 def figures_section(results: Path, out: Path) -> list[str]:
     "Report lines: every figure of the run, linked relative to the report."
     figs = sorted((results / 'figures').glob('*.png'))
@@ -471,7 +471,7 @@ def figures_section(results: Path, out: Path) -> list[str]:
         return []
     return ["## Figures", ""] + [f"![{f.stem}]({os.path.relpath(f, out)})" for f in figs] + [""]
 
-
+# %% ../nbs/08_demo.ipynb #818ac4d7
 def timings_section(tim: pd.DataFrame) -> list[str]:
     "Report lines: the latest time of each stage and their sum."
     if not len(tim):
@@ -559,7 +559,7 @@ def run_demo(out=None, fresh: bool = False, log=print) -> Path:
     )
     return p
 
-
+# %% ../nbs/08_demo.ipynb #51325fcd
 def demo_parser():
     "The `python -m biovfm.demo` parser; help texts from the parameters cell (`biovfm.console.option_docs`)."
     ap = Parser('python -m biovfm.demo', description='BioVFM end-to-end demo on embedded real data.')
@@ -569,7 +569,7 @@ def demo_parser():
     ap.add_argument('--configs', action='store_true', help='only rewrite configs/demo from demo_matrix()')
     return ap
 
-
+# %% ../nbs/08_demo.ipynb #8b9c01a4
 def demo_command(argv):
     """`python -m biovfm.demo [--out_dir DIR] [--fresh] | --configs`: run the demo, or only rewrite
     configs/demo."""
@@ -581,7 +581,7 @@ def demo_command(argv):
         return
     print(Path(run_demo(a.out, a.fresh, log=lambda s: print(s, flush=True))).read_text())
 
-
+# %% ../nbs/08_demo.ipynb #bc3894c9
 def main(argv=None) -> int:
     "Console entry `python -m biovfm.demo`: exit status 0, or a one-line error and 1 (2 for a usage error)."
     return console('python -m biovfm.demo', demo_command, argv)

@@ -62,15 +62,15 @@ def benchmark_label(flag: str) -> str:
         return 'OCTMNIST'
     return flag[:-5].capitalize() + 'MNIST' if flag.endswith('mnist') else flag
 
-
+# %% ../nbs/06_figures.ipynb #637e4c78
 def method_color(m: str):
     return METHOD_COLORS.get(m, '#444444')
 
-
+# %% ../nbs/06_figures.ipynb #bdc09383
 def method_label(m: str) -> str:
     return METHOD_LABELS.get(m, m)
 
-
+# %% ../nbs/06_figures.ipynb #1b588715
 def set_style():
     "The one seaborn/matplotlib style of every figure."
     sns.set_theme(context='paper', style='whitegrid', font_scale=1.1)
@@ -223,7 +223,7 @@ def _slope_row(slopes, benchmark, method):
     r = slopes[(slopes.benchmark == benchmark) & (slopes.method == method)] if slopes is not None else []
     return r.iloc[0] if len(r) else None
 
-
+# %% ../nbs/06_figures.ipynb #690ecaf2
 def _scaling_axes(ax, curves: pd.DataFrame, slopes, benchmark: str, x_label: str, legend: bool = True):
     "Draw one scaling panel: points + fitted power law per method; single-size methods as stars."
     notes = []
@@ -404,7 +404,7 @@ def _slopes_ax(ax, s: pd.DataFrame, method: str, show_ci='auto', letter: str = '
     ax.set_title(f'{letter}  {method_label(method)}', loc='left')
     ax.set_ylim(top=ax.get_ylim()[1] * 1.15)
 
-
+# %% ../nbs/06_figures.ipynb #78078b09
 def _corr_ax(ax, corr: pd.DataFrame, letter: str = 'c'):
     r = corr.pivot(index='property', columns='method', values='r')
     order = [p for p in ('n_samples', 'dbi', 'n_classes', 'gzip') if p in r.index] + [
@@ -448,7 +448,7 @@ def _corr_ax(ax, corr: pd.DataFrame, letter: str = 'c'):
     ax.set_xlabel('')
     ax.set_title(f'{letter}  correlation with slopes', loc='left')
 
-
+# %% ../nbs/06_figures.ipynb #b842cb60
 def fig4_slopes(slopes: pd.DataFrame, corr: pd.DataFrame | None = None, methods=None, show_ci='auto'):
     "Fig 4: slopes per benchmark for each method (a, b) and their correlations with task properties (c)."
     methods = [
@@ -495,12 +495,12 @@ def backbone_label(arch: str, patch=None) -> str:
     name = ARCH_LABELS.get(arch, arch)
     return name if patch is None or pd.isna(patch) else f'{name}/{int(patch)}'
 
-
+# %% ../nbs/06_figures.ipynb #39d90f40
 def line_patch(line: pd.DataFrame):
     "The patch size of one run's curve rows (None for tables written before curves carried it)."
     return line.patch.iloc[0] if 'patch' in line else None
 
-
+# %% ../nbs/06_figures.ipynb #6a6f2cf6
 def learning_curves_figure(
     curves: pd.DataFrame, band: pd.DataFrame | None, path, metrics=('knn_auc', 'linear_auc')
 ):
@@ -564,7 +564,7 @@ def _find_data_list(results, data_list=None):
     demo = repo_root() / 'data_lists' / 'demo' / 'data_list.parquet'
     return demo if demo.exists() else None
 
-
+# %% ../nbs/06_figures.ipynb #d3523ace
 def make_figures(
     results='paper',
     out_dir=None,

@@ -18,7 +18,7 @@ RUN_HEADINGS = ('## The run',)  # the heading of every stage notebook's run sect
 def _source(cell: dict) -> str:
     return ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
 
-
+# %% ../nbs/07a_headless.ipynb #8ba59893
 def run_section(cells: list) -> tuple[int, int]:
     "(first, end) cell indices of a notebook's run section: its run heading up to the next `##` heading."
     starts = [
@@ -35,7 +35,7 @@ def run_section(cells: list) -> tuple[int, int]:
     ]
     return starts[0], later[0] if later else len(cells)
 
-
+# %% ../nbs/07a_headless.ipynb #ff506b23
 def headless(notebook: dict) -> dict:
     "A copy of a stage notebook without its lessons: setup and parameters, exported cells, the run section."
     cells = notebook['cells']
@@ -50,7 +50,7 @@ def headless(notebook: dict) -> dict:
     ]
     return copy.deepcopy(notebook) | dict(cells=copy.deepcopy(kept))
 
-
+# %% ../nbs/07a_headless.ipynb #abbec791
 class HeadlessHandler:
     """papermill I/O handler for `headless:<notebook path>` (read only): the notebook's run without its
     lessons."""

@@ -38,7 +38,7 @@ def intensity_window(
     hi = float(np.percentile(fg, pct[1])) if fg.size else vmax
     return (lo, hi if hi > lo else vmax)
 
-
+# %% ../nbs/01b_imageops.ipynb #66ba2042
 def to_uint8(a: np.ndarray, window) -> np.ndarray:
     "Map `a` linearly from `window` to 0-255 (clipped, NaN -> 0)."
     lo, hi = window
@@ -57,7 +57,7 @@ def view_slices(u: np.ndarray, spacing, view: str):
         return u.shape[0], (lambda k: u[k, :, :].T[::-1]), (sz, sy)
     raise ValueError(f"view={view!r}: use one of axial, sagittal, coronal")
 
-
+# %% ../nbs/01b_imageops.ipynb #70400514
 def physical_aspect(shape, spacing=None) -> float:
     "Short/long side of an image of `shape` (rows, cols) with pixel `spacing` (mm)."
     h, w = shape[0] * (spacing[0] if spacing else 1), shape[1] * (spacing[1] if spacing else 1)
@@ -69,7 +69,7 @@ def foreground_fraction(u: np.ndarray, axis: int, level: int = 10) -> np.ndarray
     m = u >= level
     return m.mean(axis=tuple(i for i in range(3) if i != axis))
 
-
+# %% ../nbs/01b_imageops.ipynb #eeb6e802
 def padding_mask(frac: np.ndarray, pad_rel: float = 0.1, pad_abs: float = 0.01) -> np.ndarray:
     "True for padding slices: foreground fraction below min(pad_rel x its 95th percentile, pad_abs), or zero."
     thr = min(pad_rel * float(np.percentile(frac, 95)), pad_abs)
@@ -92,7 +92,7 @@ def letterbox(a: np.ndarray, spacing=None, img_size: int = 224):
     out[y : y + nh, x : x + nw] = c
     return out, c
 
-
+# %% ../nbs/01b_imageops.ipynb #333f3255
 def image_hashes(out: np.ndarray, content: np.ndarray):
     "(content_hash, phash, phash_center) of a letterboxed image and its content."
     import imagehash

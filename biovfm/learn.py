@@ -99,7 +99,7 @@ def learn_matrix(raw_dir: str, benchmarks: str = 'breastmnist,pneumoniamnist') -
             run.pretrain |= LEARN_RECIPES[run.pretrain['method']] | LEARN_EVAL
     return runs, corpus
 
-
+# %% ../nbs/08a_learn.ipynb #71c884ea
 def learn_backbones() -> list[tuple[str, int]]:
     "The (arch, patch size) pairs the profile's runs use: the random-init bands it needs."
     pairs = {(arch, patch) for (_, arch), patch in matrix_patches(LEARN_BUDGET, LEARN_PATCH).items()}
@@ -125,7 +125,7 @@ def random_band(backbones, img_size: int = 32, seeds=range(5), eval_n: int = 500
             rows += [dict(arch=arch, patch=patch, seed=seed, **row) for row in evaluate(model, sets)]
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/08a_learn.ipynb #6a94e1cb
 def torch_seed(seed: int):
     import torch
 
@@ -199,7 +199,7 @@ def run_learn(out=None, results=None, fresh: bool = False, log=print) -> Path:
     log(f"learn finished in {(time.time() - started) / 60:.1f} min: {results}")
     return results
 
-
+# %% ../nbs/08a_learn.ipynb #f1964de4
 def band_settings(benchmarks: str) -> dict:
     "What the profile's random band is made from; stored beside it (`random_band.json`)."
     backbones = [list(pair) for pair in learn_backbones()]
@@ -212,7 +212,7 @@ def band_settings(benchmarks: str) -> dict:
         benchmarks=benchmarks,
     )
 
-
+# %% ../nbs/08a_learn.ipynb #0c67ce97
 def stored_band(path, settings: dict) -> pd.DataFrame | None:
     """The band stored at `path` when its `.json` says it was made from `settings`; None otherwise (made
     again)."""
@@ -222,7 +222,7 @@ def stored_band(path, settings: dict) -> pd.DataFrame | None:
         return None
     return pd.read_csv(path)
 
-
+# %% ../nbs/08a_learn.ipynb #fe1b8ad7
 def main(argv=None) -> int:
     "Console entry `python -m biovfm.learn [--out_dir DIR] [--results DIR] [--fresh]`."
     import argparse

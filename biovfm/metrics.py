@@ -27,7 +27,7 @@ def _mcc(tp, tn, fp, fn):
         m = (tp * tn - fp * fn) / den
     return np.where(den > 0, m, 0.0)
 
-
+# %% ../nbs/04b_metrics.ipynb #4363d21a
 def mcc_threshold(y, s) -> float:
     """Exact MCC-maximising threshold on scores `s` for binary labels `y`, half-way to the next lower score
     (`s > t`)."""
@@ -43,7 +43,7 @@ def mcc_threshold(y, s) -> float:
     k = int(np.argmax(m))
     return float((ss[k] + ss[k + 1]) / 2) if k + 1 < len(ss) else float(np.nextafter(ss[k], -np.inf))
 
-
+# %% ../nbs/04b_metrics.ipynb #67abcfec
 def roc_mcc_threshold(y, s, max_candidates: int = 1000) -> float:
     """The authors' threshold: the first `roc_curve` threshold (ascending, thinned to ~1000) maximising MCC of
     `s >= t`."""
@@ -61,7 +61,7 @@ def roc_mcc_threshold(y, s, max_candidates: int = 1000) -> float:
     mcc = _mcc(tp, len(neg) - fp, fp, len(pos) - tp)
     return float(candidates[int(np.argmax(mcc))])
 
-
+# %% ../nbs/04b_metrics.ipynb #107a555d
 def tune_thresholds(y_val, s_val, kind: str, rule: str = 'authors'):
     """Per-label MCC-optimal validation thresholds (binary: 1 value, multi-label: L values); None for
     multi-class."""
@@ -82,7 +82,7 @@ def predict(s, kind: str, thresholds=None):
     "Hard predictions: argmax (multi-class) or `score > threshold` per label (0.5 when not given)."
     return get_task(kind).predict(np.asarray(s), thresholds)
 
-
+# %% ../nbs/04b_metrics.ipynb #72cc0e71
 def point_metrics(y, s, kind: str, thresholds=None) -> dict:
     "AUC, ACC, MCC, BA, F1 of scores `s` against labels `y` with scikit-learn (reference implementation)."
     from sklearn.metrics import (
@@ -138,7 +138,7 @@ def bootstrap_indices(
         else:
             yield np.stack([np.random.RandomState(i + j).randint(0, n, size=n) for j in range(b)])
 
-
+# %% ../nbs/04b_metrics.ipynb #cdf38169
 def _counts(idx, n: int):
     "Resample counts (b, n) from resample indices (b, n)."
     b = len(idx)
@@ -157,7 +157,7 @@ def _binary_counts(W, y, p):
     L = y.shape[1]
     return C[:, :L], C[:, L : 2 * L], C[:, 2 * L : 3 * L], C[:, 3 * L :]
 
-
+# %% ../nbs/04b_metrics.ipynb #fc2fc9d0
 def _binary_scores(tp, tn, fp, fn):
     "acc, mcc, ba, f1 per label from confusion counts (b, L)."
     n = tp + tn + fp + fn
@@ -167,7 +167,7 @@ def _binary_scores(tp, tn, fp, fn):
         f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
     return acc, _mcc(tp, tn, fp, fn), ba, f1
 
-
+# %% ../nbs/04b_metrics.ipynb #cd82697c
 def _multiclass_scores(W, y, p, K: int):
     "acc, mcc (R_K), balanced accuracy, macro F1 from per-resample confusion matrices."
     C = (W @ np.eye(K * K)[y * K + p]).reshape(len(W), K, K)  # true x predicted
@@ -209,7 +209,7 @@ def bootstrap_metrics(
             out[m].append(np.where(bad, np.nan, v))
     return {m: np.concatenate(v) for m, v in out.items()}
 
-
+# %% ../nbs/04b_metrics.ipynb #e3b5844f
 def ci_bounds(v, scheme: str = 'authors') -> tuple[float, float]:
     """95% interval of bootstrap values (nan dropped): the official order statistics ('authors') or
     percentiles ('seeded')."""
@@ -221,7 +221,7 @@ def ci_bounds(v, scheme: str = 'authors') -> tuple[float, float]:
     # compute_cis: sorted[int(0.025 B) - 1]; clipped at 0, where the official index -1 would take the maximum (B < 40)
     return float(v[max(int(0.025 * len(v)) - 1, 0)]), float(v[max(int(0.975 * len(v)) - 1, 0)])
 
-
+# %% ../nbs/04b_metrics.ipynb #aeac35de
 def summarise_bootstrap(boot: dict, scheme: str = 'authors') -> pd.DataFrame:
     "Bootstrap mean (the point estimate reported) and 95% CI per metric, with the valid resample count."
     rows = []

@@ -113,7 +113,7 @@ def fast_inputs(backbone, data, config, n_aug: int, mean, std, device, drop_path
 
     return fv, fte, hits, make_batches
 
-
+# %% ../nbs/04_probe.ipynb #1c98dc00
 def faithful_inputs(backbone, data, config, n_aug: int | None, mean, std, device, drop_path: float):
     """Val/test features, and how to batch augmented train images through the backbone at every step (nothing
     cached)."""
@@ -248,7 +248,7 @@ def write_head_curves(tensorboard_dir, backbone_name: str, data_name: str, proto
     write_scalars(writer, log.to_dict('records'), f'probe/{protocol}', step_key='epoch')
     writer.close()
 
-
+# %% ../nbs/04_probe.ipynb #e1f04850
 def head_probabilities(head, task, fv, fte, device) -> tuple:
     "The trained head's val and test probabilities (float64 arrays)."
     with torch.no_grad():
@@ -256,7 +256,7 @@ def head_probabilities(head, task, fv, fte, device) -> tuple:
         s_te = task.probabilities(head(torch.as_tensor(fte, device=device))).cpu().numpy().astype(np.float64)
     return s_val, s_te
 
-
+# %% ../nbs/04_probe.ipynb #30707ec4
 def score_test(data, s_val, s_te, thresholds: str, n_boot: int, seed: int, bootstrap: str) -> dict:
     """Thresholds tuned on val; the test bootstrap, its summary and time; the point metrics (tuned, and at
     0.5)."""
@@ -296,7 +296,7 @@ def metrics_rows(summary: pd.DataFrame, backbone: Backbone, data, protocol: str,
         )
     return rows
 
-
+# %% ../nbs/04_probe.ipynb #6a182799
 def run_record(
     backbone: Backbone, data, protocol: str, seed: int, settings: dict, log, scores: dict, hits, timings
 ):
@@ -323,7 +323,7 @@ def run_record(
         acc_evaluator=scores['evaluator']['acc'],
     )
 
-
+# %% ../nbs/04_probe.ipynb #0a7f6d92
 def save_predictions(
     out_dir, backbone_name: str, data, protocol: str, seed: int, s_val, s_te, scores: dict
 ) -> str:
@@ -420,7 +420,7 @@ def check_patch_size(backbone: Backbone, img_size: int):
             f"img_size={img_size} is below the patch size {side} of {backbone.name}: use img_size >= {side}"
         )
 
-
+# %% ../nbs/04_probe.ipynb #7e71505f
 def rejected_inputs(
     name: str, rejects_csv: Path, n_read: int, max_rejected: float = 0.01, verbose: bool = True
 ) -> int:
@@ -449,7 +449,7 @@ def _append(path: Path, df: pd.DataFrame, schema=None, key=None):
     new = df if old is None else pd.concat([old, df], ignore_index=True)
     write_table(new, path, schema)
 
-
+# %% ../nbs/04_probe.ipynb #9578ebd4
 PROBE_IDENTITY = ('options', 'weights', 'data_id', 'epochs', 'n_boot', 'batch_size')
 
 
@@ -486,7 +486,7 @@ def benchmark_loaders(benchmarks, out: Path, config: ProbeConfig, verbose: bool)
         (benchmark_name(b), (lambda b=b: load_counting_rejects(b, benchmark_name(b)))) for b in benchmarks
     ]
 
-
+# %% ../nbs/04_probe.ipynb #9e02cc6a
 FIDELITY = (
     'features',
     'backbone_mode',
@@ -503,7 +503,7 @@ def result_options(config: ProbeConfig) -> str:
     views = get_protocol(config.protocol).views(config.aug_views, config.epochs)
     return json.dumps(dict(fidelity, normalize=config.normalize, aug_views=views))
 
-
+# %% ../nbs/04_probe.ipynb #6be1c33f
 def probe_identity(
     options: str, weights: str, data_id: str, epochs: int, n_boot: int, batch_size: int
 ) -> dict:
@@ -517,7 +517,7 @@ def probe_identity(
         batch_size=str(batch_size),
     )
 
-
+# %% ../nbs/04_probe.ipynb #9833ec2f
 def probe_again(before: dict | None, identity: dict, label: str, metrics_csv: Path, verbose: bool) -> bool:
     """False when `metrics_csv` holds this run with the same identity; else True, naming what changed
     (verbose)."""
@@ -530,7 +530,7 @@ def probe_again(before: dict | None, identity: dict, label: str, metrics_csv: Pa
         print(f"{label}: {', '.join(changed)} changed since {metrics_csv} was written: probed again")
     return True
 
-
+# %% ../nbs/04_probe.ipynb #6dd0cb00
 def print_run(rows: pd.DataFrame, rec: dict, label: str, protocol: str, img_size: int):
     "One line per probe run: protocol, resolution (upsampled or not), AUC with its CI, time."
     auc = rows.set_index('metric').loc['auc']

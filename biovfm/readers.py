@@ -94,7 +94,7 @@ def bids_modality(rel) -> str | None:
         return None
     return _BIDS_SUFFIX.get(stem.rsplit('_', 1)[1].lower())
 
-
+# %% ../nbs/01a_readers.ipynb #0eaab39d
 def folder_modality(rel) -> str | None:
     """The modality the first folder of `rel` that names one implies, outermost first ('hospital/CT/a.dcm' ->
     'CT')."""
@@ -103,7 +103,7 @@ def folder_modality(rel) -> str | None:
             return modality
     return None
 
-
+# %% ../nbs/01a_readers.ipynb #95ef7e9a
 MODALITY_ORIGINS = ('manifest', 'header', 'bids', 'folder', 'unknown')  # modality_of's order of precedence
 
 
@@ -125,7 +125,7 @@ def modality_of(rel, manifest=None, header=None) -> tuple[str, str]:
 class RejectError(Exception):
     "An input (or part of one) that cannot enter the corpus; the message is the reason."
 
-
+# %% ../nbs/01a_readers.ipynb #c1e3d139
 @dataclass(frozen=True)
 class Reader:
     "One kind of input: the file suffixes it claims, an optional content sniffer, and its read function."
@@ -135,7 +135,9 @@ class Reader:
     read: Callable  # read(files: list[Path], opts) -> list or iterator of Volume / Planar items
     sniff: Callable | None = None  # sniff(path) -> bool: claims a file whose suffix no reader names
     series_kind: str | None = None  # the job kind of its files that share a series, planned from their DICOM
-    # headers ('dicom_series'); None: one job per file
+
+# %% ../nbs/01a_readers.ipynb #ffd2418d
+# headers ('dicom_series'); None: one job per file
 
 
 READERS: dict[str, Reader] = {}  # kind -> Reader; the built-ins are registered at the end of this notebook
@@ -154,14 +156,14 @@ def register_reader(kind: str, suffixes=(), sniff: Callable | None = None, serie
 
     return register
 
-
+# %% ../nbs/01a_readers.ipynb #cba839f0
 def get_reader(kind: str) -> Reader:
     "The registered reader of `kind`; KeyError listing the registered kinds otherwise."
     if kind not in READERS:
         raise KeyError(f"no reader registered for kind {kind!r}; registered: {', '.join(READERS)}")
     return READERS[kind]
 
-
+# %% ../nbs/01a_readers.ipynb #f7602081
 def import_reader_modules(modules: str | tuple | list = ''):
     "Import modules (comma-separated) whose `register_reader` calls add readers, e.g. in worker processes."
     names = modules.split(',') if isinstance(modules, str) else list(modules)
@@ -175,7 +177,7 @@ def import_reader_modules(modules: str | tuple | list = ''):
                 f"reader_modules: cannot import {name!r} ({error}); is it on sys.path?"
             ) from error
 
-
+# %% ../nbs/01a_readers.ipynb #ee9fc2e3
 SKIP = 'skip'  # the kind `file_kind` gives a file that is no input (notes, tables, a slide's data files)
 SKIP_SUFFIXES = (
     '.tsv',
@@ -200,13 +202,13 @@ def _suffix(p) -> str:
     n = Path(p).name.lower()
     return '.nii.gz' if n.endswith('.nii.gz') else Path(n).suffix
 
-
+# %% ../nbs/01a_readers.ipynb #7181772b
 def _in_mirax_folder(path) -> bool:
     "True for the files of a MIRAX slide's data folder (`slide/` beside `slide.mrxs`)."
     folder = Path(path).parent
     return (folder.parent / f'{folder.name}.mrxs').is_file()
 
-
+# %% ../nbs/01a_readers.ipynb #939d7e51
 def file_kind(path) -> str:
     "The reader kind of `path` (longest registered suffix, else a reader's sniffer), `SKIP` or 'unknown'."
     name = Path(path).name.lower()
@@ -243,7 +245,7 @@ class Volume:
     meta: dict = field(default_factory=dict)
     index: int = 0
 
-
+# %% ../nbs/01a_readers.ipynb #e58cf015
 @dataclass
 class Planar:
     "A 2D image (H,W) or (H,W,3), its pixel spacing (row, col) if known, view and index in its file."
@@ -254,12 +256,12 @@ class Planar:
     view: str = '2d'
     index: int = 0
 
-
+# %% ../nbs/01a_readers.ipynb #ddbf15d0
 def format_shape(t, nd=3) -> str:
     "A shape or spacing as text for the data list: (512, 512, 30) -> '512x512x30', floats to `nd` digits."
     return 'x'.join(f'{v:.{nd}g}' if isinstance(v, float) else str(v) for v in t) if t is not None else ''
 
-
+# %% ../nbs/01a_readers.ipynb #af92bfa6
 def check_pixels(rows: int, cols: int, max_pixels: int | None, what: str = 'image'):
     """Reject an image of `rows` x `cols` pixels above `max_pixels` (None: no limit), from its header, before
     decoding."""
@@ -278,7 +280,7 @@ def _nifti_3d(img):
     data = np.asanyarray(img.dataobj).reshape(img.shape + (1,) * (3 - len(img.shape)))
     return type(img)(data, img.affine, img.header)
 
-
+# %% ../nbs/01a_readers.ipynb #be412ba2
 def read_nifti(path, frame_step: int = 1) -> list:
     "Volumes of a NIfTI file in canonical (RAS+) orientation; a 4D file gives one volume per time point."
     import nibabel as nib
@@ -330,7 +332,7 @@ def _dcmread(path, **kw):
     except Exception as e:
         raise RejectError(f'cannot read DICOM header: {type(e).__name__}: {e}') from e
 
-
+# %% ../nbs/01a_readers.ipynb #3ac6f5fe
 def _pixels(ds) -> np.ndarray:
     ts = getattr(getattr(ds, 'file_meta', None), 'TransferSyntaxUID', None)
     if 'PixelData' not in ds and 'FloatPixelData' not in ds:
@@ -343,7 +345,7 @@ def _pixels(ds) -> np.ndarray:
             f'cannot decode pixel data (transfer syntax {ts} {name}): {type(e).__name__}: {str(e)[:200]}'
         ) from e
 
-
+# %% ../nbs/01a_readers.ipynb #d02f52c0
 def _fg(ds, kw):
     "Attribute `kw` from the dataset, or its shared functional groups (enhanced multi-frame)."
     if kw in ds:
@@ -355,7 +357,7 @@ def _fg(ds, kw):
                 return item
     return None
 
-
+# %% ../nbs/01a_readers.ipynb #8ed10b18
 def _rescale(ds, arr, frame_ds=None):
     src = frame_ds if frame_ds is not None and 'RescaleSlope' in frame_ds else _fg(ds, 'RescaleSlope')
     slope = float(getattr(src, 'RescaleSlope', 1) or 1) if src is not None else 1.0
@@ -369,7 +371,7 @@ def _rescale(ds, arr, frame_ds=None):
         else arr
     )
 
-
+# %% ../nbs/01a_readers.ipynb #e9d54154
 def _to_rgb8(ds, arr):
     pi = str(ds.get('PhotometricInterpretation', 'MONOCHROME2'))
     if pi == 'PALETTE COLOR':
@@ -384,13 +386,13 @@ def _to_rgb8(ds, arr):
         arr = np.clip(np.round(a / (2**bits - 1) * 255), 0, 255).astype(np.uint8)
     return arr
 
-
+# %% ../nbs/01a_readers.ipynb #45f95892
 def _plane(iop) -> str:
     "axial/coronal/sagittal from ImageOrientationPatient (the largest component of the slice normal)."
     n = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
     return ('sagittal', 'coronal', 'axial')[int(np.argmax(np.abs(n)))]
 
-
+# %% ../nbs/01a_readers.ipynb #d470c13f
 def _volume_from_slices(slices, positions, iop, ps, meta) -> Volume:
     "A canonical Volume from 2D slices (rows, cols) at patient positions along the normal of `iop`."
     import nibabel as nib
@@ -525,7 +527,7 @@ def tissue_fraction(rgb: np.ndarray) -> float:
     sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0)
     return float(((sat >= 0.07) & (mx >= 0.1) & (mx <= 0.92)).mean())
 
-
+# %% ../nbs/01a_readers.ipynb #9bbb501b
 def _tiles(get, H, W, tile, min_tissue, meta, spacing):
     if H < tile or W < tile:
         raise RejectError(f'{H}x{W} px is smaller than one {tile}-px tile')
@@ -539,19 +541,19 @@ def _tiles(get, H, W, tile, min_tissue, meta, spacing):
             )
             k += 1
 
-
+# %% ../nbs/01a_readers.ipynb #78e8b2b4
 def _open_openslide(path):
     import openslide
 
     return openslide.OpenSlide(str(path)), 'openslide.mpp-x'
 
-
+# %% ../nbs/01a_readers.ipynb #0bae853f
 def _open_tiffslide(path):
     import tiffslide
 
     return tiffslide.open_slide(str(path)), 'tiffslide.mpp-x'
 
-
+# %% ../nbs/01a_readers.ipynb #f6720571
 # name -> opener, tried in order
 SLIDE_LIBRARIES = {'openslide': _open_openslide, 'tiffslide': _open_tiffslide}
 
@@ -571,7 +573,7 @@ def open_slide(path, library: str = 'auto'):
             errors.append(f'{name}: {type(e).__name__}: {e}')
     raise RejectError(f"cannot open slide ({'; '.join(errors)})")
 
-
+# %% ../nbs/01a_readers.ipynb #ab03077a
 def read_wsi(path, tile: int = 224, min_tissue: float = 0.25, level: int = 0, library: str = 'auto'):
     "Tiles (lazily) of a whole-slide image at `level`, read tile by tile with openslide or tiffslide."
     name, s, mpp_key = open_slide(path, library)
@@ -586,7 +588,7 @@ def read_wsi(path, tile: int = 224, min_tissue: float = 0.25, level: int = 0, li
 
     return _tiles(get, H, W, tile, min_tissue, meta, sp)
 
-
+# %% ../nbs/01a_readers.ipynb #f56fa36d
 def read_dicom_wsi(path, tile: int = 224, min_tissue: float = 0.25):
     """Tiles (lazily) of a DICOM whole-slide image file's level, read frame by frame with wsidicom (bounded
     caches)."""
@@ -622,7 +624,7 @@ def _from_pil(im) -> np.ndarray:
         a = _composite(a)
     return a
 
-
+# %% ../nbs/01a_readers.ipynb #396f4b89
 def _composite(a):
     "Composite an array with a last alpha channel onto black."
     alpha = a[..., -1:].astype(np.float32) / (np.iinfo(a.dtype).max if a.dtype.kind in 'ui' else 1.0)
@@ -630,7 +632,7 @@ def _composite(a):
     out = out.astype(a.dtype) if a.dtype.kind in 'ui' else out
     return out[..., 0] if out.shape[-1] == 1 else out
 
-
+# %% ../nbs/01a_readers.ipynb #5b252abe
 @contextlib.contextmanager
 def _pil_size_check_off():
     "PIL's own decompression-bomb limit off for a block: `max_pixels` is the limit that applies."
@@ -641,7 +643,7 @@ def _pil_size_check_off():
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
 
-
+# %% ../nbs/01a_readers.ipynb #7ca4e471
 def read_image(path, frame_step: int = 1, max_pixels: int | None = None) -> list:
     """A PNG/JPEG/BMP/GIF file as a 2D gray or RGB array (first frame); above `max_pixels` rejected before
     decoding."""
@@ -661,7 +663,7 @@ def read_image(path, frame_step: int = 1, max_pixels: int | None = None) -> list
     except Exception as e:
         raise RejectError(f'cannot read image: {type(e).__name__}: {e}') from e
 
-
+# %% ../nbs/01a_readers.ipynb #241439f5
 def read_tiff(
     path,
     frame_step: int = 1,
@@ -707,39 +709,39 @@ def _is_dicom(path) -> bool:
     except OSError:
         return False
 
-
+# %% ../nbs/01a_readers.ipynb #5a6ce422
 @register_reader('nifti', suffixes=('.nii', '.nii.gz'))
 def nifti_reader(files, opts):
     return read_nifti(files[0], opts.frame_step)
 
-
+# %% ../nbs/01a_readers.ipynb #7445f743
 @register_reader('dicom', suffixes=('.dcm', '.dicom', '.ima'), sniff=_is_dicom, series_kind='dicom_series')
 def dicom_reader(files, opts):
     return read_dicom(files[0], opts.frame_step, opts.img_size, opts.min_tissue, opts.max_pixels)
 
-
+# %% ../nbs/01a_readers.ipynb #6823f83b
 @register_reader('dicom_series')  # planned from DICOM files that share a series (biovfm.curate.plan_jobs)
 def dicom_series_reader(files, opts):
     return read_dicom_series(files)
 
-
+# %% ../nbs/01a_readers.ipynb #947dd0b0
 @register_reader('image', suffixes=('.png', '.jpg', '.jpeg', '.bmp', '.gif'))
 def image_reader(files, opts):
     return read_image(files[0], max_pixels=opts.max_pixels)
 
-
+# %% ../nbs/01a_readers.ipynb #9c9c5ebd
 @register_reader('tiff', suffixes=('.tif', '.tiff'))
 def tiff_reader(files, opts):
     return read_tiff(
         files[0], opts.frame_step, opts.wsi_min_side, opts.img_size, opts.min_tissue, opts.max_pixels
     )
 
-
+# %% ../nbs/01a_readers.ipynb #aa213148
 @register_reader('wsi', suffixes=('.svs', '.ndpi', '.scn', '.bif', '.vms', '.mrxs'))
 def wsi_reader(files, opts):
     return read_wsi(files[0], opts.img_size, opts.min_tissue)
 
-
+# %% ../nbs/01a_readers.ipynb #ee532123
 def read_job(raw_dir, job: dict, opts):
     "The items of one planned job (`kind`, `files` relative to `raw_dir`), read by its kind's reader."
     files = [Path(raw_dir) / f for f in job['files']]

@@ -78,14 +78,14 @@ def _powers(base: int, n: int) -> np.ndarray:
         _POWERS[base] = np.cumprod(factors, dtype=np.uint64)
     return _POWERS[base][:n]
 
-
+# %% ../nbs/00a_scale.ipynb #08591a9c
 def _mix64(x: np.ndarray) -> np.ndarray:
     "splitmix64's finaliser: a bijection of uint64 that spreads every input bit over the output."
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
 
-
+# %% ../nbs/00a_scale.ipynb #8dea0b81
 def string_hash64(strings, seed: int = 0) -> np.ndarray:
     "A seeded 64-bit hash of every string, vectorised over the strings' bytes."
     seed_word = _mix64(np.array([seed], np.uint64) + np.uint64(0x9E3779B97F4A7C15))
@@ -109,7 +109,7 @@ def _block_widths(n_blocks: int) -> list:
     "Widths of `n_blocks` blocks splitting 64 bits as evenly as possible."
     return [64 // n_blocks + (1 if k < 64 % n_blocks else 0) for k in range(n_blocks)]
 
-
+# %% ../nbs/00a_scale.ipynb #836b4360
 def search_plan(n_probe: int, n_index: int, max_dist: int) -> tuple:
     "(n_blocks, radius) with the lowest estimated cost of probing `n_index` hashes with `n_probe` hashes."
     best = None
@@ -135,14 +135,14 @@ def _as_uint64(hashes) -> np.ndarray:
         return values.view(np.uint64).ravel()
     return values.astype(np.uint64, copy=False).ravel()
 
-
+# %% ../nbs/00a_scale.ipynb #b8886270
 def _flip_masks(width: int, radius: int):
     "(mask, lowest bit of mask) for every mask of 1..radius bits over `width` bits."
     for n_bits in range(1, radius + 1):
         for bits in itertools.combinations(range(width), n_bits):
             yield sum(1 << b for b in bits), 1 << bits[0]
 
-
+# %% ../nbs/00a_scale.ipynb #4b66fe21
 class _BlockIndex:
     "Hashes sorted by the value of one block, with where each value's run starts and how long it is."
 
@@ -154,7 +154,7 @@ class _BlockIndex:
         self.counts = np.bincount(self.key, minlength=1 << width)
         self.starts = np.cumsum(self.counts) - self.counts
 
-
+# %% ../nbs/00a_scale.ipynb #cf2e82fd
 def _expand(probe_pos, target_start, target_len, batch: int):
     "Batches of about `batch` (probe position, target position): each probe with every target in its range."
     nonempty = target_len > 0
@@ -195,7 +195,7 @@ def _probes(index: _BlockIndex, probe_hashes, shift: int, width: int, radius: in
 
     return probe_sorted, probe_order, ranges()
 
-
+# %% ../nbs/00a_scale.ipynb #730fd9c9
 def _search(
     probe_hashes, index_hashes, max_dist: int, n_blocks, batch: int, self_join: bool, stats
 ) -> np.ndarray:
@@ -242,7 +242,7 @@ def _search(
     stats.update(pairs=len(pairs), seconds=time.perf_counter() - started)
     return pairs
 
-
+# %% ../nbs/00a_scale.ipynb #fefcbafc
 def near_duplicates(
     hashes,  # 64-bit hashes: uint64 (or int64) array, or 16-digit hex strings
     max_dist: int = 4,  # largest Hamming distance of a pair
@@ -256,7 +256,7 @@ def near_duplicates(
         raise ValueError(f"max_dist={max_dist} must be in 0..63")
     return _search(hashes, hashes, max_dist, n_blocks, batch, True, stats)
 
-
+# %% ../nbs/00a_scale.ipynb #dd4664d1
 def cross_duplicates(
     query_hashes,  # 64-bit hashes (e.g. the corpus)
     reference_hashes,  # 64-bit hashes (e.g. MedMNIST val/test)
@@ -329,12 +329,12 @@ def _int_type(parquet: pq.ParquetFile, name: str, arrow_type: pa.DataType) -> pa
             return candidate
     return arrow_type
 
-
+# %% ../nbs/00a_scale.ipynb #ad769976
 def _code_type(n_categories: int) -> np.dtype:
     "The narrowest signed integer dtype for codes 0..n_categories-1 and -1 (missing)."
     return np.min_scalar_type(-max(n_categories, 128))
 
-
+# %% ../nbs/00a_scale.ipynb #87c28129
 class _Categories:
     "A categorical column gathered batch by batch (each batch has its own parquet dictionary)."
 
@@ -476,18 +476,18 @@ def _fixed_width_strings(chars: np.ndarray) -> pa.Array:
     data = pa.py_buffer(np.ascontiguousarray(chars))
     return pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets), data)
 
-
+# %% ../nbs/00a_scale.ipynb #14e2e01f
 def _hex_strings(random_bytes: np.ndarray) -> pa.Array:
     "Lower-case hex strings of each row of a (rows, k) uint8 array."
     chars = np.empty((len(random_bytes), 2 * random_bytes.shape[1]), np.uint8)
     chars[:, 0::2], chars[:, 1::2] = _HEX_CHARS[random_bytes >> 4], _HEX_CHARS[random_bytes & 15]
     return _fixed_width_strings(chars)
 
-
+# %% ../nbs/00a_scale.ipynb #f120edaa
 def _pick(values, codes) -> pa.Array:
     return pc.take(pa.array(list(values), pa.large_string()), pa.array(codes))
 
-
+# %% ../nbs/00a_scale.ipynb #dcd40b5c
 def synthetic_data_list(
     n: int,  # rows of the whole synthetic list
     seed: int = 0,
@@ -554,7 +554,7 @@ def synthetic_data_list(
     )
     return pa.table({name: columns[name] for name in SCHEMAS['data_list']})
 
-
+# %% ../nbs/00a_scale.ipynb #e1ed6bb8
 def write_synthetic_data_list(path, n: int, seed: int = 0, rows_per_group: int = 1 << 20) -> Path:
     "Write a synthetic `n`-row data list to parquet `path`, one row group at a time (memory: one group)."
     path = Path(path)
@@ -595,14 +595,14 @@ def take_rows(frame: pd.DataFrame, rows) -> pd.DataFrame:
         columns[name] = pd.arrays.ArrowExtensionArray(taken)
     return pd.DataFrame(columns, copy=False)
 
-
+# %% ../nbs/00a_scale.ipynb #fd2295c2
 def _group_codes(values: pd.Series) -> np.ndarray:
     "Integer codes of a column's values (-1: missing)."
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values.cat.codes.to_numpy()
     return pd.factorize(values, sort=True)[0]
 
-
+# %% ../nbs/00a_scale.ipynb #a50a74fb
 def random_subset(
     data_list: pd.DataFrame,  # a data list (any dtypes; `read_data_list`'s are the fast ones)
     n: int,  # rows wanted

@@ -42,7 +42,7 @@ def paper_dir() -> Path:
     "The published numbers copied into the project (`results/paper/` of the checkout)."
     return repo_root() / 'results' / 'paper'
 
-
+# %% ../nbs/05_scaling.ipynb #98894ead
 def paper_metrics(d=None) -> pd.DataFrame:
     "The paper's per-benchmark AUCs (digitised from Fig 3) as a `metrics` table with values in [0, 1]."
     d = Path(d) if d is not None else paper_dir()
@@ -91,7 +91,7 @@ def find_metrics(results) -> list[Path]:
         raise FileNotFoundError(f"results={str(results)!r} is not a folder (or use results='paper')")
     return sorted(d.rglob('metrics.csv'))
 
-
+# %% ../nbs/05_scaling.ipynb #3cdd1495
 def load_metrics(
     results='paper', metric: str = 'auc', protocol: str | None = None, img_size: int | None = None
 ) -> pd.DataFrame:
@@ -183,7 +183,7 @@ def fit_loglog(LX, LY) -> tuple[np.ndarray, np.ndarray]:
         a = np.where(sxx > 1e-12, ((LX - mx) * (LY - my)).sum(1) / sxx, np.nan)
     return a, my[:, 0] - a * mx[:, 0]
 
-
+# %% ../nbs/05_scaling.ipynb #39cd7508
 def fit_power_law(x, y) -> tuple[float, float]:
     "Slope a and intercept b of y = e^b x^a, by least squares of log y on log x."
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -271,7 +271,7 @@ def read_predictions(path, multilabel: bool = False) -> tuple[np.ndarray, np.nda
         raise ValueError(f"{path}: {len(y)} labels but {len(s)} score rows")
     return y, s
 
-
+# %% ../nbs/05_scaling.ipynb #df80014b
 def npz_predictions(point: pd.Series):
     "Default `predictions_fn`: (y_true, y_score) from an npz beside the point's metrics.csv, or None."
     src = Path(str(point.get('source', '')))
@@ -314,7 +314,7 @@ def _percentile_ci(a: np.ndarray) -> tuple[float, float]:
     a = a[np.isfinite(a)]
     return (float(np.percentile(a, 2.5)), float(np.percentile(a, 97.5))) if len(a) >= 10 else (np.nan, np.nan)
 
-
+# %% ../nbs/05_scaling.ipynb #f47c3b60
 def _resampled_curves(g: pd.DataFrame, n_boot: int, rng, predictions_fn) -> tuple[np.ndarray | None, str]:
     """Resampled AUCs (n_boot, n_points) of one benchmark/method curve and the strategy used, or (None,
     'points')."""
@@ -342,7 +342,7 @@ def _resampled_curves(g: pd.DataFrame, n_boot: int, rng, predictions_fn) -> tupl
         return np.clip(g.y.to_numpy() + rng.normal(size=(n_boot, len(g))) * sd, 1e-6, 1), 'ci'
     return None, 'points'
 
-
+# %% ../nbs/05_scaling.ipynb #ec964ad0
 def fit_slopes(
     pts: pd.DataFrame, n_boot: int = 1000, seed: int = 42, predictions_fn: Callable | None = npz_predictions
 ) -> pd.DataFrame:
@@ -413,7 +413,7 @@ def class_labels(labels: np.ndarray) -> np.ndarray:
         return np.unique(labels, axis=0, return_inverse=True)[1].ravel()
     return labels.reshape(len(labels))
 
-
+# %% ../nbs/05_scaling.ipynb #6838aa2e
 def dbi(
     images: np.ndarray,
     labels: np.ndarray,
@@ -451,7 +451,7 @@ def _props_cache_path(cache_dir, flag, size, md5, settings: dict) -> Path:
     ).hexdigest()[:16]
     return Path(cache_dir) / f'{flag}_{size}_{key}.json'
 
-
+# %% ../nbs/05_scaling.ipynb #594f8cb0
 def _registered_properties(spec: str, size: int, representation, max_samples, seed, featurize) -> dict:
     """The task properties of another registered benchmark (e.g. 'folder:DIR'), computed from its images (not
     cached)."""
@@ -480,7 +480,7 @@ def _registered_properties(spec: str, size: int, representation, max_samples, se
         data=f'data: {spec} ({size} px; DBI on the train split, gzip on all splits)',
     )
 
-
+# %% ../nbs/05_scaling.ipynb #e9113ce4
 def task_properties(
     flags=MEDMNIST_2D,
     size: int = 28,
@@ -567,7 +567,7 @@ def default_scaling_dir(results) -> Path:
     "Where the scaling tables of `results` live: `results/paper/scaling` or `RESULTS/scaling`."
     return paper_dir() / 'scaling' if str(results) == 'paper' else Path(results) / 'scaling'
 
-
+# %% ../nbs/05_scaling.ipynb #15d229e8
 def run_scaling(
     results='paper',
     out_dir=None,

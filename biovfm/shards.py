@@ -24,12 +24,12 @@ def shard_name(index: int) -> str:
     "Shard `index`'s file name: WebDataset's brace notation reads them all as `corpus-{000000..000NNN}.tar`."
     return f'corpus-{index:06d}.tar'
 
-
+# %% ../nbs/00c_shards.ipynb #19133658
 def is_sharded(table: pd.DataFrame) -> bool:
     "Whether a data list carries the shard catalogue columns."
     return set(SHARD_COLUMNS) <= set(table.columns)
 
-
+# %% ../nbs/00c_shards.ipynb #719d5dc6
 def plan_shards(table: pd.DataFrame, max_per_shard: int = 10_000, seed: int = 0) -> pd.DataFrame:
     "Shard index and key of every row: rows in a seeded random order, cut every `max_per_shard` images."
     if max_per_shard < 1:
@@ -50,7 +50,7 @@ def plan_shards(table: pd.DataFrame, max_per_shard: int = 10_000, seed: int = 0)
 def _member_name(key: str, path: str) -> str:
     return key + (Path(path).suffix.lower() or '.png')
 
-
+# %% ../nbs/00c_shards.ipynb #412b5429
 def _existing_entries(dest: Path, names: list[str]) -> list[tuple[int, int]] | None:
     "(offset, size) of each member when `dest` holds exactly `names` in order; None otherwise."
     if not dest.is_file():
@@ -64,7 +64,7 @@ def _existing_entries(dest: Path, names: list[str]) -> list[tuple[int, int]] | N
         return None
     return [(m.offset_data, m.size) for m in members]
 
-
+# %% ../nbs/00c_shards.ipynb #500a18bc
 def _write_shard(task: tuple) -> list[tuple[int, int]]:
     """Write one shard (or reuse an identical one when keys are content hashes); return (offset, size) of each
     member."""
@@ -84,7 +84,7 @@ def _write_shard(task: tuple) -> list[tuple[int, int]]:
                 tar.addfile(info, io.BytesIO(data))
     return entries
 
-
+# %% ../nbs/00c_shards.ipynb #1510a005
 def write_shards(
     data_list,
     max_per_shard: int = 10_000,
@@ -185,7 +185,7 @@ def _windowed(items_by_shard: list[np.ndarray], shard_order, window: int, rng) -
         parts.append(rng.permutation(group))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-
+# %% ../nbs/00c_shards.ipynb #67acf29d
 def shard_window_order(
     shard_codes,
     seed: int,

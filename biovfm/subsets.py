@@ -22,7 +22,7 @@ def subset_by_modality(dl: pd.DataFrame, modalities) -> pd.DataFrame:
         raise ValueError(f"unknown modality {bad}; choose from {(*MODALITIES, 'unknown')}")
     return dl[dl.modality.isin(mods)].sort_values('path', ignore_index=True)
 
-
+# %% ../nbs/01d_subsets.ipynb #b25f321b
 def write_subset(dl: pd.DataFrame, list_dir, dest) -> Path:
     "Write `dl` (paths relative to `list_dir`) as a data list at `dest`, paths made relative to its folder."
     dest = Path(dest)
@@ -46,7 +46,7 @@ def composition(dl: pd.DataFrame) -> pd.DataFrame:
         .sort_values(['modality', 'n_images'], ascending=[True, False], ignore_index=True)
     )
 
-
+# %% ../nbs/01d_subsets.ipynb #51ce616f
 def modality_counts(dl: pd.DataFrame) -> pd.Series:
     "Images per modality of a data list in the paper's order (`MODALITIES`), then `unknown` as its own count."
     counts = dl.modality.value_counts()

@@ -94,7 +94,7 @@ def table1(
         write_table1(t, out_dir, notes)
     return t
 
-
+# %% ../nbs/04d_table1.ipynb #e869e21f
 def _table1_cells(t: pd.DataFrame) -> pd.DataFrame:
     """Table 1's printed cells: the model (and method, protocol, size, benchmark count when known), 'value
     (lo, hi)'."""
@@ -120,7 +120,7 @@ def _table1_cells(t: pd.DataFrame) -> pd.DataFrame:
         cells['n'] = t.n_benchmarks.values
     return cells
 
-
+# %% ../nbs/04d_table1.ipynb #bd2ab43e
 def table1_markdown(t: pd.DataFrame, notes: list[str] = ()) -> str:
     "Table 1 as Markdown: 'value (ci_lo, ci_hi)' in percent, then one line per note."
     lines = [markdown_table(_table1_cells(t))]
@@ -132,7 +132,7 @@ def table1_markdown(t: pd.DataFrame, notes: list[str] = ()) -> str:
     lines += [f'Note: {n}.' for n in notes]
     return '\n'.join(lines) + '\n'
 
-
+# %% ../nbs/04d_table1.ipynb #494d7772
 def table1_latex(t: pd.DataFrame) -> str:
     "Table 1 as a LaTeX booktabs tabular, 'value (ci_lo, ci_hi)' in percent."
     cells = _table1_cells(t)
@@ -142,7 +142,7 @@ def table1_latex(t: pd.DataFrame) -> str:
     lines = [r'\begin{tabular}{l' + 'c' * (len(cells.columns) - 1) + '}', r'\toprule', header, r'\midrule']
     return '\n'.join(lines + rows + [r'\bottomrule', r'\end{tabular}']) + '\n'
 
-
+# %% ../nbs/04d_table1.ipynb #961f9643
 def write_table1(t: pd.DataFrame, out_dir, notes: list[str] = ()) -> list[Path]:
     "Table 1 as table1.csv (numbers rounded to 0.01), table1.md and table1.tex in `out_dir`."
     out = Path(out_dir)

@@ -34,7 +34,7 @@ class Task:
     targets: Callable  # targets(y) -> the torch targets of that loss
     probabilities: Callable  # probabilities(logits) -> the head's scores in [0, 1] (torch)
 
-
+# %% ../nbs/00f_tasks.ipynb #257514e6
 TASKS: dict[str, Task] = {}  # kind -> Task; the three kinds are registered below
 
 
@@ -43,7 +43,7 @@ def register_task(task: Task) -> Task:
     TASKS[task.kind] = task
     return task
 
-
+# %% ../nbs/00f_tasks.ipynb #ff36c4ed
 def get_task(kind) -> Task:
     "The `Task` registered for `kind` (a `Task` passes through); a ValueError naming the registered kinds."
     if isinstance(kind, Task):
@@ -58,39 +58,39 @@ def positive_scores(s):
     s = np.asarray(s)
     return s[:, -1] if s.ndim == 2 else s
 
-
+# %% ../nbs/00f_tasks.ipynb #2fbf7b87
 def first_labels(label_lists, n_classes: int):
     "(N, 1) ints: each image's one label (binary, multi-class)."
     return np.array([labels[0] for labels in label_lists], dtype=np.int64)[:, None]
 
-
+# %% ../nbs/00f_tasks.ipynb #3444d3ea
 def multi_hot(label_lists, n_classes: int):
     "(N, L) 0/1 ints: which of the L labels each image has (multi-label)."
     return np.stack([np.isin(np.arange(n_classes), labels) for labels in label_lists]).astype(np.int64)
 
-
+# %% ../nbs/00f_tasks.ipynb #5612cdcf
 def absent_classes(y, n_classes: int) -> list:
     "The classes no image of `y` has."
     return sorted(set(range(n_classes)) - set(np.ravel(y).tolist()))
 
-
+# %% ../nbs/00f_tasks.ipynb #ee39e8a8
 def one_sided_labels(y, n_classes: int) -> list:
     "The labels of multi-hot `y` that are positive for every image or for none."
     positives = y.sum(0)
     return [k for k in range(n_classes) if positives[k] in (0, len(y))]
 
-
+# %% ../nbs/00f_tasks.ipynb #a0d7789c
 def positive_column(y, s):
     "Binary: the labels and the positive-class scores as one column each."
     return np.ravel(y)[:, None].astype(int), positive_scores(s)[:, None]
 
-
+# %% ../nbs/00f_tasks.ipynb #8744cabd
 def class_columns(y, s):
     "Multi-class: one-vs-rest 0/1 columns per class, with the class scores."
     s = np.asarray(s)
     return np.eye(s.shape[1], dtype=int)[np.ravel(y).astype(int)], s
 
-
+# %% ../nbs/00f_tasks.ipynb #43796f8a
 def label_columns(y, s):
     "Multi-label: the multi-hot labels and the per-label scores as they are."
     return np.asarray(y).astype(int), np.asarray(s)
@@ -101,14 +101,14 @@ def threshold_positive(s, thresholds=None):
     t = np.full(1, 0.5) if thresholds is None else np.asarray(thresholds)
     return (positive_scores(s) > t[0]).astype(int)
 
-
+# %% ../nbs/00f_tasks.ipynb #2f6dff66
 def threshold_each(s, thresholds=None):
     "Multi-label: 1 where a label's score exceeds its threshold (0.5 each when not given)."
     s = np.asarray(s)
     t = np.full(s.shape[1], 0.5) if thresholds is None else np.asarray(thresholds)
     return (s > t[None]).astype(int)
 
-
+# %% ../nbs/00f_tasks.ipynb #5cecade5
 def argmax_class(s, thresholds=None):
     "Multi-class: the class of the highest score (thresholds unused)."
     return np.asarray(s).argmax(1)
@@ -120,35 +120,35 @@ def cross_entropy():
 
     return nn.CrossEntropyLoss()
 
-
+# %% ../nbs/00f_tasks.ipynb #9bcea70b
 def binary_cross_entropy():
     "One sigmoid cross-entropy per label (multi-label)."
     import torch.nn as nn
 
     return nn.BCEWithLogitsLoss()
 
-
+# %% ../nbs/00f_tasks.ipynb #c8a376a5
 def class_targets(y):
     "The class index of each image, as cross-entropy wants it."
     import torch
 
     return torch.as_tensor(np.ravel(y)).long()
 
-
+# %% ../nbs/00f_tasks.ipynb #9e78fb6f
 def label_targets(y):
     "The multi-hot labels as floats, as the sigmoid cross-entropy wants them."
     import torch
 
     return torch.as_tensor(y).float()
 
-
+# %% ../nbs/00f_tasks.ipynb #9c5e2f73
 def softmax(logits):
     "Class probabilities from the logits."
     import torch
 
     return torch.softmax(logits, 1)
 
-
+# %% ../nbs/00f_tasks.ipynb #5f3f3388
 def sigmoid(logits):
     "Per-label probabilities from the logits."
     import torch

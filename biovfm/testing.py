@@ -88,11 +88,11 @@ def _copy_files(raw, d, copies: dict) -> Path:
         shutil.copy(Path(raw) / source, d / destination)
     return d
 
-
+# %% ../nbs/00b_testing.ipynb #d5078633
 def _embedded_raw(raw) -> Path:
     return Path(raw) if raw else repo_root() / 'data' / 'raw'
 
-
+# %% ../nbs/00b_testing.ipynb #4f9c79fd
 def make_dicom_tree(d, raw=None) -> Path:
     """A TCIA/IDC-style tree `<patient>/<study>/<series>/*.dcm` in `d` from the embedded DICOM files; return
     `d`."""
@@ -109,7 +109,7 @@ def make_dicom_tree(d, raw=None) -> Path:
     }
     return _copy_files(raw, d, copies)
 
-
+# %% ../nbs/00b_testing.ipynb #f98bff8a
 BIDS_FILES = {
     'sub-01/anat/sub-01_T1w.nii.gz': 'mr/nipy/anatomical.nii.gz',
     'sub-01/dwi/sub-01_dwi.nii.gz': 'mr/dipy/S0_10slices.nii.gz',
@@ -134,7 +134,7 @@ def make_bids_dataset(d, raw=None) -> Path:
     (d / 'sub-01' / 'anat' / 'sub-01_T1w.json').write_text('{"RepetitionTime": 2.3}\n')
     return d
 
-
+# %% ../nbs/00b_testing.ipynb #084b8999
 def make_flat_folder(d, raw=None) -> Path:
     """A flat folder in `d`: a PNG, a JPEG, a NIfTI, a CT and an MR DICOM under neutral names, an empty PNG, a
     text file."""
@@ -143,7 +143,7 @@ def make_flat_folder(d, raw=None) -> Path:
     (d / 'notes.txt').write_text('scanned in 2020\n')
     return d
 
-
+# %% ../nbs/00b_testing.ipynb #e0de94e5
 CSV_FOLDER_METADATA = pd.DataFrame(
     dict(
         image=['images/0001.jpg', 'images/0002.png', 'images/0003.jpg', 'images/0004.dcm'],
