@@ -55,7 +55,7 @@ from .scale import near_duplicates, random_subset, read_data_list
 _all_ = ['near_duplicates', 'random_subset', 'read_data_list']  # importable from biovfm.curate too
 
 # %% auto #0
-__all__ = ['ENGINES', 'MANIFEST_NAMES', 'MANIFEST_PATH_COLUMNS', 'MODALITY_HINT', 'RUNS_RECORD', 'DEMO', 'Options',
+__all__ = ['ENGINES', 'MANIFEST_NAMES', 'MANIFEST_PATH_COLUMNS', 'JOB_COLUMNS', 'MODALITY_HINT', 'RUNS_RECORD', 'DEMO', 'Options',
            'process_item', 'register_engine', 'Engine', 'LocalEngine', 'DaskEngine', 'get_engine', 'find_manifest',
            'read_manifest', 'manifest_entry', 'split_of', 'source_of', 'dicom_facts', 'scan_raw', 'plan_jobs',
            'shard_of', 'assign_chunks', 'process_job', 'chunk_done', 'process_chunk', 'TimeLimit', 'time_limit',
@@ -115,56 +115,56 @@ def _emit(a, spacing, view, idx, ctx, rows, opts, extra):
     )
 
 # %% ../nbs/01_curate.ipynb #f80867e4
-def process_item(item, ctx: dict, opts: Options, rows: list, rejects: list, stats: dict):
-    "Write the images of one reader item (Volume or Planar); append rows, rejects and counts."
+def _process_volume(vol: Volume, ctx: dict, opts: Options, rows: list, rejects: list, stats: dict):
+    "Write the kept slices of each view of a volume; a view whose slices are all dropped is one reject."
     src = ctx['src']
-    if isinstance(item, Volume):
-        vol = item
-        if min(vol.data.shape) < 1:
-            raise RejectError(f'empty volume {vol.data.shape}')
-        hu = bool(vol.meta.get('hu')) or (ctx['modality'] == 'CT' and np.nanmin(vol.data) <= -500)
-        win = intensity_window(vol.data, hu=hu, ct_window=opts.ct_window)
-        u = to_uint8(vol.data, win)
-        if vol.meta.get('monochrome1'):
-            u = 255 - u
-        for view in opts.views:
-            n, get, sp = view_slices(u, vol.spacing, view)
-            frac = foreground_fraction(u, VIEW_AXIS[view], opts.fg_level)
-            pad = padding_mask(frac, opts.pad_rel, opts.pad_abs)
-            asp = physical_aspect(get(0).shape, sp)
-            stats['candidates'] += n
-            stats['padding'] += int(pad.sum())
-            tag = f"{src}#{view}" + (f"@{item.index}" if item.index else '')
-            if asp < opts.min_aspect:
-                stats['aspect'] += int((~pad).sum())
-                rejects.append(
-                    dict(
-                        path=tag, reason=f'aspect ratio {asp:.2f} < {opts.min_aspect} (all {n} {view} slices)'
-                    )
-                )
-                continue
-            if min(get(0).shape) < opts.min_side:
-                stats['small'] += int((~pad).sum())
-                rejects.append(
-                    dict(path=tag, reason=f'{view} slices {get(0).shape} smaller than {opts.min_side} px')
-                )
-                continue
-            if pad.all():
-                rejects.append(dict(path=tag, reason=f'all {n} {view} slices are padding'))
-                continue
-            kept = np.flatnonzero(~pad)
-            sel = kept[:: opts.slice_step]
-            stats['stride'] += len(kept) - len(sel)
-            extra = dict(
-                orig_shape=format_shape(vol.meta.get('orig_shape', vol.data.shape)),
-                spacing=format_shape(vol.spacing),
-                volume=item.index,
-                win_lo=float(win[0]),
-                win_hi=float(win[1]),
+    if min(vol.data.shape) < 1:
+        raise RejectError(f'empty volume {vol.data.shape}')
+    hu = bool(vol.meta.get('hu')) or (ctx['modality'] == 'CT' and np.nanmin(vol.data) <= -500)
+    win = intensity_window(vol.data, hu=hu, ct_window=opts.ct_window)
+    u = to_uint8(vol.data, win)
+    if vol.meta.get('monochrome1'):
+        u = 255 - u
+    for view in opts.views:
+        n, get, sp = view_slices(u, vol.spacing, view)
+        frac = foreground_fraction(u, VIEW_AXIS[view], opts.fg_level)
+        pad = padding_mask(frac, opts.pad_rel, opts.pad_abs)
+        asp = physical_aspect(get(0).shape, sp)
+        stats['candidates'] += n
+        stats['padding'] += int(pad.sum())
+        tag = f"{src}#{view}" + (f"@{vol.index}" if vol.index else '')
+        if asp < opts.min_aspect:
+            stats['aspect'] += int((~pad).sum())
+            rejects.append(
+                dict(path=tag, reason=f'aspect ratio {asp:.2f} < {opts.min_aspect} (all {n} {view} slices)')
             )
-            for k in sel:
-                _emit(np.ascontiguousarray(get(int(k))), sp, view, int(k), ctx, rows, opts, extra)
-        return
+            continue
+        if min(get(0).shape) < opts.min_side:
+            stats['small'] += int((~pad).sum())
+            rejects.append(
+                dict(path=tag, reason=f'{view} slices {get(0).shape} smaller than {opts.min_side} px')
+            )
+            continue
+        if pad.all():
+            rejects.append(dict(path=tag, reason=f'all {n} {view} slices are padding'))
+            continue
+        kept = np.flatnonzero(~pad)
+        sel = kept[:: opts.slice_step]
+        stats['stride'] += len(kept) - len(sel)
+        extra = dict(
+            orig_shape=format_shape(vol.meta.get('orig_shape', vol.data.shape)),
+            spacing=format_shape(vol.spacing),
+            volume=vol.index,
+            win_lo=float(win[0]),
+            win_hi=float(win[1]),
+        )
+        for k in sel:
+            _emit(np.ascontiguousarray(get(int(k))), sp, view, int(k), ctx, rows, opts, extra)
+
+# %% ../nbs/01_curate.ipynb #59984a30
+def _process_planar(item, ctx: dict, opts: Options, rows: list, rejects: list, stats: dict):
+    "Write one 2D image (a planar file, frame or slide tile) unless it is dropped (with its reason)."
+    src = ctx['src']
     a = item.data
     tag = f"{src}#{item.view}{item.index}" if (item.index or item.view == 'tile') else src
     stats['candidates'] += 1
@@ -209,6 +209,14 @@ def process_item(item, ctx: dict, opts: Options, rows: list, rejects: list, stat
         win_hi=float(win[1]),
     )
     _emit(np.ascontiguousarray(a), item.spacing, item.view, item.index, ctx, rows, opts, extra)
+
+# %% ../nbs/01_curate.ipynb #7506930d
+def process_item(item, ctx: dict, opts: Options, rows: list, rejects: list, stats: dict):
+    "Write the images of one reader item (Volume or Planar); append rows, rejects and counts."
+    if isinstance(item, Volume):
+        _process_volume(item, ctx, opts, rows, rejects, stats)
+    else:
+        _process_planar(item, ctx, opts, rows, rejects, stats)
 
 # %% ../nbs/01_curate.ipynb #8560a921
 ENGINES: dict[str, type] = {}  # name -> Engine class; constructed as Engine(workers, scheduler)
@@ -600,6 +608,58 @@ def _signature(files: list, listing: pd.DataFrame) -> str:
     return hashlib.sha1(json.dumps(stats).encode()).hexdigest()[:16]
 
 # %% ../nbs/01_curate.ipynb #4538b927
+JOB_COLUMNS = ['job', 'kind', 'files', 'source', 'modality', 'modality_from', 'modality_detail', 'anatomy']
+JOB_COLUMNS += ['split', 'bytes', 'note', 'signature']
+
+
+def _series_jobs(raw_dir: Path, kind_of_serial: dict, min_series: int, engine) -> tuple[list[dict], dict]:
+    """Jobs of the files a series may group (`kind_of_serial`: file -> kind, in listing order): one per DICOM
+    series of at least `min_series` files, wherever they lie in the tree, else one per file; and the files'
+    header facts (read in batches by `engine`)."""
+    serial_files = list(kind_of_serial)
+    batches = [(str(raw_dir), serial_files[i : i + 256]) for i in range(0, len(serial_files), 256)]
+    headers = dict(kv for batch in (engine or LocalEngine()).map(_header_facts, batches) for kv in batch)
+    jobs, series = [], {}
+    for rel in serial_files:  # in listing order, whatever order the batches finished in
+        if headers[rel]['series'] is None:
+            jobs.append(dict(job=rel, kind=kind_of_serial[rel], files=[rel]))
+        else:
+            series.setdefault(headers[rel]['series'], []).append(rel)
+    for key, rels in series.items():
+        if len(rels) < min_series:
+            jobs += [dict(job=rel, kind=kind_of_serial[rel], files=[rel]) for rel in rels]
+            continue
+        name = os.path.commonpath(rels) + '/' + f'series-{hashlib.sha1(key[0].encode()).hexdigest()[:8]}'
+        jobs.append(dict(job=name, kind=READERS[kind_of_serial[rels[0]]].series_kind, files=sorted(rels)))
+    return jobs, headers
+
+# %% ../nbs/01_curate.ipynb #0abf5602
+def _describe_job(job: dict, raw_dir: Path, manifest, headers: dict, by_path: pd.DataFrame):
+    """Fill in `job`'s source, modality (and what said it), anatomy, split, bytes and signature from its
+    first file's manifest row and header."""
+    first = job['files'][0]
+    entry = manifest_entry(manifest, first)
+    header = headers.get(first, {})
+    job['source'] = source_of(first, raw_dir.resolve().name)
+    job['modality'], job['modality_from'] = modality_of(
+        first, entry.get('modality_detail'), header.get('modality')
+    )
+    job['modality_detail'] = entry.get('modality_detail') or header.get('modality') or ''
+    job['anatomy'] = _clean_anatomy(entry.get('anatomy') or header.get('body_part'))
+    job['split'] = split_of(first, entry.get('split'))
+    job['bytes'] = int(by_path.loc[job['files'], 'size'].sum())
+    job['note'] = job.get('note', '')
+    job['signature'] = _signature(job['files'], by_path)
+
+# %% ../nbs/01_curate.ipynb #35588a0c
+def _spread_over_modalities(jobs: pd.DataFrame, max_files: int) -> pd.DataFrame:
+    "At most `max_files` jobs, taken round-robin over the top-level folders (modalities), in key order."
+    jobs = jobs.assign(_g=jobs.job.map(lambda s: Path(s).parts[0]))
+    jobs['_r'] = jobs.groupby('_g').cumcount()
+    chosen = jobs.sort_values(['_r', '_g', 'job']).head(max_files).drop(columns=['_g', '_r'])
+    return chosen.sort_values('job', ignore_index=True)
+
+# %% ../nbs/01_curate.ipynb #d11b9d93
 def plan_jobs(
     raw_dir,
     min_series: int = 3,
@@ -612,19 +672,14 @@ def plan_jobs(
     subset over modalities."""
     raw_dir = Path(raw_dir)
     listing = scan_raw(raw_dir, follow_external_links) if listing is None else listing
-    man = read_manifest(raw_dir)
-    jobs, series, kind_of_serial = [], {}, {}  # kind_of_serial: file -> kind, of the files a series may group
     from tqdm.auto import tqdm
 
-    entries = tqdm(
-        zip(listing.path, listing.problem),
-        total=len(listing),
-        desc='planning',
-        unit='file',
-        leave=False,
-        disable=len(listing) < 1000,
+    jobs, kind_of_serial = [], {}  # kind_of_serial: file -> kind, of the files a series may group
+    entries = zip(listing.path, listing.problem)
+    progress = dict(
+        total=len(listing), desc='planning', unit='file', leave=False, disable=len(listing) < 1000
     )
-    for rel, problem in entries:
+    for rel, problem in tqdm(entries, **progress):
         if problem:
             jobs.append(dict(job=rel, kind='reject', files=[rel], note=problem))
             continue
@@ -633,69 +688,13 @@ def plan_jobs(
             kind_of_serial[rel] = kind  # a single file or part of a series: its header says (read below)
         elif kind != SKIP:
             jobs.append(dict(job=rel, kind=kind, files=[rel]))
-    serial_files = list(kind_of_serial)
-    batches = [(str(raw_dir), serial_files[i : i + 256]) for i in range(0, len(serial_files), 256)]
-    headers = dict(kv for batch in (engine or LocalEngine()).map(_header_facts, batches) for kv in batch)
-    for rel in serial_files:  # in listing order, whatever order the batches finished in
-        if headers[rel]['series'] is None:
-            jobs.append(dict(job=rel, kind=kind_of_serial[rel], files=[rel]))
-        else:  # one series, wherever its files lie in the tree
-            series.setdefault(headers[rel]['series'], []).append(rel)
-    for key, rels in series.items():
-        if len(rels) >= min_series:
-            jobs.append(
-                dict(
-                    job=os.path.commonpath(rels)
-                    + '/'
-                    + f'series-{hashlib.sha1(key[0].encode()).hexdigest()[:8]}',
-                    kind=READERS[kind_of_serial[rels[0]]].series_kind,
-                    files=sorted(rels),
-                )
-            )
-        else:
-            jobs += [dict(job=r, kind=kind_of_serial[r], files=[r]) for r in rels]
-    by_path = listing.set_index('path')
-    for j in jobs:
-        first = j['files'][0]
-        m = manifest_entry(man, first)
-        header = headers.get(first, {})
-        j['source'] = source_of(first, raw_dir.resolve().name)
-        j['modality'], j['modality_from'] = modality_of(
-            first, m.get('modality_detail'), header.get('modality')
-        )
-        j['modality_detail'] = m.get('modality_detail') or header.get('modality') or ''
-        j['anatomy'] = _clean_anatomy(m.get('anatomy') or header.get('body_part'))
-        j['split'] = split_of(first, m.get('split'))
-        j['bytes'] = int(by_path.loc[j['files'], 'size'].sum())
-        j['note'] = j.get('note', '')
-        j['signature'] = _signature(j['files'], by_path)
-    columns = [
-        'job',
-        'kind',
-        'files',
-        'source',
-        'modality',
-        'modality_from',
-        'modality_detail',
-        'anatomy',
-        'split',
-        'bytes',
-        'note',
-        'signature',
-    ]
-    df = pd.DataFrame(jobs, columns=columns).sort_values('job', ignore_index=True)
-    if (
-        max_files is not None and len(df) > max_files
-    ):  # round-robin over top-level folders (modalities), in key order
-        df['_g'] = df.job.map(lambda s: Path(s).parts[0])
-        df['_r'] = df.groupby('_g').cumcount()
-        df = (
-            df.sort_values(['_r', '_g', 'job'])
-            .head(max_files)
-            .drop(columns=['_g', '_r'])
-            .sort_values('job', ignore_index=True)
-        )
-    return df
+    series_jobs, headers = _series_jobs(raw_dir, kind_of_serial, min_series, engine)
+    jobs += series_jobs
+    manifest, by_path = read_manifest(raw_dir), listing.set_index('path')
+    for job in jobs:
+        _describe_job(job, raw_dir, manifest, headers, by_path)
+    df = pd.DataFrame(jobs, columns=JOB_COLUMNS).sort_values('job', ignore_index=True)
+    return _spread_over_modalities(df, max_files) if max_files is not None and len(df) > max_files else df
 
 # %% ../nbs/01_curate.ipynb #6d0ab2d8
 def shard_of(key: str, num_shards: int) -> int:

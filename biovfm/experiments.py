@@ -27,9 +27,9 @@ __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BAS
            'PREEMPTION_SIGNAL', 'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe', 'probe_recipe', 'Run',
            'paper_matrix', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir', 'expand',
            'probed', 'run_state', 'stage_changes', 'run_changes', 'changed_message', 'refuse_changed', 'run_commands',
-           'curate_steps', 'curate_command', 'plan', 'corpus_plan', 'launch', 'slurm_scripts', 'collect',
-           'configs_match', 'matrix_patches', 'random_baseline_name', 'small_matrix', 'cpu_twin_matrix', 'analyse',
-           'experiments_parser', 'experiments_command', 'main']
+           'curate_steps', 'curate_command', 'plan', 'corpus_plan', 'build_corpora', 'launch', 'slurm_scripts',
+           'collect', 'configs_match', 'matrix_patches', 'random_baseline_name', 'small_matrix', 'cpu_twin_matrix',
+           'analyse', 'experiments_parser', 'experiments_command', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -572,6 +572,27 @@ def _run_logged(argv: list[str], logf: Path, timings: Path | None = None, step: 
     return rc
 
 
+def build_corpora(matrix_path, runs_dir, papermill_bin: str, dry_run: bool = False, log=print):
+    """Build each corpus of the matrix that is not built yet (papermill on nbs/01_curate); a built one whose
+    settings changed is refused (only logged in a dry run)."""
+    for name, cfg in curate_steps(matrix_path).items():
+        built = runs_dir / 'data' / name
+        if (built / 'data_list.parquet').exists():
+            settings = yaml.safe_load(cfg.read_text())
+            if changes := stage_changes(built / '01_curate.ipynb', settings, 'curate', runs_dir):
+                if not dry_run:
+                    raise ValueError(changed_message(f'data/{name}', built, changes))
+                log(f"[data/{name}] {changed_message(f'data/{name}', built, changes)}")
+            continue
+        argv = [papermill_bin] + curate_command(name, cfg, runs_dir)[1:]
+        log(f"[data/{name}] {'would run' if dry_run else 'running'}: {shlex.join(argv)}")
+        if dry_run:
+            continue
+        logf = built / '01_curate.log'
+        if rc := _run_logged(argv, logf, runs_dir / 'timings.csv', f'data/{name}'):
+            raise RuntimeError(f"building data list {name} failed (exit {rc}), see {logf}")
+
+
 def launch(
     matrix: str = 'cpu_twin',
     runs_dir=None,
@@ -586,26 +607,7 @@ def launch(
     rd = Path(runs_dir) if runs_dir else runs_root() / mp.name
     pm_bin = papermill or str(Path(sys.executable).with_name('papermill'))
     failed = {}
-    for name, cfg in curate_steps(mp).items():
-        built = rd / 'data' / name
-        if (built / 'data_list.parquet').exists():
-            settings = yaml.safe_load(cfg.read_text())
-            if changes := stage_changes(built / '01_curate.ipynb', settings, 'curate', rd):
-                if dry_run:
-                    log(f"[data/{name}] {changed_message(f'data/{name}', built, changes)}")
-                    continue
-                raise ValueError(changed_message(f'data/{name}', built, changes))
-            continue
-        c = curate_command(name, cfg, rd)
-        log(f"[data/{name}] {'would run' if dry_run else 'running'}: {shlex.join([pm_bin] + c[1:])}")
-        if not dry_run and (
-            rc := _run_logged(
-                [pm_bin] + c[1:], rd / 'data' / name / '01_curate.log', rd / 'timings.csv', f'data/{name}'
-            )
-        ):
-            raise RuntimeError(
-                f"building data list {name} failed (exit {rc}), see {rd / 'data' / name / '01_curate.log'}"
-            )
+    build_corpora(mp, rd, pm_bin, dry_run, log)
     for r in runs:
         state = run_state(r, rd)
         if state == 'settings changed':
@@ -700,6 +702,64 @@ def _sbatch_header(
     )
 
 
+def _curate_script(
+    name: str, cfg: Path, runs_dir, tasks: int, cpus: int, time_limit: str, extra
+) -> list[str]:
+    "The lines of a job array of `tasks` shards building corpus `name` (one CPU node per shard)."
+    argv = curate_command(name, cfg, runs_dir) + ['-p', 'num_shards', str(tasks)]
+    log = runs_dir / 'data' / name / 'slurm-%A_%a.out'
+    lines = _sbatch_header(f'curate-{name}', log, 1, 0, cpus, time_limit, extra)
+    lines.insert(lines.index('set -euo pipefail'), f'#SBATCH --array=0-{tasks - 1}')
+    shard = ' -p shard "$SLURM_ARRAY_TASK_ID" -p workers "$SLURM_CPUS_PER_TASK"'
+    return lines + ['step ' + shlex.join(argv) + shard]
+
+
+def _pretrain_lines(cfg, gpus: int) -> list[str]:
+    "The lines starting pretraining `cfg` under torchrun on the job's nodes (c10d rendezvous on the first)."
+    from biovfm.pretrain import cli_args
+
+    torchrun = ['srun', 'torchrun', '--nnodes', '$SLURM_NNODES', '--nproc_per_node', str(gpus)]
+    torchrun += [
+        '--rdzv_id',
+        '$SLURM_JOB_ID',
+        '--rdzv_backend',
+        'c10d',
+        '--rdzv_endpoint',
+        '$MASTER_ADDR:29500',
+    ]
+    torchrun += ['-m', 'biovfm.pretrain', *cli_args(cfg), '--no_progress']
+    signals = f'SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIG{PREEMPTION_SIGNAL}'
+    return [
+        'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        'export MASTER_ADDR',
+        f'export TORCHELASTIC_SIGNALS_TO_HANDLE={signals}',
+        'step ' + ' '.join(a if a.startswith('$') else shlex.quote(a) for a in torchrun),
+    ]
+
+
+def _run_script(
+    run: Run, runs_dir, matrix_path, gpus_per_node: int, cpus_per_gpu: int, time_limit: str, extra
+):
+    "(lines of the job that pretrains and probes `run`, the corpora it waits for)."
+    from biovfm.pretrain import make_config
+
+    out = runs_dir / run.name
+    probe = 'step ' + shlex.join(run_commands(run, runs_dir, matrix_path)[-1])
+    if run.pretrain is None:  # a probe of a published backbone: one GPU
+        lines = _sbatch_header(run.name, out / 'slurm-%j.out', 1, 1, cpus_per_gpu, time_limit, extra)
+        return lines + [probe], []
+    data_list = _abs(expand(run.pretrain['data_list'], runs_dir))
+    folders = dict(out_dir=str(out / 'pretrain'), data_list=str(data_list))
+    cfg = make_config(**(run.pretrain | folders))
+    gpus = min(cfg.nproc, gpus_per_node)
+    nodes = math.ceil(cfg.nproc / gpus)
+    lines = _sbatch_header(
+        run.name, out / 'slurm-%j.out', nodes, gpus, gpus * cpus_per_gpu, time_limit, extra
+    )
+    needs = [name for name in curate_steps(matrix_path) if f'/data/{name}/' in str(data_list)]
+    return lines + _pretrain_lines(cfg, gpus) + [probe], needs
+
+
 def slurm_scripts(
     matrix: str = 'paper',
     runs_dir=None,
@@ -713,8 +773,6 @@ def slurm_scripts(
 ) -> list[Path]:
     """Batch scripts for every corpus and run of `matrix` and `submit_all.sh` submitting them in order;
     returns their paths."""
-    from biovfm.pretrain import cli_args, make_config
-
     mp = matrix_dir(matrix)
     rd = _abs(runs_dir) if runs_dir else runs_root() / mp.name
     runs = _select(load_matrix(mp), only)
@@ -722,67 +780,17 @@ def slurm_scripts(
     dest = Path(dest) if dest else rd / 'slurm'
     dest.mkdir(parents=True, exist_ok=True)
     extra = list(sbatch_options)
-    written, submit = (
-        [],
-        ['#!/bin/bash', 'set -euo pipefail', f'cd {shlex.quote(str(dest))}', 'declare -A corpus_job'],
-    )
+    written = []
+    submit = ['#!/bin/bash', 'set -euo pipefail', f'cd {shlex.quote(str(dest))}', 'declare -A corpus_job']
     for name, cfg in curate_steps(mp).items():
         script = dest / f'curate_{name}.sbatch'
-        argv = curate_command(name, cfg, rd) + ['-p', 'num_shards', str(curate_tasks)]
-        lines = _sbatch_header(
-            f'curate-{name}', rd / 'data' / name / 'slurm-%A_%a.out', 1, 0, cpus_per_gpu, time_limit, extra
-        )
-        lines.insert(lines.index('set -euo pipefail'), f'#SBATCH --array=0-{curate_tasks - 1}')
-        lines.append(
-            'step ' + shlex.join(argv) + ' -p shard "$SLURM_ARRAY_TASK_ID" -p workers "$SLURM_CPUS_PER_TASK"'
-        )
+        lines = _curate_script(name, cfg, rd, curate_tasks, cpus_per_gpu, time_limit, extra)
         script.write_text('\n'.join(lines) + '\n')
         written.append(script)
         submit.append(f'corpus_job[{name}]=$(sbatch --parsable {script.name})')
     for run in runs:
-        out = rd / run.name
         script = dest / f"{run.name.replace('/', '__')}.sbatch"
-        probe = run_commands(run, rd, mp)[-1]
-        if run.pretrain is None:
-            lines = _sbatch_header(run.name, out / 'slurm-%j.out', 1, 1, cpus_per_gpu, time_limit, extra)
-            lines.append('step ' + shlex.join(probe))
-            needs = []
-        else:
-            data_list = _abs(expand(run.pretrain['data_list'], rd))
-            cfg = make_config(
-                **(run.pretrain | dict(out_dir=str(out / 'pretrain'), data_list=str(data_list)))
-            )
-            gpus = min(cfg.nproc, gpus_per_node)
-            nodes = math.ceil(cfg.nproc / gpus)
-            lines = _sbatch_header(
-                run.name, out / 'slurm-%j.out', nodes, gpus, gpus * cpus_per_gpu, time_limit, extra
-            )
-            torchrun = [
-                'srun',
-                'torchrun',
-                '--nnodes',
-                '$SLURM_NNODES',
-                '--nproc_per_node',
-                str(gpus),
-                '--rdzv_id',
-                '$SLURM_JOB_ID',
-                '--rdzv_backend',
-                'c10d',
-                '--rdzv_endpoint',
-                '$MASTER_ADDR:29500',
-                '-m',
-                'biovfm.pretrain',
-                *cli_args(cfg),
-                '--no_progress',
-            ]
-            lines += [
-                'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-                'export MASTER_ADDR',
-                f'export TORCHELASTIC_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIG{PREEMPTION_SIGNAL}',
-                'step ' + ' '.join(a if a.startswith('$') else shlex.quote(a) for a in torchrun),
-                'step ' + shlex.join(probe),
-            ]
-            needs = [name for name in curate_steps(mp) if f'/data/{name}/' in str(data_list)]
+        lines, needs = _run_script(run, rd, mp, gpus_per_node, cpus_per_gpu, time_limit, extra)
         script.write_text('\n'.join(lines) + '\n')
         written.append(script)
         after = ':'.join(f'${{corpus_job[{n}]}}' for n in needs)
