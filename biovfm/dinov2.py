@@ -22,10 +22,101 @@ from biovfm.pretrain import (
     _all_reduce,
     vit_forward_flops,
 )
-from .data import MultiCrop, DINOv2Collate
+from PIL import ImageFilter
+from torchvision import transforms as T
+from .core import IMAGENET_MEAN, IMAGENET_STD
+from .data import seeded, _mix, _normalize
 
 # %% auto #0
-__all__ = ['DINOv2Student', 'sinkhorn_knopp', 'cross_entropy_views', 'ibot_cross_entropy', 'DINOv2Loss', 'DINOv2']
+__all__ = ['RandomBlur', 'MultiCrop', 'block_masks', 'DINOv2Collate', 'DINOv2Student', 'sinkhorn_knopp', 'cross_entropy_views',
+           'ibot_cross_entropy', 'DINOv2Loss', 'DINOv2']
+
+# %% ../nbs/03a_dinov2.ipynb #cc7069c4
+class RandomBlur:
+    "PIL Gaussian blur with probability `p` and radius uniform in `radius` x size/224."
+
+    def __init__(self, p: float, radius=(0.1, 2.0)):
+        self.p, self.radius = p, radius
+
+    def __call__(self, im):
+        if torch.rand(1).item() >= self.p:
+            return im
+        r = torch.empty(1).uniform_(*self.radius).item() * im.size[0] / 224
+        return im.filter(ImageFilter.GaussianBlur(radius=r))
+
+
+def _photometric(blur_p: float, solarize_p: float = 0.0):
+    return [
+        T.RandomHorizontalFlip(),
+        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+        T.RandomGrayscale(p=0.2),
+        RandomBlur(blur_p),
+        T.RandomSolarize(128, p=solarize_p),
+    ]
+
+
+class MultiCrop:
+    "DINOv2 views of one image: 2 global crops then `n_local` local crops, normalised tensors."
+
+    def __init__(
+        self,
+        global_size: int = 224,
+        local_size: int = 96,
+        n_local: int = 8,
+        global_scale=(0.32, 1.0),
+        local_scale=(0.05, 0.32),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        blur_probs=(1.0, 0.1, 0.5),
+    ):
+        rrc = lambda s, sc: T.RandomResizedCrop(s, scale=tuple(sc), interpolation=T.InterpolationMode.BICUBIC)
+        norm = _normalize(mean, std)
+        blur_global1, blur_global2, blur_local = blur_probs
+        self.g1 = T.Compose([rrc(global_size, global_scale), *_photometric(blur_global1), norm])
+        self.g2 = T.Compose([rrc(global_size, global_scale), *_photometric(blur_global2, 0.2), norm])
+        self.loc = T.Compose([rrc(local_size, local_scale), *_photometric(blur_local), norm])
+        self.n_local = n_local
+
+    def __call__(self, im):
+        return [self.g1(im), self.g2(im)] + [self.loc(im) for _ in range(self.n_local)]
+
+# %% ../nbs/03a_dinov2.ipynb #006e92aa
+def block_masks(n: int, grid: int, mask_prob: float = 0.5, ratio=(0.1, 0.5)) -> torch.Tensor:
+    "Boolean (n, grid, grid) iBOT block masks: `mask_prob` of the crops masked, ratios spread over `ratio`."
+    from lightly.models.utils import random_block_mask
+
+    return random_block_mask(
+        size=(n, grid, grid),
+        batch_mask_ratio=mask_prob,
+        min_image_mask_ratio=ratio[0],
+        max_image_mask_ratio=ratio[1],
+        min_num_masks_per_block=4 if grid * grid >= 64 else 1,
+    )
+
+
+class DINOv2Collate:
+    """Batch of multi-crop views: global crops (crop-major), local crops, iBOT masks over the global crops'
+    patch grid."""
+
+    def __init__(
+        self, global_size: int, patch_size: int, seed: int = 0, mask_prob: float = 0.5, ratio=(0.1, 0.5)
+    ):
+        if global_size % patch_size:
+            raise ValueError(f"img_size={global_size} is not a multiple of patch_size={patch_size}")
+        self.grid, self.seed, self.mask_prob, self.ratio = global_size // patch_size, seed, mask_prob, ratio
+
+    def __call__(self, batch):
+        views, keys = zip(*batch)
+        n_local = len(views[0]) - 2
+        g = torch.cat([torch.stack([v[i] for v in views]) for i in range(2)])
+        loc = (
+            torch.cat([torch.stack([v[i] for v in views]) for i in range(2, 2 + n_local)])
+            if n_local
+            else None
+        )
+        with seeded(_mix(self.seed, 'mask', *keys)):
+            m = block_masks(len(g), self.grid, self.mask_prob, self.ratio)
+        return dict(global_crops=g, local_crops=loc, masks=m, keys=torch.tensor(keys))
 
 # %% ../nbs/03a_dinov2.ipynb #f2208091
 class DINOv2Student(nn.Module):

@@ -8,10 +8,40 @@ from functools import partial
 import torch
 import torch.nn as nn
 from .pretrain import Config, SSLMethod, register_method, make_vit, preset_steps, vit_forward_flops
-from .data import seeded, mae_transform, MAECollate
+from torchvision import transforms as T
+from .core import IMAGENET_MEAN, IMAGENET_STD
+from .data import seeded, _mix, _normalize
 
 # %% auto #0
-__all__ = ['MAEModel', 'mae_loss', 'mae_reconstruct', 'MAE']
+__all__ = ['mae_transform', 'MAECollate', 'MAEModel', 'mae_loss', 'mae_reconstruct', 'MAE']
+
+# %% ../nbs/03b_mae.ipynb #64b94269
+def mae_transform(size: int = 224, scale=(0.2, 1.0), mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    "MAE reference augmentation: random resized crop + horizontal flip, normalised."
+    return T.Compose(
+        [
+            T.RandomResizedCrop(size, scale=tuple(scale), interpolation=T.InterpolationMode.BICUBIC),
+            T.RandomHorizontalFlip(),
+            _normalize(mean, std),
+        ]
+    )
+
+
+class MAECollate:
+    "Batch of MAE crops with token indices to keep / to mask (class token at index 0 always kept)."
+
+    def __init__(self, img_size: int, patch_size: int, mask_ratio: float = 0.75, seed: int = 0):
+        if img_size % patch_size:
+            raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
+        self.seq, self.mask_ratio, self.seed = (img_size // patch_size) ** 2 + 1, mask_ratio, seed
+
+    def __call__(self, batch):
+        from lightly.models.utils import random_token_mask
+
+        ims, keys = zip(*batch)
+        with seeded(_mix(self.seed, 'mae', *keys)):
+            keep, mask = random_token_mask((len(ims), self.seq), self.mask_ratio)
+        return dict(images=torch.stack(ims), idx_keep=keep, idx_mask=mask, keys=torch.tensor(keys))
 
 # %% ../nbs/03b_mae.ipynb #f5856f5e
 class MAEModel(nn.Module):

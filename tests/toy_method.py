@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from functools import partial
-from biovfm.data import mae_transform
+from biovfm.mae import mae_transform
 from biovfm.pretrain import SSLMethod, register_method, make_vit, preset_steps, vit_forward_flops
 
 
