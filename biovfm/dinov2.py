@@ -5,6 +5,7 @@
 # %% ../nbs/03a_dinov2.ipynb #daba9fc1
 from __future__ import annotations
 import math, warnings
+from dataclasses import dataclass
 from functools import partial
 import torch
 import torch.nn as nn
@@ -28,8 +29,43 @@ from .core import IMAGENET_MEAN, IMAGENET_STD
 from .data import seeded, _mix, _normalize
 
 # %% auto #0
-__all__ = ['RandomBlur', 'MultiCrop', 'block_masks', 'DINOv2Collate', 'DINOv2Student', 'sinkhorn_knopp', 'cross_entropy_views',
-           'ibot_cross_entropy', 'DINOv2Loss', 'DINOv2']
+__all__ = ['DINOv2Options', 'RandomBlur', 'MultiCrop', 'block_masks', 'DINOv2Collate', 'DINOv2Student', 'sinkhorn_knopp',
+           'cross_entropy_views', 'ibot_cross_entropy', 'DINOv2Loss', 'DINOv2']
+
+# %% ../nbs/03a_dinov2.ipynb #a12f5d0d
+@dataclass
+class DINOv2Options:
+    """DINOv2's own knobs, `cfg.options` of a DINOv2 run (flat outside: `make_config(n_prototypes=...)`,
+    `--n_prototypes`); None: `DINOv2.preset` fills it."""
+
+    # method-specific: DINOv2
+    drop_path_uniform: bool | None = (
+        None  # DINOv2: the same rate in every block (timm's default ramps 0 -> rate)
+    )
+    clip_grad_per_module: bool | None = None  # DINOv2: clip backbone, DINO head and iBOT head separately
+    blur_probs: list | None = None  # DINOv2 blur probability of global crop 1, global crop 2, local crops
+    n_prototypes: int | None = None
+    head_hidden: int | None = None  # hidden width of the DINO / iBOT projection heads (None: preset)
+    head_bottleneck: int | None = None  # bottleneck width of the heads before the prototypes (None: preset)
+    ibot_separate_head: bool | None = None  # iBOT's own head instead of sharing the DINO head (None: preset)
+    centering: str | None = (
+        None  # teacher centring: 'centering' (EMA centre) or 'sinkhorn_knopp' (None: preset)
+    )
+    koleo_weight: float | None = None  # weight of the KoLeo regulariser on class tokens (None: preset)
+    ibot_weight: float | None = None  # weight of the iBOT masked-token loss (None: preset)
+    n_local: int | None = None
+    local_size: int | None = None  # side of the local crops in px, a multiple of patch_size (None: preset)
+    global_scale: list | None = None  # [min, max] area fraction of the global crops (None: preset)
+    local_scale: list | None = None  # [min, max] area fraction of the local crops (None: preset)
+    momentum: float | None = None  # teacher EMA momentum at the start (None: preset)
+    momentum_end: float | None = None  # teacher EMA momentum at the end of its cosine schedule (None: preset)
+    teacher_temp: float | None = None  # teacher softmax temperature after its warm-up (None: preset)
+    warmup_teacher_temp: float | None = None  # teacher temperature at the start of its warm-up (None: preset)
+    teacher_temp_warmup_steps: int | None = None  # steps of the teacher temperature warm-up (None: preset)
+    student_temp: float | None = None  # student softmax temperature (None: preset)
+    freeze_last_layer_steps: int | None = None  # steps the heads' last layer stays frozen (None: preset)
+    mask_prob: float | None = None  # share of global crops with iBOT block masks (None: preset)
+    mask_ratio_range: list | None = None  # [min, max] share of a masked crop's patches (None: preset)
 
 # %% ../nbs/03a_dinov2.ipynb #cc7069c4
 class RandomBlur:
@@ -126,7 +162,7 @@ class DINOv2Student(nn.Module):
         super().__init__()
         from lightly.models.modules import DINOv2ProjectionHead, MaskedVisionTransformerTIMM
 
-        vit, self.model_kwargs = make_vit(cfg, drop_path)
+        vit, self.model_kwargs = make_vit(cfg, drop_path, uniform_drop_path=cfg.options.drop_path_uniform)
         self.backbone = MaskedVisionTransformerTIMM(
             vit=vit, antialias=False, pos_embed_initialization='skip', weight_initialization='skip'
         )
@@ -134,12 +170,12 @@ class DINOv2Student(nn.Module):
         head = partial(
             DINOv2ProjectionHead,
             input_dim=vit.embed_dim,
-            hidden_dim=cfg.head_hidden,
-            bottleneck_dim=cfg.head_bottleneck,
-            output_dim=cfg.n_prototypes,
+            hidden_dim=cfg.options.head_hidden,
+            bottleneck_dim=cfg.options.head_bottleneck,
+            output_dim=cfg.options.n_prototypes,
         )
         self.dino_head = head()
-        self.ibot_head = head() if cfg.ibot_separate_head else self.dino_head
+        self.ibot_head = head() if cfg.options.ibot_separate_head else self.dino_head
 
     def heads(self, class_tokens, masked_patches) -> tuple:
         """DINO head on the class tokens, iBOT head on the masked patch tokens: one pass when the head is
@@ -216,12 +252,12 @@ class DINOv2Loss(nn.Module):
         from lightly.loss import DINOLoss, IBOTPatchLoss, KoLeoLoss
 
         self.cfg = cfg
-        self.dino = DINOLoss(output_dim=cfg.n_prototypes, student_temp=cfg.student_temp)
-        self.ibot = IBOTPatchLoss(output_dim=cfg.n_prototypes, student_temp=cfg.student_temp)
+        self.dino = DINOLoss(output_dim=cfg.options.n_prototypes, student_temp=cfg.options.student_temp)
+        self.ibot = IBOTPatchLoss(output_dim=cfg.options.n_prototypes, student_temp=cfg.options.student_temp)
         self.koleo = KoLeoLoss()
 
     def forward(self, s: dict, t: dict, masks, teacher_temp: float) -> dict:
-        c, n_views = self.cfg, len(s['dino']) // (len(t['dino']) // 2)
+        c, n_views = self.cfg.options, len(s['dino']) // (len(t['dino']) // 2)
         t_views, s_views = t['dino'].float().chunk(2), s['dino'].float().chunk(n_views)
         if c.centering == 'sinkhorn_knopp':
             tp = sinkhorn_knopp(t['dino'], teacher_temp).chunk(2)
@@ -263,7 +299,7 @@ class DINOv2Loss(nn.Module):
 class DINOv2(SSLMethod):
     "DINOv2 (Oquab et al. 2024): DINO + iBOT + KoLeo, EMA teacher, multi-crop with masked global crops."
 
-    name, dynamic_img_size = 'dinov2', True
+    name, options, dynamic_img_size = 'dinov2', DINOv2Options, True
 
     def preset(
         self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
@@ -345,8 +381,10 @@ class DINOv2(SSLMethod):
         )
 
     def validate(self, cfg: Config):
-        if cfg.local_size % cfg.patch_size:
-            raise ValueError(f"local_size={cfg.local_size} is not a multiple of patch_size={cfg.patch_size}")
+        if cfg.options.local_size % cfg.patch_size:
+            raise ValueError(
+                f"local_size={cfg.options.local_size} is not a multiple of patch_size={cfg.patch_size}"
+            )
 
     def build(self, cfg: Config) -> nn.Module:
         return DINOv2Student(cfg)
@@ -363,14 +401,14 @@ class DINOv2(SSLMethod):
     def views(self, cfg: Config) -> tuple:
         transform = MultiCrop(
             cfg.img_size,
-            cfg.local_size,
-            cfg.n_local,
-            cfg.global_scale,
-            cfg.local_scale,
-            blur_probs=tuple(cfg.blur_probs or (1.0, 0.1, 0.5)),
+            cfg.options.local_size,
+            cfg.options.n_local,
+            cfg.options.global_scale,
+            cfg.options.local_scale,
+            blur_probs=tuple(cfg.options.blur_probs or (1.0, 0.1, 0.5)),
         )
         collate = DINOv2Collate(
-            cfg.img_size, cfg.patch_size, cfg.seed, cfg.mask_prob, tuple(cfg.mask_ratio_range)
+            cfg.img_size, cfg.patch_size, cfg.seed, cfg.options.mask_prob, tuple(cfg.options.mask_ratio_range)
         )
         return transform, collate
 
@@ -393,19 +431,24 @@ class DINOv2(SSLMethod):
 
     def schedules(self, cfg: Config, step: int) -> dict:
         "Teacher momentum (cosine to 1), teacher temperature (linear warm-up) and the last-layer freeze."
-        total, warmup = max(cfg.max_steps, 1), cfg.teacher_temp_warmup_steps
-        temp_gap = cfg.teacher_temp - cfg.warmup_teacher_temp
+        total, warmup = max(cfg.max_steps, 1), cfg.options.teacher_temp_warmup_steps
+        temp_gap = cfg.options.teacher_temp - cfg.options.warmup_teacher_temp
         teacher_temp = (
-            cfg.warmup_teacher_temp + temp_gap * min(step / warmup, 1.0) if warmup else cfg.teacher_temp
+            cfg.options.warmup_teacher_temp + temp_gap * min(step / warmup, 1.0)
+            if warmup
+            else cfg.options.teacher_temp
         )
         return dict(
-            momentum=cosine(step, total, cfg.momentum, cfg.momentum_end),
+            momentum=cosine(step, total, cfg.options.momentum, cfg.options.momentum_end),
             teacher_temp=teacher_temp,
-            freeze_last_layer=step < cfg.freeze_last_layer_steps,
+            freeze_last_layer=step < cfg.options.freeze_last_layer_steps,
         )
 
-    def clip_modules(self, model: nn.Module, cfg: Config) -> list:
-        "DINOv2 clips the backbone, the DINO head and (when separate) the iBOT head each on its own."
+    def clip_modules(self, model: nn.Module, cfg: Config) -> list | None:
+        """DINOv2 clips the backbone, the DINO head and (when separate) the iBOT head each on its own
+        (`clip_grad_per_module`)."""
+        if not cfg.options.clip_grad_per_module:
+            return None
         separate_ibot = model.ibot_head is not model.dino_head
         return [model.backbone, model.dino_head] + ([model.ibot_head] if separate_ibot else [])
 
