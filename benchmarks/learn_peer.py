@@ -7,7 +7,7 @@ number of images, both probed with the profile's protocol; paired bootstrap of t
     .venv/bin/python benchmarks/learn_peer.py --smoke         # 4 steps on the example list, a few seconds: CI
 """
 from __future__ import annotations
-import argparse, dataclasses, json, sys, time
+import argparse, json, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -70,13 +70,13 @@ def main(argv=None):
     for name in args.only.split(','):
         if args.smoke:
             from biovfm.data import example_data_list
-            from biovfm.pretrain import make_config, train
+            from biovfm.pretrain import config_record, make_config, train
 
             method, arch = name.split('_', 1)
             smoke = dict(method=method, arch=arch, img_size=32, patch_size=4, batch_size=8, max_steps=4, eval_every=0,
                          data_list=str(example_data_list(out / 'data', n=32, size=32)), out_dir=str(out / 'ours' / name))
             ours = train(make_config(**smoke), progress=False)
-            pretrain = dataclasses.asdict(make_config(**smoke))
+            pretrain = config_record(make_config(**smoke))   # the flat record a checkpoint stores
             benchmarks, epochs, aug_views = 'breastmnist', 2, 0
         else:
             from biovfm.pretrain import load_checkpoint, CKPT

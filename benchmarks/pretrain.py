@@ -72,18 +72,19 @@ def peer_sizes(cfg) -> dict:
     "The lightly peer's sizes, read from our config (same backbone, heads / decoder, crops)."
     shared = dict(arch=cfg.arch, img_size=cfg.img_size, patch_size=cfg.patch_size, batch_size=cfg.batch_size)
     if cfg.method == 'dinov2':
-        return shared | dict(n_prototypes=cfg.n_prototypes, head_hidden=cfg.head_hidden,
-                             head_bottleneck=cfg.head_bottleneck, n_local=cfg.n_local, local_size=cfg.local_size,
+        return shared | dict(n_prototypes=cfg.options.n_prototypes, head_hidden=cfg.options.head_hidden,
+                             head_bottleneck=cfg.options.head_bottleneck, n_local=cfg.options.n_local,
+                             local_size=cfg.options.local_size,
                              layerscale=cfg.layerscale, drop_path=cfg.drop_path)
-    return shared | dict(decoder_dim=cfg.decoder_dim, decoder_depth=cfg.decoder_depth,
-                         decoder_heads=cfg.decoder_heads, mask_ratio=cfg.mask_ratio)
+    return shared | dict(decoder_dim=cfg.options.decoder_dim, decoder_depth=cfg.options.decoder_depth,
+                         decoder_heads=cfg.options.decoder_heads, mask_ratio=cfg.options.mask_ratio)
 
 
 def crops_of(batch: dict, cfg) -> list:
     "The batch's crops as lightly's loader gives them: one tensor per view."
     if cfg.method == 'mae':
         return [batch['images']]
-    local = list(batch['local_crops'].chunk(cfg.n_local)) if batch['local_crops'] is not None else []
+    local = list(batch['local_crops'].chunk(cfg.options.n_local)) if batch['local_crops'] is not None else []
     return list(batch['global_crops'].chunk(2)) + local
 
 
@@ -110,7 +111,7 @@ def bench(method: str, arch: str, img_size: int, batch_size: int, rounds: int, w
                step_s=round(t_ours, 4), peer_step_s=round(t_peer, 4), bare_fwd_bwd_s=round(t_bare, 4),
                step_img_s=round(batch_size/t_ours, 1))
     for w in workers:
-        _, _, loader = P.make_data(P.make_config(**{**cfg.__dict__, 'num_workers': w}))
+        _, _, loader = P.make_data(P.make_config(**{**P.config_record(cfg), 'num_workers': w}))
         it = iter(loader)
         next(it)  # start the workers
         n = max(3, rounds)

@@ -29,16 +29,20 @@ def curate_options(parser: argparse.ArgumentParser):
 
 
 def pretrain_options(parser: argparse.ArgumentParser):
-    "`biovfm pretrain`: every `Config` field but `nproc` (torchrun's processes: WORLD_SIZE says it)."
+    """`biovfm pretrain`: every flat parameter but `nproc` (torchrun's processes: WORLD_SIZE says it): `Config`'s
+    fields, each built-in method's options under the method's heading, `method_options` (a plug-in's)."""
     from dataclasses import fields
-    from biovfm.pretrain import Config
+    from biovfm.pretrain import Config, config_record, option_classes
 
-    config_fields = [f for f in fields(Config) if f.name != 'nproc']
+    classes = list(option_classes().values())
+    docs = option_docs('03_pretrain', *classes, Config)  # the methods' headings follow each other
+    docs['method_options'] = docs.pop('options')  # `Config.options`: given as method_options, or flat
+    typed = [f for dataclass in (Config, *classes) for f in fields(dataclass)]
     add_options(
         parser,
-        {f.name: f.default for f in config_fields},
-        option_docs('03_pretrain', Config),
-        {f.name: str for f in config_fields if 'str' in str(f.type)},  # a path or name stays a string
+        {name: value for name, value in config_record(Config()).items() if name != 'nproc'},
+        docs,
+        {f.name: str for f in typed if 'str' in str(f.type)},  # a path or name stays a string
     )
     parser.add_argument('--no_progress', action='store_true', help='no progress bar (batch jobs)')
 

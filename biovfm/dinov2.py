@@ -5,6 +5,7 @@
 # %% ../nbs/03a_dinov2.ipynb #daba9fc1
 from __future__ import annotations
 import math, warnings
+from dataclasses import dataclass
 from functools import partial
 import torch
 import torch.nn as nn
@@ -22,10 +23,136 @@ from biovfm.pretrain import (
     _all_reduce,
     vit_forward_flops,
 )
-from .data import MultiCrop, DINOv2Collate
+from PIL import ImageFilter
+from torchvision import transforms as T
+from .core import IMAGENET_MEAN, IMAGENET_STD
+from .data import seeded, _mix, _normalize
 
 # %% auto #0
-__all__ = ['DINOv2Student', 'sinkhorn_knopp', 'cross_entropy_views', 'ibot_cross_entropy', 'DINOv2Loss', 'DINOv2']
+__all__ = ['DINOv2Options', 'RandomBlur', 'MultiCrop', 'block_masks', 'DINOv2Collate', 'DINOv2Student', 'sinkhorn_knopp',
+           'cross_entropy_views', 'ibot_cross_entropy', 'DINOv2Loss', 'DINOv2']
+
+# %% ../nbs/03a_dinov2.ipynb #a12f5d0d
+@dataclass
+class DINOv2Options:
+    """DINOv2's own knobs, `cfg.options` of a DINOv2 run (flat outside: `make_config(n_prototypes=...)`,
+    `--n_prototypes`); None: `DINOv2.preset` fills it."""
+
+    # method-specific: DINOv2
+    drop_path_uniform: bool | None = (
+        None  # DINOv2: the same rate in every block (timm's default ramps 0 -> rate)
+    )
+    clip_grad_per_module: bool | None = None  # DINOv2: clip backbone, DINO head and iBOT head separately
+    blur_probs: list | None = None  # DINOv2 blur probability of global crop 1, global crop 2, local crops
+    n_prototypes: int | None = None
+    head_hidden: int | None = None  # hidden width of the DINO / iBOT projection heads (None: preset)
+    head_bottleneck: int | None = None  # bottleneck width of the heads before the prototypes (None: preset)
+    ibot_separate_head: bool | None = None  # iBOT's own head instead of sharing the DINO head (None: preset)
+    centering: str | None = (
+        None  # teacher centring: 'centering' (EMA centre) or 'sinkhorn_knopp' (None: preset)
+    )
+    koleo_weight: float | None = None  # weight of the KoLeo regulariser on class tokens (None: preset)
+    ibot_weight: float | None = None  # weight of the iBOT masked-token loss (None: preset)
+    n_local: int | None = None
+    local_size: int | None = None  # side of the local crops in px, a multiple of patch_size (None: preset)
+    global_scale: list | None = None  # [min, max] area fraction of the global crops (None: preset)
+    local_scale: list | None = None  # [min, max] area fraction of the local crops (None: preset)
+    momentum: float | None = None  # teacher EMA momentum at the start (None: preset)
+    momentum_end: float | None = None  # teacher EMA momentum at the end of its cosine schedule (None: preset)
+    teacher_temp: float | None = None  # teacher softmax temperature after its warm-up (None: preset)
+    warmup_teacher_temp: float | None = None  # teacher temperature at the start of its warm-up (None: preset)
+    teacher_temp_warmup_steps: int | None = None  # steps of the teacher temperature warm-up (None: preset)
+    student_temp: float | None = None  # student softmax temperature (None: preset)
+    freeze_last_layer_steps: int | None = None  # steps the heads' last layer stays frozen (None: preset)
+    mask_prob: float | None = None  # share of global crops with iBOT block masks (None: preset)
+    mask_ratio_range: list | None = None  # [min, max] share of a masked crop's patches (None: preset)
+
+# %% ../nbs/03a_dinov2.ipynb #cc7069c4
+class RandomBlur:
+    "PIL Gaussian blur with probability `p` and radius uniform in `radius` x size/224."
+
+    def __init__(self, p: float, radius=(0.1, 2.0)):
+        self.p, self.radius = p, radius
+
+    def __call__(self, im):
+        if torch.rand(1).item() >= self.p:
+            return im
+        r = torch.empty(1).uniform_(*self.radius).item() * im.size[0] / 224
+        return im.filter(ImageFilter.GaussianBlur(radius=r))
+
+
+def _photometric(blur_p: float, solarize_p: float = 0.0):
+    return [
+        T.RandomHorizontalFlip(),
+        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+        T.RandomGrayscale(p=0.2),
+        RandomBlur(blur_p),
+        T.RandomSolarize(128, p=solarize_p),
+    ]
+
+
+class MultiCrop:
+    "DINOv2 views of one image: 2 global crops then `n_local` local crops, normalised tensors."
+
+    def __init__(
+        self,
+        global_size: int = 224,
+        local_size: int = 96,
+        n_local: int = 8,
+        global_scale=(0.32, 1.0),
+        local_scale=(0.05, 0.32),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        blur_probs=(1.0, 0.1, 0.5),
+    ):
+        rrc = lambda s, sc: T.RandomResizedCrop(s, scale=tuple(sc), interpolation=T.InterpolationMode.BICUBIC)
+        norm = _normalize(mean, std)
+        blur_global1, blur_global2, blur_local = blur_probs
+        self.g1 = T.Compose([rrc(global_size, global_scale), *_photometric(blur_global1), norm])
+        self.g2 = T.Compose([rrc(global_size, global_scale), *_photometric(blur_global2, 0.2), norm])
+        self.loc = T.Compose([rrc(local_size, local_scale), *_photometric(blur_local), norm])
+        self.n_local = n_local
+
+    def __call__(self, im):
+        return [self.g1(im), self.g2(im)] + [self.loc(im) for _ in range(self.n_local)]
+
+# %% ../nbs/03a_dinov2.ipynb #006e92aa
+def block_masks(n: int, grid: int, mask_prob: float = 0.5, ratio=(0.1, 0.5)) -> torch.Tensor:
+    "Boolean (n, grid, grid) iBOT block masks: `mask_prob` of the crops masked, ratios spread over `ratio`."
+    from lightly.models.utils import random_block_mask
+
+    return random_block_mask(
+        size=(n, grid, grid),
+        batch_mask_ratio=mask_prob,
+        min_image_mask_ratio=ratio[0],
+        max_image_mask_ratio=ratio[1],
+        min_num_masks_per_block=4 if grid * grid >= 64 else 1,
+    )
+
+
+class DINOv2Collate:
+    """Batch of multi-crop views: global crops (crop-major), local crops, iBOT masks over the global crops'
+    patch grid."""
+
+    def __init__(
+        self, global_size: int, patch_size: int, seed: int = 0, mask_prob: float = 0.5, ratio=(0.1, 0.5)
+    ):
+        if global_size % patch_size:
+            raise ValueError(f"img_size={global_size} is not a multiple of patch_size={patch_size}")
+        self.grid, self.seed, self.mask_prob, self.ratio = global_size // patch_size, seed, mask_prob, ratio
+
+    def __call__(self, batch):
+        views, keys = zip(*batch)
+        n_local = len(views[0]) - 2
+        g = torch.cat([torch.stack([v[i] for v in views]) for i in range(2)])
+        loc = (
+            torch.cat([torch.stack([v[i] for v in views]) for i in range(2, 2 + n_local)])
+            if n_local
+            else None
+        )
+        with seeded(_mix(self.seed, 'mask', *keys)):
+            m = block_masks(len(g), self.grid, self.mask_prob, self.ratio)
+        return dict(global_crops=g, local_crops=loc, masks=m, keys=torch.tensor(keys))
 
 # %% ../nbs/03a_dinov2.ipynb #f2208091
 class DINOv2Student(nn.Module):
@@ -35,7 +162,7 @@ class DINOv2Student(nn.Module):
         super().__init__()
         from lightly.models.modules import DINOv2ProjectionHead, MaskedVisionTransformerTIMM
 
-        vit, self.model_kwargs = make_vit(cfg, drop_path)
+        vit, self.model_kwargs = make_vit(cfg, drop_path, uniform_drop_path=cfg.options.drop_path_uniform)
         self.backbone = MaskedVisionTransformerTIMM(
             vit=vit, antialias=False, pos_embed_initialization='skip', weight_initialization='skip'
         )
@@ -43,12 +170,12 @@ class DINOv2Student(nn.Module):
         head = partial(
             DINOv2ProjectionHead,
             input_dim=vit.embed_dim,
-            hidden_dim=cfg.head_hidden,
-            bottleneck_dim=cfg.head_bottleneck,
-            output_dim=cfg.n_prototypes,
+            hidden_dim=cfg.options.head_hidden,
+            bottleneck_dim=cfg.options.head_bottleneck,
+            output_dim=cfg.options.n_prototypes,
         )
         self.dino_head = head()
-        self.ibot_head = head() if cfg.ibot_separate_head else self.dino_head
+        self.ibot_head = head() if cfg.options.ibot_separate_head else self.dino_head
 
     def heads(self, class_tokens, masked_patches) -> tuple:
         """DINO head on the class tokens, iBOT head on the masked patch tokens: one pass when the head is
@@ -125,12 +252,12 @@ class DINOv2Loss(nn.Module):
         from lightly.loss import DINOLoss, IBOTPatchLoss, KoLeoLoss
 
         self.cfg = cfg
-        self.dino = DINOLoss(output_dim=cfg.n_prototypes, student_temp=cfg.student_temp)
-        self.ibot = IBOTPatchLoss(output_dim=cfg.n_prototypes, student_temp=cfg.student_temp)
+        self.dino = DINOLoss(output_dim=cfg.options.n_prototypes, student_temp=cfg.options.student_temp)
+        self.ibot = IBOTPatchLoss(output_dim=cfg.options.n_prototypes, student_temp=cfg.options.student_temp)
         self.koleo = KoLeoLoss()
 
     def forward(self, s: dict, t: dict, masks, teacher_temp: float) -> dict:
-        c, n_views = self.cfg, len(s['dino']) // (len(t['dino']) // 2)
+        c, n_views = self.cfg.options, len(s['dino']) // (len(t['dino']) // 2)
         t_views, s_views = t['dino'].float().chunk(2), s['dino'].float().chunk(n_views)
         if c.centering == 'sinkhorn_knopp':
             tp = sinkhorn_knopp(t['dino'], teacher_temp).chunk(2)
@@ -172,7 +299,7 @@ class DINOv2Loss(nn.Module):
 class DINOv2(SSLMethod):
     "DINOv2 (Oquab et al. 2024): DINO + iBOT + KoLeo, EMA teacher, multi-crop with masked global crops."
 
-    name, dynamic_img_size = 'dinov2', True
+    name, options, dynamic_img_size = 'dinov2', DINOv2Options, True
 
     def preset(
         self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
@@ -254,8 +381,10 @@ class DINOv2(SSLMethod):
         )
 
     def validate(self, cfg: Config):
-        if cfg.local_size % cfg.patch_size:
-            raise ValueError(f"local_size={cfg.local_size} is not a multiple of patch_size={cfg.patch_size}")
+        if cfg.options.local_size % cfg.patch_size:
+            raise ValueError(
+                f"local_size={cfg.options.local_size} is not a multiple of patch_size={cfg.patch_size}"
+            )
 
     def build(self, cfg: Config) -> nn.Module:
         return DINOv2Student(cfg)
@@ -272,14 +401,14 @@ class DINOv2(SSLMethod):
     def views(self, cfg: Config) -> tuple:
         transform = MultiCrop(
             cfg.img_size,
-            cfg.local_size,
-            cfg.n_local,
-            cfg.global_scale,
-            cfg.local_scale,
-            blur_probs=tuple(cfg.blur_probs or (1.0, 0.1, 0.5)),
+            cfg.options.local_size,
+            cfg.options.n_local,
+            cfg.options.global_scale,
+            cfg.options.local_scale,
+            blur_probs=tuple(cfg.options.blur_probs or (1.0, 0.1, 0.5)),
         )
         collate = DINOv2Collate(
-            cfg.img_size, cfg.patch_size, cfg.seed, cfg.mask_prob, tuple(cfg.mask_ratio_range)
+            cfg.img_size, cfg.patch_size, cfg.seed, cfg.options.mask_prob, tuple(cfg.options.mask_ratio_range)
         )
         return transform, collate
 
@@ -302,19 +431,24 @@ class DINOv2(SSLMethod):
 
     def schedules(self, cfg: Config, step: int) -> dict:
         "Teacher momentum (cosine to 1), teacher temperature (linear warm-up) and the last-layer freeze."
-        total, warmup = max(cfg.max_steps, 1), cfg.teacher_temp_warmup_steps
-        temp_gap = cfg.teacher_temp - cfg.warmup_teacher_temp
+        total, warmup = max(cfg.max_steps, 1), cfg.options.teacher_temp_warmup_steps
+        temp_gap = cfg.options.teacher_temp - cfg.options.warmup_teacher_temp
         teacher_temp = (
-            cfg.warmup_teacher_temp + temp_gap * min(step / warmup, 1.0) if warmup else cfg.teacher_temp
+            cfg.options.warmup_teacher_temp + temp_gap * min(step / warmup, 1.0)
+            if warmup
+            else cfg.options.teacher_temp
         )
         return dict(
-            momentum=cosine(step, total, cfg.momentum, cfg.momentum_end),
+            momentum=cosine(step, total, cfg.options.momentum, cfg.options.momentum_end),
             teacher_temp=teacher_temp,
-            freeze_last_layer=step < cfg.freeze_last_layer_steps,
+            freeze_last_layer=step < cfg.options.freeze_last_layer_steps,
         )
 
-    def clip_modules(self, model: nn.Module, cfg: Config) -> list:
-        "DINOv2 clips the backbone, the DINO head and (when separate) the iBOT head each on its own."
+    def clip_modules(self, model: nn.Module, cfg: Config) -> list | None:
+        """DINOv2 clips the backbone, the DINO head and (when separate) the iBOT head each on its own
+        (`clip_grad_per_module`)."""
+        if not cfg.options.clip_grad_per_module:
+            return None
         separate_ibot = model.ibot_head is not model.dino_head
         return [model.backbone, model.dino_head] + ([model.ibot_head] if separate_ibot else [])
 

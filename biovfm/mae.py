@@ -4,14 +4,59 @@
 
 # %% ../nbs/03b_mae.ipynb #0181b283
 from __future__ import annotations
+from dataclasses import dataclass
 from functools import partial
 import torch
 import torch.nn as nn
 from .pretrain import Config, SSLMethod, register_method, make_vit, preset_steps, vit_forward_flops
-from .data import seeded, mae_transform, MAECollate
+from torchvision import transforms as T
+from .core import IMAGENET_MEAN, IMAGENET_STD
+from .data import seeded, _mix, _normalize
 
 # %% auto #0
-__all__ = ['MAEModel', 'mae_loss', 'mae_reconstruct', 'MAE']
+__all__ = ['MAEOptions', 'mae_transform', 'MAECollate', 'MAEModel', 'mae_loss', 'mae_reconstruct', 'MAE']
+
+# %% ../nbs/03b_mae.ipynb #6e8e3fb1
+@dataclass
+class MAEOptions:
+    """MAE's own knobs, `cfg.options` of an MAE run (flat outside: `make_config(mask_ratio=...)`, `--mask_ratio`);
+    None: `MAE.preset` fills it."""
+
+    # method-specific: MAE
+    mask_ratio: float | None = None  # share of patches hidden from the encoder (None: preset, 0.75)
+    decoder_dim: int | None = None  # decoder width (None: preset)
+    decoder_depth: int | None = None  # decoder blocks (None: preset)
+    decoder_heads: int | None = None  # decoder attention heads (None: preset)
+    norm_pix_loss: bool | None = None  # loss on per-patch normalised pixels (None: preset, true)
+    crop_scale: list | None = None  # [min, max] area fraction of the random resized crop (None: preset)
+
+# %% ../nbs/03b_mae.ipynb #64b94269
+def mae_transform(size: int = 224, scale=(0.2, 1.0), mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    "MAE reference augmentation: random resized crop + horizontal flip, normalised."
+    return T.Compose(
+        [
+            T.RandomResizedCrop(size, scale=tuple(scale), interpolation=T.InterpolationMode.BICUBIC),
+            T.RandomHorizontalFlip(),
+            _normalize(mean, std),
+        ]
+    )
+
+
+class MAECollate:
+    "Batch of MAE crops with token indices to keep / to mask (class token at index 0 always kept)."
+
+    def __init__(self, img_size: int, patch_size: int, mask_ratio: float = 0.75, seed: int = 0):
+        if img_size % patch_size:
+            raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
+        self.seq, self.mask_ratio, self.seed = (img_size // patch_size) ** 2 + 1, mask_ratio, seed
+
+    def __call__(self, batch):
+        from lightly.models.utils import random_token_mask
+
+        ims, keys = zip(*batch)
+        with seeded(_mix(self.seed, 'mae', *keys)):
+            keep, mask = random_token_mask((len(ims), self.seq), self.mask_ratio)
+        return dict(images=torch.stack(ims), idx_keep=keep, idx_mask=mask, keys=torch.tensor(keys))
 
 # %% ../nbs/03b_mae.ipynb #f5856f5e
 class MAEModel(nn.Module):
@@ -28,14 +73,14 @@ class MAEModel(nn.Module):
         self.backbone.vit.pos_embed.requires_grad_(False)
         self.backbone.mask_token.requires_grad_(False)  # MAE's encoder never sees mask tokens
         self.patch_size = cfg.patch_size
-        self.decoder_embed = nn.Linear(vit.embed_dim, cfg.decoder_dim)
+        self.decoder_embed = nn.Linear(vit.embed_dim, cfg.options.decoder_dim)
         self.decoder = MaskedVisionTransformerDecoderTIMM(
             num_patches=vit.patch_embed.num_patches,
-            embed_dim=cfg.decoder_dim,
-            depth=cfg.decoder_depth,
-            num_heads=cfg.decoder_heads,
+            embed_dim=cfg.options.decoder_dim,
+            depth=cfg.options.decoder_depth,
+            num_heads=cfg.options.decoder_heads,
         )
-        self.decoder_pred = nn.Linear(cfg.decoder_dim, cfg.patch_size**2 * 3)
+        self.decoder_pred = nn.Linear(cfg.options.decoder_dim, cfg.patch_size**2 * 3)
         nn.init.xavier_uniform_(self.decoder_embed.weight)
         nn.init.zeros_(self.decoder_embed.bias)
         nn.init.xavier_uniform_(self.decoder_pred.weight)
@@ -95,7 +140,7 @@ class MAE(SSLMethod):
     """MAE (He et al. 2022): encoder on the visible 25% of patches, light decoder, pixel loss on the masked
     ones."""
 
-    name = 'mae'
+    name, options = 'mae', MAEOptions
 
     def preset(
         self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
@@ -133,8 +178,8 @@ class MAE(SSLMethod):
         return param.ndim == 1 or name.endswith('.bias')
 
     def views(self, cfg: Config) -> tuple:
-        return mae_transform(cfg.img_size, cfg.crop_scale), MAECollate(
-            cfg.img_size, cfg.patch_size, cfg.mask_ratio, cfg.seed
+        return mae_transform(cfg.img_size, cfg.options.crop_scale), MAECollate(
+            cfg.img_size, cfg.patch_size, cfg.options.mask_ratio, cfg.seed
         )
 
     def forward_loss(
@@ -143,7 +188,7 @@ class MAE(SSLMethod):
         images = batch['images'].to(device, non_blocking=True)
         with amp:
             out = model(images, batch['idx_keep'].to(device), batch['idx_mask'].to(device))
-        loss = mae_loss(out['pred'], out['target'], cfg.norm_pix_loss)
+        loss = mae_loss(out['pred'], out['target'], cfg.options.norm_pix_loss)
         return dict(loss=loss, mae_loss=loss.detach(), cls=out['cls'])
 
     def flops_per_image(

@@ -42,20 +42,22 @@ register_timm_models()  # timm builds the authors' ViT-H/14 by name wherever pre
 
 # %% auto #0
 __all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'PREEMPTED_EXIT', 'Config', 'SSLMethod',
-           'register_method', 'get_method', 'vit_dims', 'vit_forward_flops', 'preset_steps', 'preset_values',
-           'check_optimisation', 'make_config', 'cosine', 'schedules', 'make_vit', 'build_model', 'backbone_of',
-           'param_count', 'embedding_std', 'no_weight_decay', 'param_groups', 'make_optimizer', 'apply_schedules',
-           'rng_state', 'set_rng_state', 'load_checkpoint', 'data_fingerprint', 'check_resumable', 'forward_loss',
-           'make_data', 'run_lock', 'prepare_run_folder', 'wrap_model', 'ema_update', 'run_name', 'full_state',
-           'load_optimizer_state', 'save_run', 'clip_gradients', 'train', 'Training', 'build_training',
-           'optimisation_step', 'apply_or_skip', 'log_row', 'checkpoint_all', 'Preempted', 'StopRequest',
-           'build_monitor', 'recent_log_rows', 'exported_backbone_now', 'evaluate_now', 'cli_args', 'main', 'run',
-           'load_pretraining_model']
+           'register_method', 'get_method', 'vit_dims', 'vit_forward_flops', 'option_classes', 'option_names',
+           'config_record', 'config_from_record', 'preset_steps', 'preset_values', 'check_optimisation', 'make_config',
+           'cosine', 'schedules', 'make_vit', 'build_model', 'backbone_of', 'param_count', 'embedding_std',
+           'no_weight_decay', 'param_groups', 'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state',
+           'load_checkpoint', 'data_fingerprint', 'check_resumable', 'forward_loss', 'make_data', 'run_lock',
+           'prepare_run_folder', 'wrap_model', 'ema_update', 'run_name', 'full_state', 'load_optimizer_state',
+           'save_run', 'clip_gradients', 'train', 'Training', 'build_training', 'optimisation_step', 'apply_or_skip',
+           'log_row', 'checkpoint_all', 'Preempted', 'StopRequest', 'build_monitor', 'recent_log_rows',
+           'exported_backbone_now', 'evaluate_now', 'cli_args', 'main', 'run', 'load_pretraining_model']
 
 # %% ../nbs/03_pretrain.ipynb #86a09211
 @dataclass
 class Config:
-    "Everything that defines a pretraining run (plain types only: it is stored in checkpoints and logs)."
+    """Everything that defines a pretraining run: the settings every method shares, and in `options` the
+    method's own (its `SSLMethod.options` dataclass). Plain types: a checkpoint stores it as one flat record
+    (`config_record`), DINOv2's and MAE's knobs each a key, a plug-in method's in `method_options`."""
 
     # One line of help per field, shown by `biovfm pretrain --help` (biovfm.cli): the parameters cell's comment
     # for the fields it sets, else the comment here; a comment line of its own starts a group of options.
@@ -98,41 +100,10 @@ class Config:
     clip_grad: float | None = None  # gradient-norm clipping threshold (0: off; None: preset)
     drop_path: float | None = None  # stochastic depth rate of the ViT (None: preset)
     layerscale: float | None = None  # LayerScale initial value (None: preset; the small preset has none)
-    drop_path_uniform: bool | None = (
-        None  # DINOv2: the same rate in every block (timm's default ramps 0 -> rate)
+    # method-specific: a registered method's own knobs
+    options: object | None = (
+        None  # the method's own knobs (method_options: a plug-in's, plain types, e.g. {"rotations": 4})
     )
-    clip_grad_per_module: bool | None = None  # DINOv2: clip backbone, DINO head and iBOT head separately
-    blur_probs: list | None = None  # DINOv2 blur probability of global crop 1, global crop 2, local crops
-    # method-specific: DINOv2
-    n_prototypes: int | None = None
-    head_hidden: int | None = None  # hidden width of the DINO / iBOT projection heads (None: preset)
-    head_bottleneck: int | None = None  # bottleneck width of the heads before the prototypes (None: preset)
-    ibot_separate_head: bool | None = None  # iBOT's own head instead of sharing the DINO head (None: preset)
-    centering: str | None = (
-        None  # teacher centring: 'centering' (EMA centre) or 'sinkhorn_knopp' (None: preset)
-    )
-    koleo_weight: float | None = None  # weight of the KoLeo regulariser on class tokens (None: preset)
-    ibot_weight: float | None = None  # weight of the iBOT masked-token loss (None: preset)
-    n_local: int | None = None
-    local_size: int | None = None  # side of the local crops in px, a multiple of patch_size (None: preset)
-    global_scale: list | None = None  # [min, max] area fraction of the global crops (None: preset)
-    local_scale: list | None = None  # [min, max] area fraction of the local crops (None: preset)
-    momentum: float | None = None  # teacher EMA momentum at the start (None: preset)
-    momentum_end: float | None = None  # teacher EMA momentum at the end of its cosine schedule (None: preset)
-    teacher_temp: float | None = None  # teacher softmax temperature after its warm-up (None: preset)
-    warmup_teacher_temp: float | None = None  # teacher temperature at the start of its warm-up (None: preset)
-    teacher_temp_warmup_steps: int | None = None  # steps of the teacher temperature warm-up (None: preset)
-    student_temp: float | None = None  # student softmax temperature (None: preset)
-    freeze_last_layer_steps: int | None = None  # steps the heads' last layer stays frozen (None: preset)
-    mask_prob: float | None = None  # share of global crops with iBOT block masks (None: preset)
-    mask_ratio_range: list | None = None  # [min, max] share of a masked crop's patches (None: preset)
-    # method-specific: MAE
-    mask_ratio: float | None = None  # share of patches hidden from the encoder (None: preset, 0.75)
-    decoder_dim: int | None = None  # decoder width (None: preset)
-    decoder_depth: int | None = None  # decoder blocks (None: preset)
-    decoder_heads: int | None = None  # decoder attention heads (None: preset)
-    norm_pix_loss: bool | None = None  # loss on per-patch normalised pixels (None: preset, true)
-    crop_scale: list | None = None  # [min, max] area fraction of the random resized crop (None: preset)
     # optimisation
     max_bad_steps: int = 10  # consecutive non-finite losses tolerated (steps skipped) before the run stops
     max_minutes: float | None = (
@@ -146,10 +117,6 @@ class Config:
         'auto'  # labelled sets: train subset + validation split, never test (auto: MedMNIST files here)
     )
     eval_n: int = 250  # memory (train) and query (validation) images per evaluation set
-    # method-specific: a registered method's own knobs
-    method_options: dict | None = (
-        None  # plain types, for methods beyond DINOv2 and MAE (e.g. {"rotations": 4})
-    )
 
 # %% ../nbs/03_pretrain.ipynb #20ddbb31
 class SSLMethod:
@@ -157,13 +124,14 @@ class SSLMethod:
     `register_method(Subclass())`."""
 
     name: str = ''
+    options: type | None = None  # the dataclass of its own knobs (fields default None: `preset` fills them)
     dynamic_img_size: bool = False  # the ViT takes crops of several sizes (DINOv2's local crops)
 
     def preset(
         self, preset: str, arch: str, img_size: int, batch_size: int, max_steps: int, patch_size: int
     ) -> dict:
-        """Values of the `Config` knobs this method sets for `preset` ('reference' or 'small'); fills `None`
-        knobs."""
+        """Values of the knobs this method sets for `preset` ('reference' or 'small'), `Config`'s and its
+        `options`' in one flat dict; fills `None` knobs."""
         raise NotImplementedError
 
     def validate(self, cfg: Config):
@@ -271,6 +239,92 @@ def vit_forward_flops(dims: dict, n_tokens: int) -> float:
     embed = 2 * (n_tokens - 1) * 3 * dims.get('patch', 0) ** 2 * dims['dim']
     return embed + 2 * n_tokens * dims['block_params'] + 4 * dims['depth'] * n_tokens**2 * dims['dim']
 
+# %% ../nbs/03_pretrain.ipynb #8c95cae7
+def option_classes() -> dict:
+    "The options dataclass of each built-in method: their fields are flat parameters and keys of every record."
+    classes = {name: get_method(name).options for name in BUILTIN_METHODS}
+    return {name: options for name, options in classes.items() if options is not None}
+
+
+def option_names(method: str | SSLMethod) -> list[str]:
+    "The fields of a method's options dataclass ([] for a method without options)."
+    options = (get_method(method) if isinstance(method, str) else method).options
+    return [f.name for f in fields(options)] if options is not None else []
+
+
+def _shared_names() -> list[str]:
+    "`Config`'s fields but `options`: the settings every method shares."
+    return [f.name for f in fields(Config) if f.name != 'options']
+
+
+def _flat_option_names() -> list[str]:
+    "The built-in methods' options, in the order a record keeps them."
+    return [name for options in option_classes().values() for name in (f.name for f in fields(options))]
+
+
+def _option_owners() -> dict[str, list[str]]:
+    "Each option of the built-in and the registered methods -> the methods that have it."
+    owners = {}
+    for method in sorted({*BUILTIN_METHODS, *(registered.name for registered in METHODS.values())}):
+        for name in option_names(method):
+            owners.setdefault(name, []).append(method)
+    return owners
+
+
+def _split_parameters(params: dict) -> tuple[dict, dict]:
+    """Flat parameters -> (`Config` fields, the method's options); `method_options` (a dict) names options too.
+    An unknown name is refused, and so is a knob of another method, naming the method's own."""
+    method = get_method(params.get('method', Config.method))
+    shared_names, own_names, owners = _shared_names(), option_names(method), _option_owners()
+    shared = {k: v for k, v in params.items() if k in shared_names}
+    own = {k: v for k, v in params.items() if k in own_names}
+    as_dict = params.get('method_options') or {}
+    if not isinstance(as_dict, dict):
+        raise TypeError(f"method_options={as_dict!r} must be a dict of {method.name}'s options")
+    if twice := sorted(set(own) & set(as_dict)):
+        raise ValueError(f"{twice} given both on their own and in method_options: give each once")
+    rest = {k: v for k, v in params.items() if k not in shared and k not in own and k != 'method_options'}
+    if unknown := sorted(k for k in rest if k not in owners):
+        raise TypeError(f"unknown pretraining parameter(s): {unknown}")
+    if foreign := rest | {k: v for k, v in as_dict.items() if k not in own_names}:
+        knobs = [
+            f"{k}={v!r}" + (f" (an option of {' and '.join(owners[k])})" if k in owners else '')
+            for k, v in foreign.items()
+        ]
+        raise ValueError(
+            f"not an option of method={method.name!r}: {', '.join(knobs)}; "
+            f"{method.name}'s options: {', '.join(own_names) or 'none'}"
+        )
+    return shared, as_dict | own
+
+
+def config_record(cfg: Config) -> dict:
+    """`cfg` as one flat record (a checkpoint's `config`, `cli_args`): the built-in methods' options each a key
+    (None: not this run's method), any other method's options the dict `method_options`."""
+    values = asdict(cfg)  # a deep copy, `options` as a dict
+    own = values['options'] or {}
+    record = {}
+    for name, value in values.items():
+        if name == 'options':  # in its place, every built-in option: the keys and order records always had
+            record |= {option: own.pop(option, None) for option in _flat_option_names()}
+        else:
+            record[name] = value
+    return record | dict(method_options=own or None)
+
+
+def config_from_record(record: dict) -> Config:
+    """The `Config` of a flat record (`config_record`; a checkpoint's `config` of any version), its values as
+    stored: no preset. Another method's knobs, which older versions kept and the run ignored, are dropped."""
+    method = get_method(record.get('method', Config.method))
+    flat_names, own_names = _flat_option_names(), option_names(method)
+    ignored = {k: v for k, v in record.items() if k in flat_names and k not in own_names}
+    if given := {k: v for k, v in ignored.items() if v is not None}:
+        warnings.warn(
+            f"method={method.name!r}: the record's {given} belong to another method; ignored, as in the run"
+        )
+    shared, options = _split_parameters({k: v for k, v in record.items() if k not in ignored})
+    return Config(**shared, options=method.options(**options) if method.options is not None else None)
+
 # %% ../nbs/03_pretrain.ipynb #e07c54ba
 ARCHS = ('vit_tiny_patch16', 'vit_small_patch16', 'vit_base_patch16', 'vit_large_patch16', 'vit_huge_patch14')
 EPOCH = 1250  # DINOv2's "epoch" in iterations
@@ -332,11 +386,10 @@ def check_optimisation(cfg: Config):
 
 
 def make_config(**kw) -> Config:
-    "A `Config` from keyword arguments, `None` knobs filled from the preset; clear errors for bad values."
-    unknown = set(kw) - {f.name for f in fields(Config)}
-    if unknown:
-        raise TypeError(f"unknown pretraining parameter(s): {sorted(unknown)}")
-    cfg = Config(**{k: v for k, v in kw.items() if v is not None})
+    """A `Config` from flat keyword arguments (the method's options among them), `None` knobs filled from the
+    preset; clear errors for bad values."""
+    shared, own = _split_parameters({k: v for k, v in kw.items() if v is not None})
+    cfg = Config(**shared)
     lowest = dict(
         batch_size=1, save_every=1, nproc=1, img_size=1, max_steps=0, num_workers=0, seed=0, max_bad_steps=1
     )
@@ -356,15 +409,19 @@ def make_config(**kw) -> Config:
     ):  # plain str: a Path would make the checkpoint unloadable with weights_only
         if getattr(cfg, name) is not None:
             setattr(cfg, name, str(getattr(cfg, name)))
+    method = get_method(cfg.method)
+    cfg.options = method.options(**own) if method.options is not None else None
+    shared_names = _shared_names()
     for k, v in preset_values(
         cfg.method, cfg.arch, cfg.img_size, cfg.batch_size, cfg.max_steps, cfg.preset
     ).items():
-        if getattr(cfg, k) is None:
-            setattr(cfg, k, v)
+        knobs = cfg if k in shared_names else cfg.options
+        if getattr(knobs, k) is None:
+            setattr(knobs, k, v)
     if cfg.img_size % cfg.patch_size:
         raise ValueError(f"img_size={cfg.img_size} is not a multiple of patch_size={cfg.patch_size}")
     check_optimisation(cfg)
-    get_method(cfg.method).validate(cfg)
+    method.validate(cfg)
     if cfg.batch_size % cfg.nproc:
         raise ValueError(f"batch_size={cfg.batch_size} is not divisible by nproc={cfg.nproc}")
     if cfg.strategy == 'auto':
@@ -399,8 +456,9 @@ def schedules(cfg: Config, step: int) -> dict:
     return shared | get_method(cfg.method).schedules(cfg, step)
 
 # %% ../nbs/03_pretrain.ipynb #adb9ca23
-def make_vit(cfg: Config, drop_path: float | None = None):
-    "The timm ViT of `cfg` and the `model_kwargs` that rebuild it (patch size, LayerScale)."
+def make_vit(cfg: Config, drop_path: float | None = None, uniform_drop_path: bool = False):
+    """The timm ViT of `cfg` and the `model_kwargs` that rebuild it (patch size, LayerScale); `uniform_drop_path`:
+    every block drops at the rate (DINOv2), not timm's 0 -> rate ramp."""
     import timm
 
     kw = dict(patch_size=cfg.patch_size) | (dict(init_values=cfg.layerscale) if cfg.layerscale else {})
@@ -414,7 +472,7 @@ def make_vit(cfg: Config, drop_path: float | None = None):
         drop_path_rate=rate,
         **kw,
     )
-    if cfg.drop_path_uniform and rate:  # DINOv2 (drop_path_uniform: true): every block drops at `rate`
+    if uniform_drop_path and rate:  # DINOv2 (drop_path_uniform: true): every block drops at `rate`
         from timm.layers import DropPath
 
         for block in vit.blocks:
@@ -592,7 +650,9 @@ def data_fingerprint(data_list) -> dict:
 
 def check_resumable(old: dict, cfg: Config, old_data: dict | None = None, data: dict | None = None):
     "Clear error when a checkpoint's config, or its data list (`data_fingerprint`), does not fit this run."
-    bad = {k: (old.get(k), getattr(cfg, k)) for k in _MUST_MATCH if old.get(k) != getattr(cfg, k)}
+    # the knobs of this run's method only: an older record may keep another method's (ignored by its run)
+    now, knobs = config_record(cfg), _shared_names() + option_names(cfg.method)
+    bad = {k: (old.get(k), now[k]) for k in _MUST_MATCH if k in knobs and old.get(k) != now[k]}
     if old_data is not None and data is not None and old_data['md5'] != data['md5']:
         bad['data_list'] = tuple(f"{d['path']} (md5 {d['md5']})" for d in (old_data, data))
     if bad:
@@ -876,7 +936,7 @@ def save_run(
 def _save_run(out, cfg, state, step, bad, rngs, schedule_values, export, data):
     checkpoint = dict(
         step=step,
-        config=asdict(cfg),
+        config=config_record(cfg),
         **state,
         rng=rngs,
         bad_steps=bad,
@@ -894,27 +954,15 @@ def _save_run(out, cfg, state, step, bad, rngs, schedule_values, export, data):
         vit, kw = make_vit(cfg, drop_path=0.0)  # no init cost, even for ViT-H
     pre = 'backbone.vit.'
     vit.load_state_dict({k[len(pre) :]: v for k, v in sd.items() if k.startswith(pre)}, assign=True)
+    options = asdict(cfg.options) if cfg.options is not None else {}
     pc = param_count(
         cfg.method,
         cfg.arch,
         cfg.img_size,
         cfg.patch_size,
-        **{
-            k: getattr(cfg, k)
-            for k in (
-                'preset',
-                'n_prototypes',
-                'head_hidden',
-                'head_bottleneck',
-                'ibot_separate_head',
-                'decoder_dim',
-                'decoder_depth',
-                'decoder_heads',
-                'layerscale',
-                'local_size',
-                'method_options',
-            )
-        },
+        preset=cfg.preset,
+        layerscale=cfg.layerscale,
+        **options,
     )
     save_backbone(
         vit,
@@ -946,7 +994,7 @@ def clip_gradients(model: nn.Module, params: list, cfg: Config) -> torch.Tensor:
         norm = torch.nn.utils.clip_grad_norm_(group, max_norm)
         return norm.full_tensor() if hasattr(norm, 'full_tensor') else norm  # FSDP2: a DTensor
 
-    modules = get_method(cfg.method).clip_modules(model, cfg) if cfg.clip_grad_per_module else None
+    modules = get_method(cfg.method).clip_modules(model, cfg)
     if not modules:
         return clip(params)
     norms = [clip([p for p in module.parameters() if p.requires_grad]) for module in modules]
@@ -1354,9 +1402,11 @@ def evaluate_now(run: Training, monitor, epoch: int, recent_rows) -> dict:
     if backbone is None:
         return {}
     recent = pd.DataFrame(list(recent_rows))
-    signals = checks.collapse_signals(recent, run.cfg.n_prototypes)
+    # a prototype method's (DINOv2's) count scales the teacher-entropy signals
+    n_prototypes = getattr(run.cfg.options, 'n_prototypes', None)
+    signals = checks.collapse_signals(recent, n_prototypes)
     means = monitor(backbone, run.step, epoch, run.device, signals)
-    for flag in checks.collapse_flags(recent, run.cfg.n_prototypes):
+    for flag in checks.collapse_flags(recent, n_prototypes):
         warnings.warn(f"step {run.step}: collapse signal '{flag}': {checks.COLLAPSE_HELP[flag]}")
     return means
 
@@ -1365,7 +1415,7 @@ def cli_args(cfg: Config) -> list[str]:
     "Arguments of `python -m biovfm.pretrain` reproducing `cfg` (the process count comes from torchrun)."
     return [
         a
-        for k, v in asdict(cfg).items()
+        for k, v in config_record(cfg).items()
         if v is not None and k != 'nproc'
         for a in (f'--{k}', json.dumps(v) if not isinstance(v, str) else v)
     ]
@@ -1413,7 +1463,7 @@ if __name__ == '__main__' and sys.argv and sys.argv[0].endswith('pretrain.py'):
 def load_pretraining_model(run_dir) -> tuple[Config, nn.Module]:
     "The whole pretraining model of a run's checkpoint (MAE with decoder, DINOv2 student), in eval mode."
     checkpoint = load_checkpoint(Path(run_dir) / CKPT)
-    cfg = Config(**checkpoint['config'])
+    cfg = config_from_record(checkpoint['config'])
     model, _ = build_model(cfg)
     model.load_state_dict(checkpoint['model'])
     return cfg, model.eval()

@@ -17,22 +17,26 @@ def test_unknown_method_lists_the_registered_ones():
 
 
 def test_a_toy_method_in_its_own_file_pretrains(tmp_path):
-    import toy_method   # noqa: F401 -- registers 'rotnet'
+    import toy_method   # registers 'rotnet'
     data_list = example_data_list(tmp_path/'data', n=24, size=32)
     cfg = P.make_config(method='rotnet', data_list=data_list, out_dir=tmp_path/'run', img_size=32, patch_size=8,
                         max_steps=2, batch_size=8, save_every=10)
-    assert cfg.method_options == {'rotations': 4} and cfg.lr == pytest.approx(1e-3*8/256)
+    assert cfg.options == toy_method.RotNetOptions(rotations=4) and cfg.lr == pytest.approx(1e-3*8/256)
     run_dir = P.train(cfg, progress=False)
     log = pd.read_csv(run_dir/'log.csv')
     assert log.step.tolist() == [0, 1]
     assert log.rotation_loss.notna().all() and log.emb_std.notna().all()
     backbone, info = load_backbone(run_dir)
     assert info['method'] == 'rotnet' and backbone(torch.zeros(1, 3, 32, 32)).shape == (1, 192)
-    assert P.load_checkpoint(run_dir/P.CKPT)['config']['method_options'] == {'rotations': 4}
+    record = P.load_checkpoint(run_dir/P.CKPT)['config']
+    assert record['method_options'] == {'rotations': 4} and P.config_from_record(record) == cfg
     assert train_flops_per_image('rotnet', 'vit_tiny') > 0
     assert gpu_hours(dict(method='rotnet', arch='vit_tiny_patch16_224', max_steps=1000, batch_size=256)) > 0
-    with pytest.raises(ValueError, match=r"rotnet: method_options\['rotations'\]=3"):
-        P.make_config(method='rotnet', method_options={'rotations': 3}, img_size=32)
+    with pytest.raises(ValueError, match=r"rotnet: rotations=3: use 2 or 4"):
+        P.make_config(method='rotnet', method_options={'rotations': 3}, img_size=32)   # the plug-in's way in
+    assert P.make_config(method='rotnet', rotations=2, img_size=32).options.rotations == 2   # or flat, in Python
+    with pytest.raises(ValueError, match=r"not an option of method='mae': rotations=2 \(an option of rotnet\); mae's options: mask_ratio"):
+        P.make_config(method='mae', method_options={'rotations': 2})
 
 
 def test_a_method_given_as_module_and_class_reaches_torchrun_workers(tmp_path, monkeypatch):

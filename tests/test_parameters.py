@@ -67,11 +67,13 @@ def test_the_other_console_scripts_have_help_for_every_option():
 
 
 def test_a_pretraining_option_has_one_help_text():
-    "A Config field the parameters cell sets is documented there only: no second text to keep in sync."
+    "A parameter the cell sets (a Config field, a method's option) is documented there only: no second text to keep in sync."
     import inspect
     from biovfm.console import parameters_cell, source_docs
-    from biovfm.pretrain import Config
-    cell, config = source_docs(parameters_cell('03_pretrain')), source_docs(inspect.getsource(Config))
+    from biovfm.pretrain import Config, option_classes
+    cell, config = source_docs(parameters_cell('03_pretrain')), {}
+    for dataclass in (Config, *option_classes().values()):
+        config |= source_docs(inspect.getsource(dataclass))
     assert [name for name in cell if config.get(name, ('', ''))[1]] == []
     assert set(cell) <= set(config)
 

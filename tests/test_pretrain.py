@@ -1,5 +1,5 @@
 "Pretraining stage: exact resume after a kill (2 gloo processes under torchrun, and in-process), NaN/inf guard, CLI."
-import os, shutil, signal, subprocess, sys, time
+import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -179,6 +179,43 @@ def test_nan_guard_skips_then_stops(data_list, tmp_path, monkeypatch):
         P.train(cfg, progress=False)
     log = pd.read_csv(tmp_path/'log.csv')
     assert log.skipped.tolist()[:5] == [0, 1, 0, 1, 1]
+
+
+# checkpoint records as biovfm wrote them before the options classes (Config with every knob of both methods):
+# TINY's DINOv2 run and an MAE run of the same sizes, with data_list 'DL' and out_dir 'OUT'
+FLAT_RECORDS = json.loads((ROOT/'tests'/'flat_config_records.json').read_text())
+MAE_TINY = dict(method='mae', img_size=32, patch_size=8, batch_size=4, max_steps=6, save_every=2, seed=3)
+
+
+def test_a_flat_record_of_an_older_checkpoint_loads_and_resumes(data_list, tmp_path):
+    "The flat record keeps its keys, order and values; an older checkpoint's record loads and its run resumes."
+    cfg = P.make_config(**TINY, data_list='DL', out_dir='OUT')
+    mae = P.make_config(**MAE_TINY, data_list='DL', out_dir='OUT')
+    for config, old in ((cfg, FLAT_RECORDS['dinov2']), (mae, FLAT_RECORDS['mae'])):
+        assert list(P.config_record(config).items()) == list(old.items())
+        assert P.config_from_record(old) == config
+    run = tmp_path/'run'
+    cfg = P.make_config(**TINY, data_list=data_list, out_dir=str(run))
+    P.train(cfg, progress=False, stop_after=2)
+    checkpoint = P.load_checkpoint(run/P.CKPT)
+    torch.save(checkpoint | dict(config=FLAT_RECORDS['dinov2'] | dict(data_list=data_list, out_dir=str(run))),
+               run/P.CKPT)   # as an older biovfm wrote it
+    assert P.load_pretraining_model(run)[0] == cfg
+    P.train(P.make_config(**TINY, data_list=data_list, out_dir=str(run)), progress=False)
+    assert pd.read_csv(run/'log.csv').step.tolist() == list(range(6))
+    assert P.load_checkpoint(run/P.CKPT)['step'] == 6
+
+
+def test_another_methods_knob_is_refused_and_an_older_record_of_one_still_loads():
+    "Given, a knob of the other method is refused; an older record that kept one (its run ignored it) loads, warning."
+    with pytest.raises(ValueError, match=r"not an option of method='mae': n_local=2 \(an option of dinov2\); "
+                                         r"mae's options: mask_ratio, decoder_dim"):
+        P.make_config(**MAE_TINY, n_local=2)
+    old = FLAT_RECORDS['mae'] | dict(n_local=2)
+    with pytest.warns(UserWarning, match=r"the record's \{'n_local': 2\} belong to another method"):
+        mae = P.config_from_record(old)
+    assert mae == P.make_config(**MAE_TINY, data_list='DL', out_dir='OUT')
+    P.check_resumable(old, mae)   # n_local is no knob of this MAE run: nothing to compare
 
 
 def test_cli_args_round_trip():

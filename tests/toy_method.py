@@ -3,12 +3,19 @@
 It exists to show (and test) that a method is one new file and one `register_method` call: nothing in
 biovfm is edited. The class token of a timm ViT predicts by how many quarter turns each image was rotated.
 """
+from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from functools import partial
-from biovfm.data import mae_transform
+from biovfm.mae import mae_transform
 from biovfm.pretrain import SSLMethod, register_method, make_vit, preset_steps, vit_forward_flops
+
+
+@dataclass
+class RotNetOptions:
+    "RotNet's own knobs: `cfg.options` of its runs (`make_config(rotations=2)` or `method_options={'rotations': 2}`)."
+    rotations: int = 4  # quarter-turn classes the head tells apart: 2 (0 or 180 degrees) or 4
 
 
 class RotNetModel(nn.Module):
@@ -18,7 +25,7 @@ class RotNetModel(nn.Module):
         vit, self.model_kwargs = make_vit(cfg)
         self.backbone = nn.Module()
         self.backbone.vit = vit
-        self.head = nn.Linear(vit.embed_dim, cfg.method_options['rotations'])
+        self.head = nn.Linear(vit.embed_dim, cfg.options.rotations)
 
     def forward(self, images):
         cls = self.backbone.vit.forward_features(images)[:, 0]
@@ -37,22 +44,22 @@ class RotateCollate:
 
 
 class RotNet(SSLMethod):
-    name = 'rotnet'
+    name, options = 'rotnet', RotNetOptions
 
     def preset(self, preset, arch, img_size, batch_size, max_steps, patch_size) -> dict:
         steps = partial(preset_steps, max_steps=max_steps)
         return dict(lr=1e-3*batch_size/256, min_lr=0.0, warmup_steps=steps(0.1, 10**9), weight_decay=0.05,
                     weight_decay_end=0.05, betas=[0.9, 0.999], layer_decay=1.0, patch_embed_lr_mult=1.0, clip_grad=1.0,
-                    drop_path=0.0, layerscale=None, method_options={'rotations': 4})
+                    drop_path=0.0, layerscale=None)
 
     def validate(self, cfg):
-        if cfg.method_options.get('rotations') not in (2, 4):
-            raise ValueError(f"rotnet: method_options['rotations']={cfg.method_options.get('rotations')!r}: use 2 or 4")
+        if cfg.options.rotations not in (2, 4):
+            raise ValueError(f"rotnet: rotations={cfg.options.rotations!r}: use 2 or 4")
 
     def build(self, cfg): return RotNetModel(cfg)
 
     def views(self, cfg):
-        return mae_transform(cfg.img_size, (0.5, 1.0)), RotateCollate(cfg.method_options['rotations'])
+        return mae_transform(cfg.img_size, (0.5, 1.0)), RotateCollate(cfg.options.rotations)
 
     def forward_loss(self, model, teacher, criterion, batch, cfg, schedule, device, amp) -> dict:
         with amp: cls, logits = model(batch['images'].to(device))
