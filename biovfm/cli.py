@@ -27,7 +27,7 @@ def curate_options(parser: argparse.ArgumentParser):
     defaults = {field.name: field.default for field in fields(CurateConfig)} | {'progress': True}
     add_options(parser, defaults, option_docs('01_curate', CurateConfig, curate))
 
-
+# %% ../nbs/09_cli.ipynb #899f15c2
 def pretrain_options(parser: argparse.ArgumentParser):
     """`biovfm pretrain`: every flat parameter but `nproc` (torchrun's processes: WORLD_SIZE says it): `Config`'s
     fields, each built-in method's options under the method's heading, `method_options` (a plug-in's)."""
@@ -46,7 +46,7 @@ def pretrain_options(parser: argparse.ArgumentParser):
     )
     parser.add_argument('--no_progress', action='store_true', help='no progress bar (batch jobs)')
 
-
+# %% ../nbs/09_cli.ipynb #de585f14
 def probe_options(parser: argparse.ArgumentParser):
     "`biovfm probe`: `ProbeConfig`'s fields; `--backbone` repeatable."
     from dataclasses import fields
@@ -55,14 +55,14 @@ def probe_options(parser: argparse.ArgumentParser):
     defaults = {'backbone': None} | {field.name: field.default for field in fields(ProbeConfig)}
     add_options(parser, defaults, option_docs('04_probe', ProbeConfig), required=('backbone',))
 
-
+# %% ../nbs/09_cli.ipynb #05f83061
 def figures_options(parser: argparse.ArgumentParser):
     "`biovfm figures`: `make_figures`' keywords."
     from biovfm.figures import make_figures
 
     add_options(parser, signature_defaults(make_figures), option_docs('06_figures', make_figures))
 
-
+# %% ../nbs/09_cli.ipynb #8e4d805d
 SUBCOMMANDS = {  # name -> (one line of help, the function adding its options)
     'curate': ('raw files -> corpus + data_list.parquet', curate_options),
     'pretrain': (
@@ -135,7 +135,7 @@ def run(argv):
         print(f"{len(made['written'])} files in {made['out_dir']}")
         return made
 
-
+# %% ../nbs/09_cli.ipynb #ade46cf3
 def main(argv=None) -> int:
     "Console script `biovfm`: the exit status of `run` (0; 2 for a usage error, 1 for another user error)."
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -75,7 +75,7 @@ def seeded(seed: int):
         finally:
             random.setstate(st)
 
-
+# %% ../nbs/02_data.ipynb #fda9e873
 def _mix(*xs) -> int:
     "A 63-bit seed mixed from integers."
     return (
@@ -84,11 +84,8 @@ def _mix(*xs) -> int:
     )
 
 # %% ../nbs/02_data.ipynb #dc0c0002
-RUN_COLUMNS = [
-    'path',
-    'split',
-    'modality',
-]  # what a run reads of a data list (a sharded one: + SHARD_COLUMNS)
+# what a run reads of a data list (a sharded one: + SHARD_COLUMNS)
+RUN_COLUMNS = ['path', 'split', 'modality']
 
 
 def _run_columns(path: Path) -> pd.DataFrame:
@@ -100,7 +97,7 @@ def _run_columns(path: Path) -> pd.DataFrame:
         raise ValueError(f"table does not follow the 'data_list' schema: missing {missing}")
     return read_data_list(path, columns=RUN_COLUMNS + [c for c in SHARD_COLUMNS if c in names])
 
-
+# %% ../nbs/02_data.ipynb #3cdb5f6e
 def check_data_list(
     data_list, split: str | None = 'train', modality: str | list | None = None, n_sample: int = 16
 ) -> pd.DataFrame:

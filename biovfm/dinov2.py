@@ -39,18 +39,14 @@ class DINOv2Options:
     `--n_prototypes`); None: `DINOv2.preset` fills it."""
 
     # method-specific: DINOv2
-    drop_path_uniform: bool | None = (
-        None  # DINOv2: the same rate in every block (timm's default ramps 0 -> rate)
-    )
+    drop_path_uniform: bool | None = None  # the same rate in every block (timm's default ramps 0 -> rate)
     clip_grad_per_module: bool | None = None  # DINOv2: clip backbone, DINO head and iBOT head separately
     blur_probs: list | None = None  # DINOv2 blur probability of global crop 1, global crop 2, local crops
     n_prototypes: int | None = None
     head_hidden: int | None = None  # hidden width of the DINO / iBOT projection heads (None: preset)
     head_bottleneck: int | None = None  # bottleneck width of the heads before the prototypes (None: preset)
     ibot_separate_head: bool | None = None  # iBOT's own head instead of sharing the DINO head (None: preset)
-    centering: str | None = (
-        None  # teacher centring: 'centering' (EMA centre) or 'sinkhorn_knopp' (None: preset)
-    )
+    centering: str | None = None  # teacher centring: 'centering' (EMA) or 'sinkhorn_knopp' (None: preset)
     koleo_weight: float | None = None  # weight of the KoLeo regulariser on class tokens (None: preset)
     ibot_weight: float | None = None  # weight of the iBOT masked-token loss (None: preset)
     n_local: int | None = None
@@ -80,7 +76,7 @@ class RandomBlur:
         r = torch.empty(1).uniform_(*self.radius).item() * im.size[0] / 224
         return im.filter(ImageFilter.GaussianBlur(radius=r))
 
-
+# %% ../nbs/03a_dinov2.ipynb #775bce52
 def _photometric(blur_p: float, solarize_p: float = 0.0):
     return [
         T.RandomHorizontalFlip(),
@@ -90,7 +86,7 @@ def _photometric(blur_p: float, solarize_p: float = 0.0):
         T.RandomSolarize(128, p=solarize_p),
     ]
 
-
+# %% ../nbs/03a_dinov2.ipynb #55f640ec
 class MultiCrop:
     "DINOv2 views of one image: 2 global crops then `n_local` local crops, normalised tensors."
 
@@ -129,7 +125,7 @@ def block_masks(n: int, grid: int, mask_prob: float = 0.5, ratio=(0.1, 0.5)) -> 
         min_num_masks_per_block=4 if grid * grid >= 64 else 1,
     )
 
-
+# %% ../nbs/03a_dinov2.ipynb #ce791f62
 class DINOv2Collate:
     """Batch of multi-crop views: global crops (crop-major), local crops, iBOT masks over the global crops'
     patch grid."""
@@ -220,7 +216,7 @@ def sinkhorn_knopp(logits: torch.Tensor, temp: float, n_iters: int = 3) -> torch
         Q /= B  # columns: one distribution per sample
     return (Q * B).t()
 
-
+# %% ../nbs/03a_dinov2.ipynb #bf908082
 def cross_entropy_views(teacher_probs: list, student_logits: list, student_temp: float) -> torch.Tensor:
     """Mean cross-entropy of teacher targets against student logits over all (teacher view, student view)
     pairs of different views."""
@@ -233,7 +229,7 @@ def cross_entropy_views(teacher_probs: list, student_logits: list, student_temp:
             n += 1
     return total / n
 
-
+# %% ../nbs/03a_dinov2.ipynb #b8f527de
 def ibot_cross_entropy(teacher_probs, student_logits, masks, student_temp: float) -> torch.Tensor:
     """iBOT loss: masked-patch cross-entropy, averaged per crop then over the crops (as lightly's
     IBOTPatchLoss)."""
@@ -479,9 +475,8 @@ class DINOv2(SSLMethod):
             dims, n_local_tokens
         )
         student = crops + (2 + n_local + 0.3 * n_global_tokens) * head
-        teacher = (
-            2 * vit_forward_flops(dims, n_global_tokens) + (2 + 0.3 * n_global_tokens) * head
-        )  # a separate iBOT head costs the same
+        # a separate iBOT head costs the same
+        teacher = 2 * vit_forward_flops(dims, n_global_tokens) + (2 + 0.3 * n_global_tokens) * head
         return 3 * student + teacher + (crops if grad_ckpt else 0)
 
 

@@ -72,7 +72,7 @@ def _paper_run(
         resume='auto',
     )
 
-
+# %% ../nbs/07_experiments.ipynb #c86c54a0
 def dinov2_recipe(arch: str, data: str, gpus: int = 8) -> dict:
     """DINOv2 default recipe (ssl_default_config, vitl16_short) for the scaling sweep: the same for
     ViT-T/S/B/L."""
@@ -93,7 +93,7 @@ def dinov2_recipe(arch: str, data: str, gpus: int = 8) -> dict:
         grad_ckpt=big,
     )
 
-
+# %% ../nbs/07_experiments.ipynb #7290c1cb
 def dinov2_large_recipe(data: str, gpus: int = 8, batch_per_gpu: int = 32) -> dict:
     """DINOv2's large-model recipe (vitl14 / vitg14) on the SwiGLU ViT-H/14 the authors evaluate
     (`dino_vit_huge`)."""
@@ -117,7 +117,7 @@ def dinov2_large_recipe(data: str, gpus: int = 8, batch_per_gpu: int = 32) -> di
         grad_ckpt=True,
     )
 
-
+# %% ../nbs/07_experiments.ipynb #0b2d1517
 def mae_recipe(arch: str, data: str, gpus: int = 8, epochs: int = 800) -> dict:
     "MAE reference parameters for `arch` (batch 4096, lr = 1.5e-4 x batch/256)."
     batch, big = 4096, arch in ('vit_large', 'vit_huge')
@@ -125,7 +125,7 @@ def mae_recipe(arch: str, data: str, gpus: int = 8, epochs: int = 800) -> dict:
     run = _paper_run('mae', timm_name(arch), data, gpus, batch, 1.5e-4 * batch / 256, max_steps, 16)
     return run | dict(strategy='fsdp' if big else 'ddp', grad_ckpt=False)
 
-
+# %% ../nbs/07_experiments.ipynb #b7597a7e
 def probe_recipe(img_size: int = 224, benchmarks=MEDMNIST_2D, protocol='fast') -> dict:
     """Probing parameters of the paper: all 12 benchmarks at 224 px, never upsampled (`protocol='faithful'`
     for the authors' loop)."""
@@ -141,7 +141,7 @@ class Run:
     probe: dict  # parameters of nbs/04_probe.ipynb (backbone and out_dir set by the launcher)
     about: str = ''  # one line for the plan
 
-
+# %% ../nbs/07_experiments.ipynb #9bca507b
 TABLE1_BASELINES = {  # name -> (probe backbone spec: downloaded on a networked machine, read from the HF cache offline, what)
     'in21k_vit_base': (
         'timm:vit_base_patch16_224.orig_in21k_ft_in1k',
@@ -218,7 +218,7 @@ def train_flops_per_image(
         vit_dims(arch, img_size, patch_size), img_size, grad_ckpt, **recipe
     )
 
-
+# %% ../nbs/07_experiments.ipynb #f6d6bfa1
 def gpu_hours(pretrain: dict, peak_tflops: float = 312.0, utilisation: float = 0.35) -> float:
     "Estimated GPU-hours of a pretraining config (A100 bf16 peak by default)."
     recipe_knobs = {
@@ -241,7 +241,7 @@ def gpu_hours(pretrain: dict, peak_tflops: float = 312.0, utilisation: float = 0
 def _yaml(d: dict) -> str:
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
 
-
+# %% ../nbs/07_experiments.ipynb #e6bfd3b9
 def write_configs(runs: list[Run], dest, curate: dict | None = None) -> list[Path]:
     """Write `<name>.pretrain.yaml` / `<name>.probe.yaml` for each run (and `data/<name>.curate.yaml` steps)
     under `dest`."""
@@ -275,7 +275,7 @@ def write_configs(runs: list[Run], dest, curate: dict | None = None) -> list[Pat
         out.append(p)
     return out
 
-
+# %% ../nbs/07_experiments.ipynb #699e45b6
 def load_matrix(path) -> list[Run]:
     "Read a matrix folder of `*.probe.yaml` (+ optional `*.pretrain.yaml`) files into `Run`s."
     path = Path(path)
@@ -300,7 +300,7 @@ def load_matrix(path) -> list[Run]:
         raise FileNotFoundError(f"no *.probe.yaml files under {path}")
     return runs
 
-
+# %% ../nbs/07_experiments.ipynb #d3d26b16
 def matrix_dir(matrix: str) -> Path:
     "The folder of a matrix name ('paper', 'cpu_twin') or path."
     p = Path(matrix)
@@ -311,7 +311,7 @@ def _abs(p) -> Path:
     p = Path(p)
     return p if p.is_absolute() else repo_root() / p
 
-
+# %% ../nbs/07_experiments.ipynb #e695eefa
 def _last_step(log: Path) -> int | None:
     if not log.exists():
         return None
@@ -321,12 +321,12 @@ def _last_step(log: Path) -> int | None:
         return None
     return int(s.max()) if len(s) else None
 
-
+# %% ../nbs/07_experiments.ipynb #8005efcd
 def expand(value, runs_dir):
     "Replace the `$RUNS` placeholder of a config value by the runs folder (data lists built by a matrix)."
     return str(value).replace('$RUNS', str(Path(runs_dir).resolve())) if isinstance(value, str) else value
 
-
+# %% ../nbs/07_experiments.ipynb #18695368
 def probed(run: Run, runs_dir) -> bool:
     "Whether every benchmark of the run's probing config has results (a killed probe leaves some out)."
     met = Path(runs_dir) / run.name / 'probe' / 'metrics.csv'
@@ -341,7 +341,7 @@ def probed(run: Run, runs_dir) -> bool:
         return False
     return want <= got
 
-
+# %% ../nbs/07_experiments.ipynb #4319c347
 def run_state(run: Run, runs_dir) -> str:
     "One of: settings changed, needs data list, not started, pretraining at step N/M, exported, probed."
     out = Path(runs_dir) / run.name
@@ -388,7 +388,7 @@ def stage_changes(notebook, settings: dict, stage: str, runs_dir) -> list[str]:
     compared = sorted(set(now) & set(ran) - SETTINGS_MAY_CHANGE[stage])
     return [f"{key}: {ran[key]!r} -> {now[key]!r}" for key in compared if ran[key] != now[key]]
 
-
+# %% ../nbs/07_experiments.ipynb #7d0c1639
 def run_changes(run: Run, runs_dir) -> tuple[list[str], Path]:
     """The changed settings of the run's first finished-or-started stage that differs, and the folder to move
     away."""
@@ -402,7 +402,7 @@ def run_changes(run: Run, runs_dir) -> tuple[list[str], Path]:
             return changes, out / 'probe'
     return [], out
 
-
+# %% ../nbs/07_experiments.ipynb #81f13b0c
 def changed_message(name: str, folder, changes: list[str]) -> str:
     "Why a stage whose settings changed is refused, and what to do."
     return (
@@ -410,7 +410,7 @@ def changed_message(name: str, folder, changes: list[str]) -> str:
         "move that folder away (or name the run differently) to run the new settings"
     )
 
-
+# %% ../nbs/07_experiments.ipynb #00aa71a6
 def refuse_changed(matrix_path, runs, runs_dir, action: str):
     """Refuse `action` (collecting results, writing batch scripts) while a corpus or run of the matrix has
     finished work made with other settings: each one named, with its changed keys and the folder to move."""
@@ -484,7 +484,7 @@ def curate_steps(matrix_path) -> dict[str, Path]:
     "The matrix's corpus-building steps: name -> its `*.curate.yaml` file."
     return {f.name[: -len('.curate.yaml')]: f for f in sorted(Path(matrix_path).glob('data/*.curate.yaml'))}
 
-
+# %% ../nbs/07_experiments.ipynb #86fba649
 def curate_command(name: str, cfg: Path, runs_dir) -> list[str]:
     "The papermill command line that builds data list `name` of a matrix."
     out, nbs = _abs(runs_dir) / 'data' / name, repo_root() / 'nbs'
@@ -521,7 +521,7 @@ def plan(matrix: str = 'paper', runs_dir=None, only=None) -> pd.DataFrame:
     ]
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/07_experiments.ipynb #a6d466b9
 def corpus_plan(matrix: str = 'paper', runs_dir=None) -> pd.DataFrame:
     """The matrix's corpus-building steps (CPU work before any pretraining): corpus, state (built, settings
     changed, not built) and the folder it is built in."""
@@ -538,7 +538,7 @@ def corpus_plan(matrix: str = 'paper', runs_dir=None) -> pd.DataFrame:
         rows.append(dict(corpus=f'data/{name}', state=state, folder=str(built)))
     return pd.DataFrame(rows, columns=['corpus', 'state', 'folder'])
 
-
+# %% ../nbs/07_experiments.ipynb #0a3e03b9
 def _select(runs, only):
     if not only:
         return runs
@@ -571,7 +571,7 @@ def _run_logged(argv: list[str], logf: Path, timings: Path | None = None, step: 
         row.to_csv(timings, mode='a', header=not Path(timings).exists(), index=False)
     return rc
 
-
+# %% ../nbs/07_experiments.ipynb #361b97c8
 def build_corpora(matrix_path, runs_dir, papermill_bin: str, dry_run: bool = False, log=print):
     """Build each corpus of the matrix that is not built yet (papermill on nbs/01_curate); a built one whose
     settings changed is refused (only logged in a dry run)."""
@@ -592,7 +592,7 @@ def build_corpora(matrix_path, runs_dir, papermill_bin: str, dry_run: bool = Fal
         if rc := _run_logged(argv, logf, runs_dir / 'timings.csv', f'data/{name}'):
             raise RuntimeError(f"building data list {name} failed (exit {rc}), see {logf}")
 
-
+# %% ../nbs/07_experiments.ipynb #8cf1a109
 def launch(
     matrix: str = 'cpu_twin',
     runs_dir=None,
@@ -674,7 +674,7 @@ def _preemption_lines(preempted_exit: int) -> list[str]:
         '}',
     ]
 
-
+# %% ../nbs/07_experiments.ipynb #e4d14076
 def _sbatch_header(
     name: str, log: Path, nodes: int, gpus: int, cpus: int, time_limit: str, extra: list[str]
 ) -> list[str]:
@@ -701,7 +701,7 @@ def _sbatch_header(
         + _preemption_lines(PREEMPTED_EXIT)
     )
 
-
+# %% ../nbs/07_experiments.ipynb #5b591c40
 def _curate_script(
     name: str, cfg: Path, runs_dir, tasks: int, cpus: int, time_limit: str, extra
 ) -> list[str]:
@@ -713,7 +713,7 @@ def _curate_script(
     shard = ' -p shard "$SLURM_ARRAY_TASK_ID" -p workers "$SLURM_CPUS_PER_TASK"'
     return lines + ['step ' + shlex.join(argv) + shard]
 
-
+# %% ../nbs/07_experiments.ipynb #1a866641
 def _pretrain_lines(cfg, gpus: int) -> list[str]:
     "The lines starting pretraining `cfg` under torchrun on the job's nodes (c10d rendezvous on the first)."
     from biovfm.pretrain import cli_args
@@ -736,7 +736,7 @@ def _pretrain_lines(cfg, gpus: int) -> list[str]:
         'step ' + ' '.join(a if a.startswith('$') else shlex.quote(a) for a in torchrun),
     ]
 
-
+# %% ../nbs/07_experiments.ipynb #b8ffaf08
 def _run_script(
     run: Run, runs_dir, matrix_path, gpus_per_node: int, cpus_per_gpu: int, time_limit: str, extra
 ):
@@ -759,7 +759,7 @@ def _run_script(
     needs = [name for name in curate_steps(matrix_path) if f'/data/{name}/' in str(data_list)]
     return lines + _pretrain_lines(cfg, gpus) + [probe], needs
 
-
+# %% ../nbs/07_experiments.ipynb #5c4c3496
 def slurm_scripts(
     matrix: str = 'paper',
     runs_dir=None,
@@ -853,7 +853,7 @@ def matrix_patches(budget: dict, patch_size: int | dict) -> dict:
         raise ValueError(f"patch_size has no entry for {missing}; it maps {sorted(map(str, patch_size))}")
     return {(m, a): patch_size.get((m, a), patch_size.get(a)) for m, a in budget}
 
-
+# %% ../nbs/07_experiments.ipynb #24fe5d49
 def random_baseline_name(arch: str, patch: int, arch_patches) -> str:
     """The random-init baseline of `arch` at `patch`: random_<arch>, or random_<arch>_p<patch> when the matrix
     uses several patch sizes (`arch_patches`) of that arch."""
@@ -911,7 +911,7 @@ def small_matrix(
             )
     return runs, {corpus: curate}
 
-
+# %% ../nbs/07_experiments.ipynb #6fb73243
 def cpu_twin_matrix(
     steps: int = 4, img_size: int = 32, patch_size: int = 8, benchmarks='breastmnist'
 ) -> tuple[list[Run], dict]:
@@ -994,7 +994,7 @@ def experiments_parser():
     ap.add_argument('--dry-run', action='store_true', help=f"{docs['dry_run']} (default: False)")
     return ap
 
-
+# %% ../nbs/07_experiments.ipynb #a7403a2b
 def experiments_command(argv):
     """biovfm-experiments {plan,run,collect,analyse,configs,slurm} [matrix] [--runs-dir D] [--only R] [--dest
     D] [--dry-run]"""
@@ -1026,7 +1026,7 @@ def experiments_command(argv):
         if a.action == 'analyse':
             print(analyse(Path(a.dest) if a.dest else results_root() / 'own'))
 
-
+# %% ../nbs/07_experiments.ipynb #4e756a75
 def main(argv=None) -> int:
     "Console script `biovfm-experiments`: exit status 0, or a one-line error and 1 (2 for a usage error)."
     return console('biovfm-experiments', experiments_command, argv)

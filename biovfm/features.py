@@ -43,7 +43,7 @@ class SubsetDropPath(nn.Module):
         scale = torch.zeros(b, dtype=x.dtype, device=x.device).index_fill_(0, keep, b / kept)
         return x * scale.view(b, *(1,) * (x.ndim - 1))
 
-
+# %% ../nbs/04c_features.ipynb #e8e4f5a5
 def probe_drop_path(backbone: Backbone, backbone_mode: str = 'authors') -> float:
     """Stochastic depth active while the head trains, as the backbone's pretraining method asks (DINOv2: 0.3,
     ViT-H 0.4); else 0."""
@@ -57,7 +57,7 @@ def probe_drop_path(backbone: Backbone, backbone_mode: str = 'authors') -> float
         return 0.0  # random, timm, BiomedCLIP, ...
     return get_method(backbone.method).probe_drop_path(backbone.arch)
 
-
+# %% ../nbs/04c_features.ipynb #ff7895e3
 @contextlib.contextmanager
 def stochastic_depth(model, rate: float, generator: torch.Generator | None = None):
     "Within the block, `model`'s timm blocks drop residuals as DINOv2's training-mode blocks (rate 0: no-op)."
@@ -88,7 +88,7 @@ def to_input(x, mean=(0.5,) * 3, std=(0.5,) * 3, device='cpu'):
     )
     return (t - m) / s
 
-
+# %% ../nbs/04c_features.ipynb #ddf8da7a
 def rotate_shift(x, angle, dx, dy):
     """Rotate (N,C,H,W) by `angle` radians about the centre (nearest, zero fill), then shift by integers (dx,
     dy)."""
@@ -110,7 +110,7 @@ def rotate_shift(x, angle, dx, dy):
     inside = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
     return out * inside[:, None].to(out)
 
-
+# %% ../nbs/04c_features.ipynb #144c9e6f
 def augment(x, generator: torch.Generator, degrees: float = 30.0, pad: int = 4):
     """The authors' RandomRotation(degrees) then RandomCrop(size, padding=pad) per sample, on [0,1]-scaled
     (N,C,H,W)."""
@@ -120,7 +120,7 @@ def augment(x, generator: torch.Generator, degrees: float = 30.0, pad: int = 4):
     dy = torch.randint(-pad, pad + 1, (n,), generator=generator).float()
     return rotate_shift(x, angle, dx, dy)
 
-
+# %% ../nbs/04c_features.ipynb #3867aa20
 NORMALIZE = ('authors', 'backbone')
 
 
@@ -144,12 +144,12 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     digest = hashlib.blake2b(f'probe-epoch:{seed}:{epoch}'.encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, 'little') >> 1)
 
-
+# %% ../nbs/04c_features.ipynb #1da0f985
 def _batch_starts(n: int, batch_size: int, drop_last: bool) -> range:
     "Batch starts; the last incomplete batch is dropped unless it is the only one."
     return range(0, n - n % batch_size if drop_last and n >= batch_size else n, batch_size)
 
-
+# %% ../nbs/04c_features.ipynb #ac940060
 def augmented_features(
     model,
     images,
@@ -167,7 +167,7 @@ def augmented_features(
     with torch.no_grad(), stochastic_depth(model, drop_path, generator):
         return pool_features(model, t, features).float()
 
-
+# %% ../nbs/04c_features.ipynb #0e96bb8f
 PROGRESS_MIN_IMAGES = 2048  # a progress bar for passes over at least this many images
 
 
@@ -187,7 +187,7 @@ def extract_features(
         out.append(pool_features(model, ((t - m_) / s_).to(device), features).float().cpu())
     return torch.cat(out).numpy()
 
-
+# %% ../nbs/04c_features.ipynb #2ac5490d
 @torch.no_grad()
 def epoch_view(
     model,
@@ -224,7 +224,7 @@ def epoch_view(
         out[j.numpy()] = f
     return out
 
-
+# %% ../nbs/04c_features.ipynb #7cf7d39f
 def cache_key(
     backbone: Backbone,
     data: ProbeData,
@@ -259,7 +259,7 @@ def cache_key(
     )
     return h.hexdigest()
 
-
+# %% ../nbs/04c_features.ipynb #7648d84b
 def cached_features(
     backbone: Backbone,
     data: ProbeData,
@@ -366,7 +366,7 @@ def train_head(
         head.load_state_dict(best_state)
     return head.eval(), pd.DataFrame(log)
 
-
+# %% ../nbs/04c_features.ipynb #eb594ae8
 def feature_batches(
     feats, y, kind: str, batch_size: int = 128, device='cpu', drop_last: bool = True, seed: int = 42
 ):
@@ -384,7 +384,7 @@ def feature_batches(
 
     return batches
 
-
+# %% ../nbs/04c_features.ipynb #a47c73a8
 def image_batches(
     model,
     x,

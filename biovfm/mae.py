@@ -41,7 +41,7 @@ def mae_transform(size: int = 224, scale=(0.2, 1.0), mean=IMAGENET_MEAN, std=IMA
         ]
     )
 
-
+# %% ../nbs/03b_mae.ipynb #c6f25898
 class MAECollate:
     "Batch of MAE crops with token indices to keep / to mask (class token at index 0 always kept)."
 
@@ -67,9 +67,8 @@ class MAEModel(nn.Module):
         from lightly.models.modules import MaskedVisionTransformerTIMM, MaskedVisionTransformerDecoderTIMM
 
         vit, self.model_kwargs = make_vit(cfg)
-        self.backbone = MaskedVisionTransformerTIMM(
-            vit=vit, pos_embed_initialization='sincos'
-        )  # MAE init, fixed sin-cos
+        # MAE init, fixed sin-cos
+        self.backbone = MaskedVisionTransformerTIMM(vit=vit, pos_embed_initialization='sincos')
         self.backbone.vit.pos_embed.requires_grad_(False)
         self.backbone.mask_token.requires_grad_(False)  # MAE's encoder never sees mask tokens
         self.patch_size = cfg.patch_size
@@ -95,9 +94,8 @@ class MAEModel(nn.Module):
         full = lu.set_at_index(y.new_zeros(len(y), self.decoder.sequence_length, y.shape[-1]), idx_keep, y)
         dec = self.decoder(full, idx_mask=idx_mask)
         pred = self.decoder_pred(lu.get_at_index(dec, idx_mask))
-        target = lu.get_at_index(
-            lu.patchify(images, self.patch_size), idx_mask - 1
-        )  # idx_mask counts the class token
+        # idx_mask counts the class token
+        target = lu.get_at_index(lu.patchify(images, self.patch_size), idx_mask - 1)
         return dict(cls=x[:, 0], pred=pred, target=target)
 
 # %% ../nbs/03b_mae.ipynb #5d101c4e

@@ -55,14 +55,14 @@ def local_benchmarks() -> list[str]:
         found.append(flag)
     return found
 
-
+# %% ../nbs/04a_monitor.ipynb #b64723b3
 def _seeded_subset(n_total: int, n: int, seed: int) -> np.ndarray:
     "Sorted indices of a seeded subset of `n` of `n_total` items (all of them when n is 0 or larger)."
     if not n or n >= n_total:
         return np.arange(n_total)
     return np.sort(np.random.RandomState(seed).choice(n_total, n, replace=False))
 
-
+# %% ../nbs/04a_monitor.ipynb #227f2e01
 def eval_sets(
     benchmarks='auto',
     img_size: int = 32,
@@ -147,7 +147,7 @@ def linear_scores(memory_features, memory_y, query_features, kind: str) -> np.nd
     )
     return model.predict_proba(query_features.numpy())
 
-
+# %% ../nbs/04a_monitor.ipynb #de69b783
 def evaluate(
     model, sets: list[EvalSet], mean=IMAGENET_MEAN, std=IMAGENET_STD, device='cpu', k: int = 20
 ) -> list[dict]:
@@ -207,7 +207,7 @@ class OnlineEval:
             rows.to_csv(self.path, mode='a', header=not self.path.exists(), index=False)
         return means
 
-
+# %% ../nbs/04a_monitor.ipynb #3afb0820
 def truncate_eval(path: Path, step: int):
     "Keep the rows of evaluations before `step` (a resumed run redoes the rest)."
     if not path.exists():
@@ -234,7 +234,7 @@ def collapse_signals(log: pd.DataFrame, n_prototypes: int | None = None, window:
         signals['emb_std'] = float(recent.emb_std.mean())
     return signals
 
-
+# %% ../nbs/04a_monitor.ipynb #b21c5e0e
 def signal_flags(signals: dict) -> list[str]:
     "The collapse flags raised by signals (`collapse_signals`): 'uniform', 'one_prototype', 'emb_std'."
     checks = dict(
@@ -244,7 +244,7 @@ def signal_flags(signals: dict) -> list[str]:
     )
     return [flag for flag, raised in checks.items() if raised]
 
-
+# %% ../nbs/04a_monitor.ipynb #3503203c
 def collapse_flags(log: pd.DataFrame, n_prototypes: int | None = None, window: int = 20) -> list[str]:
     "The collapse signals above threshold in the last `window` rows of a log."
     return signal_flags(collapse_signals(log, n_prototypes, window))

@@ -82,9 +82,7 @@ class Config:
     # processes
     device: str = 'auto'  # 'auto' (cuda when present, else cpu), 'cpu', 'cuda', 'cuda:1', ...
     # data
-    load_size: int | None = (
-        None  # downsize images once to this side and keep them in memory (0: off; None: preset)
-    )
+    load_size: int | None = None  # downsize images once to this side, kept in memory (0: off; None: preset)
     strategy: str = 'auto'
     grad_ckpt: bool | None = None
     # optimisation
@@ -93,29 +91,21 @@ class Config:
     weight_decay: float | None = None  # AdamW weight decay at the start (None: preset)
     weight_decay_end: float | None = None  # weight decay at the end of its cosine schedule (None: preset)
     betas: list | None = None  # AdamW betas [beta1, beta2] (None: preset)
-    layer_decay: float | None = (
-        None  # layer-wise lr decay: block i of n gets lr x decay^(n - i) (1: off; None: preset)
-    )
+    layer_decay: float | None = None  # layer-wise lr decay: lr x decay^(n-i) in block i of n (1: off)
     patch_embed_lr_mult: float | None = None  # lr multiplier of the patch embedding (None: preset)
     clip_grad: float | None = None  # gradient-norm clipping threshold (0: off; None: preset)
     drop_path: float | None = None  # stochastic depth rate of the ViT (None: preset)
     layerscale: float | None = None  # LayerScale initial value (None: preset; the small preset has none)
     # method-specific: a registered method's own knobs
-    options: object | None = (
-        None  # the method's own knobs (method_options: a plug-in's, plain types, e.g. {"rotations": 4})
-    )
+    options: object | None = None  # the method's knobs (a plug-in's as method_options, e.g. {"rotations": 4})
     # optimisation
     max_bad_steps: int = 10  # consecutive non-finite losses tolerated (steps skipped) before the run stops
-    max_minutes: float | None = (
-        None  # time budget: checkpoint and stop cleanly after this many minutes (None: none)
-    )
+    max_minutes: float | None = None  # time budget in minutes: checkpoint, then stop cleanly (None: none)
     # output
     tensorboard: bool = False
     # online evaluation (nbs/04a_monitor): k-NN and linear AUC of the exported backbone while it trains
     eval_every: int = 100  # steps between evaluations (also at step 0 and the last step; 0: off)
-    eval_benchmarks: str = (
-        'auto'  # labelled sets: train subset + validation split, never test (auto: MedMNIST files here)
-    )
+    eval_benchmarks: str = 'auto'  # labelled sets: train + val splits, never test (auto: local MedMNIST)
     eval_n: int = 250  # memory (train) and query (validation) images per evaluation set
 
 # %% ../nbs/03_pretrain.ipynb #20ddbb31
@@ -176,12 +166,10 @@ class SSLMethod:
         "Stochastic depth the authors' linear probe leaves active in this method's backbones (0: eval mode)."
         return 0.0
 
-
+# %% ../nbs/03_pretrain.ipynb #f9fdd475
 METHODS: dict[str, SSLMethod] = {}
-BUILTIN_METHODS = {
-    'dinov2': 'biovfm.dinov2:DINOv2',
-    'mae': 'biovfm.mae:MAE',
-}  # module:class, registered when first asked for
+# module:class, registered when first asked for
+BUILTIN_METHODS = {'dinov2': 'biovfm.dinov2:DINOv2', 'mae': 'biovfm.mae:MAE'}
 _HOOKS = ('preset', 'build', 'views', 'forward_loss', 'flops_per_image')
 
 
@@ -196,7 +184,7 @@ def register_method(method: SSLMethod) -> SSLMethod:
     METHODS[method.name] = method
     return method
 
-
+# %% ../nbs/03_pretrain.ipynb #0a0be75e
 def get_method(name: str) -> SSLMethod:
     "The method registered as `name`, or built from a `module:Class` spec (torchrun workers import it)."
     if name not in METHODS and (name in BUILTIN_METHODS or ':' in name):
@@ -218,7 +206,7 @@ def get_method(name: str) -> SSLMethod:
         )
     return METHODS[name]
 
-
+# %% ../nbs/03_pretrain.ipynb #f2f9964a
 def vit_dims(arch: str, img_size: int = 224, patch_size: int | None = None) -> dict:
     "Depth, width, patch size and block parameters of a timm ViT (built on the meta device: no memory)."
     import timm
@@ -233,7 +221,7 @@ def vit_dims(arch: str, img_size: int = 224, patch_size: int | None = None) -> d
         block_params=sum(p.numel() for p in m.blocks.parameters()),
     )
 
-
+# %% ../nbs/03_pretrain.ipynb #bbc9eb0e
 def vit_forward_flops(dims: dict, n_tokens: int) -> float:
     "Forward FLOPs of a ViT on `n_tokens` tokens: patch embedding, block matmuls, attention."
     embed = 2 * (n_tokens - 1) * 3 * dims.get('patch', 0) ** 2 * dims['dim']
@@ -245,23 +233,23 @@ def option_classes() -> dict:
     classes = {name: get_method(name).options for name in BUILTIN_METHODS}
     return {name: options for name, options in classes.items() if options is not None}
 
-
+# %% ../nbs/03_pretrain.ipynb #2d3bd560
 def option_names(method: str | SSLMethod) -> list[str]:
     "The fields of a method's options dataclass ([] for a method without options)."
     options = (get_method(method) if isinstance(method, str) else method).options
     return [f.name for f in fields(options)] if options is not None else []
 
-
+# %% ../nbs/03_pretrain.ipynb #9d4cddd4
 def _shared_names() -> list[str]:
     "`Config`'s fields but `options`: the settings every method shares."
     return [f.name for f in fields(Config) if f.name != 'options']
 
-
+# %% ../nbs/03_pretrain.ipynb #cc11b8b1
 def _flat_option_names() -> list[str]:
     "The built-in methods' options, in the order a record keeps them."
     return [name for options in option_classes().values() for name in (f.name for f in fields(options))]
 
-
+# %% ../nbs/03_pretrain.ipynb #a6e93e3d
 def _option_owners() -> dict[str, list[str]]:
     "Each option of the built-in and the registered methods -> the methods that have it."
     owners = {}
@@ -270,7 +258,7 @@ def _option_owners() -> dict[str, list[str]]:
             owners.setdefault(name, []).append(method)
     return owners
 
-
+# %% ../nbs/03_pretrain.ipynb #8b5763c8
 def _split_parameters(params: dict) -> tuple[dict, dict]:
     """Flat parameters -> (`Config` fields, the method's options); `method_options` (a dict) names options too.
     An unknown name is refused, and so is a knob of another method, naming the method's own."""
@@ -297,7 +285,7 @@ def _split_parameters(params: dict) -> tuple[dict, dict]:
         )
     return shared, as_dict | own
 
-
+# %% ../nbs/03_pretrain.ipynb #e3d02eee
 def config_record(cfg: Config) -> dict:
     """`cfg` as one flat record (a checkpoint's `config`, `cli_args`): the built-in methods' options each a key
     (None: not this run's method), any other method's options the dict `method_options`."""
@@ -311,7 +299,7 @@ def config_record(cfg: Config) -> dict:
             record[name] = value
     return record | dict(method_options=own or None)
 
-
+# %% ../nbs/03_pretrain.ipynb #82ea9b1e
 def config_from_record(record: dict) -> Config:
     """The `Config` of a flat record (`config_record`; a checkpoint's `config` of any version), its values as
     stored: no preset. Another method's knobs, which older versions kept and the run ignored, are dropped."""
@@ -334,7 +322,7 @@ def preset_steps(fraction: float, cap: int, max_steps: int) -> int:
     "A schedule length as a fraction of the run, capped (DINOv2 caps warm-ups in epochs of `EPOCH` steps)."
     return max(0, min(round(fraction * max_steps), cap))
 
-
+# %% ../nbs/03_pretrain.ipynb #2a0ae6c9
 def preset_values(
     method: str, arch: str, img_size: int, batch_size: int, max_steps: int, preset: str = 'auto'
 ) -> dict:
@@ -351,7 +339,7 @@ def preset_values(
         shared = dict(patch_size=max(2, img_size // 8), load_size=2 * img_size, grad_ckpt=False)
     return shared | ssl_method.preset(preset, arch, img_size, batch_size, max_steps, shared['patch_size'])
 
-
+# %% ../nbs/03_pretrain.ipynb #6727afbf
 def check_optimisation(cfg: Config):
     "Refuse an optimisation knob (after the preset filled it) outside its range, naming it and the range."
     ranges = dict(  # name: (lowest, highest, lowest allowed itself)
@@ -384,7 +372,7 @@ def check_optimisation(cfg: Config):
             f"warmup_steps={warmup} must be below max_steps={cfg.max_steps} (0..{cfg.max_steps - 1})"
         )
 
-
+# %% ../nbs/03_pretrain.ipynb #1cb52c0e
 def make_config(**kw) -> Config:
     """A `Config` from flat keyword arguments (the method's options among them), `None` knobs filled from the
     preset; clear errors for bad values."""
@@ -443,7 +431,7 @@ def cosine(step: float, total: float, start: float, end: float) -> float:
     t = min(max(step / total, 0.0), 1.0) if total > 0 else 1.0
     return end + 0.5 * (start - end) * (1 + math.cos(math.pi * t))
 
-
+# %% ../nbs/03_pretrain.ipynb #1fe8760e
 def schedules(cfg: Config, step: int) -> dict:
     "lr and weight decay at `step`, plus the method's own (EMA momentum, teacher temperature, freezing)."
     total, warmup = max(cfg.max_steps, 1), cfg.warmup_steps
@@ -486,12 +474,12 @@ def build_model(cfg: Config):
     model = ssl_method.build(cfg)
     return model, ssl_method.teacher(cfg, model)
 
-
+# %% ../nbs/03_pretrain.ipynb #4eec2536
 def backbone_of(model: nn.Module) -> nn.Module:
     "The plain timm ViT inside a pretraining model (the DINOv2 teacher's, the MAE encoder's)."
     return model.backbone.vit
 
-
+# %% ../nbs/03_pretrain.ipynb #3304bd0d
 def param_count(method: str, arch: str, img_size: int = 224, patch_size: int | None = None, **kw) -> dict:
     "Parameters of the backbone and the whole pretraining model (MAE encoder + decoder; DINOv2 + heads)."
     cfg = make_config(
@@ -531,7 +519,7 @@ def no_weight_decay(name: str, param: torch.Tensor) -> bool:
     weight_g."""
     return param.ndim == 1 or name.endswith('.bias') or any(k in name for k in _NO_WD)
 
-
+# %% ../nbs/03_pretrain.ipynb #775333b0
 def param_groups(model: nn.Module, cfg: Config) -> list[dict]:
     """AdamW parameter groups with `lr_mult`, `wd_mult`, `last_layer`; a method's own `no_weight_decay(name,
     param)` overrides the default rule."""
@@ -560,7 +548,7 @@ def param_groups(model: nn.Module, cfg: Config) -> list[dict]:
         groups[key]['names'].append(name)
     return list(groups.values())
 
-
+# %% ../nbs/03_pretrain.ipynb #c7b12ca2
 def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     "AdamW over `param_groups` (lr and weight decay are set every step from `schedules`)."
     gs = param_groups(model, cfg)
@@ -575,7 +563,7 @@ def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
         fused=fused or None,
     )
 
-
+# %% ../nbs/03_pretrain.ipynb #502a8a79
 def apply_schedules(opt: torch.optim.Optimizer, schedule_values: dict):
     "Set each group's lr and weight decay for this step."
     for g in opt.param_groups:
@@ -594,7 +582,7 @@ def rng_state() -> dict:
         st['cuda'] = torch.cuda.get_rng_state()
     return st
 
-
+# %% ../nbs/03_pretrain.ipynb #8a813f6e
 def set_rng_state(st: dict):
     "Restore `rng_state()`."
     torch.set_rng_state(st['torch'])
@@ -602,7 +590,7 @@ def set_rng_state(st: dict):
     if 'cuda' in st and torch.cuda.is_available():
         torch.cuda.set_rng_state(st['cuda'])
 
-
+# %% ../nbs/03_pretrain.ipynb #2fdee471
 def load_checkpoint(path) -> dict:
     "A checkpoint, loaded without unpickling (weights_only); a clear error naming a file that is not one."
     path = Path(path)
@@ -647,7 +635,7 @@ def data_fingerprint(data_list) -> dict:
     path = Path(data_list).resolve()
     return dict(path=str(path), md5=file_md5(path))
 
-
+# %% ../nbs/03_pretrain.ipynb #9d8b91fc
 def check_resumable(old: dict, cfg: Config, old_data: dict | None = None, data: dict | None = None):
     "Clear error when a checkpoint's config, or its data list (`data_fingerprint`), does not fit this run."
     # the knobs of this run's method only: an older record may keep another method's (ignored by its run)
@@ -666,7 +654,7 @@ def check_resumable(old: dict, cfg: Config, old_data: dict | None = None, data: 
             f"cannot check that {data['path']} is the data it was trained on"
         )
 
-
+# %% ../nbs/03_pretrain.ipynb #48f0b936
 def _peak_mem_mb(device) -> float:
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -696,9 +684,8 @@ def make_data(cfg: Config, world: int = 1, rank: int = 0, start_step: int = 0):
         seed=cfg.seed,
         load_size=cfg.load_size or None,
     )
-    shards = (
-        ds.shard_codes if ds.sharded else None
-    )  # a sharded list: each rank reads its own window of shards
+    # a sharded list: each rank reads its own window of shards
+    shards = ds.shard_codes if ds.sharded else None
     sampler = StepSampler(len(ds), cfg.batch_size // world, world, rank, cfg.seed, start_step, shards=shards)
     return ds, sampler, make_loader(ds, sampler, col, cfg.num_workers, pin_memory=torch.cuda.is_available())
 
@@ -743,7 +730,7 @@ def run_lock(out_dir):
     finally:
         lock_file.close()  # closing releases the lock
 
-
+# %% ../nbs/03_pretrain.ipynb #02c60c5f
 def prepare_run_folder(out_dir, keep_run: bool = True) -> Path | None:
     "Delete a killed save's temporary files; unless `keep_run`, move an earlier run to `previous/<time>/`."
     out_dir = Path(out_dir)
@@ -779,7 +766,7 @@ def _dist_setup():
     rank = dist.get_rank() if dist.is_initialized() else 0
     return world, rank, int(os.environ.get('LOCAL_RANK', 0))
 
-
+# %% ../nbs/03_pretrain.ipynb #c2e8be6d
 def wrap_model(model: nn.Module, teacher, cfg: Config, world: int, device) -> nn.Module:
     """Set up `cfg.strategy` over `world` processes; the module for the student's forward (teacher sharded in
     place)."""
@@ -803,12 +790,11 @@ def wrap_model(model: nn.Module, teacher, cfg: Config, world: int, device) -> nn
         fully_shard(m, mesh=mesh)
     if teacher is not None:
         register_fsdp_forward_method(teacher, 'teacher_forward')
-    warnings.filterwarnings(
-        'ignore', message='FSDP2-wrapped module .* returned a view tensor'
-    )  # outputs are never changed in place
+    # outputs are never changed in place
+    warnings.filterwarnings('ignore', message='FSDP2-wrapped module .* returned a view tensor')
     return model
 
-
+# %% ../nbs/03_pretrain.ipynb #ad8b94e1
 @torch.no_grad()
 def ema_update(student: nn.Module, teacher: nn.Module, m: float):
     "teacher <- m*teacher + (1-m)*student, parameter by parameter (on the local shards under FSDP2)."
@@ -817,14 +803,14 @@ def ema_update(student: nn.Module, teacher: nn.Module, m: float):
     torch._foreach_mul_(t, m)
     torch._foreach_add_(t, [loc(p) for p in student.parameters()], alpha=1 - m)
 
-
+# %% ../nbs/03_pretrain.ipynb #3a8c90dc
 def _log_write(path: Path, rows: list[dict], header: bool, writer=None):
     "Append `rows` to log.csv (and, with a TensorBoard `writer`, the same scalars as events)."
     pd.DataFrame(rows).to_csv(path, mode='w' if header else 'a', header=header, index=False)
     if writer is not None:
         write_scalars(writer, rows, 'pretrain')
 
-
+# %% ../nbs/03_pretrain.ipynb #41937180
 def _truncate_log(path: Path, step: int) -> bool:
     "Keep log rows of steps before `step`; True when rows remain."
     if not path.exists():
@@ -843,13 +829,13 @@ def run_name(out_dir) -> str:
     p = Path(out_dir).resolve()
     return p.parent.name if p.name == 'pretrain' else p.name
 
-
+# %% ../nbs/03_pretrain.ipynb #9d07d4ab
 def _opt_names(model: nn.Module, opt) -> list[str]:
     "Parameter names in the optimiser's own order (the integer ids of `opt.state_dict()`)."
     name = {id(p): n for n, p in model.named_parameters()}
     return [name[id(p)] for g in opt.param_groups for p in g['params']]
 
-
+# %% ../nbs/03_pretrain.ipynb #b7a175c4
 def full_state(model: nn.Module, teacher, opt, criterion, fsdp: bool = False) -> dict:
     """Whole (unsharded) state of a run: weights, teacher, optimiser by parameter name, loss state
     (collective)."""
@@ -877,7 +863,7 @@ def full_state(model: nn.Module, teacher, opt, criterion, fsdp: bool = False) ->
         model=m, teacher=t, optimizer=osd, criterion=criterion.state_dict() if criterion is not None else {}
     )
 
-
+# %% ../nbs/03_pretrain.ipynb #c113e402
 def load_optimizer_state(model: nn.Module, opt, sd: dict, fsdp: bool = False):
     "Restore a `full_state` optimiser state (by name; or a plain `opt.state_dict()`) into `opt`."
     # the implementation (fused, foreach, capturable) is this process's choice (`make_optimizer`), not the saved
@@ -902,7 +888,7 @@ def load_optimizer_state(model: nn.Module, opt, sd: dict, fsdp: bool = False):
         )
     opt.load_state_dict(sd)
 
-
+# %% ../nbs/03_pretrain.ipynb #37b7c847
 def save_run(
     out: Path,
     cfg: Config,
@@ -932,7 +918,7 @@ def save_run(
         finally:
             random.setstate(st)
 
-
+# %% ../nbs/03_pretrain.ipynb #a10684b8
 def _save_run(out, cfg, state, step, bad, rngs, schedule_values, export, data):
     checkpoint = dict(
         step=step,
@@ -1015,9 +1001,8 @@ def train(cfg: Config, progress: bool = True, stop_after: int | None = None) -> 
     if device.type == 'cuda':
         torch.cuda.set_device(device)
     dtype = autocast_dtype(device, cfg.precision)
-    check_data_list(
-        cfg.data_list, 'train', cfg.modality
-    )  # fail fast: before building the model or the loader
+    # fail fast: before building the model or the loader
+    check_data_list(cfg.data_list, 'train', cfg.modality)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = (
@@ -1043,7 +1028,7 @@ def train(cfg: Config, progress: bool = True, stop_after: int | None = None) -> 
             prepare_run_folder(out, keep_run=continues_this_folder)
         return _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress, stop_after)
 
-
+# %% ../nbs/03_pretrain.ipynb #7f6d7340
 @dataclass
 class Training:
     "What one process's training loop works on: settings, models, optimiser, step, skipped steps."
@@ -1068,7 +1053,7 @@ class Training:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.last_params = [p for g in self.opt.param_groups if g['last_layer'] for p in g['params']]
 
-
+# %% ../nbs/03_pretrain.ipynb #28dad06b
 def _restore(checkpoint: dict, model, teacher, criterion, world: int, rank: int) -> tuple[int, int]:
     "Load a checkpoint's weights, loss state and this process's RNG; return (step, skipped steps)."
     model.load_state_dict(checkpoint['model'])
@@ -1084,15 +1069,14 @@ def _restore(checkpoint: dict, model, teacher, criterion, world: int, rank: int)
         )
     return checkpoint['step'], checkpoint['bad_steps']
 
-
+# %% ../nbs/03_pretrain.ipynb #6f130c80
 def build_training(cfg, out, checkpoint_path, data, world, rank, device, dtype) -> Training:
     "Models, loss state and optimiser of a run, fresh or restored from `checkpoint_path` (checked first)."
     checkpoint = None
     if checkpoint_path is not None and checkpoint_path.exists():
         checkpoint = load_checkpoint(checkpoint_path)
-        check_resumable(
-            checkpoint['config'], cfg, checkpoint.get('data_list'), data
-        )  # before building the model
+        # before building the model
+        check_resumable(checkpoint['config'], cfg, checkpoint.get('data_list'), data)
     seed_everything(cfg.seed)  # identical init on every process
     model, teacher = build_model(cfg)
     model.to(device)
@@ -1112,7 +1096,7 @@ def build_training(cfg, out, checkpoint_path, data, world, rank, device, dtype) 
         cfg, out, data, world, rank, device, dtype, model, teacher, criterion, wrapped, opt, fsdp, step, bad
     )
 
-
+# %% ../nbs/03_pretrain.ipynb #32206f67
 def optimisation_step(run: Training, batch, schedule_values: dict):
     "Forward, backward, per-module clipping: (loss terms, loss value, grad norm, finite on all processes)."
     apply_schedules(run.opt, schedule_values)
@@ -1133,7 +1117,7 @@ def optimisation_step(run: Training, batch, schedule_values: dict):
     finite = _all_reduce(finite, dist.ReduceOp.MIN if dist.is_initialized() else None)
     return loss_terms, loss_value, grad_norm, finite.item() == 1.0
 
-
+# %% ../nbs/03_pretrain.ipynb #cbf5e445
 def apply_or_skip(run: Training, finite: bool, schedule_values: dict, loss_value: float):
     """The NaN guard: a finite step updates weights and teacher EMA; else it is skipped (too many in a row
     fail)."""
@@ -1155,7 +1139,7 @@ def apply_or_skip(run: Training, finite: bool, schedule_values: dict, loss_value
             f"lower lr (now {schedule_values['lr']:.3g}), check the data, or use precision='fp32'"
         )
 
-
+# %% ../nbs/03_pretrain.ipynb #e0de69e3
 def log_row(
     run: Training, epoch: int, loss_value, loss_terms, schedule_values, grad_norm, finite, timings: dict
 ):
@@ -1174,7 +1158,7 @@ def log_row(
     row |= {k: float(v) for k, v in loss_terms.items() if k != 'loss'}
     return row | dict(grad_norm=float(grad_norm), skipped=int(not finite), **timings)
 
-
+# %% ../nbs/03_pretrain.ipynb #df6e57e5
 def checkpoint_all(run: Training, schedule_values: dict):
     "Gather every process's RNG state and the full model/optimiser state; rank 0 writes the run; all wait."
     rngs = [None] * run.world
@@ -1189,7 +1173,7 @@ def checkpoint_all(run: Training, schedule_values: dict):
     if dist.is_initialized():
         dist.barrier()
 
-
+# %% ../nbs/03_pretrain.ipynb #d67e9080
 def _export_finished(run: Training):
     "A run already at `max_steps`: nothing to train; write its backbone when it has none yet."
     if run.rank == 0:
@@ -1210,7 +1194,7 @@ def _export_finished(run: Training):
             data=run.data,
         )
 
-
+# %% ../nbs/03_pretrain.ipynb #8e2f2bb3
 def _train(cfg, out, checkpoint_path, data, world, rank, device, dtype, progress, stop_after) -> Path:
     "The run itself, in a run folder this process owns: restore or build, then step, log and checkpoint."
     run = build_training(cfg, out, checkpoint_path, data, world, rank, device, dtype)
@@ -1295,7 +1279,7 @@ class Preempted(SystemExit):
     """A run stopped by SIGTERM/SIGUSR1 after writing its checkpoint: exits with `PREEMPTED_EXIT` (Slurm
     requeues)."""
 
-
+# %% ../nbs/03_pretrain.ipynb #93ab198c
 class StopRequest:
     """SIGTERM/SIGUSR1 (preemption, a time limit) or `max_minutes` spent: the loop finishes its step,
     checkpoints, stops."""
@@ -1366,7 +1350,7 @@ def build_monitor(cfg: Config, out: Path, rank: int, start_step: int):
         monitor.truncate_eval(path, start_step)  # a resumed run redoes the evaluations from its step on
     return monitor.OnlineEval(sets, cfg.eval_every, cfg.max_steps, path)
 
-
+# %% ../nbs/03_pretrain.ipynb #df104502
 def recent_log_rows(log_path: Path, step: int, window: int = 20):
     """The last `window` log rows before `step` (a resumed run reads the collapse signals as an uninterrupted
     one)."""
@@ -1375,7 +1359,7 @@ def recent_log_rows(log_path: Path, step: int, window: int = 20):
     rows = pd.read_csv(log_path).query('step < @step').tail(window) if log_path.exists() else pd.DataFrame()
     return deque(rows.to_dict('records'), maxlen=window)
 
-
+# %% ../nbs/03_pretrain.ipynb #015e6725
 def exported_backbone_now(run: Training) -> nn.Module | None:
     "On rank 0, the backbone the run would export now (DINOv2: the teacher's); a gathered copy under FSDP2."
     source = run.teacher if run.teacher is not None else run.model
@@ -1392,7 +1376,7 @@ def exported_backbone_now(run: Training) -> nn.Module | None:
     vit.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
     return vit.to(run.device)
 
-
+# %% ../nbs/03_pretrain.ipynb #50d2c619
 def evaluate_now(run: Training, monitor, epoch: int, recent_rows) -> dict:
     """Online metrics of the exported backbone at `run.step` and the collapse signals of the recent steps
     (rank 0)."""
@@ -1420,7 +1404,7 @@ def cli_args(cfg: Config) -> list[str]:
         for a in (f'--{k}', json.dumps(v) if not isinstance(v, str) else v)
     ]
 
-
+# %% ../nbs/03_pretrain.ipynb #701c696c
 PREEMPTED_EXIT = (
     99  # exit status of a run stopped by SIGTERM/SIGUSR1 after its checkpoint: the Slurm scripts requeue it
 )
@@ -1435,7 +1419,7 @@ def main(argv=None) -> int:
 
     return biovfm_main(['pretrain', *(sys.argv[1:] if argv is None else argv)])
 
-
+# %% ../nbs/03_pretrain.ipynb #8c0185f3
 def run(**params) -> Path:
     "Pretrain with notebook parameters: in this process, or under torchrun when `nproc` > 1."
     cfg = make_config(**params)
