@@ -36,9 +36,9 @@ install: $(STAMP)
 # the tests pass (kept for a look when they fail): runs leave nothing in the system's /tmp.
 TEST_TMP := $(CURDIR)/.test-tmp
 test: $(STAMP)
-	@rm -rf $(TEST_TMP) && mkdir -p $(TEST_TMP)
-	TMPDIR=$(TEST_TMP) $(BIN)/pytest -q tests
-	@rm -rf $(TEST_TMP)
+	@rm -rf "$(TEST_TMP)" && mkdir -p "$(TEST_TMP)"
+	TMPDIR="$(TEST_TMP)" $(BIN)/pytest -q tests
+	@rm -rf "$(TEST_TMP)"
 
 # The whole pipeline on embedded real data (stage notebooks run by papermill), report in runs/demo/REPORT.md.
 demo: $(STAMP)

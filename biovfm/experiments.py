@@ -417,6 +417,8 @@ def refuse_changed(matrix_path, runs, runs_dir, action: str):
     messages = []
     for name, cfg in curate_steps(matrix_path).items():
         built = Path(runs_dir) / 'data' / name
+        if not (built / 'data_list.parquet').exists():  # not built (or failed): the launcher builds it anew
+            continue
         settings = yaml.safe_load(cfg.read_text())
         if changes := stage_changes(built / '01_curate.ipynb', settings, 'curate', runs_dir):
             messages.append(changed_message(f'data/{name}', built, changes))
@@ -575,6 +577,7 @@ def _run_logged(argv: list[str], logf: Path, timings: Path | None = None, step: 
 def build_corpora(matrix_path, runs_dir, papermill_bin: str, dry_run: bool = False, log=print):
     """Build each corpus of the matrix that is not built yet (papermill on nbs/01_curate); a built one whose
     settings changed is refused (only logged in a dry run)."""
+    runs_dir = Path(runs_dir)
     for name, cfg in curate_steps(matrix_path).items():
         built = runs_dir / 'data' / name
         if (built / 'data_list.parquet').exists():

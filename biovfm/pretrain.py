@@ -181,6 +181,11 @@ def register_method(method: SSLMethod) -> SSLMethod:
             f"register_method: expected an SSLMethod instance with a name, got {method!r}"
             + (f" (no {missing})" if missing else '')
         )
+    options = getattr(method, 'options', None)
+    if options is not None and not (isinstance(options, type) and dataclasses.is_dataclass(options)):
+        raise TypeError(
+            f"register_method: {method.name}.options must be a dataclass or None, got {options!r}"
+        )
     METHODS[method.name] = method
     return method
 
@@ -229,8 +234,14 @@ def vit_forward_flops(dims: dict, n_tokens: int) -> float:
 
 # %% ../nbs/03_pretrain.ipynb #8c95cae7
 def option_classes() -> dict:
-    "The options dataclass of each built-in method: their fields are flat parameters and keys of every record."
-    classes = {name: get_method(name).options for name in BUILTIN_METHODS}
+    """The options dataclass of each built-in method, from its module (a lesson may register a notebook-made
+    twin): their fields are flat parameters and keys of every record; their comments are the CLI's help."""
+    import importlib
+
+    classes = {}
+    for name, spec in BUILTIN_METHODS.items():
+        module_name, class_name = spec.split(':', 1)
+        classes[name] = getattr(importlib.import_module(module_name), class_name).options
     return {name: options for name, options in classes.items() if options is not None}
 
 # %% ../nbs/03_pretrain.ipynb #2d3bd560
@@ -400,9 +411,15 @@ def make_config(**kw) -> Config:
     method = get_method(cfg.method)
     cfg.options = method.options(**own) if method.options is not None else None
     shared_names = _shared_names()
+    own_names = {field.name for field in fields(method.options)} if method.options is not None else set()
     for k, v in preset_values(
         cfg.method, cfg.arch, cfg.img_size, cfg.batch_size, cfg.max_steps, cfg.preset
     ).items():
+        if k not in {*shared_names, *own_names}:  # e.g. a plug-in written before methods declared their options
+            raise ValueError(
+                f"{cfg.method}.preset returned {k!r}, neither a shared setting nor one of its options "
+                f"({sorted(own_names) or 'none: declare them as SSLMethod.options, a dataclass'})"
+            )
         knobs = cfg if k in shared_names else cfg.options
         if getattr(knobs, k) is None:
             setattr(knobs, k, v)

@@ -16,6 +16,31 @@ def test_unknown_method_lists_the_registered_ones():
         P.register_method(P.SSLMethod)
 
 
+def test_a_method_whose_options_are_not_declared_is_refused_by_name():
+    "A plug-in written before methods declared their options: its preset's keys are refused, naming the way out."
+    import toy_method
+
+    class OldRotNet(toy_method.RotNet):
+        name, options = 'old_rotnet', None
+
+        def preset(self, *args):
+            return super().preset(*args) | dict(method_options={'rotations': 4})
+
+    P.register_method(OldRotNet())
+    try:
+        with pytest.raises(ValueError, match=r"old_rotnet.preset returned 'method_options', .*declare them as SSLMethod.options"):
+            P.make_config(method='old_rotnet', img_size=32)
+    finally:
+        P.METHODS.pop('old_rotnet')
+
+    class BadOptions(toy_method.RotNet):
+        name, options = 'bad_options', dict(rotations=4)
+
+    with pytest.raises(TypeError, match=r"bad_options.options must be a dataclass or None"):
+        P.register_method(BadOptions())
+    assert 'bad_options' not in P.METHODS
+
+
 def test_a_toy_method_in_its_own_file_pretrains(tmp_path):
     import toy_method   # registers 'rotnet'
     data_list = example_data_list(tmp_path/'data', n=24, size=32)
