@@ -26,10 +26,10 @@ from .benchmarks import MEDMNIST_2D
 __all__ = ['PAPER_SUBSETS', 'SUBSET_IMAGES', 'DINOV2_BATCH_PER_GPU', 'TABLE1_BASELINES', 'SETTINGS_MAY_CHANGE',
            'PREEMPTION_SIGNAL', 'dinov2_recipe', 'dinov2_large_recipe', 'mae_recipe', 'probe_recipe', 'Run',
            'paper_matrix', 'train_flops_per_image', 'gpu_hours', 'write_configs', 'load_matrix', 'matrix_dir', 'expand',
-           'probed', 'run_state', 'stage_changes', 'run_changes', 'changed_message', 'refuse_changed', 'run_commands',
-           'curate_steps', 'curate_command', 'plan', 'corpus_plan', 'build_corpora', 'launch', 'slurm_scripts',
-           'collect', 'configs_match', 'matrix_patches', 'random_baseline_name', 'small_matrix', 'cpu_twin_matrix',
-           'analyse', 'experiments_parser', 'experiments_command', 'main']
+           'probed', 'run_state', 'stage_changes', 'run_changes', 'changed_message', 'corpus_changes', 'refuse_changed',
+           'run_commands', 'curate_steps', 'curate_command', 'plan', 'corpus_plan', 'build_corpora', 'launch',
+           'slurm_scripts', 'collect', 'configs_match', 'matrix_patches', 'random_baseline_name', 'small_matrix',
+           'cpu_twin_matrix', 'analyse', 'experiments_parser', 'experiments_command', 'main']
 
 # %% ../nbs/07_experiments.ipynb #8d8708a5
 PAPER_SUBSETS = {  # data list per pretraining set (built by the curation stage from the user's raw data)
@@ -411,17 +411,22 @@ def changed_message(name: str, folder, changes: list[str]) -> str:
     )
 
 # %% ../nbs/07_experiments.ipynb #00aa71a6
+def corpus_changes(name: str, cfg: Path, runs_dir) -> list[str] | None:
+    """None while corpus `name` is not built (no data list yet), else its changed settings ([] when it was built
+    with those of `cfg`, its `*.curate.yaml`)."""
+    built = Path(runs_dir) / 'data' / name
+    if not (built / 'data_list.parquet').exists():
+        return None
+    return stage_changes(built / '01_curate.ipynb', yaml.safe_load(cfg.read_text()), 'curate', runs_dir)
+
+
 def refuse_changed(matrix_path, runs, runs_dir, action: str):
     """Refuse `action` (collecting results, writing batch scripts) while a corpus or run of the matrix has
     finished work made with other settings: each one named, with its changed keys and the folder to move."""
     messages = []
     for name, cfg in curate_steps(matrix_path).items():
-        built = Path(runs_dir) / 'data' / name
-        if not (built / 'data_list.parquet').exists():  # not built (or failed): the launcher builds it anew
-            continue
-        settings = yaml.safe_load(cfg.read_text())
-        if changes := stage_changes(built / '01_curate.ipynb', settings, 'curate', runs_dir):
-            messages.append(changed_message(f'data/{name}', built, changes))
+        if changes := corpus_changes(name, cfg, runs_dir):  # an unbuilt (or failed) corpus is built anew
+            messages.append(changed_message(f'data/{name}', Path(runs_dir) / 'data' / name, changes))
     for run in runs:
         changes, folder = run_changes(run, runs_dir)
         if changes:
@@ -531,13 +536,9 @@ def corpus_plan(matrix: str = 'paper', runs_dir=None) -> pd.DataFrame:
     rd = Path(runs_dir) if runs_dir else runs_root() / mp.name
     rows = []
     for name, cfg in curate_steps(mp).items():
-        built = rd / 'data' / name
-        state = 'not built'
-        if (built / 'data_list.parquet').exists():
-            settings = yaml.safe_load(cfg.read_text())
-            changed = stage_changes(built / '01_curate.ipynb', settings, 'curate', rd)
-            state = 'settings changed' if changed else 'built'
-        rows.append(dict(corpus=f'data/{name}', state=state, folder=str(built)))
+        changes = corpus_changes(name, cfg, rd)
+        state = 'not built' if changes is None else 'settings changed' if changes else 'built'
+        rows.append(dict(corpus=f'data/{name}', state=state, folder=str(rd / 'data' / name)))
     return pd.DataFrame(rows, columns=['corpus', 'state', 'folder'])
 
 # %% ../nbs/07_experiments.ipynb #0a3e03b9
@@ -580,12 +581,12 @@ def build_corpora(matrix_path, runs_dir, papermill_bin: str, dry_run: bool = Fal
     runs_dir = Path(runs_dir)
     for name, cfg in curate_steps(matrix_path).items():
         built = runs_dir / 'data' / name
-        if (built / 'data_list.parquet').exists():
-            settings = yaml.safe_load(cfg.read_text())
-            if changes := stage_changes(built / '01_curate.ipynb', settings, 'curate', runs_dir):
-                if not dry_run:
-                    raise ValueError(changed_message(f'data/{name}', built, changes))
-                log(f"[data/{name}] {changed_message(f'data/{name}', built, changes)}")
+        changes = corpus_changes(name, cfg, runs_dir)
+        if changes and not dry_run:
+            raise ValueError(changed_message(f'data/{name}', built, changes))
+        if changes:
+            log(f"[data/{name}] {changed_message(f'data/{name}', built, changes)}")
+        if changes is not None:  # built: never rebuilt over
             continue
         argv = [papermill_bin] + curate_command(name, cfg, runs_dir)[1:]
         log(f"[data/{name}] {'would run' if dry_run else 'running'}: {shlex.join(argv)}")
