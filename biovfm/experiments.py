@@ -419,7 +419,7 @@ def corpus_changes(name: str, cfg: Path, runs_dir) -> list[str] | None:
         return None
     return stage_changes(built / '01_curate.ipynb', yaml.safe_load(cfg.read_text()), 'curate', runs_dir)
 
-
+# %% ../nbs/07_experiments.ipynb #243577c2
 def refuse_changed(matrix_path, runs, runs_dir, action: str):
     """Refuse `action` (collecting results, writing batch scripts) while a corpus or run of the matrix has
     finished work made with other settings: each one named, with its changed keys and the folder to move."""

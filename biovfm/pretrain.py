@@ -42,15 +42,16 @@ register_timm_models()  # timm builds the authors' ViT-H/14 by name wherever pre
 
 # %% auto #0
 __all__ = ['METHODS', 'BUILTIN_METHODS', 'ARCHS', 'EPOCH', 'CKPT', 'LOCK', 'RUN_FILES', 'PREEMPTED_EXIT', 'Config', 'SSLMethod',
-           'register_method', 'get_method', 'vit_dims', 'vit_forward_flops', 'option_classes', 'option_names',
-           'config_record', 'config_from_record', 'preset_steps', 'preset_values', 'check_optimisation', 'make_config',
-           'cosine', 'schedules', 'make_vit', 'build_model', 'backbone_of', 'param_count', 'embedding_std',
-           'no_weight_decay', 'param_groups', 'make_optimizer', 'apply_schedules', 'rng_state', 'set_rng_state',
-           'load_checkpoint', 'data_fingerprint', 'check_resumable', 'forward_loss', 'make_data', 'run_lock',
-           'prepare_run_folder', 'wrap_model', 'ema_update', 'run_name', 'full_state', 'load_optimizer_state',
-           'save_run', 'clip_gradients', 'train', 'Training', 'build_training', 'optimisation_step', 'apply_or_skip',
-           'log_row', 'checkpoint_all', 'Preempted', 'StopRequest', 'build_monitor', 'recent_log_rows',
-           'exported_backbone_now', 'evaluate_now', 'cli_args', 'main', 'run', 'load_pretraining_model']
+           'register_method', 'method_class', 'get_method', 'vit_dims', 'vit_forward_flops', 'option_classes',
+           'option_names', 'config_record', 'config_from_record', 'preset_steps', 'preset_values', 'check_optimisation',
+           'make_config', 'cosine', 'schedules', 'make_vit', 'build_model', 'backbone_of', 'param_count',
+           'embedding_std', 'no_weight_decay', 'param_groups', 'make_optimizer', 'apply_schedules', 'rng_state',
+           'set_rng_state', 'load_checkpoint', 'data_fingerprint', 'check_resumable', 'forward_loss', 'make_data',
+           'run_lock', 'prepare_run_folder', 'wrap_model', 'ema_update', 'run_name', 'full_state',
+           'load_optimizer_state', 'save_run', 'clip_gradients', 'train', 'Training', 'build_training',
+           'optimisation_step', 'apply_or_skip', 'log_row', 'checkpoint_all', 'Preempted', 'StopRequest',
+           'build_monitor', 'recent_log_rows', 'exported_backbone_now', 'evaluate_now', 'cli_args', 'main', 'run',
+           'load_pretraining_model']
 
 # %% ../nbs/03_pretrain.ipynb #86a09211
 @dataclass
@@ -190,19 +191,21 @@ def register_method(method: SSLMethod) -> SSLMethod:
     return method
 
 # %% ../nbs/03_pretrain.ipynb #0a0be75e
+def method_class(name: str) -> type:
+    "The class of a built-in method's name or of a `module:Class` spec, imported from its module."
+    import importlib
+
+    module_name, class_name = BUILTIN_METHODS.get(name, name).split(':', 1)
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"method={name!r}: cannot load {class_name} from {module_name} ({error})") from error
+
+# %% ../nbs/03_pretrain.ipynb #a9c6d19f
 def get_method(name: str) -> SSLMethod:
     "The method registered as `name`, or built from a `module:Class` spec (torchrun workers import it)."
     if name not in METHODS and (name in BUILTIN_METHODS or ':' in name):
-        import importlib
-
-        module_name, class_name = BUILTIN_METHODS.get(name, name).split(':', 1)
-        try:
-            method_class = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError) as error:
-            raise ValueError(
-                f"method={name!r}: cannot load {class_name} from {module_name} ({error})"
-            ) from error
-        method = register_method(method_class())
+        method = register_method(method_class(name)())
         METHODS[name] = method  # the spec finds it too, in this process and in every worker that imports it
     if name not in METHODS:
         raise ValueError(
@@ -236,12 +239,7 @@ def vit_forward_flops(dims: dict, n_tokens: int) -> float:
 def option_classes() -> dict:
     """The options dataclass of each built-in method, from its module (a lesson may register a notebook-made
     twin): their fields are flat parameters and keys of every record; their comments are the CLI's help."""
-    import importlib
-
-    classes = {}
-    for name, spec in BUILTIN_METHODS.items():
-        module_name, class_name = spec.split(':', 1)
-        classes[name] = getattr(importlib.import_module(module_name), class_name).options
+    classes = {name: method_class(name).options for name in BUILTIN_METHODS}
     return {name: options for name, options in classes.items() if options is not None}
 
 # %% ../nbs/03_pretrain.ipynb #2d3bd560
@@ -411,11 +409,14 @@ def make_config(**kw) -> Config:
     method = get_method(cfg.method)
     cfg.options = method.options(**own) if method.options is not None else None
     shared_names = _shared_names()
-    own_names = {field.name for field in fields(method.options)} if method.options is not None else set()
+    own_names = option_names(method)
     for k, v in preset_values(
         cfg.method, cfg.arch, cfg.img_size, cfg.batch_size, cfg.max_steps, cfg.preset
     ).items():
-        if k not in {*shared_names, *own_names}:  # e.g. a plug-in written before methods declared their options
+        if k not in {
+            *shared_names,
+            *own_names,
+        }:  # e.g. a plug-in written before methods declared their options
             raise ValueError(
                 f"{cfg.method}.preset returned {k!r}, neither a shared setting nor one of its options "
                 f"({sorted(own_names) or 'none: declare them as SSLMethod.options, a dataclass'})"
